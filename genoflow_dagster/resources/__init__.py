@@ -1,0 +1,1 @@
+"""Dagster resources: storage, reference data, AI providers, notifier, compute."""

@@ -1,0 +1,125 @@
+"""The one place that maps (zone, sample, file) to a storage key.
+
+Every asset, sensor and the CLI build keys here, so the layout in DESIGN.md
+(`landing/`, `raw/`, `quarantine/`, `processed/`, `reports/`) lives in one file.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+LANDING = "landing"
+RAW = "raw"
+QUARANTINE = "quarantine"
+PROCESSED = "processed"
+REPORTS = "reports"
+REFERENCE = "reference"
+
+MAX_NAME_LENGTH = 200
+MAX_SAMPLE_ID_LENGTH = 64
+
+_SAMPLE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_UNSAFE_CHARS_RE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class UnsafeKeyError(ValueError):
+    """An object key or name that cannot be mapped safely (traversal, control characters...)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _has_control_chars(text: str) -> bool:
+    return any(unicodedata.category(ch) == "Cc" for ch in text)
+
+
+def validate_sample_id(sample_id: str) -> str:
+    """Return `sample_id` when it is safe as a partition key and a path segment; raise otherwise.
+
+    Dagster does not validate partition keys (`|` and `,` are accepted), so the
+    pipeline only admits a conservative alphabet.
+    """
+    if not sample_id or len(sample_id) > MAX_SAMPLE_ID_LENGTH:
+        raise UnsafeKeyError("SAMPLE_ID_LENGTH", f"sample id must be 1-{MAX_SAMPLE_ID_LENGTH} characters")
+    if not _SAMPLE_ID_RE.match(sample_id) or sample_id in (".", ".."):
+        raise UnsafeKeyError(
+            "SAMPLE_ID_CHARACTERS",
+            f"sample id {sample_id!r} may only contain letters, digits, '.', '_' and '-'",
+        )
+    return sample_id
+
+
+def safe_name(name: str) -> str:
+    """A filename safe for every storage backend: no directories, no control or shell characters."""
+    if _has_control_chars(name):
+        raise UnsafeKeyError("KEY_CONTROL_CHARACTERS", "file name contains control characters")
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = unicodedata.normalize("NFKC", base)
+    cleaned = _UNSAFE_CHARS_RE.sub("_", base).strip("._")
+    if not cleaned:
+        raise UnsafeKeyError("KEY_EMPTY_NAME", f"file name {name!r} has no usable characters")
+    if len(cleaned) > MAX_NAME_LENGTH:
+        stem, dot, ext = cleaned.rpartition(".")
+        keep = MAX_NAME_LENGTH - len(ext) - 1 if dot and len(ext) < 16 else MAX_NAME_LENGTH
+        cleaned = (stem[:keep] + "." + ext) if dot and len(ext) < 16 else cleaned[:keep]
+    return cleaned
+
+
+def parse_landing_key(key: str) -> tuple[str, str]:
+    """Split `landing/<sample_id>/<file>` into (sample_id, file name); raise UnsafeKeyError if unsafe.
+
+    Nested folders below the sample are refused rather than flattened, so two
+    different uploads can never collide on one name.
+    """
+    if _has_control_chars(key):
+        raise UnsafeKeyError("KEY_CONTROL_CHARACTERS", "object key contains control characters")
+    if key.startswith("/") or "\\" in key:
+        raise UnsafeKeyError("KEY_ABSOLUTE_PATH", "object key is absolute or uses backslashes")
+    parts = key.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise UnsafeKeyError("KEY_PATH_TRAVERSAL", "object key has empty, '.' or '..' segments")
+    if len(parts) != 3 or parts[0] != LANDING:
+        raise UnsafeKeyError(
+            "KEY_LAYOUT", "expected landing/<sample_id>/<file>; nested folders are not accepted"
+        )
+    if len(key) > 1024:
+        raise UnsafeKeyError("KEY_TOO_LONG", "object key is longer than 1024 characters")
+    sample_id = validate_sample_id(parts[1])
+    if len(parts[2]) > MAX_NAME_LENGTH:
+        raise UnsafeKeyError("KEY_TOO_LONG", f"file name is longer than {MAX_NAME_LENGTH} characters")
+    return sample_id, parts[2]
+
+
+def landing_prefix(sample_id: str | None = None) -> str:
+    return f"{LANDING}/" if sample_id is None else f"{LANDING}/{validate_sample_id(sample_id)}/"
+
+
+def landing_key(sample_id: str, name: str) -> str:
+    return f"{landing_prefix(sample_id)}{safe_name(name)}"
+
+
+def raw_key(sample_id: str, sha256: str, name: str) -> str:
+    return f"{RAW}/{validate_sample_id(sample_id)}/{sha256}/{safe_name(name)}"
+
+
+def quarantine_prefix(sample_id: str, sha256: str) -> str:
+    return f"{QUARANTINE}/{validate_sample_id(sample_id)}/{sha256}/"
+
+
+def processed_key(sample_id: str, stage: str, name: str) -> str:
+    """`processed/<sample>/<stage>/<name>`: one folder per asset, so a stage owns its files."""
+    return f"{PROCESSED}/{validate_sample_id(sample_id)}/{stage}/{safe_name(name)}"
+
+
+def report_key(sample_id: str, name: str) -> str:
+    return f"{REPORTS}/{validate_sample_id(sample_id)}/{safe_name(name)}"
+
+
+def cohort_key(name: str) -> str:
+    return f"{REPORTS}/cohort/{safe_name(name)}"
+
+
+def cohort_table_key(name: str) -> str:
+    return f"{PROCESSED}/cohort/{safe_name(name)}"
