@@ -123,3 +123,8 @@ def cohort_key(name: str) -> str:
 
 def cohort_table_key(name: str) -> str:
     return f"{PROCESSED}/cohort/{safe_name(name)}"
+
+
+def reference_key(name: str) -> str:
+    """`reference/<name>`: manifests of the reference data assets."""
+    return f"{REFERENCE}/{safe_name(name)}"

@@ -1,0 +1,84 @@
+"""Small helpers the assets share: JSON/parquet artifacts in storage and local scratch copies.
+
+Large files never pass through an IO manager: assets write artifacts to the
+keys `zones` gives them and hand downstream assets nothing but those keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from genoflow_dagster import settings
+from genoflow_dagster.resources.storage import ObjectInfo, Storage
+
+COPY_CHUNK = 8 * 1024 * 1024
+
+
+def write_json(storage: Storage, key: str, payload: Any) -> ObjectInfo:
+    data = json.dumps(payload, indent=2, sort_keys=True, default=str).encode()
+    return storage.put_bytes(data, key)
+
+
+def read_json(storage: Storage, key: str) -> Any:
+    return json.loads(storage.get_bytes(key))
+
+
+def write_parquet(storage: Storage, key: str, frame: pd.DataFrame) -> ObjectInfo:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return storage.put_bytes(buffer.getvalue(), key)
+
+
+def read_parquet(storage: Storage, key: str) -> pd.DataFrame:
+    return pd.read_parquet(io.BytesIO(storage.get_bytes(key)))
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A private temporary folder under the work dir, removed afterwards whatever happens."""
+    path = Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=settings.work_dir()))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def download_hashing(storage: Storage, key: str, dest: Path) -> tuple[str, int]:
+    """Stream an object to `dest`, returning (sha256 hex, size) computed on the way."""
+    digest = hashlib.sha256()
+    size = 0
+    with storage.open_read(key) as src, open(dest, "wb") as out:
+        while chunk := src.read(COPY_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            out.write(chunk)
+    return digest.hexdigest(), size
+
+
+def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A Markdown table for Dagster metadata (rendered in the UI)."""
+    if not rows:
+        return "_none_"
+    head = "| " + " | ".join(columns) + " |\n| " + " | ".join("---" for _ in columns) + " |\n"
+    body = "".join(
+        "| " + " | ".join(_cell(row.get(col)) for col in columns) + " |\n" for row in rows
+    )
+    return head + body
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|").replace("\n", " ")

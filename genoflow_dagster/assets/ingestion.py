@@ -1,0 +1,256 @@
+"""Ingestion: landed uploads become immutable raw copies, then validated inputs.
+
+`raw_files` copies every object under `landing/<sample>/` into the
+content-addressed raw zone; `validated_files` runs the format validators and
+quarantines what fails, with its reason, so nothing is ever lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import dagster as dg
+
+from genoflow_dagster import settings, zones
+from genoflow_dagster.assets.artifacts import (
+    download_hashing,
+    markdown_table,
+    read_json,
+    scratch_dir,
+    write_json,
+)
+from genoflow_dagster.formats.detect import detect_format
+from genoflow_dagster.formats.validate import validate_fastq_pair, validate_file
+from genoflow_dagster.partitions import samples_partitions
+from genoflow_dagster.resources.storage import Storage
+from genoflow_dagster.samples import ANALYSABLE_FORMATS, group_reads
+
+INGESTION = "ingestion"
+
+CHECK_USABLE = "validated_files_usable"
+CHECK_ALL_VALID = "validated_files_all_valid"
+
+
+def inventory_key(sample_id: str) -> str:
+    return zones.processed_key(sample_id, "raw_files", "inventory.json")
+
+
+def validation_key(sample_id: str) -> str:
+    return zones.processed_key(sample_id, "validated_files", "validation.json")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+@dg.asset(
+    group_name=INGESTION,
+    partitions_def=samples_partitions,
+    kinds={"s3", "python"},
+    description="Inventory of the sample's landed files, each copied into raw/ by SHA-256.",
+)
+def raw_files(context: dg.AssetExecutionContext, storage: Storage) -> dg.MaterializeResult:
+    sample_id = zones.validate_sample_id(context.partition_key)
+    records: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    for info in storage.list(zones.landing_prefix(sample_id)):
+        try:
+            zones.parse_landing_key(info.key)
+        except zones.UnsafeKeyError as exc:
+            skipped.append({"key": info.key, "reason": exc.reason})
+            context.log.warning(f"skipping unsafe landing key {info.key!r}: {exc}")
+            continue
+        name = info.key.rsplit("/", 1)[-1]
+        safe = zones.safe_name(name)
+        with scratch_dir("raw") as tmp:
+            local = tmp / safe
+            sha256, size = download_hashing(storage, info.key, local)
+            detection = detect_format(local, name=name)
+            key = zones.raw_key(sample_id, sha256, safe)
+            if not storage.exists(key):
+                storage.put_file(local, key)
+        records.append(
+            {
+                "landing_key": info.key,
+                "etag": info.etag,
+                "name": name,
+                "safe_name": safe,
+                "size_bytes": size,
+                "sha256": sha256,
+                "raw_key": key,
+                "format": detection.format,
+                "compression": detection.compression,
+                "detection_reason": detection.reason,
+                "received_at": _now(),
+                "run_id": context.run_id,
+            }
+        )
+        context.log.info(f"{name}: {size:,} bytes, {detection.format or 'unknown'} → {key}")
+    if not records:
+        raise dg.Failure(
+            description=f"no files under {zones.landing_prefix(sample_id)}",
+            metadata={"skipped_keys": skipped},
+        )
+    inventory = {"sample_id": sample_id, "files": records, "skipped_keys": skipped}
+    obj = write_json(storage, inventory_key(sample_id), inventory)
+    return dg.MaterializeResult(
+        metadata={
+            "files": len(records),
+            "total_bytes": sum(r["size_bytes"] for r in records),
+            "inventory_uri": dg.MetadataValue.path(storage.uri(obj.key)),
+            "skipped_keys": len(skipped),
+            "inventory": dg.MetadataValue.md(
+                markdown_table(records, ["name", "format", "compression", "size_bytes", "sha256"])
+            ),
+        },
+        data_version=dg.DataVersion(_fingerprint(records)),
+    )
+
+
+def _fingerprint(records: list[dict[str, Any]]) -> str:
+    return ",".join(sorted(r["sha256"] for r in records))[:2000]
+
+
+def quarantine(storage: Storage, sample_id: str, record: dict[str, Any], result: dict[str, Any],
+               run_id: str) -> str:
+    """Copy a rejected file into quarantine/<sample>/<sha256>/ beside its reason.json."""
+    prefix = zones.quarantine_prefix(sample_id, record["sha256"])
+    target = prefix + record["safe_name"]
+    if not storage.exists(target):
+        storage.copy(record["raw_key"], target)
+    reason = {
+        "error_code": result["error_code"],
+        "reason": result["reason"],
+        "message": result["message"],
+        "line": result["line"],
+        "sha256": record["sha256"],
+        "size_bytes": record["size_bytes"],
+        "original_key": record["landing_key"],
+        "raw_key": record["raw_key"],
+        "quarantined_at": _now(),
+        "run_id": run_id,
+    }
+    write_json(storage, prefix + "reason.json", reason)
+    return target
+
+
+@dg.asset(
+    group_name=INGESTION,
+    partitions_def=samples_partitions,
+    deps=[raw_files],
+    kinds={"python"},
+    description="Every raw file validated against its format; invalid files quarantined with reason.json.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            CHECK_USABLE,
+            asset="validated_files",
+            blocking=True,
+            description="At least one analysable input (reads, alignments or a call set) is valid, "
+            "and every read pair is complete and consistent.",
+        ),
+        dg.AssetCheckSpec(
+            CHECK_ALL_VALID,
+            asset="validated_files",
+            description="Every uploaded file is valid (a quarantined extra file warns, it does not block).",
+        ),
+    ],
+)
+def validated_files(context: dg.AssetExecutionContext, storage: Storage):
+    sample_id = zones.validate_sample_id(context.partition_key)
+    inventory = read_json(storage, inventory_key(sample_id))
+    max_bytes = settings.max_file_bytes()
+    results: list[dict[str, Any]] = []
+    for record in inventory["files"]:
+        with storage.local_path(record["raw_key"]) as path:
+            result = validate_file(path, name=record["name"], max_bytes=max_bytes)
+        row = result.to_json()
+        row["path"] = record["name"]
+        row["raw_key"] = record["raw_key"]
+        if not result.valid:
+            row["quarantine_key"] = quarantine(storage, sample_id, record, row, context.run_id)
+            context.log.warning(
+                f"{record['name']}: {row['error_code']}/{row['reason']} at line {row['line']}: "
+                f"{row['message']} → quarantined"
+            )
+        else:
+            context.log.info(f"{record['name']}: valid {row['format']}, {row['records']:,} records")
+        results.append(row)
+    pairs, orphans, pair_problems = _check_pairs(storage, results)
+
+    valid = [r for r in results if r["valid"]]
+    analysable = [r for r in valid if r["format"] in ANALYSABLE_FORMATS]
+    payload = {
+        "sample_id": sample_id,
+        "files": results,
+        "read_groups": pairs,
+        "orphan_mates": orphans,
+        "pair_problems": pair_problems,
+        "validated_at": _now(),
+    }
+    obj = write_json(storage, validation_key(sample_id), payload)
+    invalid = [r for r in results if not r["valid"]]
+    table = markdown_table(results, ["path", "format", "valid", "error_code", "reason", "line", "records"])
+    yield dg.MaterializeResult(
+        metadata={
+            "files": len(results),
+            "valid": len(valid),
+            "quarantined": len(invalid),
+            "validation_uri": dg.MetadataValue.path(storage.uri(obj.key)),
+            "results": dg.MetadataValue.md(table),
+        }
+    )
+    usable_problems = []
+    if not analysable:
+        usable_problems.append("no valid reads, alignments or call set")
+    usable_problems += [p["message"] for p in pair_problems]
+    usable_problems += [f"{name}: mate file missing" for name in orphans]
+    yield dg.AssetCheckResult(
+        check_name=CHECK_USABLE,
+        passed=not usable_problems,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "analysable_files": len(analysable),
+            "read_groups": len(pairs),
+            "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in usable_problems) or "none"),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name=CHECK_ALL_VALID,
+        passed=not invalid,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "quarantined": len(invalid),
+            "quarantine": dg.MetadataValue.md(
+                markdown_table(invalid, ["path", "error_code", "reason", "line", "message", "quarantine_key"])
+            ),
+        },
+    )
+
+
+def _check_pairs(
+    storage: Storage, results: list[dict[str, Any]]
+) -> tuple[list[dict[str, str | None]], list[str], list[dict[str, Any]]]:
+    """Group valid FASTQs into read pairs and check each pair's mates agree record by record."""
+    by_name = {r["path"]: r for r in results if r["valid"] and r["format"] == "fastq"}
+    groups, orphans = group_reads(list(by_name))
+    problems: list[dict[str, Any]] = []
+    pairs: list[dict[str, str | None]] = []
+    for group in groups:
+        pairs.append({"r1": group.r1, "r2": group.r2})
+        if group.r2 is None:
+            continue
+        with storage.local_path(by_name[group.r1]["raw_key"]) as p1, \
+                storage.local_path(by_name[group.r2]["raw_key"]) as p2:
+            mismatch = validate_fastq_pair(p1, p2)
+        if mismatch is not None:
+            problems.append(
+                {
+                    "r1": group.r1,
+                    "r2": group.r2,
+                    "reason": mismatch.reason,
+                    "line": mismatch.line,
+                    "message": f"{group.r1} / {group.r2}: {mismatch.message}",
+                }
+            )
+    return pairs, orphans, problems

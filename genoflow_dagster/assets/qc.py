@@ -1,0 +1,186 @@
+"""QC: metrics for every valid input file, graded against the sample's QC profile.
+
+Metrics are stored per file content (`metrics/<sha256>.json`), so re-grading a
+sample under another profile reads them back instead of recomputing them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from genoflow_dagster import settings, zones
+from genoflow_dagster.assets.artifacts import markdown_table, read_json, write_json, write_parquet
+from genoflow_dagster.assets.ingestion import validated_files, validation_key
+from genoflow_dagster.partitions import samples_partitions
+from genoflow_dagster.qc import compute_metrics
+from genoflow_dagster.qc.profiles import grade, load_profile
+from genoflow_dagster.resources.reference import ReferenceData
+from genoflow_dagster.resources.storage import Storage
+
+QC = "qc"
+CHECK_WITHIN_PROFILE = "qc_metrics_within_profile"
+# Bump when metric definitions change, so cached per-file metrics are recomputed.
+METRICS_VERSION = "1"
+
+_STATUS_RANK = {"pass": 0, "warn": 1, "fail": 2}
+
+
+class QCConfig(dg.Config):
+    profile: str | None = None  # `standard`, `strict` or a path to a custom YAML profile
+
+
+def metrics_key(sample_id: str, sha256: str) -> str:
+    return zones.processed_key(sample_id, "qc_metrics", f"metrics-v{METRICS_VERSION}-{sha256}.json")
+
+
+def summary_key(sample_id: str) -> str:
+    return zones.processed_key(sample_id, "qc_metrics", "qc.json")
+
+
+def verdict_table_key(sample_id: str) -> str:
+    return zones.processed_key(sample_id, "qc_metrics", "verdict.parquet")
+
+
+def worst(statuses: list[str]) -> str:
+    return max(statuses, key=lambda s: _STATUS_RANK.get(s, 0), default="pass")
+
+
+@dg.asset(
+    group_name=QC,
+    partitions_def=samples_partitions,
+    deps=[validated_files],
+    kinds={"python"},
+    description="FastQC/samtools/bcftools-equivalent metrics per valid file, graded by the QC profile.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            CHECK_WITHIN_PROFILE,
+            asset="qc_metrics",
+            blocking=True,
+            description="No QC module fails the sample's profile (warnings are shown, they do not block).",
+        )
+    ],
+)
+def qc_metrics(
+    context: dg.AssetExecutionContext,
+    config: QCConfig,
+    storage: Storage,
+    reference: ReferenceData,
+):
+    sample_id = zones.validate_sample_id(context.partition_key)
+    validation = read_json(storage, validation_key(sample_id))
+    profile = load_profile(config.profile or settings.default_qc_profile())
+    ref_fasta = _optional_str(reference.fasta_path)
+    known_sites = reference.known_sites()
+
+    files: list[dict[str, Any]] = []
+    verdict_rows: list[dict[str, Any]] = []
+    reused = 0
+    for row in validation["files"]:
+        if not row["valid"]:
+            continue
+        key = metrics_key(sample_id, row["sha256"])
+        if storage.exists(key):
+            metrics = read_json(storage, key)
+            reused += 1
+        else:
+            with storage.local_path(row["raw_key"]) as path:
+                context.log.info(f"computing {row['format']} metrics for {row['path']}")
+                metrics = compute_metrics(
+                    path,
+                    row["format"],
+                    reference_fasta=ref_fasta,
+                    known_sites=str(known_sites) if known_sites else None,
+                )
+            write_json(storage, key, metrics)
+        verdict = grade(metrics, profile)
+        files.append(
+            {"name": row["path"], "format": row["format"], "sha256": row["sha256"],
+             "metrics_key": key, "verdict": verdict}
+        )
+        for module in verdict["modules"]:
+            verdict_rows.append(
+                {
+                    "sample_id": sample_id,
+                    "file": row["path"],
+                    "format": row["format"],
+                    "module": module["name"],
+                    "status": module["status"],
+                    "value": _as_float(module.get("value")),
+                    "warn": _as_float(module.get("warn")),
+                    "fail": _as_float(module.get("fail")),
+                    "message": module.get("message") or "",
+                    "profile": verdict["profile"],
+                    "profile_version": str(verdict["profile_version"]),
+                }
+            )
+
+    status = worst([f["verdict"]["status"] for f in files])
+    failing = [r for r in verdict_rows if r["status"] == "fail"]
+    warning = [r for r in verdict_rows if r["status"] == "warn"]
+    summary = {
+        "sample_id": sample_id,
+        "status": status,
+        "profile": profile.name,
+        "profile_version": profile.version,
+        "files": files,
+        "failing": failing,
+        "warnings": warning,
+        "run_id": context.run_id,
+    }
+    obj = write_json(storage, summary_key(sample_id), summary)
+    write_parquet(storage, verdict_table_key(sample_id), _verdict_frame(verdict_rows))
+    context.log.info(f"QC {status} under profile {profile.name} v{profile.version} ({reused} file(s) reused)")
+
+    yield dg.MaterializeResult(
+        metadata={
+            "status": status,
+            "profile": f"{profile.name} v{profile.version}",
+            "files_graded": len(files),
+            "metrics_reused": reused,
+            "qc_uri": dg.MetadataValue.path(storage.uri(obj.key)),
+            **_key_numbers(files),
+            "modules": dg.MetadataValue.md(
+                markdown_table(verdict_rows, ["file", "module", "status", "value", "warn", "fail"])
+            ),
+        }
+    )
+    yield dg.AssetCheckResult(
+        check_name=CHECK_WITHIN_PROFILE,
+        passed=status != "fail",
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "status": status,
+            "profile": f"{profile.name} v{profile.version}",
+            "failing_modules": dg.MetadataValue.md(
+                markdown_table(failing, ["file", "module", "value", "fail", "message"])
+            ),
+            "warning_modules": len(warning),
+        },
+    )
+
+
+def _key_numbers(files: list[dict[str, Any]]) -> dict[str, Any]:
+    """A few headline numbers for the UI's metadata plots (tracked over time per partition)."""
+    numbers: dict[str, Any] = {}
+    return numbers
+
+
+def _verdict_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    columns = ["sample_id", "file", "format", "module", "status", "value", "warn", "fail", "message",
+               "profile", "profile_version"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _as_float(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    return None
+
+
+def _optional_str(value: str | None) -> str | None:
+    return value or None

@@ -1,0 +1,272 @@
+"""Variants: reads aligned to the reference, variants called, then annotated into a table.
+
+Each asset writes its artifacts under `processed/<sample>/<asset>/` plus a
+`manifest.json` naming them; the next asset reads the manifest, never a pickle.
+A sample with nothing to align (a VCF upload) passes through with `source: none`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import pysam
+
+from genoflow_dagster import settings, zones
+from genoflow_dagster.assets.artifacts import markdown_table, read_json, scratch_dir, write_json, write_parquet
+from genoflow_dagster.assets.ingestion import validation_key
+from genoflow_dagster.assets.qc import qc_metrics
+from genoflow_dagster.assets.reference import gene_annotation, indexed_reference, known_sites, reference_genome
+from genoflow_dagster.partitions import samples_partitions
+from genoflow_dagster.qc.alignment import alignment_metrics
+from genoflow_dagster.qc.profiles import grade, load_profile
+from genoflow_dagster.qc.variants import vcf_metrics
+from genoflow_dagster.resources.reference import ReferenceData
+from genoflow_dagster.resources.storage import Storage
+from genoflow_dagster.samples import ALIGNMENT_FORMATS, VARIANT_FORMATS
+from genoflow_dagster.variants.align import align_reads
+from genoflow_dagster.variants.annotate import annotate_variants, summarise_variants
+from genoflow_dagster.variants.call import call_variants, normalise_vcf
+
+VARIANTS = "variants"
+CHECK_CALLSET = "variant_results_within_profile"
+
+
+def manifest_key(sample_id: str, stage: str) -> str:
+    return zones.processed_key(sample_id, stage, "manifest.json")
+
+
+def variants_table_key(sample_id: str) -> str:
+    return zones.processed_key(sample_id, "variant_results", "variants.parquet")
+
+
+def variants_summary_key(sample_id: str) -> str:
+    return zones.processed_key(sample_id, "variant_results", "summary.json")
+
+
+def _valid_files(storage: Storage, sample_id: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    validation = read_json(storage, validation_key(sample_id))
+    return validation, {r["path"]: r for r in validation["files"] if r["valid"]}
+
+
+def _put_with_index(storage: Storage, local: Path, key: str) -> dict[str, str | None]:
+    """Upload a BAM/VCF and whichever index sits beside it (.bai/.csi/.tbi)."""
+    storage.put_file(local, key)
+    for suffix in (".bai", ".csi", ".tbi", ".crai"):
+        index = Path(str(local) + suffix)
+        if index.is_file():
+            storage.put_file(index, key + suffix)
+            return {"key": key, "index_key": key + suffix}
+    return {"key": key, "index_key": None}
+
+
+@dg.asset(
+    group_name=VARIANTS,
+    partitions_def=samples_partitions,
+    deps=[qc_metrics, reference_genome],
+    kinds={"python", "bam"},
+    pool="compute",
+    description="Reads aligned with minimap2 (mappy, short-read preset): coordinate-sorted, indexed BAM. "
+    "An uploaded BAM/SAM/CRAM is sorted and indexed and passes through.",
+)
+def aligned_reads(context: dg.AssetExecutionContext, storage: Storage,
+                  reference: ReferenceData) -> dg.MaterializeResult:
+    sample_id = zones.validate_sample_id(context.partition_key)
+    validation, valid = _valid_files(storage, sample_id)
+    groups = validation.get("read_groups", [])
+    uploaded = [r for r in valid.values() if r["format"] in ALIGNMENT_FORMATS]
+    bam_key = zones.processed_key(sample_id, "aligned_reads", f"{sample_id}.bam")
+    manifest: dict[str, Any] = {"sample_id": sample_id, "source": "none", "bam_key": None, "index_key": None}
+    metadata: dict[str, Any] = {}
+
+    if groups or uploaded:
+        ref = indexed_reference(reference.fasta())
+        with scratch_dir("align") as tmp:
+            out = tmp / f"{sample_id}.bam"
+            if groups:
+                manifest.update(_align_groups(context, storage, groups, valid, ref, out, tmp, sample_id))
+            else:
+                manifest.update(_pass_through(context, storage, uploaded[0], ref, out))
+            stored = _put_with_index(storage, out, bam_key)
+            manifest.update(bam_key=stored["key"], index_key=stored["index_key"], reference_sha256=ref.sha256)
+            metrics = alignment_metrics(out, reference_fasta=str(ref.fasta))
+        manifest["metrics"] = metrics
+        metadata = {
+            "bam_uri": dg.MetadataValue.path(storage.uri(bam_key)),
+            "total": metrics.get("total"),
+            "mapped_percent": metrics.get("mapped_percent"),
+            "properly_paired_percent": metrics.get("properly_paired_percent"),
+            "mean_depth": metrics.get("mean_depth"),
+            "mean_mapq": metrics.get("mean_mapq"),
+        }
+    else:
+        context.log.info("no reads or alignments among the valid files; nothing to align")
+    write_json(storage, manifest_key(sample_id, "aligned_reads"), manifest)
+    return dg.MaterializeResult(metadata={"source": manifest["source"], **_clean(metadata)})
+
+
+def _align_groups(context, storage, groups, valid, ref, out: Path, tmp: Path, sample_id: str) -> dict[str, Any]:
+    parts: list[Path] = []
+    stats: list[dict[str, Any]] = []
+    for number, group in enumerate(groups):
+        part = out if len(groups) == 1 else tmp / f"part{number}.bam"
+        with contextlib.ExitStack() as stack:
+            r1 = stack.enter_context(storage.local_path(valid[group["r1"]]["raw_key"]))
+            r2 = stack.enter_context(storage.local_path(valid[group["r2"]]["raw_key"])) if group["r2"] else None
+            context.log.info(f"aligning {group['r1']}" + (f" + {group['r2']}" if group["r2"] else " (single-end)"))
+            stats.append(align_reads(ref.mmi, r1, r2, part, sample_id=sample_id, reference_fasta=ref.fasta,
+                                     threads=2, log=context.log.info))
+        parts.append(part)
+    if len(parts) > 1:
+        pysam.merge("-f", "-o", str(out), *[str(p) for p in parts], catch_stdout=False)
+        pysam.index(str(out))
+    return {"source": "aligned", "read_groups": groups, "aligner": stats}
+
+
+def _pass_through(context, storage, upload: dict[str, Any], ref, out: Path) -> dict[str, Any]:
+    context.log.info(f"passing through uploaded {upload['format']} {upload['path']} (sort + index)")
+    with storage.local_path(upload["raw_key"]) as path:
+        pysam.sort("-o", str(out), "-O", "bam", "--reference", str(ref.fasta), str(path), catch_stdout=False)
+    pysam.index(str(out))
+    return {"source": f"uploaded {upload['format']}", "uploaded": upload["path"]}
+
+
+@dg.asset(
+    group_name=VARIANTS,
+    partitions_def=samples_partitions,
+    deps=[aligned_reads],
+    kinds={"python", "vcf"},
+    pool="compute",
+    description="Variant calls: bcftools mpileup + call on the aligned reads (or the uploaded VCF), "
+    "normalised, bgzipped and indexed.",
+)
+def variant_calls(context: dg.AssetExecutionContext, storage: Storage,
+                  reference: ReferenceData) -> dg.MaterializeResult:
+    sample_id = zones.validate_sample_id(context.partition_key)
+    aligned = read_json(storage, manifest_key(sample_id, "aligned_reads"))
+    _, valid = _valid_files(storage, sample_id)
+    vcfs = [r for r in valid.values() if r["format"] in VARIANT_FORMATS]
+    vcf_key = zones.processed_key(sample_id, "variant_calls", f"{sample_id}.vcf.gz")
+    manifest: dict[str, Any] = {"sample_id": sample_id, "source": "none", "vcf_key": None, "index_key": None}
+    stats: dict[str, Any] = {}
+    started = time.monotonic()
+    with scratch_dir("call") as tmp:
+        out = tmp / f"{sample_id}.vcf.gz"
+        if aligned.get("bam_key"):
+            ref = indexed_reference(reference.fasta())
+            with storage.local_path(aligned["bam_key"]) as bam:
+                context.log.info("calling variants with bcftools mpileup | call")
+                stats = call_variants(ref.fasta, bam, out, sample_id=sample_id)
+            manifest["source"] = "called"
+        elif vcfs:
+            upload = vcfs[0]
+            ref_fasta = _reference_if_present(reference)
+            with storage.local_path(upload["raw_key"]) as path:
+                context.log.info(f"normalising uploaded VCF {upload['path']}")
+                stats = normalise_vcf(path, out, reference_fasta=ref_fasta)
+            manifest.update(source="uploaded vcf", uploaded=upload["path"])
+        if out.is_file():
+            stored = _put_with_index(storage, out, vcf_key)
+            manifest.update(vcf_key=stored["key"], index_key=stored["index_key"], stats=stats)
+    write_json(storage, manifest_key(sample_id, "variant_calls"), manifest)
+    return dg.MaterializeResult(
+        metadata=_clean(
+            {
+                "source": manifest["source"],
+                "records": stats.get("records"),
+                "vcf_uri": dg.MetadataValue.path(storage.uri(vcf_key)) if manifest["vcf_key"] else None,
+                "seconds": round(time.monotonic() - started, 2),
+            }
+        )
+    )
+
+
+def _reference_if_present(reference: ReferenceData) -> str | None:
+    try:
+        return str(indexed_reference(reference.fasta()).fasta)
+    except FileNotFoundError:
+        return None
+
+
+class VariantResultsConfig(dg.Config):
+    profile: str | None = None  # the QC profile whose call-set ranges grade this sample
+
+
+@dg.asset(
+    group_name=VARIANTS,
+    partitions_def=samples_partitions,
+    deps=[variant_calls, gene_annotation, known_sites],
+    kinds={"parquet"},
+    description="Annotated variant table (gene, known/novel, genotype, depth, quality) and its summary.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            CHECK_CALLSET,
+            asset="variant_results",
+            description="Ts/Tv, het/hom ratio and call rate lie within the profile's expected ranges.",
+        )
+    ],
+)
+def variant_results(context: dg.AssetExecutionContext, config: VariantResultsConfig, storage: Storage,
+                    reference: ReferenceData):
+    sample_id = zones.validate_sample_id(context.partition_key)
+    calls = read_json(storage, manifest_key(sample_id, "variant_calls"))
+    annotation = reference.annotation()
+    known = reference.known_sites()
+    if calls.get("vcf_key"):
+        with storage.local_path(calls["vcf_key"]) as vcf:
+            frame = annotate_variants(vcf, annotation_path=annotation, known_sites=known, sample_id=sample_id)
+            metrics = vcf_metrics(vcf, known_sites=str(known) if known else None)
+    else:
+        frame = _empty_variants()
+        metrics = {}
+    summary = summarise_variants(frame)
+    summary["source"] = calls.get("source")
+    table = write_parquet(storage, variants_table_key(sample_id), frame)
+    write_json(storage, variants_summary_key(sample_id), {"summary": summary, "vcf_metrics": metrics})
+    context.log.info(f"{len(frame)} variants, {summary.get('genes_hit', 0)} gene(s) hit")
+
+    yield dg.MaterializeResult(
+        metadata=_clean(
+            {
+                "variants": len(frame),
+                "ts_tv": summary.get("ts_tv"),
+                "het_hom_ratio": summary.get("het_hom_ratio"),
+                "known": summary.get("known"),
+                "novel": summary.get("novel"),
+                "table_uri": dg.MetadataValue.path(storage.uri(table.key)),
+                "preview": dg.MetadataValue.md(
+                    markdown_table(frame.head(20).to_dict("records"),
+                                   ["chrom", "pos", "ref", "alt", "variant_type", "genotype", "gene", "known"])
+                ),
+            }
+        )
+    )
+    if metrics:
+        verdict = grade({**metrics, "format": "vcf"}, load_profile(config.profile or settings.default_qc_profile()))
+        bad = [m for m in verdict["modules"] if m["status"] != "pass"]
+        passed = not bad
+        detail = markdown_table(bad, ["name", "status", "value", "warn", "fail", "message"])
+    else:
+        passed, detail = True, "no call set for this sample"
+    yield dg.AssetCheckResult(
+        check_name=CHECK_CALLSET,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"outside_range": dg.MetadataValue.md(detail)},
+    )
+
+
+def _empty_variants() -> pd.DataFrame:
+    return pd.DataFrame(
+        columns=["sample_id", "chrom", "pos", "ref", "alt", "variant_type", "qual", "filter", "genotype",
+                 "zygosity", "depth", "gene", "known", "variant_id"]
+    )
+
+
+def _clean(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Dagster metadata cannot hold None; drop what a stage did not measure."""
+    return {k: v for k, v in metadata.items() if v is not None}

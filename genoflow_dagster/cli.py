@@ -1,0 +1,162 @@
+"""The `genoflow` command: validate, qc, upload, demo.
+
+Machine-readable output (`--json`) is a public contract (DESIGN.md): one JSON
+object per line on stdout, logs and human text on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from genoflow_dagster import __version__
+from genoflow_dagster.errors import ErrorCode
+from genoflow_dagster.formats import FORMATS
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+def _format_arg(value: str) -> str:
+    value = value.lower()
+    if value == "gff3":
+        value = "gff"
+    if value not in FORMATS:
+        raise argparse.ArgumentTypeError(f"unknown format {value!r}; choose from {', '.join(FORMATS)}")
+    return value
+
+
+def _emit(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj, default=str) + "\n")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from genoflow_dagster import settings
+    from genoflow_dagster.formats.validate import validate_file
+
+    exit_code = EXIT_OK
+    for raw in args.paths:
+        result = validate_file(Path(raw), args.format, max_bytes=args.max_bytes or settings.max_file_bytes())
+        result.path = raw
+        if result.error_code == ErrorCode.STORAGE_ERROR:
+            exit_code = EXIT_USAGE
+        elif not result.valid and exit_code == EXIT_OK:
+            exit_code = EXIT_INVALID
+        if args.json:
+            _emit(result.to_json())
+        elif result.valid:
+            print(f"{raw}: valid {result.format} ({result.records:,} records, {result.size_bytes:,} bytes)")
+        else:
+            where = f" at line {result.line}" if result.line else ""
+            print(f"{raw}: INVALID {result.error_code}/{result.reason}{where}: {result.message}")
+    return exit_code
+
+
+def cmd_qc(args: argparse.Namespace) -> int:
+    from genoflow_dagster.formats.validate import validate_file
+    from genoflow_dagster.qc import compute_metrics
+    from genoflow_dagster.qc.profiles import grade, load_profile
+
+    result = validate_file(Path(args.path), args.format)
+    if not result.valid:
+        payload = {"path": args.path, **{k: v for k, v in result.to_json().items() if k != "path"}}
+        if args.json:
+            _emit(payload)
+        else:
+            print(f"{args.path}: INVALID {result.error_code}/{result.reason}: {result.message}", file=sys.stderr)
+        return EXIT_USAGE if result.error_code == ErrorCode.STORAGE_ERROR else EXIT_INVALID
+    metrics = compute_metrics(
+        Path(args.path), result.format, reference_fasta=args.reference, known_sites=args.known_sites
+    )
+    verdict = grade({**metrics, "format": result.format}, load_profile(args.profile))
+    metrics = {"path": args.path, **metrics, "modules": verdict["modules"], "qc_status": verdict["status"],
+               "profile": verdict["profile"], "profile_version": verdict["profile_version"]}
+    if args.json:
+        _emit(metrics)
+    else:
+        print(f"{args.path}: {result.format}, QC {verdict['status']} under {verdict['profile']}")
+        for key, value in metrics.items():
+            if isinstance(value, int | float | str) and key not in ("path",):
+                print(f"  {key:28s} {value}")
+        for module in verdict["modules"]:
+            print(f"  [{module['status']:4s}] {module['name']}: {module.get('message') or ''}")
+    return EXIT_OK
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    from genoflow_dagster import zones
+    from genoflow_dagster.definitions import storage_from_env
+
+    try:
+        zones.validate_sample_id(args.sample)
+    except zones.UnsafeKeyError as exc:
+        print(f"genoflow upload: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    storage = storage_from_env()
+    for raw in args.paths:
+        path = Path(raw)
+        if not path.is_file():
+            print(f"genoflow upload: {raw}: not a file", file=sys.stderr)
+            return EXIT_USAGE
+        key = zones.landing_key(args.sample, path.name)
+        info = storage.put_file(path, key)
+        print(f"{raw} → {storage.uri(key)} ({info.size:,} bytes)")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from genoflow_dagster.demo.run import run_demo
+
+    return run_demo(fresh=args.fresh)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genoflow", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"genoflow {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    validate = sub.add_parser("validate", help="validate files (exit 0 all valid, 1 any invalid, 2 usage/I/O)")
+    validate.add_argument("paths", nargs="+", metavar="PATH")
+    validate.add_argument("--format", type=_format_arg, default=None)
+    validate.add_argument("--json", action="store_true", help="one JSON object per line, in argument order")
+    validate.add_argument("--max-bytes", type=int, default=None, help="size limit (default 5 GB)")
+    validate.set_defaults(func=cmd_validate)
+
+    qc = sub.add_parser("qc", help="QC metrics for one file (exit 1 if it is invalid)")
+    qc.add_argument("path", metavar="PATH")
+    qc.add_argument("--format", type=_format_arg, default=None)
+    qc.add_argument("--json", action="store_true")
+    qc.add_argument("--profile", default="standard", help="standard, strict, or a YAML profile path")
+    qc.add_argument("--reference", default=None, help="reference FASTA (depth/breadth for BAM, CRAM decoding)")
+    qc.add_argument("--known-sites", default=None, help="known-sites VCF (known/novel split)")
+    qc.set_defaults(func=cmd_qc)
+
+    upload = sub.add_parser("upload", help="put files into the landing zone")
+    upload.add_argument("paths", nargs="+", metavar="PATH")
+    upload.add_argument("--sample", required=True)
+    upload.set_defaults(func=cmd_upload)
+
+    demo = sub.add_parser("demo", help="generate demo data and run the whole pipeline on the embedded instance")
+    demo.add_argument("--fresh", action="store_true", help="start from an empty data dir and instance")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

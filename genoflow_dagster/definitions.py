@@ -1,0 +1,79 @@
+"""The code location: every asset, check, job, schedule, sensor and resource GenoFlow has.
+
+Resources are chosen from the environment (see `settings`): local storage and the
+offline AI provider unless told otherwise. Building this object reads no files
+and opens no connections.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from genoflow_dagster import settings
+from genoflow_dagster.assets import cohort, ingestion, qc, reference, reports, variants
+from genoflow_dagster.jobs import (
+    cohort_job,
+    daily_cohort_schedule,
+    reference_data_job,
+    sample_pipeline_job,
+    weekly_reference_data_schedule,
+)
+from genoflow_dagster.resources.ai import AIProvider
+from genoflow_dagster.resources.notifier import WebhookNotifier
+from genoflow_dagster.resources.reference import ReferenceData
+from genoflow_dagster.resources.storage import LocalStorage, S3Storage, Storage
+from genoflow_dagster.sensors.landing import landing_zone_upload_sensor
+from genoflow_dagster.sensors.notifications import (
+    failed_check_notification_sensor,
+    run_failure_notification_sensor,
+)
+
+
+def storage_from_env() -> Storage:
+    if settings.storage_kind() == "s3":
+        return S3Storage(
+            **settings.s3_settings(),
+            aws_access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=dg.EnvVar("AWS_SECRET_ACCESS_KEY"),
+        )
+    return LocalStorage(base_dir=str(settings.data_dir()))
+
+
+def ai_from_env() -> AIProvider:
+    ai = settings.ai_settings()
+    api_key = {"openai": dg.EnvVar("OPENAI_API_KEY"), "anthropic": dg.EnvVar("ANTHROPIC_API_KEY")}.get(
+        ai["provider"] or "offline"
+    )
+    return AIProvider(
+        provider=ai["provider"] or "offline",
+        model=ai["model"],
+        base_url=ai["base_url"],
+        api_key=api_key,
+        cache_dir=str(settings.data_dir() / ".cache" / "ai"),
+    )
+
+
+def build_resources() -> dict[str, dg.ConfigurableResource]:
+    return {
+        "storage": storage_from_env(),
+        "reference": ReferenceData(**settings.reference_paths()),
+        "ai": ai_from_env(),
+        "notifier": WebhookNotifier(webhook_urls=settings.webhook_urls()),
+    }
+
+
+def build_definitions() -> dg.Definitions:
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules([reference, ingestion, qc, variants, reports, cohort]),
+        jobs=[sample_pipeline_job, cohort_job, reference_data_job],
+        schedules=[daily_cohort_schedule, weekly_reference_data_schedule],
+        sensors=[
+            landing_zone_upload_sensor,
+            run_failure_notification_sensor,
+            failed_check_notification_sensor,
+        ],
+        resources=build_resources(),
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,39 @@
+"""The `reference` resource: where the reference genome, annotation and known sites live.
+
+Reference files are local paths (a lab keeps them on a shared volume); the
+`reference_*` assets fingerprint them so a new reference version marks the
+per-sample assets that used the old one as stale.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+
+class ReferenceData(dg.ConfigurableResource):
+    fasta_path: str
+    annotation_path: str | None = None
+    known_sites_path: str | None = None
+
+    def fasta(self) -> Path:
+        path = Path(self.fasta_path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"reference FASTA not found at {path}; set GENOFLOW_REFERENCE_FASTA or run `genoflow demo`"
+            )
+        return path
+
+    def annotation(self) -> Path | None:
+        return _optional(self.annotation_path)
+
+    def known_sites(self) -> Path | None:
+        return _optional(self.known_sites_path)
+
+
+def _optional(path: str | None) -> Path | None:
+    if not path:
+        return None
+    candidate = Path(path)
+    return candidate if candidate.is_file() else None

@@ -1,0 +1,81 @@
+"""Environment logic, in one place: every GENOFLOW_* variable is read here and only here.
+
+Plain functions, evaluated when called (never at import), so tests and the CLI
+can change the environment before building definitions.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_MAX_FILE_BYTES = 5 * 1024**3
+
+
+def data_dir() -> Path:
+    """Root of the local storage zones (landing/, raw/, processed/...)."""
+    return Path(os.environ.get("GENOFLOW_DATA_DIR", "./data")).resolve()
+
+
+def work_dir() -> Path:
+    """Scratch space for heavy steps that need local files (alignment, calling)."""
+    path = Path(os.environ.get("GENOFLOW_WORK_DIR", str(data_dir() / ".work"))).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def storage_kind() -> str:
+    kind = os.environ.get("GENOFLOW_STORAGE", "local").strip().lower()
+    if kind not in ("local", "s3"):
+        raise ValueError(f"GENOFLOW_STORAGE must be 'local' or 's3', not {kind!r}")
+    return kind
+
+
+def s3_settings() -> dict[str, str | None]:
+    return {
+        "bucket": os.environ.get("GENOFLOW_S3_BUCKET", "genoflow"),
+        "prefix": os.environ.get("GENOFLOW_S3_PREFIX", ""),
+        "endpoint_url": os.environ.get("GENOFLOW_S3_ENDPOINT_URL") or None,
+        "region_name": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
+    }
+
+
+def reference_paths() -> dict[str, str | None]:
+    """Reference FASTA, annotation (GTF/GFF3) and known-sites VCF: explicit env, else the data dir."""
+    ref_dir = data_dir() / "reference"
+    return {
+        "fasta_path": os.environ.get("GENOFLOW_REFERENCE_FASTA", str(ref_dir / "genome.fa")),
+        "annotation_path": os.environ.get("GENOFLOW_ANNOTATION", str(ref_dir / "annotation.gtf")),
+        "known_sites_path": os.environ.get("GENOFLOW_KNOWN_SITES", str(ref_dir / "known_sites.vcf.gz")),
+    }
+
+
+def ai_settings() -> dict[str, str | None]:
+    return {
+        "provider": os.environ.get("GENOFLOW_AI_PROVIDER", "offline").strip().lower(),
+        "model": os.environ.get("GENOFLOW_AI_MODEL") or None,
+        "base_url": os.environ.get("GENOFLOW_AI_BASE_URL") or None,
+    }
+
+
+def webhook_urls() -> list[str]:
+    raw = os.environ.get("GENOFLOW_WEBHOOK_URLS", "")
+    return [url.strip() for url in raw.split(",") if url.strip()]
+
+
+def default_qc_profile() -> str:
+    return os.environ.get("GENOFLOW_QC_PROFILE", "standard")
+
+
+def max_file_bytes() -> int:
+    return int(os.environ.get("GENOFLOW_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES))
+
+
+def landing_settle_seconds() -> float:
+    return float(os.environ.get("GENOFLOW_LANDING_SETTLE_SECONDS", "60"))
+
+
+def reference_cache_dir() -> Path:
+    """Where reference indexes (.fai, minimap2 .mmi) are built, one folder per FASTA checksum."""
+    path = Path(os.environ.get("GENOFLOW_REFERENCE_CACHE", str(data_dir() / ".cache" / "reference")))
+    return path.resolve()
