@@ -1,0 +1,76 @@
+"""The code location loads, and its public names are what run history and sensors depend on."""
+
+import dagster as dg
+
+from genoflow_dagster.definitions import defs
+from genoflow_dagster.jobs import SAMPLE_PIPELINE_JOB
+
+# A rename of any of these is a visible diff here: it breaks run history.
+EXPECTED_ASSET_KEYS = [
+    "aligned_reads",
+    "cohort_qc_summary",
+    "gene_annotation",
+    "known_sites",
+    "qc_metrics",
+    "raw_files",
+    "reference_genome",
+    "sample_report",
+    "validated_files",
+    "variant_calls",
+    "variant_catalog",
+    "variant_results",
+]
+
+EXPECTED_CHECKS = {
+    ("validated_files", "validated_files_usable"),
+    ("validated_files", "validated_files_all_valid"),
+    ("qc_metrics", "qc_metrics_within_profile"),
+    ("variant_results", "variant_results_within_profile"),
+    ("cohort_qc_summary", "cohort_qc_summary_matches_schema"),
+}
+
+PER_SAMPLE = ["raw_files", "validated_files", "qc_metrics", "aligned_reads", "variant_calls",
+              "variant_results", "sample_report"]
+
+
+def test_definitions_validate():
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_asset_keys_snapshot():
+    graph = defs.resolve_asset_graph()
+    keys = sorted(key.to_user_string() for key in graph.get_all_asset_keys())
+    assert keys == EXPECTED_ASSET_KEYS
+
+
+def test_checks_exist_and_gates_block():
+    graph = defs.resolve_asset_graph()
+    found = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
+    assert EXPECTED_CHECKS <= found
+    specs = {spec.name: spec for node in graph.asset_nodes for spec in node.check_specs}
+    assert specs["validated_files_usable"].blocking
+    assert specs["qc_metrics_within_profile"].blocking
+    assert not specs["validated_files_all_valid"].blocking
+
+
+def test_sample_pipeline_job_holds_every_per_sample_asset_and_its_gates():
+    job = defs.resolve_job_def(SAMPLE_PIPELINE_JOB)
+    selected = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+    assert selected == set(PER_SAMPLE)
+    checks = {key.name for key in job.asset_layer.selected_asset_check_keys}
+    assert {"validated_files_usable", "qc_metrics_within_profile"} <= checks
+    assert job.partitions_def is not None and job.partitions_def.name == "samples"
+
+
+def test_graph_order_puts_the_qc_gate_before_alignment():
+    graph = defs.resolve_asset_graph()
+    parents = {k.to_user_string() for k in graph.get(dg.AssetKey("aligned_reads")).parent_keys}
+    assert "qc_metrics" in parents
+
+
+def test_sensors_schedules_and_resources_are_registered():
+    assert {s.name for s in defs.sensors} >= {
+        "landing_zone_upload_sensor", "run_failure_notification_sensor", "failed_check_notification_sensor"
+    }
+    assert {s.name for s in defs.schedules} >= {"daily_cohort_schedule"}
+    assert set(defs.resources) >= {"storage", "reference", "ai", "notifier"}
