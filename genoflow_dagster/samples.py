@@ -11,8 +11,10 @@ VARIANT_FORMATS = frozenset({"vcf"})
 ANALYSABLE_FORMATS = READ_FORMATS | ALIGNMENT_FORMATS | VARIANT_FORMATS
 
 # Illumina and common variants: sample_S1_L001_R1_001.fastq.gz, x_R2.fq, x_1.fastq, x.2.fq.gz
-_MATE_RE = re.compile(r"^(?P<stem>.*?)(?P<sep>[._-])(?P<tag>R?)(?P<mate>[12])(?P<rest>(?:_\d{3})?\.(?:fastq|fq)(?:\.b?gz)?)$",
-                      re.IGNORECASE)
+_MATE_RE = re.compile(
+    r"^(?P<stem>.*?)(?P<sep>[._-])(?P<tag>R?)(?P<mate>[12])(?P<rest>(?:_\d{3})?\.(?:fastq|fq)(?:\.b?gz)?)$",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)

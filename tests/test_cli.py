@@ -60,7 +60,7 @@ def test_qc_json_has_the_fastq_fields(fastqs):
     proc = genoflow("qc", str(good), "--json")
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads(proc.stdout)
-    assert FASTQ_QC_FIELDS <= set(metrics)
+    assert set(metrics) >= FASTQ_QC_FIELDS
     assert metrics["total_reads"] == 2 and metrics["total_bases"] == 16
     assert metrics["min_length"] == 6 and metrics["max_length"] == 10
     assert genoflow("qc", str(bad), "--json").returncode == 1

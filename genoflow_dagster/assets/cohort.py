@@ -10,15 +10,15 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+from genoflow_dagster.reports.render import render_cohort_report
 
 from genoflow_dagster import zones
-from genoflow_dagster.cohort_quality import COHORT_SUMMARY_SCHEMA, run_cohort_expectations, schema_failures
 from genoflow_dagster.assets.artifacts import markdown_table, read_parquet, write_parquet
 from genoflow_dagster.assets.qc import qc_metrics, verdict_table_key
 from genoflow_dagster.assets.reports import gather_sample
 from genoflow_dagster.assets.variants import variant_results, variants_table_key
+from genoflow_dagster.cohort_quality import COHORT_SUMMARY_SCHEMA, run_cohort_expectations, schema_failures
 from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
-from genoflow_dagster.reports.render import render_cohort_report
 from genoflow_dagster.resources.storage import Storage
 
 COHORT = "cohort"

@@ -11,6 +11,8 @@ import datetime as dt
 from typing import Any
 
 import dagster as dg
+from genoflow_dagster.formats.detect import detect_format
+from genoflow_dagster.formats.validate import validate_fastq_pair, validate_file
 
 from genoflow_dagster import settings, zones
 from genoflow_dagster.assets.artifacts import (
@@ -20,8 +22,6 @@ from genoflow_dagster.assets.artifacts import (
     scratch_dir,
     write_json,
 )
-from genoflow_dagster.formats.detect import detect_format
-from genoflow_dagster.formats.validate import validate_fastq_pair, validate_file
 from genoflow_dagster.partitions import samples_partitions
 from genoflow_dagster.resources.storage import Storage
 from genoflow_dagster.samples import ANALYSABLE_FORMATS, group_reads

@@ -10,13 +10,13 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+from genoflow_dagster.qc.profiles import grade, load_profile
 
 from genoflow_dagster import settings, zones
 from genoflow_dagster.assets.artifacts import markdown_table, read_json, write_json, write_parquet
 from genoflow_dagster.assets.ingestion import validated_files, validation_key
 from genoflow_dagster.partitions import samples_partitions
 from genoflow_dagster.qc import compute_metrics
-from genoflow_dagster.qc.profiles import grade, load_profile
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import Storage
 
@@ -78,6 +78,7 @@ def qc_metrics(
     files: list[dict[str, Any]] = []
     verdict_rows: list[dict[str, Any]] = []
     reused = 0
+    headline: list[tuple[str, dict[str, Any]]] = []
     for row in validation["files"]:
         if not row["valid"]:
             continue
@@ -100,6 +101,7 @@ def qc_metrics(
             {"name": row["path"], "format": row["format"], "sha256": row["sha256"],
              "metrics_key": key, "verdict": verdict}
         )
+        headline.append((row["format"], metrics))
         for module in verdict["modules"]:
             verdict_rows.append(
                 {
@@ -141,7 +143,7 @@ def qc_metrics(
             "files_graded": len(files),
             "metrics_reused": reused,
             "qc_uri": dg.MetadataValue.path(storage.uri(obj.key)),
-            **_key_numbers(files),
+            **key_numbers(headline),
             "modules": dg.MetadataValue.md(
                 markdown_table(verdict_rows, ["file", "module", "status", "value", "warn", "fail"])
             ),
@@ -162,9 +164,32 @@ def qc_metrics(
     )
 
 
-def _key_numbers(files: list[dict[str, Any]]) -> dict[str, Any]:
-    """A few headline numbers for the UI's metadata plots (tracked over time per partition)."""
-    numbers: dict[str, Any] = {}
+HEADLINE_FIELDS = {
+    "fastq": ("total_reads", "total_bases", "q30_percent", "gc_percent", "mean_quality", "duplication_percent"),
+    "bam": ("total", "mapped_percent", "properly_paired_percent", "mean_depth"),
+    "cram": ("total", "mapped_percent", "properly_paired_percent", "mean_depth"),
+    "sam": ("total", "mapped_percent", "properly_paired_percent", "mean_depth"),
+    "vcf": ("records", "snps", "indels", "ts_tv"),
+}
+
+
+def key_numbers(headline: list[tuple[str, dict[str, Any]]]) -> dict[str, float]:
+    """Headline numbers as float metadata, which the UI plots over a partition's materializations.
+
+    Counts are summed over a sample's files of one format; percentages are
+    taken from the first file (R1), enough to spot a drift at a glance.
+    """
+    numbers: dict[str, float] = {}
+    for fmt, metrics in headline:
+        for field in HEADLINE_FIELDS.get(fmt, ()):
+            value = metrics.get(field)
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            name = f"{fmt}_{field}"
+            if name in numbers and field in ("total_reads", "total_bases", "total", "records", "snps", "indels"):
+                numbers[name] += float(value)
+            else:
+                numbers.setdefault(name, float(value))
     return numbers
 
 

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+from genoflow_dagster.variants.align import build_reference_index, ensure_faidx
 
 from genoflow_dagster import settings, zones
 from genoflow_dagster.assets.artifacts import write_json
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import Storage
-from genoflow_dagster.variants.align import build_reference_index, ensure_faidx
 
 REFERENCE = "reference"
 

@@ -8,6 +8,8 @@ from importlib import metadata as importlib_metadata
 from typing import Any
 
 import dagster as dg
+from genoflow_dagster.reports.render import render_sample_report
+from genoflow_dagster.resources.ai import AIProvider
 
 from genoflow_dagster import __version__, zones
 from genoflow_dagster.assets.artifacts import read_json, read_parquet
@@ -20,8 +22,6 @@ from genoflow_dagster.assets.variants import (
     variants_table_key,
 )
 from genoflow_dagster.partitions import samples_partitions
-from genoflow_dagster.reports.render import render_sample_report
-from genoflow_dagster.resources.ai import AIProvider
 from genoflow_dagster.resources.storage import Storage
 
 REPORTS = "reports"

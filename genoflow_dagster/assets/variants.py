@@ -15,22 +15,33 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 import pysam
-
-from genoflow_dagster import settings, zones
-from genoflow_dagster.assets.artifacts import markdown_table, read_json, scratch_dir, write_json, write_parquet
-from genoflow_dagster.assets.ingestion import validation_key
-from genoflow_dagster.assets.qc import qc_metrics
-from genoflow_dagster.assets.reference import gene_annotation, indexed_reference, known_sites, reference_genome
-from genoflow_dagster.partitions import samples_partitions
 from genoflow_dagster.qc.alignment import alignment_metrics
 from genoflow_dagster.qc.profiles import grade, load_profile
 from genoflow_dagster.qc.variants import vcf_metrics
-from genoflow_dagster.resources.reference import ReferenceData
-from genoflow_dagster.resources.storage import Storage
-from genoflow_dagster.samples import ALIGNMENT_FORMATS, VARIANT_FORMATS
 from genoflow_dagster.variants.align import align_reads
 from genoflow_dagster.variants.annotate import annotate_variants, summarise_variants
 from genoflow_dagster.variants.call import call_variants, normalise_vcf
+
+from genoflow_dagster import settings, zones
+from genoflow_dagster.assets.artifacts import (
+    markdown_table,
+    read_json,
+    scratch_dir,
+    write_json,
+    write_parquet,
+)
+from genoflow_dagster.assets.ingestion import validation_key
+from genoflow_dagster.assets.qc import qc_metrics
+from genoflow_dagster.assets.reference import (
+    gene_annotation,
+    indexed_reference,
+    known_sites,
+    reference_genome,
+)
+from genoflow_dagster.partitions import samples_partitions
+from genoflow_dagster.resources.reference import ReferenceData
+from genoflow_dagster.resources.storage import Storage
+from genoflow_dagster.samples import ALIGNMENT_FORMATS, VARIANT_FORMATS
 
 VARIANTS = "variants"
 CHECK_CALLSET = "variant_results_within_profile"
