@@ -126,7 +126,7 @@ def write_results(rows, size_mb: float, fastq_mb: int) -> None:
         "|---|---|---|---|---|---|---|---|",
     ]
     for label, tool, ours, ref, our_rss, ref_rss in rows:
-        lines.append(f"| {label} | {tool} | {ours:.2f} | {ref:.2f} | {ref / ours:.2f}× | {size_mb / ours:.0f} | "
+        lines.append(f"| {label} | {tool} | {ours:.2f} | {ref:.2f} | {ref / ours:.2f}x | {size_mb / ours:.0f} | "
                      f"{our_rss / 1024:.0f} | {ref_rss / 1024:.0f} |")
     block = "\n".join(lines) + "\n"
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
