@@ -1,0 +1,1 @@
+"""Demo data for `genoflow demo` and the tests: a tiny genome and three samples."""
