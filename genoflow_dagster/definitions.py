@@ -19,6 +19,7 @@ from genoflow_dagster.jobs import (
     weekly_reference_data_schedule,
 )
 from genoflow_dagster.resources.ai import AIProvider
+from genoflow_dagster.resources.compute import Compute
 from genoflow_dagster.resources.notifier import WebhookNotifier
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import LocalStorage, S3Storage, Storage
@@ -59,6 +60,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         "reference": ReferenceData(**settings.reference_paths()),
         "ai": ai_from_env(),
         "notifier": WebhookNotifier(webhook_urls=settings.webhook_urls()),
+        "compute": Compute(mode=settings.compute_mode()),
     }
 
 

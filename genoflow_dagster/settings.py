@@ -79,3 +79,8 @@ def reference_cache_dir() -> Path:
     """Where reference indexes (.fai, minimap2 .mmi) are built, one folder per FASTA checksum."""
     path = Path(os.environ.get("GENOFLOW_REFERENCE_CACHE", str(data_dir() / ".cache" / "reference")))
     return path.resolve()
+
+
+def compute_mode() -> str:
+    """`in_process` (default) or `subprocess` (Dagster Pipes) for alignment and calling."""
+    return os.environ.get("GENOFLOW_COMPUTE", "in_process").strip().lower()

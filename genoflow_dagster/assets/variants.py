@@ -18,9 +18,8 @@ import pysam
 from genoflow_dagster.qc.alignment import alignment_metrics
 from genoflow_dagster.qc.profiles import grade, load_profile
 from genoflow_dagster.qc.variants import vcf_metrics
-from genoflow_dagster.variants.align import align_reads
 from genoflow_dagster.variants.annotate import annotate_variants, summarise_variants
-from genoflow_dagster.variants.call import call_variants, normalise_vcf
+from genoflow_dagster.variants.call import normalise_vcf
 
 from genoflow_dagster import settings, zones
 from genoflow_dagster.assets.artifacts import (
@@ -39,6 +38,7 @@ from genoflow_dagster.assets.reference import (
     reference_genome,
 )
 from genoflow_dagster.partitions import samples_partitions
+from genoflow_dagster.resources.compute import Compute
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import Storage
 from genoflow_dagster.samples import ALIGNMENT_FORMATS, VARIANT_FORMATS
@@ -85,7 +85,7 @@ def _put_with_index(storage: Storage, local: Path, key: str) -> dict[str, str | 
     "An uploaded BAM/SAM/CRAM is sorted and indexed and passes through.",
 )
 def aligned_reads(context: dg.AssetExecutionContext, storage: Storage,
-                  reference: ReferenceData) -> dg.MaterializeResult:
+                  reference: ReferenceData, compute: Compute) -> dg.MaterializeResult:
     sample_id = zones.validate_sample_id(context.partition_key)
     validation, valid = _valid_files(storage, sample_id)
     groups = validation.get("read_groups", [])
@@ -99,7 +99,7 @@ def aligned_reads(context: dg.AssetExecutionContext, storage: Storage,
         with scratch_dir("align") as tmp:
             out = tmp / f"{sample_id}.bam"
             if groups:
-                manifest.update(_align_groups(context, storage, groups, valid, ref, out, tmp, sample_id))
+                manifest.update(_align_groups(context, storage, compute, groups, valid, ref, out, tmp, sample_id))
             else:
                 manifest.update(_pass_through(context, storage, uploaded[0], ref, out))
             stored = _put_with_index(storage, out, bam_key)
@@ -120,7 +120,8 @@ def aligned_reads(context: dg.AssetExecutionContext, storage: Storage,
     return dg.MaterializeResult(metadata={"source": manifest["source"], **_clean(metadata)})
 
 
-def _align_groups(context, storage, groups, valid, ref, out: Path, tmp: Path, sample_id: str) -> dict[str, Any]:
+def _align_groups(context, storage, compute: Compute, groups, valid, ref, out: Path, tmp: Path,
+                  sample_id: str) -> dict[str, Any]:
     parts: list[Path] = []
     stats: list[dict[str, Any]] = []
     for number, group in enumerate(groups):
@@ -129,8 +130,8 @@ def _align_groups(context, storage, groups, valid, ref, out: Path, tmp: Path, sa
             r1 = stack.enter_context(storage.local_path(valid[group["r1"]]["raw_key"]))
             r2 = stack.enter_context(storage.local_path(valid[group["r2"]]["raw_key"])) if group["r2"] else None
             context.log.info(f"aligning {group['r1']}" + (f" + {group['r2']}" if group["r2"] else " (single-end)"))
-            stats.append(align_reads(ref.mmi, r1, r2, part, sample_id=sample_id, reference_fasta=ref.fasta,
-                                     threads=2, log=context.log.info))
+            stats.append(compute.run(context, "align_reads", reference=ref.mmi, r1=r1, r2=r2, out_bam=part,
+                                     sample_id=sample_id, reference_fasta=ref.fasta, threads=2))
         parts.append(part)
     if len(parts) > 1:
         pysam.merge("-f", "-o", str(out), *[str(p) for p in parts], catch_stdout=False)
@@ -156,7 +157,7 @@ def _pass_through(context, storage, upload: dict[str, Any], ref, out: Path) -> d
     "normalised, bgzipped and indexed.",
 )
 def variant_calls(context: dg.AssetExecutionContext, storage: Storage,
-                  reference: ReferenceData) -> dg.MaterializeResult:
+                  reference: ReferenceData, compute: Compute) -> dg.MaterializeResult:
     sample_id = zones.validate_sample_id(context.partition_key)
     aligned = read_json(storage, manifest_key(sample_id, "aligned_reads"))
     _, valid = _valid_files(storage, sample_id)
@@ -171,7 +172,8 @@ def variant_calls(context: dg.AssetExecutionContext, storage: Storage,
             ref = indexed_reference(reference.fasta())
             with storage.local_path(aligned["bam_key"]) as bam:
                 context.log.info("calling variants with bcftools mpileup | call")
-                stats = call_variants(ref.fasta, bam, out, sample_id=sample_id)
+                stats = compute.run(context, "call_variants", reference_fasta=ref.fasta, bam=bam,
+                                    out_vcf_gz=out, sample_id=sample_id)
             manifest["source"] = "called"
         elif vcfs:
             upload = vcfs[0]
