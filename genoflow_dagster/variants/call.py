@@ -1,0 +1,191 @@
+"""Variant calling and VCF normalisation with bcftools, as bundled in pysam.
+
+Calling is `bcftools mpileup | call -mv | norm -m -any -f ref`, run as three
+steps through uncompressed BCF in a private temporary folder (pysam's bundled
+tools cannot pipe into each other). Normalising after calling matters: the
+caller may emit an indel in any equivalent position and multiallelic sites
+as one record, while annotation and comparison want one allele per record,
+left-aligned and trimmed, exactly as `bcftools norm` defines it.
+
+Every output is written under a temporary name and renamed into place, index
+first, so a VCF at the final path is always complete and indexed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pysam
+import pysam.bcftools
+from pysam.version import __bcftools_version__
+
+from genoflow_dagster.variants.align import ensure_faidx, read_fai
+
+TBI_MAX_CONTIG = 2**29 - 1  # tabix cannot index beyond 512 Mbp; use .csi then
+
+
+def call_variants(
+    reference_fasta: str | Path,
+    bam: str | Path,
+    out_vcf_gz: str | Path,
+    *,
+    sample_id: str,
+    min_base_quality: int = 13,
+    min_mapq: int = 20,
+    max_depth: int = 250,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Call SNVs and indels from a sorted, indexed BAM into a normalised, bgzipped, indexed VCF.
+
+    Read groups are ignored (every read belongs to this sample) and the single
+    sample column is renamed to `sample_id`, so an uploaded BAM whose SM tags
+    say something else still yields a call set for this sample.
+    `min_base_quality` 13 and `min_mapq` 20 follow common practice (bcftools'
+    own default base quality is 13; MAPQ 20 drops reads placed with ≥1%
+    chance of error); `max_depth` caps the pileup per file and position.
+    Returns records, counts by kind, seconds and the bcftools version.
+    Raises pysam.utils.SamtoolsError when a bcftools step fails.
+    """
+    started = time.monotonic()
+    reference_fasta = str(reference_fasta)
+    ensure_faidx(reference_fasta)
+    out = Path(out_vcf_gz)
+    with tempfile.TemporaryDirectory(prefix=".call-", dir=out.parent) as tmp_dir:
+        tmp = Path(tmp_dir)
+        pileup, raw, renamed, names = tmp / "pileup.bcf", tmp / "calls.bcf", tmp / "renamed.bcf", tmp / "samples.txt"
+        pysam.bcftools.mpileup(
+            "--fasta-ref", reference_fasta,
+            "--min-BQ", str(min_base_quality),
+            "--min-MQ", str(min_mapq),
+            "--max-depth", str(max_depth),
+            "--ignore-RG",
+            "--annotate", "FORMAT/AD,FORMAT/DP",
+            "--output-type", "u",
+            "--output", str(pileup),
+            str(bam),
+            catch_stdout=False,
+        )
+        pysam.bcftools.call(
+            "--multiallelic-caller", "--variants-only",
+            "--output-type", "u", "--output", str(raw), str(pileup),
+            catch_stdout=False,
+        )
+        names.write_text(f"{sample_id}\n")
+        pysam.bcftools.reheader("--samples", str(names), "--output", str(renamed), str(raw), catch_stdout=False)
+        result = tmp / "out.vcf.gz"
+        pysam.bcftools.norm(
+            "--fasta-ref", reference_fasta, "--multiallelics", "-any", "--check-ref", "w",
+            "--threads", str(max(1, threads)),
+            "--output-type", "z", "--output", str(result), str(renamed),
+            catch_stdout=False,
+        )
+        _index_and_publish(result, out, contig_lengths=[n for _, n in read_fai(reference_fasta)])
+    stats = vcf_counts(out)
+    stats.update(
+        seconds=round(time.monotonic() - started, 3),
+        caller="bcftools mpileup | call -mv | norm -m -any",
+        bcftools_version=__bcftools_version__,
+        min_base_quality=min_base_quality,
+        min_mapq=min_mapq,
+        max_depth=max_depth,
+    )
+    return stats
+
+
+def normalise_vcf(in_vcf: str | Path, out_vcf_gz: str | Path, *, reference_fasta: str | Path | None) -> dict[str, Any]:
+    """Sort, split multiallelics, left-align (when the reference fits), bgzip and index an uploaded VCF.
+
+    Left-alignment needs the reference the calls were made on. It is used only
+    when every contig of the VCF is in the reference with the same length
+    (when the header states it); otherwise the file is split and sorted but
+    not left-aligned, and `left_aligned` is False with the reason in
+    `skipped`. REF bases that disagree with the reference are reported by
+    bcftools as warnings, not errors: an upload is normalised as far as it can be.
+    Returns records, counts, seconds, bcftools version, left_aligned, skipped.
+    Raises ValueError when the file cannot be read as VCF/BCF.
+    """
+    started = time.monotonic()
+    out = Path(out_vcf_gz)
+    in_vcf = str(in_vcf)
+    contigs_used, header_lengths = _vcf_contigs(in_vcf)
+    skipped = None
+    ref_contigs: dict[str, int] = {}
+    if reference_fasta is None:
+        skipped = "no reference configured"
+    else:
+        ref_contigs = dict(read_fai(reference_fasta))
+        unknown = sorted(c for c in contigs_used if c not in ref_contigs)
+        wrong_length = sorted(
+            c for c, n in header_lengths.items() if c in contigs_used and c in ref_contigs and n != ref_contigs[c]
+        )
+        if unknown:
+            skipped = f"contigs not in the reference: {', '.join(unknown[:5])}"
+        elif wrong_length:
+            skipped = f"contig lengths differ from the reference: {', '.join(wrong_length[:5])}"
+    left_aligned = skipped is None
+
+    with tempfile.TemporaryDirectory(prefix=".norm-", dir=out.parent) as tmp_dir:
+        tmp = Path(tmp_dir)
+        normed, result = tmp / "normed.bcf", tmp / "out.vcf.gz"
+        norm_args = ["--multiallelics", "-any"]
+        if left_aligned:
+            norm_args += ["--fasta-ref", str(reference_fasta), "--check-ref", "w"]
+        pysam.bcftools.norm(*norm_args, "--output-type", "u", "--output", str(normed), in_vcf, catch_stdout=False)
+        pysam.bcftools.sort(
+            "--temp-dir", str(tmp / "sort"), "--output-type", "z", "--output", str(result), str(normed),
+            catch_stdout=False,
+        )
+        lengths = list(ref_contigs.values()) if left_aligned else list(header_lengths.values())
+        _index_and_publish(result, out, contig_lengths=lengths)
+    stats = vcf_counts(out)
+    stats.update(
+        seconds=round(time.monotonic() - started, 3),
+        bcftools_version=__bcftools_version__,
+        left_aligned=left_aligned,
+        skipped=skipped,
+    )
+    return stats
+
+
+def vcf_counts(vcf: str | Path) -> dict[str, Any]:
+    """Records and a rough split by kind (streaming): snvs, indels, others, samples."""
+    counts = {"records": 0, "snvs": 0, "indels": 0, "others": 0}
+    with pysam.VariantFile(str(vcf)) as fh:
+        samples = list(fh.header.samples)
+        for record in fh:
+            counts["records"] += 1
+            alts = record.alts or ()
+            ref = record.ref or ""
+            if any(a.startswith("<") or a == "*" for a in alts) or not alts:
+                counts["others"] += 1
+            elif all(len(a) == len(ref) for a in alts):
+                counts["snvs"] += 1
+            else:
+                counts["indels"] += 1
+    return {**counts, "samples": samples}
+
+
+def _vcf_contigs(path: str) -> tuple[set[str], dict[str, int]]:
+    """Contigs used by records, and the lengths the header declares."""
+    try:
+        with pysam.VariantFile(path) as fh:
+            lengths = {name: c.length for name, c in fh.header.contigs.items() if c.length}
+            used = {record.chrom for record in fh}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read {Path(path).name} as VCF/BCF: {exc}") from exc
+    return used, lengths
+
+
+def _index_and_publish(result: Path, out: Path, *, contig_lengths: list[int]) -> None:
+    """Index `result` (tbi, or csi for contigs over 512 Mbp), then move index and VCF to `out`, VCF last."""
+    csi = any(n > TBI_MAX_CONTIG for n in contig_lengths)
+    suffix = ".csi" if csi else ".tbi"
+    pysam.bcftools.index("--csi" if csi else "--tbi", "--force", str(result), catch_stdout=False)
+    # `result` sits in a temporary folder beside `out`, so these renames are atomic.
+    for stale in (".tbi", ".csi"):
+        Path(str(out) + stale).unlink(missing_ok=True)
+    Path(str(result) + suffix).replace(str(out) + suffix)
+    result.replace(out)
