@@ -40,7 +40,8 @@ EDGE_MARGIN = 800  # keep variants away from contig ends, where coverage tapers 
 MIN_SPACING = 400  # one variant per read pair at most: no accidental MNVs or complex calls
 
 _BASES = np.frombuffer(b"ACGT", dtype=np.uint8)
-_COMPLEMENT = bytes.maketrans(b"ACGTN", b"TGCAN")
+_TRANSITION = {"A": "G", "G": "A", "C": "T", "T": "C"}
+_TRANSVERSIONS = {"A": "CT", "G": "CT", "C": "AG", "T": "AG"}
 
 
 @dataclass(frozen=True)
@@ -277,15 +278,16 @@ def _spike_variants(
             continue
         if _max_homopolymer(seq[pos0 - 12 : pos0 + 18]) > 3:
             continue
-        zygosity = "hom_alt" if rng.random() < 0.4 else "het"
+        zygosity = "hom_alt" if len(variants) % 5 in (1, 3) else "het"  # het/hom 1.5, as in a typical exome
         if kind == "snv":
             ref = seq[pos0]
-            alt = "ACGT"[(("ACGT".index(ref)) + int(rng.integers(1, 4))) % 4]
+            # about two transitions per transversion, as in human germline calls (Ts/Tv ~2)
+            alt = _TRANSITION[ref] if rng.random() < 0.67 else _TRANSVERSIONS[ref][int(rng.integers(2))]
             variant = SpikedVariant(chrom, pos0 + 1, ref, alt, zygosity)
         else:
             size = int(rng.integers(1, 6))
             anchor = seq[pos0]
-            if rng.random() < 0.5:
+            if sum(len(v.ref) > len(v.alt) for v in variants) <= sum(len(v.ref) < len(v.alt) for v in variants):
                 deleted = seq[pos0 + 1 : pos0 + 1 + size]
                 if deleted[-1] == anchor:
                     continue
@@ -445,7 +447,8 @@ def _sample_c_calls(
 ) -> list[_UploadedCall]:
     """Ten calls for the uploaded VCF, normalised.
 
-    Three reuse spiked sites (two of them known), six are fresh SNVs, and one
+    Three reuse spiked sites (two of them known), six are fresh SNVs (two in the
+    known sites, one known only by its ID), and one
     is a 1 bp deletion in a homopolymer, written right-shifted in the file so
     normalisation has something to left-align.
     """
@@ -459,9 +462,9 @@ def _sample_c_calls(
         if any(c == chrom and abs(p - (pos0 + 1)) < 50 for c, p in taken):
             continue
         ref = seq[pos0]
-        alt = "ACGT"[("ACGT".index(ref) + int(rng.integers(1, 4))) % 4]
+        alt = _TRANSITION[ref] if len(calls) % 3 else _TRANSVERSIONS[ref][len(calls) % 2]
         gt = "1/1" if len(calls) % 3 == 0 else "0/1"
-        ident = f"rs99{len(calls):05d}" if len(calls) == 4 else "."
+        ident = f"rs99{len(calls):05d}" if len(calls) == 6 else "."  # known by its ID alone
         calls.append(_UploadedCall(chrom, pos0 + 1, ref, alt, gt, ident))
         taken.add((chrom, pos0 + 1))
     chrom = names[-1]
