@@ -1,0 +1,278 @@
+"""Alignment metrics for SAM/BAM/CRAM: `samtools flagstat` categories, samtools-stats-like
+summaries and coverage, in one streaming pass with pysam.
+
+Flag categories follow samtools 1.16 `bam_stat.c` exactly, summed over QC-passed
+and QC-failed reads (flagstat prints the two columns separately):
+- `total`: every record; `secondary` (0x100), `supplementary` (0x800, not secondary);
+  `primary`: neither.
+- `mapped`: any record without 0x4 (secondary/supplementary included);
+  `primary_mapped`: primary without 0x4; `duplicates`: any record with 0x400,
+  `primary_duplicates`: primary ones.
+- Pair categories count *primary* records with 0x1 only: `paired`, `read1`, `read2`,
+  `properly_paired` (0x2 and mapped), `with_mate_mapped` (itself and mate mapped),
+  `singletons` (mapped, mate unmapped), `mate_on_other_chr` (both mapped, mate's
+  reference differs) and `mate_on_other_chr_mapq5` (the same with MAPQ >= 5).
+- `mapped_percent` = mapped / total, `properly_paired_percent` = properly_paired / paired,
+  as flagstat prints them.
+
+Coverage counts what `samtools depth` counts by default: aligned (M/=/X) bases of
+records that are not unmapped, secondary, QC-failed or duplicates; deletions and
+skips are not coverage. It is built per contig with a difference array in 1 Mb
+windows, which a coordinate-sorted input frees as soon as reads start past them.
+`mean_depth` is the mean over all reference bases, `breadth_Nx` the *percent* of
+reference bases with depth >= N.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pysam
+
+WINDOW = 1 << 20
+BREADTH_LEVELS = (1, 10, 30)
+
+_PAIRED, _PROPER, _UNMAP, _MUNMAP = 0x1, 0x2, 0x4, 0x8
+_READ1, _READ2, _SECONDARY, _QCFAIL, _DUP, _SUPP = 0x40, 0x80, 0x100, 0x200, 0x400, 0x800
+
+
+def _fai_lengths(fasta: str) -> dict[str, int]:
+    fai = Path(fasta + ".fai")
+    if not fai.is_file():
+        pysam.faidx(fasta)  # writes the .fai next to the FASTA
+    lengths: dict[str, int] = {}
+    with open(fai) as fh:
+        for line in fh:
+            parts = line.split("\t")
+            if len(parts) >= 2:
+                lengths[parts[0]] = int(parts[1])
+    return lengths
+
+
+class _Coverage:
+    """Depth per contig from aligned blocks, in fixed windows of a difference array."""
+
+    def __init__(self, lengths: dict[str, int]) -> None:
+        self.lengths = lengths
+        self.total_depth = 0
+        self.covered = dict.fromkeys(BREADTH_LEVELS, 0)
+        self.contig: str | None = None
+        self.windows: dict[int, np.ndarray] = {}
+        self.next_window = 0  # first window not yet finalised
+        self.carry = 0
+        self.pending: list[tuple[int, int]] = []
+        self.done: set[str] = set()
+
+    def add(self, contig: str, start: int, blocks: list[tuple[int, int]]) -> None:
+        if contig != self.contig:
+            self.finish_contig()
+            self.contig = contig
+            if contig in self.done:  # unsorted input came back to a finished contig: not supported
+                raise ValueError("coverage needs reads grouped by contig (coordinate-sorted input)")
+        self.pending.extend(blocks)
+        if len(self.pending) >= 200_000:
+            self._apply()
+        # Windows entirely before this read's start can no longer change (sorted input).
+        if start // WINDOW > self.next_window:
+            self._apply()
+            self._finalise_until(start // WINDOW)
+
+    def _apply(self) -> None:
+        if not self.pending:
+            return
+        length = self.lengths.get(self.contig or "", 0)
+        ev = np.asarray(self.pending, dtype=np.int64)
+        self.pending.clear()
+        starts = np.clip(ev[:, 0], 0, length)
+        ends = np.clip(ev[:, 1], 0, length)
+        for pos, sign in ((starts, 1), (ends, -1)):
+            win = pos // WINDOW
+            for w in np.unique(win).tolist():
+                sel = pos[win == w] - w * WINDOW
+                arr = self.windows.get(w)
+                if arr is None:
+                    arr = self.windows[w] = np.zeros(WINDOW, dtype=np.int64)
+                arr += sign * np.bincount(sel, minlength=WINDOW)[:WINDOW]
+                if w < self.next_window:
+                    raise ValueError("coverage needs coordinate-sorted input")
+
+    def _finalise_until(self, stop: int) -> None:
+        length = self.lengths.get(self.contig or "", 0)
+        last = (length + WINDOW - 1) // WINDOW
+        stop = min(stop, last)
+        while self.next_window < stop:
+            w = self.next_window
+            size = min(WINDOW, length - w * WINDOW)
+            diff = self.windows.pop(w, None)
+            if diff is None:
+                if self.carry:
+                    self.total_depth += self.carry * size
+                    for level in BREADTH_LEVELS:
+                        if self.carry >= level:
+                            self.covered[level] += size
+            else:
+                cov = np.cumsum(diff[:size]) + self.carry
+                self.carry = int(cov[-1]) if size else self.carry
+                self.total_depth += int(cov.sum())
+                for level in BREADTH_LEVELS:
+                    self.covered[level] += int(np.count_nonzero(cov >= level))
+            self.next_window += 1
+
+    def finish_contig(self) -> None:
+        if self.contig is None:
+            return
+        self._apply()
+        self._finalise_until(1 << 62)
+        self.done.add(self.contig)
+        self.windows.clear()
+        self.next_window = 0
+        self.carry = 0
+        self.contig = None
+
+
+def _pct(num: float, den: float) -> float | None:
+    return round(100.0 * num / den, 4) if den else None
+
+
+def alignment_metrics(
+    path: str | Path,
+    *,
+    reference_fasta: str | None = None,
+    reference_lengths: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """Flagstat, stats-like and coverage metrics of one SAM/BAM/CRAM (see the module docstring).
+
+    `reference_lengths` wins over the header's @SQ lengths, which win over the FASTA's
+    .fai. CRAM needs `reference_fasta`; htslib is kept off the network (REF_PATH).
+    Raises ValueError for unreadable input or unsorted input when coverage is computed.
+    """
+    path = str(path)
+    if reference_fasta and "REF_PATH" not in os.environ:
+        # htslib would otherwise ask the EBI reference server for unknown MD5s.
+        os.environ["REF_PATH"] = str(Path(reference_fasta).resolve().parent / "md5" / "%s")
+    kwargs: dict[str, Any] = {"check_sq": False}
+    if reference_fasta:
+        kwargs["reference_filename"] = reference_fasta
+    with pysam.AlignmentFile(path, "r", **kwargs) as bam:
+        header_lengths = {name: int(ln) for name, ln in zip(bam.references, bam.lengths, strict=True)}
+        lengths = dict(reference_lengths or {})
+        if not lengths:
+            lengths = {k: v for k, v in header_lengths.items() if v > 0}
+        if not lengths and reference_fasta:
+            lengths = _fai_lengths(reference_fasta)
+        coverage = _Coverage(lengths) if lengths else None
+        metrics = _scan(bam, coverage)
+    ref_total = sum(lengths.values()) if lengths else 0
+    if coverage is not None and ref_total:
+        coverage.finish_contig()
+        metrics["reference_length"] = ref_total
+        metrics["mean_depth"] = round(coverage.total_depth / ref_total, 4)
+        for level in BREADTH_LEVELS:
+            metrics[f"breadth_{level}x"] = round(100.0 * coverage.covered[level] / ref_total, 4)
+    else:
+        metrics["reference_length"] = None
+        metrics["mean_depth"] = None
+        for level in BREADTH_LEVELS:
+            metrics[f"breadth_{level}x"] = None
+    return metrics
+
+
+def _scan(bam: pysam.AlignmentFile, coverage: _Coverage | None) -> dict[str, Any]:
+    c = dict.fromkeys(
+        ("total", "qc_failed", "primary", "secondary", "supplementary", "duplicates", "primary_duplicates",
+         "mapped", "primary_mapped", "paired", "read1", "read2", "properly_paired", "with_mate_mapped",
+         "singletons", "mate_on_other_chr", "mate_on_other_chr_mapq5"),
+        0,
+    )
+    mapq_hist = np.zeros(256, dtype=np.int64)
+    read_len_sum = 0
+    qual_sum = 0
+    qual_bases = 0
+    bases_mapped_cigar = 0
+    mismatches = 0
+    isize_n = 0
+    isize_sum = 0.0
+    isize_sq = 0.0
+    refs = bam.references
+    for rec in bam.fetch(until_eof=True):
+        flag = rec.flag
+        c["total"] += 1
+        if flag & _QCFAIL:
+            c["qc_failed"] += 1
+        unmapped = flag & _UNMAP
+        if not unmapped:
+            c["mapped"] += 1
+        if flag & _DUP:
+            c["duplicates"] += 1
+        if flag & _SECONDARY:
+            c["secondary"] += 1
+        elif flag & _SUPP:
+            c["supplementary"] += 1
+        else:
+            c["primary"] += 1
+            if not unmapped:
+                c["primary_mapped"] += 1
+            if flag & _DUP:
+                c["primary_duplicates"] += 1
+            if flag & _PAIRED:
+                c["paired"] += 1
+                if flag & _PROPER and not unmapped:
+                    c["properly_paired"] += 1
+                if flag & _READ1:
+                    c["read1"] += 1
+                if flag & _READ2:
+                    c["read2"] += 1
+                if flag & _MUNMAP and not unmapped:
+                    c["singletons"] += 1
+                if not unmapped and not flag & _MUNMAP:
+                    c["with_mate_mapped"] += 1
+                    if rec.next_reference_id != rec.reference_id:
+                        c["mate_on_other_chr"] += 1
+                        if rec.mapping_quality >= 5:
+                            c["mate_on_other_chr_mapq5"] += 1
+            # samtools-stats-like summaries over primary records
+            qlen = rec.query_length
+            read_len_sum += qlen
+            quals = rec.query_qualities
+            if quals is not None and len(quals):
+                qual_sum += int(np.frombuffer(quals, dtype=np.uint8).sum())
+                qual_bases += len(quals)
+            if not unmapped:
+                mapq_hist[rec.mapping_quality] += 1
+                cig = rec.get_cigar_stats()[0]
+                bases_mapped_cigar += int(cig[0] + cig[1] + cig[7] + cig[8])
+                if rec.has_tag("NM"):
+                    mismatches += int(rec.get_tag("NM"))
+                if flag & _PAIRED and flag & _READ1 and flag & _PROPER and rec.template_length:
+                    t = abs(rec.template_length)
+                    isize_n += 1
+                    isize_sum += t
+                    isize_sq += t * t
+        if coverage is not None and not flag & (_UNMAP | _SECONDARY | _QCFAIL | _DUP) and rec.reference_id >= 0:
+            coverage.add(refs[rec.reference_id], rec.reference_start, rec.get_blocks())
+
+    m: dict[str, Any] = dict(c)
+    m["mapped_percent"] = _pct(c["mapped"], c["total"])
+    m["primary_mapped_percent"] = _pct(c["primary_mapped"], c["primary"])
+    m["properly_paired_percent"] = _pct(c["properly_paired"], c["paired"])
+    m["singletons_percent"] = _pct(c["singletons"], c["paired"])
+    n_mapq = int(mapq_hist.sum())
+    m["mean_mapq"] = round(float((np.arange(256) * mapq_hist).sum()) / n_mapq, 4) if n_mapq else None
+    m["mapq_distribution"] = {str(q): int(mapq_hist[q]) for q in np.flatnonzero(mapq_hist)}
+    m["average_length"] = round(read_len_sum / c["primary"], 4) if c["primary"] else None
+    m["average_quality"] = round(qual_sum / qual_bases, 4) if qual_bases else None
+    m["bases_mapped_cigar"] = bases_mapped_cigar
+    m["error_rate"] = round(mismatches / bases_mapped_cigar, 6) if bases_mapped_cigar else None
+    if isize_n:
+        mean = isize_sum / isize_n
+        var = max(isize_sq / isize_n - mean * mean, 0.0)
+        m["insert_size_mean"] = round(mean, 4)
+        m["insert_size_sd"] = round(math.sqrt(var), 4)
+    else:
+        m["insert_size_mean"] = None
+        m["insert_size_sd"] = None
+    return m

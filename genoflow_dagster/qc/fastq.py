@@ -1,0 +1,599 @@
+"""FASTQ metrics: `seqkit stats -a` numbers plus FastQC-style module data, in one streaming pass.
+
+How it stays fast without a per-read Python loop: the decompressed stream is
+read in blocks of a few MB, record boundaries are found from the newline
+positions (4 lines per record), the sequence and quality bytes of all complete
+records in the block are gathered into two concatenated numpy arrays, and
+every per-base statistic is a `np.bincount` over `position * K + symbol`.
+Per-read statistics (mean quality, GC) are `np.add.reduceat` over the read
+offsets. Memory stays flat: the counters are bounded by the longest read
+(positions past `POSITION_CAP` are pooled into the last bin) and by 256
+symbols, whatever the file size.
+
+Definitions follow `seqkit stats -a` (checked against seqkit 2.3):
+- `gc_percent`: G+C (either case) over *all* bases, N and IUPAC codes included
+  in the denominator; `S` is not counted as G/C.
+- `q20_percent`/`q30_percent`: bases with Phred >= 20 / >= 30 over all bases.
+- `mean_length`: total bases / reads (seqkit prints it to 1 decimal).
+- `mean_quality`: arithmetic mean Phred over all bases (seqkit >= 2.6 `AvgQual`
+  is the same sum over all bases; 2.3 does not print it).
+- `n_percent`: N (either case) over all bases.
+
+FASTQ wrapped over several lines (legal, rare) is detected and handed to a
+simple line-oriented fallback parser with the same counters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+try:
+    from isal import igzip as _gzip_impl
+except ImportError:  # pragma: no cover
+    import gzip as _gzip_impl  # type: ignore[no-redef]
+
+BLOCK_BYTES = 4 * 1024 * 1024
+POSITION_CAP = 10_000  # per-position counters stop growing here; longer tails are pooled in the last bin
+DUP_READS = 100_000  # FastQC tracks duplication / overrepresentation over the first 100,000 reads
+DUP_TRUNCATE_OVER = 75  # ... and truncates reads longer than 75 bp to 50 bp for that
+DUP_TRUNCATE_TO = 50
+OVERREPRESENTED_MIN_PERCENT = 0.1
+
+# FastQC's adapter list (Configuration/adapter_list.txt): the first 12 bp of each adapter.
+ADAPTERS: dict[str, bytes] = {
+    "Illumina Universal Adapter": b"AGATCGGAAGAG",
+    "Illumina Small RNA 3' Adapter": b"TGGAATTCTCGG",
+    "Illumina Small RNA 5' Adapter": b"GATCGTCGGACT",
+    "Nextera Transposase Sequence": b"CTGTCTCTTATA",
+    "PolyA": b"AAAAAAAAAAAA",
+    "PolyG": b"GGGGGGGGGGGG",
+}
+
+# A few well-known contaminants, to name the likely source of an overrepresented sequence.
+CONTAMINANTS: dict[str, bytes] = {
+    "Illumina Universal Adapter": b"AGATCGGAAGAGCACACGTCTGAACTCCAGTCAC",
+    "Illumina Single End PCR Primer 1": b"AATGATACGGCGACCACCGAGATCTACACTCTTTCCCTACACGACGCTCTTCCGATCT",
+    "Nextera Transposase Sequence": b"CTGTCTCTTATACACATCT",
+    "Illumina Small RNA 3' Adapter": b"TGGAATTCTCGGGTGCCAAGG",
+    "PhiX / PolyA": b"AAAAAAAAAAAAAAAAAAAA",
+    "PolyG (2-colour no-signal)": b"GGGGGGGGGGGGGGGGGGGG",
+}
+
+# Symbol classes for per-position base content: A C G T N other.
+_BASES = "ACGTN"
+_BASE_CODE = np.full(256, 5, dtype=np.uint8)
+for _i, _b in enumerate(_BASES):
+    _BASE_CODE[ord(_b)] = _i
+    _BASE_CODE[ord(_b.lower())] = _i
+_BASE_CODE[ord("U")] = _BASE_CODE[ord("u")] = 3  # RNA reads: U counts as T, as in FastQC
+_NBASE = 6
+_CODE_TABLE = _BASE_CODE.tobytes()  # for bytes.translate, several times faster than a numpy lookup
+
+
+def _codes(seq: np.ndarray) -> np.ndarray:
+    return np.frombuffer(seq.tobytes().translate(_CODE_TABLE), dtype=np.uint8)
+_QDIM = 256  # raw quality byte value; Phred = byte - offset
+
+
+class FastqFormatError(ValueError):
+    """Raised when the stream is not 4-line FASTQ and cannot be parsed by the fallback either."""
+
+
+class _HashingReader:
+    """A read-only file object that feeds every byte it returns into a SHA-256, so the
+    checksum of the stored (possibly compressed) bytes comes out of the same pass."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self.sha.update(data)
+        self.size += len(data)
+        return data
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self._raw.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._raw.closed
+
+    def drain(self) -> None:
+        while self.read(1 << 20):
+            pass
+
+
+def _open_hashed(path: str | Path) -> tuple[_HashingReader, BinaryIO]:
+    raw = open(path, "rb")  # noqa: SIM115 - closed by the caller through the hashing reader
+    hasher = _HashingReader(raw)
+    head = raw.read(2)
+    raw.seek(0)
+    if head == b"\x1f\x8b":
+        stream: BinaryIO = _gzip_impl.IGzipFile(fileobj=hasher, mode="rb")  # type: ignore[attr-defined]
+    else:
+        stream = hasher  # type: ignore[assignment]
+    return hasher, stream
+
+
+class _Accumulator:
+    """Bounded counters shared by the vectorised path and the fallback parser."""
+
+    def __init__(self, quality_offset: int) -> None:
+        self.offset = quality_offset
+        self.reads = 0
+        self.npos = 0
+        self.pos_qual = np.zeros((0, _QDIM), dtype=np.int64)
+        self.pos_base = np.zeros((0, _NBASE), dtype=np.int64)
+        self.lengths = np.zeros(0, dtype=np.int64)
+        self.seq_mean_q = np.zeros(_QDIM, dtype=np.int64)
+        self.seq_gc = np.zeros(101, dtype=np.int64)
+        self.adapter_starts = {name: np.zeros(0, dtype=np.int64) for name in ADAPTERS}
+        self.dup_seen = 0
+        self.dup_counter: Counter[bytes] = Counter()
+
+    def _grow(self, npos: int) -> None:
+        npos = min(npos, POSITION_CAP)
+        if npos > self.npos:
+            q = np.zeros((npos, _QDIM), dtype=np.int64)
+            q[: self.npos] = self.pos_qual
+            b = np.zeros((npos, _NBASE), dtype=np.int64)
+            b[: self.npos] = self.pos_base
+            self.pos_qual, self.pos_base, self.npos = q, b, npos
+
+    def add_batch(self, seq: np.ndarray, qual: np.ndarray, lengths: np.ndarray,
+                  seq_lines: list[bytes] | None = None) -> None:
+        """Count one batch: `seq`/`qual` are the concatenated bytes of reads of `lengths`."""
+        n = len(lengths)
+        if n == 0:
+            return
+        self.reads += n
+        maxlen = int(lengths.max())
+        if maxlen >= len(self.lengths):
+            grown = np.zeros(maxlen + 1, dtype=np.int64)
+            grown[: len(self.lengths)] = self.lengths
+            self.lengths = grown
+        self.lengths += np.bincount(lengths, minlength=len(self.lengths))
+        total = int(lengths.sum())
+        if total == 0:
+            return
+        self._grow(maxlen)
+        npos = self.npos
+        offsets = np.zeros(n, dtype=np.int64)
+        np.cumsum(lengths[:-1], out=offsets[1:])
+        if int(lengths.min()) == maxlen and maxlen <= POSITION_CAP:
+            # Same-length reads (the usual Illumina case): 2-D views, no per-base position array.
+            qual2 = qual.reshape(n, maxlen)
+            col = np.arange(maxlen, dtype=np.int32)
+            self.pos_qual[:maxlen] += np.bincount(
+                (qual2 + col * _QDIM).ravel(), minlength=maxlen * _QDIM).reshape(maxlen, _QDIM)
+            codes2 = _codes(seq).reshape(n, maxlen)
+            self.pos_base[:maxlen] += np.bincount(
+                (codes2 + col * _NBASE).ravel(), minlength=maxlen * _NBASE).reshape(maxlen, _NBASE)
+            qsum = qual2.sum(axis=1, dtype=np.int64)
+            gc = np.count_nonzero((codes2 == 1) | (codes2 == 2), axis=1)
+            acgt = np.count_nonzero(codes2 <= 3, axis=1)
+            lens = lengths
+        else:
+            pos = np.arange(total, dtype=np.int64) - np.repeat(offsets, lengths)
+            if maxlen > POSITION_CAP:
+                np.minimum(pos, POSITION_CAP - 1, out=pos)
+            codes = _codes(seq)
+            self.pos_base += np.bincount(pos * _NBASE + codes, minlength=npos * _NBASE).reshape(npos, _NBASE)
+            self.pos_qual += np.bincount(pos * _QDIM + qual, minlength=npos * _QDIM).reshape(npos, _QDIM)
+            nonzero = lengths > 0
+            starts = offsets[nonzero]
+            lens = lengths[nonzero]
+            qsum = np.add.reduceat(qual, starts, dtype=np.int64)
+            gc = np.add.reduceat(((codes == 1) | (codes == 2)).view(np.uint8), starts, dtype=np.int64)
+            acgt = np.add.reduceat((codes <= 3).view(np.uint8), starts, dtype=np.int64)
+        # FastQC bins a read by its integer mean quality (truncated).
+        mean_q = qsum // lens
+        self.seq_mean_q += np.bincount(np.clip(mean_q, 0, _QDIM - 1), minlength=_QDIM)[:_QDIM]
+        has = acgt > 0
+        pct = np.rint(100.0 * gc[has] / acgt[has]).astype(np.int64)
+        self.seq_gc += np.bincount(pct, minlength=101)[:101]
+
+        if self.dup_seen < DUP_READS:
+            take = min(n, DUP_READS - self.dup_seen)
+            if seq_lines is None:
+                buf = seq.tobytes()
+                seq_lines = [buf[o:o + ln] for o, ln in zip(offsets[:take].tolist(), lengths[:take].tolist(),
+                                                            strict=True)]
+            for s in seq_lines[:take]:
+                if len(s) > DUP_TRUNCATE_OVER:
+                    s = s[:DUP_TRUNCATE_TO]
+                self.dup_counter[s] += 1
+            self.dup_seen += take
+
+    def add_adapter_hits(self, name: str, positions: np.ndarray) -> None:
+        """`positions`: 0-based start of the first hit of an adapter in each read that has one."""
+        if len(positions) == 0:
+            return
+        positions = np.minimum(positions, POSITION_CAP - 1)
+        hist = np.bincount(positions)
+        cur = self.adapter_starts[name]
+        if len(hist) > len(cur):
+            grown = np.zeros(len(hist), dtype=np.int64)
+            grown[: len(cur)] = cur
+            cur = grown
+        cur[: len(hist)] += hist
+        self.adapter_starts[name] = cur
+
+
+def _gather(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenate `buf[starts[i]:starts[i]+lengths[i]]` for all i, without a Python loop."""
+    n = len(lengths)
+    if n == 0:
+        return np.zeros(0, dtype=np.uint8)
+    first = int(lengths[0])
+    if first and bool((lengths == first).all()):
+        return buf[starts[:, None] + np.arange(first)].ravel()
+    offsets = np.zeros(n, dtype=np.int64)
+    np.cumsum(lengths[:-1], out=offsets[1:])
+    return buf[np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))]
+
+
+class _Wrapped(Exception):
+    """The block is not plain 4-line FASTQ (wrapped sequence lines or a format error)."""
+
+
+def _process_block(acc: _Accumulator, block: bytes) -> None:
+    """Count every record of `block`, which holds whole 4-line records only."""
+    buf = np.frombuffer(block, dtype=np.uint8)
+    nl = np.flatnonzero(buf == 10)
+    nrec = len(nl) // 4
+    if nrec == 0:
+        return
+    starts = np.empty(len(nl), dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = nl[:-1] + 1
+    ends = nl.astype(np.int64)
+    cr = buf[np.maximum(ends - 1, 0)] == 13
+    ends = ends - (cr & (ends > starts))
+    h, s, p, q = starts[0::4], starts[1::4], starts[2::4], starts[3::4]
+    slen = ends[1::4] - s
+    qlen = ends[3::4] - q
+    if not (np.all(buf[h] == 64) and np.all(buf[p] == 43) and np.array_equal(slen, qlen)):
+        raise _Wrapped
+    seq = _gather(buf, s, slen)
+    qual = _gather(buf, q, qlen)
+    acc.add_batch(seq, qual, slen)
+    _count_adapters(acc, seq, slen)
+
+
+def _count_adapters(acc: _Accumulator, seq: np.ndarray, lengths: np.ndarray) -> None:
+    """First hit of each adapter per read, by C-speed substring search over the concatenated
+    sequences; a hit that runs across two reads is discarded and the search resumes in the read
+    where it ended (so that read's own hits are not missed)."""
+    data = seq.tobytes()
+    ends = np.cumsum(lengths)
+    for name, motif in ADAPTERS.items():
+        k = len(motif)
+        i = data.find(motif)
+        if i < 0:
+            continue
+        hits: list[int] = []
+        while i >= 0:
+            read = int(np.searchsorted(ends, i, side="right"))
+            end = int(ends[read])
+            if i + k <= end:
+                hits.append(i - (end - int(lengths[read])))
+                i = data.find(motif, end)
+            else:
+                i = data.find(motif, end)
+                # a straddling hit: the next read is searched from its own start
+        acc.add_adapter_hits(name, np.asarray(hits, dtype=np.int64))
+
+
+def _fallback(acc: _Accumulator, stream: BinaryIO, head: bytes) -> None:
+    """Line-oriented parser for multi-line FASTQ: sequence lines run until a '+' line, and
+    quality lines until they are as long as the sequence (so '@' may start a quality line)."""
+    import io
+
+    lines = io.BufferedReader(_Chain(head, stream), buffer_size=BLOCK_BYTES)  # type: ignore[arg-type]
+    seqs: list[bytes] = []
+    quals: list[bytes] = []
+
+    def flush() -> None:
+        if not seqs:
+            return
+        lengths = np.fromiter((len(x) for x in seqs), dtype=np.int64, count=len(seqs))
+        seq = np.frombuffer(b"".join(seqs), dtype=np.uint8)
+        qual = np.frombuffer(b"".join(quals), dtype=np.uint8)
+        acc.add_batch(seq, qual, lengths, seq_lines=list(seqs))
+        _count_adapters(acc, seq, lengths)
+        seqs.clear()
+        quals.clear()
+
+    line_no = 0
+    while True:
+        header = lines.readline()
+        line_no += 1
+        if not header:
+            break
+        header = header.rstrip(b"\r\n")
+        if not header:
+            continue
+        if not header.startswith(b"@"):
+            raise FastqFormatError(f"line {line_no}: expected '@' header")
+        parts: list[bytes] = []
+        while True:
+            line = lines.readline()
+            line_no += 1
+            if not line:
+                raise FastqFormatError(f"line {line_no}: truncated record")
+            if line.startswith(b"+"):
+                break
+            parts.append(line.rstrip(b"\r\n"))
+        seq = b"".join(parts)
+        qparts: list[bytes] = []
+        qlen = 0
+        while qlen < len(seq):
+            line = lines.readline()
+            line_no += 1
+            if not line:
+                raise FastqFormatError(f"line {line_no}: truncated quality")
+            line = line.rstrip(b"\r\n")
+            qparts.append(line)
+            qlen += len(line)
+        qual = b"".join(qparts)
+        if len(qual) != len(seq):
+            raise FastqFormatError(f"line {line_no}: quality length differs from sequence length")
+        seqs.append(seq)
+        quals.append(qual)
+        if len(seqs) >= 50_000:
+            flush()
+    flush()
+
+
+class _Chain:
+    """A raw stream that returns `head` first, then the rest of `stream`."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self._head = head
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+    def readinto(self, b: Any) -> int:
+        if self._head:
+            n = min(len(b), len(self._head))
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._stream.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def _scan(acc: _Accumulator, stream: BinaryIO) -> None:
+    carry = b""
+    while True:
+        chunk = stream.read(BLOCK_BYTES)
+        data = carry + chunk if carry else chunk
+        if not chunk:
+            if data.strip():
+                if not data.endswith(b"\n"):
+                    data += b"\n"
+                try:
+                    _process_block(acc, data)
+                except _Wrapped:
+                    _fallback(acc, stream, data)
+                    return
+                leftover = data.count(b"\n") % 4
+                if leftover and data.rstrip(b"\r\n").split(b"\n")[-leftover:] != [b""] * leftover:
+                    raise FastqFormatError("truncated final record")
+            return
+        # Cut after the last newline that ends a 4-line record.
+        nl = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+        usable = (len(nl) // 4) * 4
+        if usable == 0:
+            carry = data
+            continue
+        cut = int(nl[usable - 1]) + 1
+        block, carry = data[:cut], data[cut:]
+        try:
+            _process_block(acc, block)
+        except _Wrapped:
+            _fallback(acc, stream, block + carry)
+            return
+
+
+def _percentile(counts: np.ndarray, frac: float) -> float:
+    """Smallest value whose cumulative count reaches `frac` of the total (FastQC's definition)."""
+    total = counts.sum()
+    if total == 0:
+        return float("nan")
+    idx = int(np.searchsorted(np.cumsum(counts), frac * total, side="left"))
+    return float(idx)
+
+
+def base_groups(length: int) -> list[tuple[int, int]]:
+    """FastQC's linear base groups (1-based, inclusive): positions 1-9 alone, then equal-width
+    groups chosen so that there are about 75 of them at most, which keeps plots legible."""
+    if length <= 75:
+        return [(i, i) for i in range(1, length + 1)]
+    groups = [(i, i) for i in range(1, 10)]
+    width = 1
+    for w in (2, 5, 10, 50, 100, 500, 1000, 5000, 10_000):
+        width = w
+        if 9 + math.ceil((length - 9) / w) <= 75:
+            break
+    start = 10
+    while start <= length:
+        end = min(start + width - 1, length)
+        groups.append((start, end))
+        start = end + 1
+    return groups
+
+
+def _round(x: float, nd: int = 4) -> float | None:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return None
+    return round(float(x), nd)
+
+
+def _finish(acc: _Accumulator, sha256: str, size_bytes: int) -> dict[str, Any]:
+    off = acc.offset
+    reads = acc.reads
+    lengths = acc.lengths
+    total_bases = int((np.arange(len(lengths)) * lengths).sum())
+    present = np.flatnonzero(lengths)
+    qual_hist = acc.pos_qual.sum(axis=0)
+    phred = np.arange(_QDIM) - off
+    base_tot = acc.pos_base.sum(axis=0)
+
+    def pct(x: float) -> float:
+        return _round(100.0 * x / total_bases) if total_bases else 0.0  # type: ignore[return-value]
+
+    metrics: dict[str, Any] = {
+        "total_reads": reads,
+        "total_bases": total_bases,
+        "min_length": int(present[0]) if len(present) else 0,
+        "max_length": int(present[-1]) if len(present) else 0,
+        "mean_length": _round(total_bases / reads) if reads else 0.0,
+        "gc_percent": pct(int(base_tot[1] + base_tot[2])),
+        "n_percent": pct(int(base_tot[4])),
+        "mean_quality": _round(float((qual_hist * phred).sum()) / total_bases) if total_bases else None,
+        "q20_percent": pct(int(qual_hist[phred >= 20].sum())),
+        "q30_percent": pct(int(qual_hist[phred >= 30].sum())),
+        "quality_offset": off,
+        "sha256": sha256,
+        "size_bytes": size_bytes,
+    }
+
+    per_pos_q: list[dict[str, Any]] = []
+    per_base_content: list[dict[str, Any]] = []
+    per_base_n: list[dict[str, Any]] = []
+    for start, end in base_groups(acc.npos):
+        label = str(start) if start == end else f"{start}-{end}"
+        qh = acc.pos_qual[start - 1:end].sum(axis=0)
+        n = qh.sum()
+        if n == 0:
+            continue
+        qh_phred = qh[off:] if off >= 0 else qh
+        below = int(qh[:off].sum()) if off > 0 else 0
+        # Phred values below 0 (Solexa) are folded into 0 for the percentiles.
+        if below:
+            qh_phred = qh_phred.copy()
+            qh_phred[0] += below
+        per_pos_q.append({
+            "base": label, "start": start, "end": end,
+            "mean": _round(float((qh * phred).sum()) / n, 3),
+            "median": _percentile(qh_phred, 0.5),
+            "lower_quartile": _percentile(qh_phred, 0.25),
+            "upper_quartile": _percentile(qh_phred, 0.75),
+            "p10": _percentile(qh_phred, 0.10),
+            "p90": _percentile(qh_phred, 0.90),
+        })
+        bh = acc.pos_base[start - 1:end].sum(axis=0)
+        acgt = bh[:4].sum()
+        content = {b: (_round(100.0 * bh[i] / acgt, 3) if acgt else 0.0) for i, b in enumerate("ACGT")}
+        per_base_content.append({"base": label, "start": start, "end": end, **content})
+        per_base_n.append({"base": label, "start": start, "end": end, "N": _round(100.0 * bh[4] / bh.sum(), 3)})
+
+    seq_q = np.flatnonzero(acc.seq_mean_q)
+    metrics["per_position_quality"] = per_pos_q
+    metrics["per_sequence_quality"] = (
+        {str(int(q) - off): int(acc.seq_mean_q[q]) for q in range(int(seq_q[0]), int(seq_q[-1]) + 1)}
+        if len(seq_q) else {}
+    )
+    metrics["per_base_content"] = per_base_content
+    metrics["per_sequence_gc"] = [int(x) for x in acc.seq_gc]
+    metrics["per_base_n"] = per_base_n
+    metrics["length_distribution"] = {str(int(ln)): int(lengths[ln]) for ln in present}
+
+    dup_total = sum(acc.dup_counter.values())
+    distinct = len(acc.dup_counter)
+    metrics["duplication_reads_examined"] = dup_total
+    metrics["deduplicated_percent"] = _round(100.0 * distinct / dup_total) if dup_total else 100.0
+    metrics["duplication_percent"] = _round(100.0 - metrics["deduplicated_percent"])
+    over = []
+    if dup_total:
+        for s, count in acc.dup_counter.most_common(50):
+            percent = 100.0 * count / dup_total
+            if not s:
+                continue  # zero-length reads are graded by the length module, not here
+            if percent <= OVERREPRESENTED_MIN_PERCENT or count < 2:
+                break
+            over.append({"sequence": s.decode("ascii", "replace"), "count": count,
+                         "percent": _round(percent), "possible_source": _possible_source(s)})
+    metrics["overrepresented_sequences"] = over
+
+    adapters: dict[str, list[float]] = {}
+    if reads:
+        width = max(acc.npos, 1)
+        for name, starts in acc.adapter_starts.items():
+            hist = np.zeros(width, dtype=np.int64)
+            hist[: min(len(starts), width)] = starts[:width]
+            cum = np.cumsum(hist) * 100.0 / reads
+            adapters[name] = [_round(float(x), 4) for x in cum]  # type: ignore[misc]
+    metrics["adapter_content"] = adapters
+    metrics["adapter_max_percent"] = max((max(v) for v in adapters.values() if v), default=0.0)
+    return metrics
+
+
+def _possible_source(seq: bytes) -> str | None:
+    s = seq.upper()
+    for name, contaminant in CONTAMINANTS.items():
+        probe = s[:20] if len(s) >= 20 else s
+        if len(probe) >= 12 and (probe in contaminant or contaminant[:20] in s):
+            return name
+    return None
+
+
+def fastq_metrics(path: str | Path, *, quality_offset: int = 33) -> dict[str, Any]:
+    """Metrics of one FASTQ file (plain, gzip or BGZF), in one pass over its bytes.
+
+    Returns the `qc --json` FASTQ fields (see DESIGN.md) plus FastQC module data:
+    `per_position_quality` (FastQC base groups, each with mean, median,
+    lower/upper quartile, p10, p90 in Phred), `per_sequence_quality` (histogram of
+    the truncated mean read quality), `per_base_content` (A/C/G/T % of ACGT),
+    `per_sequence_gc` (101-bin histogram of read GC%), `per_base_n`,
+    `length_distribution`, `duplication_percent` (100 - FastQC's "total
+    deduplicated percentage" over the first 100,000 reads), `overrepresented_sequences`,
+    `adapter_content` (cumulative % of reads per position), and `sha256` of the file's bytes.
+
+    Raises FastqFormatError when the content is not FASTQ, OSError on I/O failure.
+    """
+    hasher, stream = _open_hashed(path)
+    acc = _Accumulator(quality_offset)
+    try:
+        _scan(acc, stream)
+        hasher.drain()
+    finally:
+        hasher.close()
+    return _finish(acc, hasher.sha.hexdigest(), hasher.size)
+
+
+def fastq_pair_metrics(r1: str | Path, r2: str | Path) -> dict[str, Any]:
+    """Both mates' metrics plus whether the pair is consistent (same read count)."""
+    m1 = fastq_metrics(r1)
+    m2 = fastq_metrics(r2)
+    return {"r1": m1, "r2": m2, "pairs": min(m1["total_reads"], m2["total_reads"]),
+            "read_counts_match": m1["total_reads"] == m2["total_reads"]}
