@@ -1,5 +1,6 @@
 """Calling and normalisation: the spiked truth comes back exactly; uploads are normalised; outputs are atomic."""
 
+import gzip
 import time
 
 import pysam
@@ -133,3 +134,21 @@ def test_failed_calling_leaves_no_output(called, tmp_path):
     with pytest.raises(pysam.utils.SamtoolsError):
         call_variants(demo.reference_fasta, not_a_bam, out_dir / "x.vcf.gz", sample_id="X")
     assert list(out_dir.iterdir()) == []
+
+
+def test_gzip_upload_without_contig_lines(called, tmp_path):
+    """Plain gzip (not BGZF) and no ##contig lines: both are common in hand-made uploads."""
+    demo, *_ = called
+    with pysam.FastaFile(str(demo.reference_fasta)) as fasta:
+        b1, b2 = fasta.fetch("chr1", 999, 1000), fasta.fetch("chr2", 499, 500)
+    text = ("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+            f"chr2\t500\t.\t{b2}\t{'A' if b2 != 'A' else 'C'}\t.\t.\t.\n"
+            f"chr1\t1000\t.\t{b1}\t{'A' if b1 != 'A' else 'C'}\t.\t.\t.\n")
+    src = tmp_path / "in.vcf.gz"
+    with gzip.open(src, "wt") as fh:
+        fh.write(text)
+    stats = normalise_vcf(src, tmp_path / "out.vcf.gz", reference_fasta=demo.reference_fasta)
+    assert stats["records"] == 2 and stats["left_aligned"] is True
+    with pysam.VariantFile(str(tmp_path / "out.vcf.gz")) as vcf:
+        assert vcf.header.contigs["chr2"].length == 60_000
+        assert [(r.chrom, r.pos) for r in vcf] == [("chr1", 1000), ("chr2", 500)]

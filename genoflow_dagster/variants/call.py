@@ -13,6 +13,8 @@ first, so a VCF at the final path is always complete and indexed.
 
 from __future__ import annotations
 
+import gzip
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -109,31 +111,22 @@ def normalise_vcf(in_vcf: str | Path, out_vcf_gz: str | Path, *, reference_fasta
     """
     started = time.monotonic()
     out = Path(out_vcf_gz)
-    in_vcf = str(in_vcf)
-    contigs_used, header_lengths = _vcf_contigs(in_vcf)
-    skipped = None
-    ref_contigs: dict[str, int] = {}
-    if reference_fasta is None:
-        skipped = "no reference configured"
-    else:
-        ref_contigs = dict(read_fai(reference_fasta))
-        unknown = sorted(c for c in contigs_used if c not in ref_contigs)
-        wrong_length = sorted(
-            c for c, n in header_lengths.items() if c in contigs_used and c in ref_contigs and n != ref_contigs[c]
-        )
-        if unknown:
-            skipped = f"contigs not in the reference: {', '.join(unknown[:5])}"
-        elif wrong_length:
-            skipped = f"contig lengths differ from the reference: {', '.join(wrong_length[:5])}"
-    left_aligned = skipped is None
-
     with tempfile.TemporaryDirectory(prefix=".norm-", dir=out.parent) as tmp_dir:
         tmp = Path(tmp_dir)
+        source = _bgzf_or_plain(Path(in_vcf), tmp)
+        contigs_used, declared, header_lengths = _vcf_contigs(source)
+        ref_contigs = dict(read_fai(reference_fasta)) if reference_fasta is not None else {}
+        skipped = _reference_mismatch(contigs_used, header_lengths, ref_contigs if reference_fasta else None)
+        left_aligned = skipped is None
+        undeclared = sorted(contigs_used - declared)
+        if undeclared:
+            source = _declare_contigs(source, undeclared, ref_contigs, tmp)
+
         normed, result = tmp / "normed.bcf", tmp / "out.vcf.gz"
         norm_args = ["--multiallelics", "-any"]
         if left_aligned:
             norm_args += ["--fasta-ref", str(reference_fasta), "--check-ref", "w"]
-        pysam.bcftools.norm(*norm_args, "--output-type", "u", "--output", str(normed), in_vcf, catch_stdout=False)
+        pysam.bcftools.norm(*norm_args, "--output-type", "u", "--output", str(normed), source, catch_stdout=False)
         pysam.bcftools.sort(
             "--temp-dir", str(tmp / "sort"), "--output-type", "z", "--output", str(result), str(normed),
             catch_stdout=False,
@@ -168,15 +161,61 @@ def vcf_counts(vcf: str | Path) -> dict[str, Any]:
     return {**counts, "samples": samples}
 
 
-def _vcf_contigs(path: str) -> tuple[set[str], dict[str, int]]:
-    """Contigs used by records, and the lengths the header declares."""
+def _vcf_contigs(path: str) -> tuple[set[str], set[str], dict[str, int]]:
+    """Contigs used by records, contigs the header declares, and the lengths it gives."""
     try:
         with pysam.VariantFile(path) as fh:
+            declared = set(fh.header.contigs)  # before reading: htslib declares unknown contigs on the fly
             lengths = {name: c.length for name, c in fh.header.contigs.items() if c.length}
             used = {record.chrom for record in fh}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, NotImplementedError) as exc:
         raise ValueError(f"cannot read {Path(path).name} as VCF/BCF: {exc}") from exc
-    return used, lengths
+    return used, declared, lengths
+
+
+def _bgzf_or_plain(path: Path, tmp: Path) -> str:
+    """htslib reads plain text and BGZF but cannot open ordinary gzip: inflate that into `tmp` first."""
+    with open(path, "rb") as fh:
+        head = fh.read(18)
+    is_gzip = head[:2] == b"\x1f\x8b"
+    is_bgzf = is_gzip and len(head) >= 14 and head[3] & 4 and head[12:14] == b"BC"
+    if not is_gzip or is_bgzf:
+        return str(path)
+    plain = tmp / "input.vcf"
+    with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
+        shutil.copyfileobj(src, dst, 4 * 1024 * 1024)
+    return str(plain)
+
+
+def _declare_contigs(source: str, names: list[str], lengths: dict[str, int], tmp: Path) -> str:
+    """Copy a text VCF into `tmp` with ##contig lines for `names`: BCF (used between steps) requires them."""
+    fixed = tmp / "declared.vcf"
+    with open(source, "rb") as fh:
+        opener = gzip.open if fh.read(2) == b"\x1f\x8b" else open
+    with opener(source, "rt") as src, open(fixed, "w") as dst:
+        for line in src:
+            if line.startswith("#CHROM"):
+                for name in names:
+                    length = f",length={lengths[name]}" if name in lengths else ""
+                    dst.write(f"##contig=<ID={name}{length}>\n")
+                dst.write(line)
+                break
+            dst.write(line)
+        shutil.copyfileobj(src, dst, 4 * 1024 * 1024)
+    return str(fixed)
+
+
+def _reference_mismatch(used: set[str], header_lengths: dict[str, int], reference: dict[str, int] | None) -> str | None:
+    """Why the VCF cannot be left-aligned against `reference`, or None when it can."""
+    if reference is None:
+        return "no reference configured"
+    unknown = sorted(c for c in used if c not in reference)
+    if unknown:
+        return f"contigs not in the reference: {', '.join(unknown[:5])}"
+    wrong = sorted(c for c, n in header_lengths.items() if c in used and c in reference and n != reference[c])
+    if wrong:
+        return f"contig lengths differ from the reference: {', '.join(wrong[:5])}"
+    return None
 
 
 def _index_and_publish(result: Path, out: Path, *, contig_lengths: list[int]) -> None:
