@@ -171,3 +171,11 @@ def test_interrupted_alignment_leaves_no_output(aligned, tmp_path):
         align_reads(mmi, *demo.samples[SAMPLE_A], out, sample_id=SAMPLE_A, reference_fasta=demo.reference_fasta,
                     log=interrupt, log_every=4_000)
     assert list(out.parent.iterdir()) == []
+
+
+def test_missing_reads_file_is_an_error_not_an_empty_bam(aligned, tmp_path):
+    demo, mmi, *_ = aligned
+    with pytest.raises(FileNotFoundError):
+        align_reads(mmi, tmp_path / "nope_R1.fastq.gz", None, tmp_path / "n.bam", sample_id="N",
+                    reference_fasta=demo.reference_fasta)
+    assert not (tmp_path / "n.bam").exists()

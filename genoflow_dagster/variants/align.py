@@ -99,12 +99,17 @@ def align_reads(
     (measured: two Python threads map no faster than one), so mapping stays
     on one thread here and scales out by running samples in separate processes.
     Returns counts (reads, mapped, paired, properly_paired, ...), seconds and
-    the mappy version. Raises ValueError on a reference that cannot be loaded
-    or on R1/R2 files whose read names or counts disagree.
+    the mappy version. Raises FileNotFoundError for a missing FASTQ, ValueError
+    on a reference that cannot be loaded or on R1/R2 files whose read names or
+    counts disagree.
     """
     started = time.monotonic()
     say = log or (lambda _message: None)
     out_bam = Path(out_bam)
+    for path in (r1, r2):
+        # mappy.fastx_read yields nothing for a missing file: that must not become an empty BAM
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"reads file not found: {path}")
     threads = max(1, int(threads))
     aligner = mappy.Aligner(str(reference), preset=PRESET)
     if not aligner:
