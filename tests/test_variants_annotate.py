@@ -179,3 +179,17 @@ def test_summary_of_nothing():
     summary = summarise_variants(pd.DataFrame(columns=COLUMNS))
     assert summary["variants"] == 0 and summary["ts_tv"] is None and summary["het_hom_ratio"] is None
     assert summary["call_rate"] is None and summary["genes_hit"] == 0
+
+
+def test_known_sites_without_an_index_and_with_multiallelic_alts(tmp_path):
+    known = tmp_path / "known.vcf"
+    known.write_text("##fileformat=VCFv4.2\n##contig=<ID=c1,length=1000>\n"
+                     "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+                     "c1\t10\trs1\tA\tC,G\t.\t.\t.\n")
+    vcf = tmp_path / "calls.vcf"
+    vcf.write_text("##fileformat=VCFv4.2\n##contig=<ID=c1,length=1000>\n"
+                   "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+                   "c1\t10\t.\tA\tG\t.\t.\t.\nc1\t10\t.\tA\tT\t.\t.\t.\nc1\t11\t.\tC\tG\t.\t.\t.\n")
+    frame = annotate_variants(vcf, known_sites=known, sample_id="S")
+    assert frame["known"].tolist() == [True, False, False]
+    assert set(frame["zygosity"]) == {"missing"} and frame["genotype"].isna().all()
