@@ -93,7 +93,7 @@ def test_sample_a_is_a_good_pair(demo):
     for (h1, s1, q1), (h2, s2, q2) in zip(reads1[:500], reads2[:500], strict=True):
         assert h1.split()[0] == h2.split()[0]
         assert h1.split()[1].startswith("1:") and h2.split()[1].startswith("2:")
-        assert len(s1) == len(q1) == len(s2) == len(q2) == 150
+        assert len(s1) == len(q1) == len(s2) == len(q2) == 100
         assert min(q1 + q2) >= chr(33 + 30) and max(q1 + q2) <= chr(33 + 40)
 
 
