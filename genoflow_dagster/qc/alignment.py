@@ -54,60 +54,66 @@ def _fai_lengths(fasta: str) -> dict[str, int]:
 
 
 class _Coverage:
-    """Depth per contig from aligned blocks, in fixed windows of a difference array."""
+    """Depth per contig from aligned blocks, in fixed windows of a difference array.
 
-    def __init__(self, lengths: dict[str, int]) -> None:
+    With a coordinate-sorted input (`SO:coordinate`) windows behind the current read
+    are summed and freed as the stream advances, so memory is a few windows. Otherwise
+    every touched window is kept until the end (memory up to 4 bytes per reference base).
+    """
+
+    def __init__(self, lengths: dict[str, int], *, sorted_input: bool) -> None:
         self.lengths = lengths
+        self.sorted_input = sorted_input
         self.total_depth = 0
         self.covered = dict.fromkeys(BREADTH_LEVELS, 0)
+        self.windows: dict[str, dict[int, np.ndarray]] = {}
         self.contig: str | None = None
-        self.windows: dict[int, np.ndarray] = {}
-        self.next_window = 0  # first window not yet finalised
+        self.next_window = 0  # sorted mode: first window of `contig` not yet summed
         self.carry = 0
         self.pending: list[tuple[int, int]] = []
         self.done: set[str] = set()
 
     def add(self, contig: str, start: int, blocks: list[tuple[int, int]]) -> None:
         if contig != self.contig:
-            self.finish_contig()
+            self._apply()
+            if self.sorted_input:
+                self._finish_sorted_contig()
+                if contig in self.done:
+                    raise ValueError(f"header says SO:coordinate but {contig} reappears after another contig")
             self.contig = contig
-            if contig in self.done:  # unsorted input came back to a finished contig: not supported
-                raise ValueError("coverage needs reads grouped by contig (coordinate-sorted input)")
         self.pending.extend(blocks)
         if len(self.pending) >= 200_000:
             self._apply()
-        # Windows entirely before this read's start can no longer change (sorted input).
-        if start // WINDOW > self.next_window:
+        if self.sorted_input and start // WINDOW > self.next_window:
             self._apply()
-            self._finalise_until(start // WINDOW)
+            self._sum_windows(contig, start // WINDOW)
 
     def _apply(self) -> None:
-        if not self.pending:
+        if not self.pending or self.contig is None:
             return
-        length = self.lengths.get(self.contig or "", 0)
+        length = self.lengths.get(self.contig, 0)
         ev = np.asarray(self.pending, dtype=np.int64)
         self.pending.clear()
-        starts = np.clip(ev[:, 0], 0, length)
-        ends = np.clip(ev[:, 1], 0, length)
-        for pos, sign in ((starts, 1), (ends, -1)):
+        windows = self.windows.setdefault(self.contig, {})
+        for pos, sign in ((np.clip(ev[:, 0], 0, length), 1), (np.clip(ev[:, 1], 0, length), -1)):
             win = pos // WINDOW
             for w in np.unique(win).tolist():
-                sel = pos[win == w] - w * WINDOW
-                arr = self.windows.get(w)
+                if self.sorted_input and w < self.next_window:
+                    raise ValueError("header says SO:coordinate but the reads are not sorted")
+                arr = windows.get(w)
                 if arr is None:
-                    arr = self.windows[w] = np.zeros(WINDOW, dtype=np.int64)
-                arr += sign * np.bincount(sel, minlength=WINDOW)[:WINDOW]
-                if w < self.next_window:
-                    raise ValueError("coverage needs coordinate-sorted input")
+                    arr = windows[w] = np.zeros(WINDOW, dtype=np.int32)
+                arr += (sign * np.bincount(pos[win == w] - w * WINDOW, minlength=WINDOW)[:WINDOW]).astype(np.int32)
 
-    def _finalise_until(self, stop: int) -> None:
-        length = self.lengths.get(self.contig or "", 0)
-        last = (length + WINDOW - 1) // WINDOW
-        stop = min(stop, last)
+    def _sum_windows(self, contig: str, stop: int) -> None:
+        """Add windows [next_window, stop) of `contig` to the totals and free them."""
+        length = self.lengths.get(contig, 0)
+        stop = min(stop, (length + WINDOW - 1) // WINDOW)
+        windows = self.windows.get(contig, {})
         while self.next_window < stop:
             w = self.next_window
             size = min(WINDOW, length - w * WINDOW)
-            diff = self.windows.pop(w, None)
+            diff = windows.pop(w, None)
             if diff is None:
                 if self.carry:
                     self.total_depth += self.carry * size
@@ -115,22 +121,31 @@ class _Coverage:
                         if self.carry >= level:
                             self.covered[level] += size
             else:
-                cov = np.cumsum(diff[:size]) + self.carry
-                self.carry = int(cov[-1]) if size else self.carry
+                cov = np.cumsum(diff[:size], dtype=np.int64) + self.carry
+                self.carry = int(cov[-1])
                 self.total_depth += int(cov.sum())
                 for level in BREADTH_LEVELS:
                     self.covered[level] += int(np.count_nonzero(cov >= level))
             self.next_window += 1
 
-    def finish_contig(self) -> None:
-        if self.contig is None:
-            return
-        self._apply()
-        self._finalise_until(1 << 62)
-        self.done.add(self.contig)
-        self.windows.clear()
+    def _finish_sorted_contig(self) -> None:
+        if self.contig is not None:
+            self._sum_windows(self.contig, 1 << 62)
+            self.windows.pop(self.contig, None)
+            self.done.add(self.contig)
         self.next_window = 0
         self.carry = 0
+
+    def finish(self) -> None:
+        self._apply()
+        if self.sorted_input:
+            self._finish_sorted_contig()
+            self.contig = None
+            return
+        for contig in list(self.windows):
+            self.contig, self.next_window, self.carry = contig, 0, 0
+            self._sum_windows(contig, 1 << 62)
+            self.windows.pop(contig, None)
         self.contig = None
 
 
@@ -148,7 +163,7 @@ def alignment_metrics(
 
     `reference_lengths` wins over the header's @SQ lengths, which win over the FASTA's
     .fai. CRAM needs `reference_fasta`; htslib is kept off the network (REF_PATH).
-    Raises ValueError for unreadable input or unsorted input when coverage is computed.
+    Raises ValueError for unreadable input, or a header claiming SO:coordinate over unsorted reads.
     """
     path = str(path)
     if reference_fasta and "REF_PATH" not in os.environ:
@@ -164,11 +179,12 @@ def alignment_metrics(
             lengths = {k: v for k, v in header_lengths.items() if v > 0}
         if not lengths and reference_fasta:
             lengths = _fai_lengths(reference_fasta)
-        coverage = _Coverage(lengths) if lengths else None
+        sorted_input = bam.header.to_dict().get("HD", {}).get("SO") == "coordinate"
+        coverage = _Coverage(lengths, sorted_input=sorted_input) if lengths else None
         metrics = _scan(bam, coverage)
     ref_total = sum(lengths.values()) if lengths else 0
     if coverage is not None and ref_total:
-        coverage.finish_contig()
+        coverage.finish()
         metrics["reference_length"] = ref_total
         metrics["mean_depth"] = round(coverage.total_depth / ref_total, 4)
         for level in BREADTH_LEVELS:

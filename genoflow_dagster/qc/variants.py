@@ -11,9 +11,10 @@ the union of its ALT alleles' types, and then, as in bcftools stats:
   and a union of exactly SNP (a `*` allele disqualifies, a `<NON_REF>` does not);
 - `ts`, `tv`: per SNP ALT allele (a C>T,A site adds one of each); `ts_tv` = ts/tv.
 - `per_sample` mirrors bcftools' PSC: a genotype with any missing allele is
-  `missing`; one allele is `hap_ref`/`hap_alt`; 0/0 is `hom_ref` on any record; `het`
-  (0/1 and 1/2) and `hom_alt` are counted only when a called ALT allele is a SNP;
-  `indels` when a called ALT allele is an indel.
+  `missing`; one allele is `hap_ref`/`hap_alt`; 0/0 is `hom_ref` on any record; a call
+  with an indel ALT counts in `indels`; `het` (0/1 and 1/2) and `hom_alt` count calls whose
+  ALTs include a SNP or are reference-like (`<NON_REF>`), never calls of only `*`, MNP,
+  indel or symbolic ALTs; ts/tv come from the lower called ALT when it is a SNP.
 
 `het_hom_ratio` = sum of het / sum of hom_alt over samples; `call_rate` = called
 genotypes / (records x samples).
@@ -94,7 +95,7 @@ def vcf_metrics(path: str | Path, *, known_sites: str | None = None) -> dict[str
                 c["mnps"] += 1
             if line & _INDEL:
                 c["indels"] += 1
-            if line & (_OTHER | _BND):
+            if line & _OTHER:  # breakends (BND) are in no SN category of bcftools 1.16
                 c["others"] += 1
             if len(alleles) > 2:
                 c["multiallelic_sites"] += 1
@@ -116,7 +117,7 @@ def vcf_metrics(path: str | Path, *, known_sites: str | None = None) -> dict[str
             )
             c["known" if is_known else "novel"] += 1
             if samples and "GT" in rec.format:
-                _sample_stats(rec, alleles, bits, psc)
+                _sample_stats(rec, alleles, bits, line, psc)
     if known is not None:
         known.close()
 
@@ -134,7 +135,7 @@ def vcf_metrics(path: str | Path, *, known_sites: str | None = None) -> dict[str
     return m
 
 
-def _sample_stats(rec: pysam.VariantRecord, alleles: tuple[str, ...], bits: list[int],
+def _sample_stats(rec: pysam.VariantRecord, alleles: tuple[str, ...], bits: list[int], line: int,
                   psc: dict[str, dict[str, int]]) -> None:
     """One record's genotypes into the PSC counters, following htslib's bcf_gt_type."""
     ref = alleles[0].upper()
@@ -158,7 +159,9 @@ def _sample_stats(rec: pysam.VariantRecord, alleles: tuple[str, ...], bits: list
                 kind |= bits[a]
         if kind & _INDEL:
             d["indels"] += 1
-        if not kind & _SNP:
+        # het/hom are SNP counts: the called ALTs must include a SNP, or be reference-like
+        # (<NON_REF>, <*>), as bcftools does; '*', MNP, indel-only or symbolic calls are not counted.
+        if kind and not kind & _SNP:
             continue
         het = has_ref or len(alts) > 1
         d["het" if het else "hom_alt"] += 1

@@ -1,0 +1,140 @@
+"""FASTQ metrics against `seqkit stats -a -T` (skipped when seqkit is absent), plus the
+vectorised path against the fallback parser and block boundaries."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genoflow_dagster.qc import compute_metrics
+from genoflow_dagster.qc import fastq as fq
+from genoflow_dagster.qc.fastq import fastq_metrics
+
+CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+HAVE_SEQKIT = shutil.which("seqkit") is not None
+
+
+def write_fastq(path: Path, n: int = 3000, *, seed: int = 7, fixed: int | None = None, wrap: int | None = None,
+                crlf: bool = False) -> Path:
+    rng = np.random.default_rng(seed)
+    alphabet = np.frombuffer(b"ACGTACGTACGTACGTNacgtRY", dtype=np.uint8)
+    nl = b"\r\n" if crlf else b"\n"
+    chunks = []
+    for i in range(n):
+        length = fixed if fixed is not None else int(rng.integers(0, 160))
+        seq = alphabet[rng.integers(0, len(alphabet), length)].tobytes()
+        if length > 40 and rng.random() < 0.1:
+            k = int(rng.integers(0, length - 13))
+            seq = (seq[:k] + b"AGATCGGAAGAGC" + seq[k + 13:])[:length]
+        qual = (rng.integers(0, 42, length) + 33).astype(np.uint8).tobytes()
+        if wrap:
+            seq = nl.join(seq[j:j + wrap] for j in range(0, len(seq), wrap)) or b""
+            qual = nl.join(qual[j:j + wrap] for j in range(0, len(qual), wrap)) or b""
+        chunks.append(b"@read" + str(i).encode() + nl + seq + nl + b"+" + nl + qual + nl)
+    data = b"".join(chunks)
+    if path.suffix == ".gz":
+        path.write_bytes(gzip.compress(data))
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def seqkit_stats(path: Path) -> dict[str, str]:
+    out = subprocess.run(["seqkit", "stats", "-a", "-T", str(path)], capture_output=True, text=True, check=True)
+    header, row = out.stdout.strip().split("\n")[:2]
+    return dict(zip(header.split("\t"), row.split("\t"), strict=True))
+
+
+def assert_matches_seqkit(m: dict, ref: dict[str, str]) -> None:
+    assert m["total_reads"] == int(ref["num_seqs"])
+    assert m["total_bases"] == int(ref["sum_len"])
+    assert m["min_length"] == int(ref["min_len"])
+    assert m["max_length"] == int(ref["max_len"])
+    # equal to seqkit's printed precision (it rounds halves away from zero, Python to even)
+    assert abs(m["mean_length"] - float(ref["avg_len"])) <= 0.05 + 1e-9
+    for ours, theirs in (("q20_percent", "Q20(%)"), ("q30_percent", "Q30(%)"), ("gc_percent", "GC(%)")):
+        assert abs(m[ours] - float(ref[theirs])) <= 0.005 + 1e-9, ours
+
+
+@pytest.mark.skipif(not HAVE_SEQKIT, reason="seqkit not installed")
+@pytest.mark.parametrize("name", ["reads.fastq", "reads.fastq.gz"])
+def test_generated_reads_match_seqkit(tmp_path: Path, name: str) -> None:
+    path = write_fastq(tmp_path / name)
+    assert_matches_seqkit(fastq_metrics(path), seqkit_stats(path))
+
+
+@pytest.mark.skipif(not HAVE_SEQKIT, reason="seqkit not installed")
+def test_fixed_length_reads_match_seqkit(tmp_path: Path) -> None:
+    path = write_fastq(tmp_path / "fixed.fq", 5000, fixed=150)
+    assert_matches_seqkit(fastq_metrics(path), seqkit_stats(path))
+
+
+def corpus_fastqs() -> list[Path]:
+    folder = CORPORA / "fastq" / "valid"
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+@pytest.mark.skipif(not HAVE_SEQKIT or not corpus_fastqs(), reason="seqkit or corpora absent")
+@pytest.mark.parametrize("path", corpus_fastqs(), ids=lambda p: p.name)
+def test_corpus_matches_seqkit(path: Path) -> None:
+    out = subprocess.run(["seqkit", "stats", "-a", "-T", str(path)], capture_output=True, text=True)
+    if out.returncode != 0:
+        pytest.skip(f"seqkit cannot read {path.name}")
+    assert_matches_seqkit(fastq_metrics(path), seqkit_stats(path))
+
+
+def test_wrapped_and_crlf_equal_plain(tmp_path: Path) -> None:
+    plain = fastq_metrics(write_fastq(tmp_path / "a.fq", 500))
+    wrapped = fastq_metrics(write_fastq(tmp_path / "b.fq", 500, wrap=60))
+    crlf = fastq_metrics(write_fastq(tmp_path / "c.fq", 500, crlf=True))
+    for other in (wrapped, crlf):
+        for key in ("total_reads", "total_bases", "gc_percent", "q30_percent", "per_position_quality",
+                    "per_sequence_gc", "duplication_percent", "adapter_content", "length_distribution"):
+            assert other[key] == plain[key], key
+
+
+def test_small_blocks_equal_one_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_fastq(tmp_path / "a.fq", 800)
+    whole = fastq_metrics(path)
+    monkeypatch.setattr(fq, "BLOCK_BYTES", 4096 + 17)
+    split = fastq_metrics(path)
+    assert {k: v for k, v in split.items()} == whole
+
+
+def test_sha256_of_stored_bytes_and_modules(tmp_path: Path) -> None:
+    path = write_fastq(tmp_path / "a.fastq.gz", 300, fixed=100)
+    m = compute_metrics(path, "fastq")
+    assert m["format"] == "fastq"
+    assert m["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert sum(m["per_sequence_gc"]) <= m["total_reads"]
+    assert m["per_position_quality"][0]["base"] == "1"
+    assert m["per_position_quality"][-1]["end"] == 100
+    assert set(m["adapter_content"]) >= {"Illumina Universal Adapter", "Nextera Transposase Sequence"}
+    assert m["adapter_content"]["Illumina Universal Adapter"][-1] > 0
+    assert m["length_distribution"] == {"100": 300}
+
+
+def test_duplicates_and_overrepresented(tmp_path: Path) -> None:
+    seq = b"ACGTTGCAAGGCTTACCGATTACG" * 2
+    body = b"".join(b"@r%d\n%s\n+\n%s\n" % (i, seq if i % 2 else seq[::-1] + b"A" * (i % 7), b"I" * 48 +
+                    b"I" * (0 if i % 2 else i % 7)) for i in range(1000))
+    path = tmp_path / "dup.fq"
+    path.write_bytes(body)
+    m = fastq_metrics(path)
+    assert m["total_reads"] == 1000
+    assert m["duplication_percent"] == pytest.approx(100 - 100 * 8 / 1000)
+    top = m["overrepresented_sequences"][0]
+    assert top["sequence"] == seq.decode() and top["count"] == 500 and top["percent"] == 50.0
+
+
+def test_truncated_record_raises(tmp_path: Path) -> None:
+    path = tmp_path / "bad.fq"
+    path.write_bytes(b"@r1\nACGT\n+\nIIII\n@r2\nACGT\n+\n")
+    with pytest.raises(fq.FastqFormatError):
+        fastq_metrics(path)
