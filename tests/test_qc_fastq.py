@@ -138,3 +138,25 @@ def test_truncated_record_raises(tmp_path: Path) -> None:
     path.write_bytes(b"@r1\nACGT\n+\nIIII\n@r2\nACGT\n+\n")
     with pytest.raises(fq.FastqFormatError):
         fastq_metrics(path)
+
+
+def test_read_gc_histogram_has_no_rounding_comb_for_150bp_reads(tmp_path):
+    """Rounding g/150 to whole percents doubles every third bin; the spread histogram must not."""
+    import random
+
+    from genoflow_dagster.qc.profiles import grade, load_profile
+
+    rng = random.Random(11)
+    path = tmp_path / "clean150.fastq"
+    with open(path, "w") as out:
+        for i in range(20_000):
+            seq = "".join(rng.choice("ACGT") for _ in range(150))
+            out.write(f"@r{i}\n{seq}\n+\n{'I' * 150}\n")
+    metrics = fastq_metrics(path)
+    hist = metrics["per_sequence_gc"]
+    assert abs(sum(hist) - 20_000) < 1e-6
+    # neighbouring bins near the mode differ smoothly, not by a factor of ~2
+    assert all(0.7 < hist[i] / hist[i + 1] < 1.4 for i in range(46, 54))
+    verdict = grade({**metrics, "format": "fastq"}, load_profile("standard"))
+    gc_module = next(m for m in verdict["modules"] if m["name"] == "per sequence GC content")
+    assert gc_module["status"] == "pass"
