@@ -1,0 +1,137 @@
+"""What a file is: compression from magic bytes, format from content, cross-checked with the name."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from genoflow_dagster.errors import ErrorCode
+from genoflow_dagster.formats.io import GZIP_MAGIC, ZIP_MAGIC, is_bgzf, open_decompressed, sniff
+
+EXTENSIONS: dict[str, str] = {
+    ".fastq": "fastq", ".fq": "fastq", ".fasta": "fasta", ".fa": "fasta", ".fna": "fasta", ".fas": "fasta",
+    ".sam": "sam", ".bam": "bam", ".cram": "cram", ".vcf": "vcf", ".bed": "bed",
+    ".gff": "gff", ".gff3": "gff", ".gtf": "gtf", ".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".xlsx": "xlsx",
+}
+COMPRESSION_SUFFIXES = (".gz", ".bgz", ".bgzf")
+# Formats that may be gzip/BGZF compressed as a whole file.
+COMPRESSIBLE = frozenset({"fastq", "fasta", "sam", "vcf", "bed", "gff", "gtf", "csv", "tsv"})
+
+
+@dataclass(frozen=True)
+class Detection:
+    format: str | None
+    compression: str  # none | gzip | bgzf | zip
+    error_code: ErrorCode | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+def format_from_name(name: str) -> tuple[str | None, bool]:
+    """(format implied by the extension, whether the name says it is compressed)."""
+    lower = name.lower()
+    compressed = lower.endswith(COMPRESSION_SUFFIXES)
+    if compressed:
+        lower = lower.rsplit(".", 1)[0]
+    suffix = "." + lower.rsplit(".", 1)[-1] if "." in lower else ""
+    return EXTENSIONS.get(suffix), compressed
+
+
+def _text_format(head: bytes) -> str | None:
+    """Guess a text format from the first decompressed bytes."""
+    text = head.lstrip(b"\xef\xbb\xbf")
+    lines = [ln for ln in text.split(b"\n")[:20] if ln.strip()]
+    if not lines:
+        return None
+    first = lines[0]
+    if first.startswith(b"##fileformat=VCF"):
+        return "vcf"
+    if first.startswith(b"##gff-version"):
+        return "gff"
+    if first.startswith(b"@") and len(lines) >= 3 and lines[2].startswith(b"+"):
+        return "fastq"
+    if first.startswith((b"@HD\t", b"@SQ\t", b"@RG\t", b"@PG\t", b"@CO\t")):
+        return "sam"
+    if first.startswith(b">"):
+        return "fasta"
+    data = [ln for ln in lines if not ln.startswith((b"#", b"track", b"browser"))]
+    if data:
+        cols = data[0].split(b"\t")
+        if len(cols) == 9 and cols[3].strip().isdigit() and cols[4].strip().isdigit():
+            return "gtf" if b'"' in cols[8] else "gff"
+        if len(cols) >= 11 and cols[1].isdigit() and cols[3].isdigit():
+            return "sam"
+        if len(cols) >= 3 and cols[1].strip().isdigit() and cols[2].strip().isdigit():
+            return "bed"
+        if len(cols) > 1:
+            return "tsv"
+        if b"," in data[0]:
+            return "csv"
+    return None
+
+
+def detect_format(path: str | Path, name: str | None = None) -> Detection:
+    """Detect compression and format by content first; the extension breaks ties and is cross-checked.
+
+    A contradiction that matters (a `.bam` that is text, an `.xlsx` that is no zip)
+    is reported with its own reason; the caller decides whether it is fatal.
+    """
+    path = Path(path)
+    name = name or path.name
+    by_name, _ = format_from_name(name)
+    head = sniff(path, 64)
+    if head[:4] == ZIP_MAGIC:
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = set(archive.namelist())
+        except zipfile.BadZipFile:
+            return Detection(by_name, "zip", ErrorCode.INVALID_FILE_TYPE, "ZIP_CORRUPT",
+                             "the file starts like a zip archive but cannot be opened as one")
+        if "xl/workbook.xml" in names or by_name == "xlsx":
+            return Detection("xlsx", "zip")
+        return Detection(None, "zip", ErrorCode.INVALID_FILE_TYPE, "ZIP_NOT_XLSX",
+                         "a zip archive that is not an Excel workbook (no xl/workbook.xml)")
+    if by_name == "xlsx":
+        return Detection("xlsx", "none", ErrorCode.INVALID_FILE_TYPE, "XLSX_NOT_ZIP",
+                         "the file is named .xlsx but is not a zip archive, so it cannot be an Excel workbook")
+    if head[:4] == b"CRAM":
+        return Detection("cram", "none")
+    compression = "none"
+    if head[:2] == GZIP_MAGIC:
+        compression = "bgzf" if is_bgzf(head) else "gzip"
+        try:
+            with open_decompressed(path) as stream:
+                inner = stream.read(4096)
+        except (OSError, EOFError) as exc:
+            return Detection(by_name, compression, ErrorCode.VALIDATION_ERROR, "GZIP_CORRUPT",
+                             f"the gzip stream cannot be decompressed: {exc}")
+        if inner[:4] == b"BAM\x01":
+            if by_name not in (None, "bam"):
+                return Detection("bam", compression, ErrorCode.INVALID_FILE_TYPE, "EXTENSION_CONTENT_MISMATCH",
+                                 f"the name says {by_name} but the content is BAM")
+            return Detection("bam", compression)
+    else:
+        inner = sniff(path, 4096)
+    if by_name == "bam":
+        kind = _text_format(inner)
+        what = f"text {kind.upper()}" if kind else "not BAM"
+        return Detection(kind, compression, ErrorCode.INVALID_FILE_TYPE, "EXTENSION_CONTENT_MISMATCH",
+                         f"the file is named .bam but its content is {what} (BAM is BGZF-compressed binary)")
+    if by_name == "cram":
+        return Detection("cram", compression, ErrorCode.INVALID_FILE_TYPE, "EXTENSION_CONTENT_MISMATCH",
+                         "the file is named .cram but does not start with the CRAM magic")
+    if b"\x00" in inner[:1024] and compression == "none":
+        return Detection(by_name, compression, ErrorCode.INVALID_FILE_TYPE, "BINARY_CONTENT",
+                         "the file holds binary data where a text format was expected")
+    guessed = _text_format(inner)
+    if by_name is not None:
+        # The content guess is weak for tabular and feature formats; trust a consistent extension.
+        if guessed in (None, "tsv", "csv", "bed") or guessed == by_name or {guessed, by_name} <= {"gff", "gtf"}:
+            return Detection(by_name, compression)
+        return Detection(by_name, compression, ErrorCode.INVALID_FILE_TYPE, "EXTENSION_CONTENT_MISMATCH",
+                         f"the name says {by_name} but the content looks like {guessed}")
+    if guessed is None:
+        return Detection(None, compression, ErrorCode.INVALID_FILE_TYPE, "UNKNOWN_FORMAT",
+                         "the format could not be recognised from the content or the name")
+    return Detection(guessed, compression)

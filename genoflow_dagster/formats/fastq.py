@@ -1,0 +1,115 @@
+"""FASTQ, as the Cock et al. 2010 format paper defines it (the Biopython conformance files).
+
+Records: `@title`, sequence (possibly wrapped over several lines), `+` with
+nothing or the same title, quality of exactly the sequence's length (wrapped
+likewise), every quality character in ASCII 33-126. Quality lines are read
+until they reach the sequence's length, which is how a wrapped file is told
+apart from a quality string that happens to start with '@' or '+'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from genoflow_dagster.formats.errors import FormatError
+from genoflow_dagster.formats.lines import numbered_lines
+
+_SEQ_DELETE = b"ACGTUNacgtunRYKMSWBDHVrykmswbdhv.-*"
+_QUAL_DELETE = bytes(range(33, 127))
+
+
+def _records(stream: BinaryIO) -> Iterator[tuple[int, bytes, bytes, int]]:
+    """(title line, title, quality, min quality byte) for each record; raises FormatError."""
+    lines = numbered_lines(stream)
+    pushed_back = None
+    while True:
+        item, pushed_back = (pushed_back, None) if pushed_back else (next(lines, None), None)
+        if item is None:
+            return
+        number, title = item
+        title_number = number
+        if not title:
+            if any(line for _, line in lines):
+                raise FormatError("FASTQ_BLANK_LINE", f"blank line at line {number} inside the file", number)
+            return
+        if not title.startswith(b"@"):
+            raise FormatError("FASTQ_HEADER_MISSING_AT",
+                              f"line {number} should start a record with '@' but starts with {title[:1]!r}", number)
+        seq_parts = []
+        seq_line = number + 1
+        for number, line in lines:
+            if line.startswith(b"+"):
+                plus_line, plus = number, line
+                break
+            if line.startswith(b"@") and seq_parts:
+                raise FormatError("FASTQ_PLUS_LINE_MISSING",
+                                  f"record at line {seq_line - 1} has no '+' line before the next '@' at line {number}",
+                                  number)
+            if line.translate(None, _SEQ_DELETE):
+                bad = line.translate(None, _SEQ_DELETE)[:1]
+                raise FormatError("FASTQ_SEQUENCE_INVALID_CHARACTER",
+                                  f"sequence at line {number} contains {bad!r}, which is not a nucleotide code",
+                                  number)
+            seq_parts.append(line)
+        else:
+            raise FormatError("FASTQ_TRUNCATED",
+                              f"file ends inside the record starting at line {seq_line - 1} (no '+' line)",
+                              number if seq_parts else seq_line - 1)
+        if len(plus) > 1 and plus[1:] != title[1:]:
+            raise FormatError("FASTQ_PLUS_TITLE_MISMATCH",
+                              f"'+' line {plus_line} repeats a title different from line {seq_line - 1}", plus_line)
+        seq_len = sum(len(p) for p in seq_parts)
+        qual = b""
+        qual_line = plus_line + 1
+        if seq_len == 0:  # a zero-length read: its quality line is empty too (or absent)
+            item = next(lines, None)
+            if item is not None and item[1]:
+                pushed_back = item
+        while len(qual) < seq_len:
+            item = next(lines, None)
+            if item is None:
+                if not qual:
+                    raise FormatError("FASTQ_TRUNCATED",
+                                      f"file ends after the '+' line {plus_line}: quality is missing", plus_line)
+                raise FormatError("FASTQ_QUALITY_LENGTH_MISMATCH",
+                                  f"quality starting at line {qual_line} has {len(qual)} characters for a sequence "
+                                  f"of {seq_len}", qual_line)
+            if not item[1] and not qual:
+                break
+            qual += item[1]
+        if len(qual) != seq_len:
+            raise FormatError("FASTQ_QUALITY_LENGTH_MISMATCH",
+                              f"quality starting at line {qual_line} has {len(qual)} characters for a sequence "
+                              f"of {seq_len}", qual_line)
+        if qual.translate(None, _QUAL_DELETE):
+            bad = qual.translate(None, _QUAL_DELETE)[:1]
+            raise FormatError("FASTQ_QUALITY_INVALID_CHARACTER",
+                              f"quality starting at line {qual_line} contains byte {bad!r}; quality characters "
+                              "must be printable ASCII 33-126", qual_line)
+        yield title_number, title, qual, min(qual) if qual else 126
+
+
+def validate_fastq(stream: BinaryIO, details: dict) -> int:
+    """Count records; note the quality encoding the characters allow (`phred33`, `phred64`, `solexa64`)."""
+    records = 0
+    lowest = 126
+    for _, _, _, low in _records(stream):
+        records += 1
+        lowest = min(lowest, low)
+    if lowest < 59:
+        details["quality_encoding"] = "phred33"
+    elif lowest < 64:
+        details["quality_encoding"] = "solexa64"
+    else:
+        details["quality_encoding"] = "phred64" if records else "phred33"
+    return records
+
+
+def read_names(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """(title line number, read name without mate suffix or comment) per record."""
+    for number, title, _, _ in _records(stream):
+        name = title[1:].split(None, 1)[0] if title[1:].strip() else b""
+        if name.endswith((b"/1", b"/2")):
+            name = name[:-2]
+        yield number, name

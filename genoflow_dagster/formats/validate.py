@@ -1,0 +1,231 @@
+"""`validate_file`: one entry point for every format. Never raises; always returns a result with a code.
+
+The file is read once: a hashing reader computes the SHA-256 of the bytes as
+stored while the (decompressed) content streams through the format's validator.
+Decompression is capped: past `BOMB_MIN_BYTES` of output at a ratio above
+`BOMB_MAX_RATIO`, the file is refused as a decompression bomb.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import os
+import stat
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from genoflow_dagster.errors import ErrorCode
+from genoflow_dagster.formats import FORMATS
+from genoflow_dagster.formats.alignment import validate_bam_or_cram, validate_sam
+from genoflow_dagster.formats.detect import COMPRESSIBLE, Detection, detect_format
+from genoflow_dagster.formats.errors import FormatError
+from genoflow_dagster.formats.fasta import validate_fasta
+from genoflow_dagster.formats.fastq import read_names, validate_fastq
+from genoflow_dagster.formats.features import validate_bed, validate_gff3, validate_gtf
+from genoflow_dagster.formats.io import _gzip_impl
+from genoflow_dagster.formats.result import ValidationResult
+from genoflow_dagster.formats.tabular import validate_delimited, validate_xlsx
+from genoflow_dagster.formats.vcf import validate_vcf
+
+DEFAULT_MAX_BYTES = 5 * 1024**3
+BOMB_MIN_BYTES = 256 * 1024**2
+BOMB_MAX_RATIO = 200
+CHUNK = 4 * 1024 * 1024
+
+TEXT_VALIDATORS: dict[str, Callable[[BinaryIO, dict], int]] = {
+    "fastq": validate_fastq,
+    "fasta": validate_fasta,
+    "sam": validate_sam,
+    "vcf": validate_vcf,
+    "bed": validate_bed,
+    "gff": validate_gff3,
+    "gtf": validate_gtf,
+    "csv": lambda stream, details: validate_delimited(stream, ",", details),
+    "tsv": lambda stream, details: validate_delimited(stream, "\t", details),
+}
+
+
+class _HashingReader(io.RawIOBase):
+    """Reads a file, hashing every byte that passes, and counting them."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.digest = hashlib.sha256()
+        self.consumed = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        n = self._raw.readinto(buffer)
+        if n:
+            view = memoryview(buffer)[:n]
+            self.digest.update(view)
+            self.consumed += n
+        return n or 0
+
+    def drain(self) -> None:
+        while self._raw.readinto(buf := bytearray(CHUNK)):
+            pass
+        del buf
+
+
+class _CappedReader(io.RawIOBase):
+    """Decompressed stream that refuses to grow past the bomb limits."""
+
+    def __init__(self, inner: BinaryIO, source: _HashingReader) -> None:
+        self._inner = inner
+        self._source = source
+        self.produced = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self._inner.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.produced += n
+        if self.produced > BOMB_MIN_BYTES and self.produced > BOMB_MAX_RATIO * max(1, self._source.consumed):
+            raise FormatError("DECOMPRESSION_BOMB",
+                              f"the compressed file expands more than {BOMB_MAX_RATIO}:1 "
+                              f"({self.produced:,} bytes from {self._source.consumed:,}): refused as a bomb")
+        return n
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def validate_file(path: str | Path, format: str | None = None, *, name: str | None = None,
+                  max_bytes: int = DEFAULT_MAX_BYTES, reference_fasta: str | None = None) -> ValidationResult:
+    """Validate one file. `format` forces the format; otherwise it is detected (content, then name)."""
+    path = Path(path)
+    result = ValidationResult(path=str(path), format=format, valid=False)
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        return _fail(result, ErrorCode.STORAGE_ERROR, "FILE_UNREADABLE", f"cannot read {path}: {exc.strerror}")
+    if stat.S_ISLNK(info.st_mode):
+        return _fail(result, ErrorCode.STORAGE_ERROR, "SYMLINK_REFUSED", "symbolic links are not followed")
+    if not stat.S_ISREG(info.st_mode):
+        return _fail(result, ErrorCode.STORAGE_ERROR, "NOT_A_FILE", f"{path} is not a regular file")
+    result.size_bytes = info.st_size
+    if info.st_size == 0:
+        return _fail(result, ErrorCode.EMPTY_FILE, "EMPTY_FILE", "the file is empty (0 bytes)")
+    if info.st_size > max_bytes:
+        return _fail(result, ErrorCode.FILE_TOO_LARGE, "FILE_TOO_LARGE",
+                     f"the file is {info.st_size:,} bytes; the limit is {max_bytes:,}")
+    try:
+        detection = detect_format(path, name)
+        fmt = format or detection.format
+        result.format = fmt
+        result.details["compression"] = detection.compression
+        if format is None and detection.error_code is not None:
+            return _fail(result, detection.error_code, detection.reason, detection.message)
+        if fmt not in FORMATS:
+            return _fail(result, ErrorCode.INVALID_FILE_TYPE, "UNKNOWN_FORMAT", "the format could not be recognised")
+        if format is not None and detection.format not in (None, format) and not _compatible(format, detection):
+            return _fail(result, ErrorCode.INVALID_FILE_TYPE, "FORMAT_CONTENT_MISMATCH",
+                         f"asked to validate as {format} but the content is {detection.format}")
+        result.records = _run(path, fmt, detection, result, reference_fasta)
+        result.valid = True
+    except FormatError as exc:
+        if result.sha256 is None:
+            result.sha256 = _safe_sha(path)
+        return _fail(result, exc.error_code, exc.reason, exc.message, exc.line)
+    except (EOFError, OSError, zlib.error) as exc:
+        result.sha256 = result.sha256 or _safe_sha(path)
+        if isinstance(exc, EOFError):
+            code = "GZIP_TRUNCATED"
+        elif isinstance(exc, zlib.error) or "gzip" in str(exc).lower() or "deflate" in str(exc).lower():
+            code = "GZIP_CORRUPT"
+        else:
+            code = "READ_ERROR"
+        return _fail(result, ErrorCode.VALIDATION_ERROR, code, f"the file cannot be read to its end: {exc}")
+    except Exception as exc:  # never crash the caller: the file is quarantined with the error text
+        result.sha256 = result.sha256 or _safe_sha(path)
+        return _fail(result, ErrorCode.INTERNAL_ERROR, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}")
+    return result
+
+
+def _compatible(forced: str, detection: Detection) -> bool:
+    return {forced, detection.format} <= {"gff", "gtf"} or {forced, detection.format} <= {"csv", "tsv"}
+
+
+def _run(path: Path, fmt: str, detection: Detection, result: ValidationResult, reference_fasta: str | None) -> int:
+    if fmt in ("bam", "cram"):
+        result.sha256 = _sha256_of(path)
+        return validate_bam_or_cram(path, fmt, reference_fasta=reference_fasta)
+    if fmt == "xlsx":
+        result.sha256 = _sha256_of(path)
+        return validate_xlsx(path, result.details)
+    if detection.compression in ("gzip", "bgzf") and fmt not in COMPRESSIBLE:
+        raise FormatError("COMPRESSION_NOT_ALLOWED", f"{fmt} files cannot be gzip-compressed", None,
+                          ErrorCode.INVALID_FILE_TYPE)
+    with open(path, "rb", buffering=0) as raw:
+        hashing = _HashingReader(raw)
+        source: io.RawIOBase = hashing
+        if detection.compression in ("gzip", "bgzf"):
+            decompressed = _gzip_impl.GzipFile(fileobj=io.BufferedReader(hashing, CHUNK), mode="rb")
+            source = _CappedReader(decompressed, hashing)
+        stream = io.BufferedReader(source, CHUNK)
+        records = TEXT_VALIDATORS[fmt](stream, result.details)
+        if detection.compression in ("gzip", "bgzf"):
+            stream.read()  # the validator may stop early at EOF markers; read to the end of the gzip stream
+            if source.produced == 0:  # type: ignore[attr-defined]
+                raise FormatError("EMPTY_AFTER_DECOMPRESSION", "the compressed file holds no data", None,
+                                  ErrorCode.EMPTY_FILE)
+        hashing.drain()
+        result.sha256 = hashing.digest.hexdigest()
+    if records == 0 and fmt in ("fastq", "sam", "vcf"):
+        result.details["no_records"] = True
+    return records
+
+
+def _safe_sha(path: Path) -> str | None:
+    try:
+        return _sha256_of(path)
+    except OSError:
+        return None
+
+
+def _fail(result: ValidationResult, code: ErrorCode, reason: str | None, message: str | None,
+          line: int | None = None) -> ValidationResult:
+    result.valid = False
+    result.error_code = code
+    result.reason = reason
+    result.message = message
+    result.line = line
+    return result
+
+
+def validate_fastq_pair(r1: str | Path, r2: str | Path) -> ValidationResult | None:
+    """None when R1 and R2 hold the same reads in the same order; otherwise a result for R2."""
+    from genoflow_dagster.formats.io import open_decompressed
+
+    with open_decompressed(r1) as s1, open_decompressed(r2) as s2:
+        count = 0
+        for first, second in itertools.zip_longest(read_names(s1), read_names(s2)):
+            if first is None or second is None:
+                rest = 1 + sum(1 for _ in (read_names(s1) if second is None else read_names(s2)))
+                n1, n2 = (count + rest, count) if second is None else (count, count + rest)
+                result = ValidationResult(path=str(r2), format="fastq", valid=False)
+                return _fail(result, ErrorCode.VALIDATION_ERROR, "FASTQ_PAIR_COUNT_MISMATCH",
+                             f"R1 has {n1:,} reads and R2 has {n2:,}: the mates do not pair up",
+                             second[0] if second else None)
+            count += 1
+            if first[1] != second[1]:
+                result = ValidationResult(path=str(r2), format="fastq", valid=False)
+                return _fail(result, ErrorCode.VALIDATION_ERROR, "FASTQ_PAIR_NAME_MISMATCH",
+                             f"read {count:,} is {second[1].decode(errors='replace')} in R2 but "
+                             f"{first[1].decode(errors='replace')} in R1", second[0])
+    return None
