@@ -213,19 +213,22 @@ def validate_fastq_pair(r1: str | Path, r2: str | Path) -> ValidationResult | No
     from genoflow_dagster.formats.io import open_decompressed
 
     with open_decompressed(r1) as s1, open_decompressed(r2) as s2:
-        count = 0
+        n1 = n2 = 0
+        first_unpaired_line = None
         for first, second in itertools.zip_longest(read_names(s1), read_names(s2)):
+            n1 += first is not None
+            n2 += second is not None
             if first is None or second is None:
-                rest = 1 + sum(1 for _ in (read_names(s1) if second is None else read_names(s2)))
-                n1, n2 = (count + rest, count) if second is None else (count, count + rest)
-                result = ValidationResult(path=str(r2), format="fastq", valid=False)
-                return _fail(result, ErrorCode.VALIDATION_ERROR, "FASTQ_PAIR_COUNT_MISMATCH",
-                             f"R1 has {n1:,} reads and R2 has {n2:,}: the mates do not pair up",
-                             second[0] if second else None)
-            count += 1
+                if first_unpaired_line is None:
+                    first_unpaired_line = second[0] if second else None
+                continue
             if first[1] != second[1]:
                 result = ValidationResult(path=str(r2), format="fastq", valid=False)
                 return _fail(result, ErrorCode.VALIDATION_ERROR, "FASTQ_PAIR_NAME_MISMATCH",
-                             f"read {count:,} is {second[1].decode(errors='replace')} in R2 but "
+                             f"read {n2:,} is {second[1].decode(errors='replace')} in R2 but "
                              f"{first[1].decode(errors='replace')} in R1", second[0])
+        if n1 != n2:
+            result = ValidationResult(path=str(r2), format="fastq", valid=False)
+            return _fail(result, ErrorCode.VALIDATION_ERROR, "FASTQ_PAIR_COUNT_MISMATCH",
+                         f"R1 has {n1:,} reads and R2 has {n2:,}: the mates do not pair up", first_unpaired_line)
     return None
