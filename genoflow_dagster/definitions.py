@@ -5,7 +5,6 @@ offline AI provider unless told otherwise. Building this object reads no files
 and opens no connections.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 

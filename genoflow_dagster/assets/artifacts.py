@@ -4,7 +4,6 @@ Large files never pass through an IO manager: assets write artifacts to the
 keys `zones` gives them and hand downstream assets nothing but those keys.
 """
 
-from __future__ import annotations
 
 import contextlib
 import hashlib

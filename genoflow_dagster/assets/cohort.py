@@ -4,13 +4,11 @@ Both read each sample's stored artifacts (never the per-sample assets' return
 values), so a sample stopped by a gate still appears, with the metric that stopped it.
 """
 
-from __future__ import annotations
 
 from typing import Any
 
 import dagster as dg
 import pandas as pd
-from genoflow_dagster.reports.render import render_cohort_report
 
 from genoflow_dagster import zones
 from genoflow_dagster.assets.artifacts import markdown_table, read_parquet, write_parquet
@@ -19,6 +17,7 @@ from genoflow_dagster.assets.reports import gather_sample
 from genoflow_dagster.assets.variants import variant_results, variants_table_key
 from genoflow_dagster.cohort_quality import COHORT_SUMMARY_SCHEMA, run_cohort_expectations, schema_failures
 from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
+from genoflow_dagster.reports.render import render_cohort_report
 from genoflow_dagster.resources.storage import Storage
 
 COHORT = "cohort"
@@ -52,7 +51,7 @@ def summary_row(sample_id: str, sample: dict[str, Any]) -> dict[str, Any]:
         "gc_percent": _weighted(reads, "gc_percent", "total_bases"),
         "mapped_percent": aligned.get("mapped_percent"),
         "mean_depth": aligned.get("mean_depth"),
-        "variants": variant_summary.get("total") if variant_summary else None,
+        "variants": variant_summary.get("variants") if variant_summary else None,
         "ts_tv": variant_summary.get("ts_tv") if variant_summary else None,
         "profile": (qc or {}).get("profile"),
     }

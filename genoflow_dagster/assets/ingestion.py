@@ -5,14 +5,11 @@ content-addressed raw zone; `validated_files` runs the format validators and
 quarantines what fails, with its reason, so nothing is ever lost.
 """
 
-from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
 import dagster as dg
-from genoflow_dagster.formats.detect import detect_format
-from genoflow_dagster.formats.validate import validate_fastq_pair, validate_file
 
 from genoflow_dagster import settings, zones
 from genoflow_dagster.assets.artifacts import (
@@ -22,6 +19,8 @@ from genoflow_dagster.assets.artifacts import (
     scratch_dir,
     write_json,
 )
+from genoflow_dagster.formats.detect import detect_format
+from genoflow_dagster.formats.validate import validate_fastq_pair, validate_file
 from genoflow_dagster.partitions import samples_partitions
 from genoflow_dagster.resources.storage import Storage
 from genoflow_dagster.samples import ANALYSABLE_FORMATS, group_reads

@@ -4,19 +4,18 @@ Metrics are stored per file content (`metrics/<sha256>.json`), so re-grading a
 sample under another profile reads them back instead of recomputing them.
 """
 
-from __future__ import annotations
 
 from typing import Any
 
 import dagster as dg
 import pandas as pd
-from genoflow_dagster.qc.profiles import grade, load_profile
 
 from genoflow_dagster import settings, zones
 from genoflow_dagster.assets.artifacts import markdown_table, read_json, write_json, write_parquet
 from genoflow_dagster.assets.ingestion import validated_files, validation_key
 from genoflow_dagster.partitions import samples_partitions
 from genoflow_dagster.qc import compute_metrics
+from genoflow_dagster.qc.profiles import grade, load_profile
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import Storage
 

@@ -4,7 +4,6 @@ Each is fingerprinted by SHA-256 and returns it as its data version, so a new
 reference release marks everything aligned or annotated against the old one stale.
 """
 
-from __future__ import annotations
 
 import hashlib
 import shutil
@@ -12,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-from genoflow_dagster.variants.align import build_reference_index, ensure_faidx
 
 from genoflow_dagster import settings, zones
 from genoflow_dagster.assets.artifacts import write_json
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import Storage
+from genoflow_dagster.variants.align import build_reference_index, ensure_faidx
 
 REFERENCE = "reference"
 

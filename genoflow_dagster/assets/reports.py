@@ -1,6 +1,5 @@
 """The per-sample report: one self-contained HTML page a reviewer signs off."""
 
-from __future__ import annotations
 
 import datetime as dt
 import platform
@@ -8,8 +7,6 @@ from importlib import metadata as importlib_metadata
 from typing import Any
 
 import dagster as dg
-from genoflow_dagster.reports.render import render_sample_report
-from genoflow_dagster.resources.ai import AIProvider
 
 from genoflow_dagster import __version__, zones
 from genoflow_dagster.assets.artifacts import read_json, read_parquet
@@ -22,6 +19,8 @@ from genoflow_dagster.assets.variants import (
     variants_table_key,
 )
 from genoflow_dagster.partitions import samples_partitions
+from genoflow_dagster.reports.render import render_sample_report
+from genoflow_dagster.resources.ai import AIProvider
 from genoflow_dagster.resources.storage import Storage
 
 REPORTS = "reports"
@@ -123,17 +122,24 @@ def narrative_inputs(sample: dict[str, Any]) -> dict[str, Any]:
     qc = sample.get("qc") or {}
     aligned = (sample.get("aligned") or {}).get("metrics") or {}
     variant_summary = (sample.get("variant_summary") or {}).get("summary") or {}
-    reads: dict[str, Any] = {}
+    reads = [f["metrics"] for f in sample.get("file_metrics", []) if f["format"] == "fastq"]
+    first_read = reads[0] if reads else {}
     return {
         "qc_status": qc.get("status"),
         "qc_profile": qc.get("profile"),
         "qc_failing_modules": [m["module"] for m in qc.get("failing", [])],
         "qc_warning_modules": [m["module"] for m in qc.get("warnings", [])],
-        **reads,
+        "total_reads": sum(m.get("total_reads", 0) for m in reads) if reads else None,
+        "q30_percent": first_read.get("q30_percent"),
+        "gc_percent": first_read.get("gc_percent"),
+        "mean_quality": first_read.get("mean_quality"),
+        "duplication_percent": first_read.get("duplication_percent"),
         "mapped_percent": aligned.get("mapped_percent"),
         "properly_paired_percent": aligned.get("properly_paired_percent"),
         "mean_depth": aligned.get("mean_depth"),
-        **{f"variants_{k}": v for k, v in variant_summary.items() if isinstance(v, int | float)},
+        "breadth_10x": aligned.get("breadth_10x"),
+        **{f"variants_{'total' if k == 'variants' else k}": v for k, v in variant_summary.items()
+           if isinstance(v, int | float)},
     }
 
 
@@ -154,6 +160,7 @@ def report_context(sample_id: str, sample: dict[str, Any], narrative: Any, *, ru
         "variants": rows,
         "variants_total": 0 if variants is None else len(variants),
         "gates": gate_outcomes(sample),
+        "file_metrics": sample.get("file_metrics", []),
         "validation": (sample.get("validation") or {}).get("files", []),
         "provenance": {
             "inputs": [{k: f[k] for k in ("name", "format", "size_bytes", "sha256")} for f in inventory["files"]],

@@ -5,7 +5,6 @@ Each asset writes its artifacts under `processed/<sample>/<asset>/` plus a
 A sample with nothing to align (a VCF upload) passes through with `source: none`.
 """
 
-from __future__ import annotations
 
 import contextlib
 import time
@@ -15,11 +14,6 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 import pysam
-from genoflow_dagster.qc.alignment import alignment_metrics
-from genoflow_dagster.qc.profiles import grade, load_profile
-from genoflow_dagster.qc.variants import vcf_metrics
-from genoflow_dagster.variants.annotate import annotate_variants, summarise_variants
-from genoflow_dagster.variants.call import normalise_vcf
 
 from genoflow_dagster import settings, zones
 from genoflow_dagster.assets.artifacts import (
@@ -38,10 +32,15 @@ from genoflow_dagster.assets.reference import (
     reference_genome,
 )
 from genoflow_dagster.partitions import samples_partitions
+from genoflow_dagster.qc.alignment import alignment_metrics
+from genoflow_dagster.qc.profiles import grade, load_profile
+from genoflow_dagster.qc.variants import vcf_metrics
 from genoflow_dagster.resources.compute import Compute
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import Storage
 from genoflow_dagster.samples import ALIGNMENT_FORMATS, VARIANT_FORMATS
+from genoflow_dagster.variants.annotate import annotate_variants, summarise_variants
+from genoflow_dagster.variants.call import normalise_vcf
 
 VARIANTS = "variants"
 CHECK_CALLSET = "variant_results_within_profile"

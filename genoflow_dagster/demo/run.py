@@ -41,13 +41,13 @@ def run_demo(fresh: bool = False) -> int:
     home, data = prepare_environment(fresh)
 
     import dagster as dg
-    from genoflow_dagster.demo.generate import generate_demo
-    from genoflow_dagster.sensors.landing import landing_zone_upload_sensor
 
     from genoflow_dagster import settings, zones
     from genoflow_dagster.definitions import build_definitions, storage_from_env
+    from genoflow_dagster.demo.generate import generate_demo
     from genoflow_dagster.jobs import COHORT_JOB, REFERENCE_JOB, SAMPLE_PIPELINE_JOB
     from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
+    from genoflow_dagster.sensors.landing import landing_zone_upload_sensor
 
     _say(f"DAGSTER_HOME={home}\nGENOFLOW_DATA_DIR={data}")
     _say("generating demo data ...")

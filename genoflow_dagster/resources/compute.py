@@ -7,7 +7,6 @@ The same Pipes protocol runs the worker on ECS or Kubernetes once one machine
 is outgrown (swap PipesSubprocessClient for PipesECSClient / PipesK8sClient).
 """
 
-from __future__ import annotations
 
 import sys
 from typing import Any

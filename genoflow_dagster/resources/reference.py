@@ -5,7 +5,6 @@ Reference files are local paths (a lab keeps them on a shared volume); the
 per-sample assets that used the old one as stale.
 """
 
-from __future__ import annotations
 
 from pathlib import Path
 

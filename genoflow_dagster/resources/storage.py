@@ -6,7 +6,6 @@ atomically (temp file + rename locally, multipart upload completed on S3) only
 when the `with` block exits cleanly, so a crash never leaves half an artifact.
 """
 
-from __future__ import annotations
 
 import contextlib
 import os
@@ -15,9 +14,10 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from genoflow_dagster.errors import StorageError
 
@@ -230,3 +230,165 @@ class LocalStorage(Storage):
         if not path.is_file():
             raise StorageError("NOT_FOUND", f"no object at {key}")
         yield path
+
+
+class S3Storage(Storage):
+    """Storage zones in an S3 bucket (or any S3-compatible endpoint: MinIO, Ceph, moto).
+
+    Plain boto3 rather than dagster-aws's S3Resource: the resource is also built
+    outside Dagster (the CLI's `upload`), and the calls needed are a handful.
+    Writes spool to a local temporary file and upload only when the block exits
+    cleanly (boto3 switches to multipart above 8 MiB), so an object is either
+    whole or absent.
+    """
+
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region_name: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+
+    _client: Any = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._s3()
+
+    def _s3(self) -> Any:
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            self._client = boto3.client(
+                "s3",
+                endpoint_url=self.endpoint_url,
+                region_name=self.region_name or "us-east-1",
+                aws_access_key_id=self.aws_access_key_id,
+                aws_secret_access_key=self.aws_secret_access_key,
+                config=Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"}),
+            )
+        return self._client
+
+    def _key(self, key: str) -> str:
+        if not key or key.startswith("/") or "\x00" in key or any(p in ("..", ".") for p in key.split("/")):
+            raise StorageError("INVALID_KEY", f"invalid storage key {key!r}")
+        return f"{self.prefix.strip('/')}/{key}" if self.prefix.strip("/") else key
+
+    def _strip(self, full_key: str) -> str:
+        base = self.prefix.strip("/")
+        return full_key[len(base) + 1:] if base else full_key
+
+    def _error(self, exc: Exception, key: str) -> StorageError:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return StorageError("NOT_FOUND", f"no object at {key}")
+        if code in ("AccessDenied", "403"):
+            return StorageError("ACCESS_DENIED", f"access denied to {key}")
+        if code == "NoSuchBucket":
+            return StorageError("NO_SUCH_BUCKET", f"bucket {self.bucket} does not exist")
+        return StorageError("S3_ERROR", f"S3 error on {key}: {exc}")
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    @contextlib.contextmanager
+    def open_read(self, key: str) -> Iterator[BinaryIO]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            body = self._s3().get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, key) from exc
+        try:
+            yield body  # StreamingBody: read(n) streams from the connection
+        finally:
+            body.close()
+
+    @contextlib.contextmanager
+    def open_write(self, key: str) -> Iterator[BinaryIO]:
+        with tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024) as spool:
+            yield spool  # type: ignore[misc]
+            spool.seek(0)
+            self._upload(spool, key)
+
+    def _upload(self, fileobj: Any, key: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self._s3().upload_fileobj(fileobj, self.bucket, self._key(key))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, key) from exc
+
+    def put_file(self, local_path: str | Path, key: str) -> ObjectInfo:
+        with open(local_path, "rb") as fh:
+            self._upload(fh, key)
+        return self.stat(key)
+
+    def get_file(self, key: str, local_path: str | Path) -> Path:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        target = Path(local_path)
+        tmp = target.with_name(f".{target.name}.part")
+        try:
+            self._s3().download_file(self.bucket, self._key(key), str(tmp))
+            os.replace(tmp, target)
+        except (ClientError, BotoCoreError) as exc:
+            tmp.unlink(missing_ok=True)
+            raise self._error(exc, key) from exc
+        return target
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.stat(key)
+        except StorageError as exc:
+            if exc.reason == "NOT_FOUND":
+                return False
+            raise
+        return True
+
+    def stat(self, key: str) -> ObjectInfo:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            head = self._s3().head_object(Bucket=self.bucket, Key=self._key(key))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, key) from exc
+        return ObjectInfo(key=key, size=head["ContentLength"], etag=head["ETag"].strip('"'),
+                          last_modified=head["LastModified"].timestamp())
+
+    def list(self, prefix: str, start_after: str | None = None, page_size: int = 1000) -> Iterator[ObjectInfo]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self._key(prefix.rstrip("/")) + "/"
+                                  if prefix.endswith("/") else self._key(prefix), "MaxKeys": page_size}
+        if start_after:
+            kwargs["StartAfter"] = self._key(start_after)
+        while True:
+            try:
+                page = self._s3().list_objects_v2(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise self._error(exc, prefix) from exc
+            for item in page.get("Contents", []):
+                yield ObjectInfo(key=self._strip(item["Key"]), size=item["Size"], etag=item["ETag"].strip('"'),
+                                 last_modified=item["LastModified"].timestamp())
+            if not page.get("IsTruncated"):
+                return
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+            kwargs.pop("StartAfter", None)
+
+    def copy(self, src_key: str, dst_key: str) -> ObjectInfo:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:  # managed copy: server-side, multipart above 8 MiB (objects over 5 GB included)
+            self._s3().copy({"Bucket": self.bucket, "Key": self._key(src_key)}, self.bucket, self._key(dst_key))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, src_key) from exc
+        return self.stat(dst_key)
+
+    @contextlib.contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        folder = Path(tempfile.mkdtemp(prefix="genoflow-s3-"))
+        try:
+            yield self.get_file(key, folder / key.rsplit("/", 1)[-1])
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Reports: narratives and self-contained HTML pages. No Dagster imports."""

@@ -1,0 +1,1 @@
+"""Sensors: the landing-zone upload sensor and the notification sensors."""
