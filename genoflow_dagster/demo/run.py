@@ -96,10 +96,17 @@ def run_demo(fresh: bool = False) -> int:
         run = job.execute_in_process(
             instance=instance, partition_key=request.partition_key, tags=dict(request.tags), raise_on_error=False
         )
-        outcomes[request.partition_key] = "success" if run.success else "stopped/failed"
+        outcomes[request.partition_key] = "success" if run.success else _why_not(run)
     defs.resolve_job_def(COHORT_JOB).execute_in_process(instance=instance, raise_on_error=False)
 
     return print_summary(storage, demo, outcomes, time.monotonic() - started)
+
+
+def _why_not(run) -> str:
+    """'stopped by gate' when a blocking check failed, 'failed' when a step raised."""
+    failed_checks = [e for e in run.get_asset_check_evaluations() if not e.passed]
+    blocking = {"validated_files_usable", "qc_metrics_within_profile"}
+    return "stopped by gate" if any(e.check_name in blocking for e in failed_checks) else "FAILED"
 
 
 def print_summary(storage, demo, outcomes: dict[str, str], seconds: float) -> int:
@@ -114,11 +121,11 @@ def print_summary(storage, demo, outcomes: dict[str, str], seconds: float) -> in
     for row in summary.to_dict("records"):
         sample = row["sample_id"]
         print(
-            f"{sample:<10} {outcomes.get(sample, '-'):<15} {row['status']:<8} {row['stopped_at'] or '-':<28} "
+            f"{sample:<10} {outcomes.get(sample, '-'):<15} {row['status']:<8} {_text(row['stopped_at']):<28} "
             f"{_num(row['total_reads']):>8} {_num(row['mapped_percent']):>8} {_num(row['variants']):>8}"
         )
     print("\nReports:")
-    exit_code = 0
+    exit_code = 0 if all(o != "FAILED" for o in outcomes.values()) else 1
     for sample in sorted(outcomes):
         key = zones.report_key(sample, "report.html")
         if storage.exists(key):
@@ -131,6 +138,10 @@ def print_summary(storage, demo, outcomes: dict[str, str], seconds: float) -> in
             print(f"  {storage.uri(key)}")
     print("\nOpen the Dagster UI over the same instance with: make dev")
     return exit_code
+
+
+def _text(value) -> str:
+    return "-" if value is None or value != value else str(value)
 
 
 def _num(value) -> str:

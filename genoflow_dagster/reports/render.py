@@ -147,7 +147,7 @@ def render_sample_report(ctx: dict[str, Any]) -> str:
         keys = sorted(dist, key=lambda k: int(k))
         depth_plot = svg_histogram([dist[k] for k in keys], x_label="mapping quality", labels=keys)
     return _ENV.get_template("sample_report.html.j2").render(
-        **ctx, reads=reads, alignment=alignment, mapq_plot=depth_plot)
+        {**ctx, "reads": reads, "alignment": alignment, "mapq_plot": depth_plot})
 
 
 def render_cohort_report(rows: list[dict[str, Any]], *, title: str = "GenoFlow cohort QC summary",
