@@ -47,7 +47,8 @@ def test_checks_exist_and_gates_block():
     graph = defs.resolve_asset_graph()
     found = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
     assert found >= EXPECTED_CHECKS
-    specs = {spec.name: spec for node in graph.asset_nodes for spec in node.check_specs}
+    specs = {spec.name: spec for key in graph.get_all_asset_keys()
+             for spec in defs.resolve_assets_def(key).check_specs}
     assert specs["validated_files_usable"].blocking
     assert specs["qc_metrics_within_profile"].blocking
     assert not specs["validated_files_all_valid"].blocking
@@ -57,7 +58,7 @@ def test_sample_pipeline_job_holds_every_per_sample_asset_and_its_gates():
     job = defs.resolve_job_def(SAMPLE_PIPELINE_JOB)
     selected = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
     assert selected == set(PER_SAMPLE)
-    checks = {key.name for key in job.asset_layer.selected_asset_check_keys}
+    checks = {key.name for key in job.asset_layer.asset_graph.asset_check_keys}
     assert {"validated_files_usable", "qc_metrics_within_profile"} <= checks
     assert job.partitions_def is not None and job.partitions_def.name == "samples"
 

@@ -82,7 +82,7 @@ def raw_files(context: dg.AssetExecutionContext, storage: Storage) -> dg.Materia
                 "compression": detection.compression,
                 "detection_reason": detection.reason,
                 "received_at": _now(),
-                "run_id": context.run_id,
+                "run_id": context.run.run_id,
             }
         )
         context.log.info(f"{name}: {size:,} bytes, {detection.format or 'unknown'} → {key}")
@@ -167,7 +167,7 @@ def validated_files(context: dg.AssetExecutionContext, storage: Storage):
         row["path"] = record["name"]
         row["raw_key"] = record["raw_key"]
         if not result.valid:
-            row["quarantine_key"] = quarantine(storage, sample_id, record, row, context.run_id)
+            row["quarantine_key"] = quarantine(storage, sample_id, record, row, context.run.run_id)
             context.log.warning(
                 f"{record['name']}: {row['error_code']}/{row['reason']} at line {row['line']}: "
                 f"{row['message']} → quarantined"

@@ -129,7 +129,7 @@ def qc_metrics(
         "files": files,
         "failing": failing,
         "warnings": warning,
-        "run_id": context.run_id,
+        "run_id": context.run.run_id,
     }
     obj = write_json(storage, summary_key(sample_id), summary)
     write_parquet(storage, verdict_table_key(sample_id), _verdict_frame(verdict_rows))

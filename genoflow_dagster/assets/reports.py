@@ -97,7 +97,7 @@ def sample_report(context: dg.AssetExecutionContext, storage: Storage, ai: AIPro
     sample = gather_sample(storage, sample_id)
     summary_for_ai = narrative_inputs(sample)
     narrative = ai.narrate(summary_for_ai)
-    ctx = report_context(sample_id, sample, narrative, run_id=context.run_id)
+    ctx = report_context(sample_id, sample, narrative, run_id=context.run.run_id)
     html = render_sample_report(ctx)
     key = zones.report_key(sample_id, "report.html")
     obj = storage.put_bytes(html.encode("utf-8"), key)
