@@ -62,7 +62,7 @@ def svg_line_plot(series: Sequence[tuple[str, Sequence[float | None]]], *, width
         y = top + plot_h * (1 - (v - lo) / (hi - lo))
         return round(x, 1), round(y, 1)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" class="plot" role="img">',
+    parts = [f'<svg viewBox="0 0 {width} {height}" class="plot" role="img">',
              f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#ccc"/>']
     for frac in (0, 0.5, 1):
         v = lo + (hi - lo) * frac
@@ -101,7 +101,7 @@ def svg_histogram(counts: Sequence[float], *, width: int = 640, height: int = 20
     plot_w, plot_h = width - left - 10, height - top - bottom
     peak = max(counts)
     bar_w = plot_w / len(counts)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" class="plot" role="img">',
+    parts = [f'<svg viewBox="0 0 {width} {height}" class="plot" role="img">',
              f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#ccc"/>']
     for i, count in enumerate(counts):
         h = plot_h * count / peak

@@ -65,6 +65,8 @@ class AIProvider(dg.ConfigurableResource):
         try:
             text, tokens_in, tokens_out = self._call(model, system, user)
         except Exception as exc:  # the report must render; say what happened
+            dg.get_dagster_logger("genoflow.ai").warning(
+                f"{self.provider} narrative failed ({type(exc).__name__}: {exc}); using the offline narrative")
             return Narrative(offline_narrative(deidentified), f"offline (fallback: {type(exc).__name__})", None,
                              prompt_sha256=prompt_sha, latency_s=round(time.monotonic() - started, 3))
         price = PRICES.get(model)
@@ -95,7 +97,7 @@ class AIProvider(dg.ConfigurableResource):
             self._client = anthropic.Anthropic(api_key=self.api_key or "unset", base_url=self.base_url,
                                                timeout=self.timeout_s, max_retries=self.max_retries)
         response = self._client.messages.create(
-            model=model, max_tokens=400, temperature=0, system=system,
+            model=model, max_tokens=400, system=system,
             messages=[{"role": "user", "content": user}],
         )
         text = "".join(block.text for block in response.content if getattr(block, "type", "") == "text")

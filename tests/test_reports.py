@@ -1,0 +1,70 @@
+"""The HTML reports: self-contained, escaped, and complete or gracefully partial."""
+
+import re
+
+from genoflow_dagster.qc.fastq import fastq_metrics
+from genoflow_dagster.reports.render import render_cohort_report, render_sample_report, svg_histogram
+from genoflow_dagster.resources.ai import Narrative
+
+
+def _ctx(**overrides):
+    ctx = {
+        "sample_id": "S1", "run_id": "run-123", "generated_at": "2026-11-22T00:00:00+00:00",
+        "qc": {"status": "pass", "profile": "standard", "profile_version": 1, "failing": [], "warnings": [],
+               "files": [{"name": "r1.fq", "format": "fastq",
+                          "verdict": {"status": "pass", "modules": [
+                              {"name": "per base sequence quality", "status": "pass", "value": 38.0,
+                               "warn": 25, "fail": 20, "message": None}]}}]},
+        "file_metrics": [], "alignment": None, "alignment_source": None,
+        "variant_summary": {"variants": 1, "snvs": 1, "indels": 0, "ts_tv": None, "het": 1, "hom_alt": 0,
+                            "het_hom_ratio": None, "known": 0, "novel": 1, "genes_hit": 1},
+        "variant_source": "called",
+        "variants": [{"chrom": "chr1", "pos": 12345, "ref": "A", "alt": "G", "variant_type": "SNV",
+                      "genotype": "0/1", "zygosity": "het", "depth": 31, "qual": 99.0, "gene": "<GENE1>",
+                      "known": False}],
+        "variants_total": 1,
+        "gates": [{"check": "qc_metrics_within_profile", "severity": "ERROR (blocking)", "passed": True,
+                   "detail": "pass"}],
+        "validation": [{"path": "r1.fq", "format": "fastq", "valid": True, "records": 10, "size_bytes": 100}],
+        "provenance": {"inputs": [{"name": "r1.fq", "format": "fastq", "size_bytes": 100, "sha256": "ab" * 32}],
+                       "tools": {"genoflow": "0.1.0"}, "profile": "standard v1", "run_id": "run-123"},
+        "narrative": Narrative("All good.", "offline", None),
+    }
+    ctx.update(overrides)
+    return ctx
+
+
+def test_sample_report_is_self_contained_and_escaped(tmp_path):
+    fastq = tmp_path / "r1.fq"
+    fastq.write_text("".join(f"@r{i}\nACGTACGTAC\n+\nIIIIIIII##\n" for i in range(50)))
+    metrics = fastq_metrics(fastq)
+    html = render_sample_report(_ctx(file_metrics=[{"name": "r1.fq", "format": "fastq", "metrics": metrics}]))
+    assert "12,345" in html and "&lt;GENE1&gt;" in html and "<GENE1>" not in html
+    assert "<svg" in html and "Per-position quality" in html
+    assert not re.search(r"<script|https?://|<link ", html), "no scripts or external assets"
+    assert "Narrative written by: offline" in html and "Signature" in html
+    assert "ab" * 32 in html
+
+
+def test_a_stopped_sample_still_renders():
+    html = render_sample_report(_ctx(qc={"status": "fail", "profile": "standard", "profile_version": 1,
+                                         "files": [], "failing": [], "warnings": []},
+                                     variant_summary=None, variants=[], variants_total=0))
+    assert "stopped by its QC gate" in html and "No variant results" in html
+
+
+def test_cohort_report_lists_every_sample():
+    rows = [{"sample_id": "A", "status": "pass", "stopped_at": None, "failing": None, "files": 2, "quarantined": 0,
+             "total_reads": 1000.0, "q30_percent": 95.0, "gc_percent": 45.0, "mapped_percent": 99.0,
+             "mean_depth": 30.0, "variants": 22.0, "ts_tv": 2.2, "profile": "standard"},
+            {"sample_id": "B", "status": "fail", "stopped_at": "qc_metrics_within_profile",
+             "failing": "per base sequence quality: 10 < 20", "files": 2, "quarantined": 0, "total_reads": 10.0,
+             "q30_percent": 0.0, "gc_percent": 50.0, "mapped_percent": None, "mean_depth": None,
+             "variants": None, "ts_tv": None, "profile": "standard"}]
+    html = render_cohort_report(rows)
+    assert html.count('class="badge fail"') == 1 and "qc_metrics_within_profile" in html
+    assert "per base sequence quality: 10 &lt; 20" in html
+
+
+def test_histogram_of_nothing_is_empty():
+    assert svg_histogram([]) == "" and svg_histogram([0, 0]) == ""
