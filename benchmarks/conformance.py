@@ -1,0 +1,100 @@
+"""Run every row of ../shared/corpora/MANIFEST.tsv through `validate_file`; write the agreement table.
+
+    python benchmarks/conformance.py [--corpora PATH] [--disagreements FILE]
+
+A row agrees when the validator's verdict (valid / invalid) equals the row's
+`expected`. Results go to the `## Validation conformance` section of
+benchmarks/RESULTS.md, per format and per level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from genoflow_dagster.formats.validate import validate_file
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_CORPORA = HERE.parent.parent / "shared" / "corpora"
+RESULTS = HERE / "RESULTS.md"
+SECTION = "## Validation conformance"
+HARD_LEVELS = ("syntax", "alphabet", "container", "security", "fuzz")
+
+
+def run(corpora: Path) -> tuple[dict[tuple[str, str], tuple[int, int]], list[dict[str, str]]]:
+    os.environ["REF_PATH"] = str(corpora / "_aux" / "ref" / "md5" / "%s")
+    agree: Counter[tuple[str, str]] = Counter()
+    total: Counter[tuple[str, str]] = Counter()
+    disagreements = []
+    with open(corpora / "MANIFEST.tsv", newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            fmt = {"gff3": "gff"}.get(row["format"], row["format"])
+            result = validate_file(corpora / row["path"], fmt)
+            ok = result.valid == (row["expected"] == "valid")
+            key = (row["format"], row["level"])
+            total[key] += 1
+            agree[key] += ok
+            if not ok:
+                disagreements.append({"path": row["path"], "level": row["level"], "expected": row["expected"],
+                                      "got_reason": result.reason or "", "message": result.message or "",
+                                      "source_reason": row["reason"][:200]})
+    return {k: (agree[k], total[k]) for k in total}, disagreements
+
+
+def table(results: dict[tuple[str, str], tuple[int, int]], seconds: float) -> str:
+    lines = [SECTION, "",
+             f"`make conformance` on {sum(t for _, t in results.values())} corpus rows in {seconds:.0f} s. "
+             "A row agrees when GenoFlow's valid/invalid verdict equals the manifest's `expected`. "
+             f"Hard levels (target 100%): {', '.join(HARD_LEVELS)}.", "",
+             "| format | level | agree | rows | % |", "|---|---|---|---|---|"]
+    for (fmt, level), (ok, n) in sorted(results.items()):
+        lines.append(f"| {fmt} | {level} | {ok} | {n} | {100 * ok / n:.0f} |")
+    by_format: dict[str, list[int]] = {}
+    for (fmt, _), (ok, n) in results.items():
+        by_format.setdefault(fmt, [0, 0])
+        by_format[fmt][0] += ok
+        by_format[fmt][1] += n
+    lines += ["", "| format | agree | rows | % |", "|---|---|---|---|"]
+    for fmt, (ok, n) in sorted(by_format.items()):
+        lines.append(f"| {fmt} | {ok} | {n} | {100 * ok / n:.0f} |")
+    ok = sum(a for a, _ in results.values())
+    n = sum(t for _, t in results.values())
+    lines += ["", f"Overall: {ok}/{n} ({100 * ok / n:.1f}%)."]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(block: str) -> None:
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(block + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + block
+    RESULTS.write_text(text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--corpora", type=Path, default=DEFAULT_CORPORA)
+    parser.add_argument("--disagreements", type=Path, default=HERE / "work" / "disagreements.json")
+    args = parser.parse_args()
+    if not (args.corpora / "MANIFEST.tsv").is_file():
+        print(f"no corpus at {args.corpora}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    results, disagreements = run(args.corpora)
+    block = table(results, time.monotonic() - started)
+    print(block)
+    write_section(block)
+    args.disagreements.parent.mkdir(parents=True, exist_ok=True)
+    args.disagreements.write_text(json.dumps(disagreements, indent=1))
+    print(f"{len(disagreements)} disagreements listed in {args.disagreements}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

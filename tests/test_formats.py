@@ -1,0 +1,130 @@
+"""Validators: specific reasons and 1-based lines on small files, and the conformance corpus where present."""
+
+import csv
+import gzip
+import os
+from pathlib import Path
+
+import pytest
+
+from genoflow_dagster.formats.detect import detect_format
+from genoflow_dagster.formats.validate import validate_fastq_pair, validate_file
+
+CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
+VCF_HEAD = ("##fileformat=VCFv4.2\n##contig=<ID=chr1>\n##INFO=<ID=DP,Number=1,Type=Integer,Description=\"d\">\n"
+            "##FORMAT=<ID=GT,Number=1,Type=String,Description=\"g\">\n"
+            "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\n")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason", "line"),
+    [
+        ("a.fastq", "@r\nACGT\n+\nIIII\nr2\nAC\n+\nII\n", "FASTQ_HEADER_MISSING_AT", 5),
+        ("a.fastq", "@r\nAC GT\n+\nIIIII\n", "FASTQ_SEQUENCE_INVALID_CHARACTER", 2),
+        ("a.fastq", "@r\nACGT\n+x\nIIII\n", "FASTQ_PLUS_TITLE_MISMATCH", 3),
+        ("a.fastq", "@r\nACGT\n+\nII\x07I\n", "FASTQ_QUALITY_INVALID_CHARACTER", 4),
+        ("a.fastq", "@r\nACGT\n+\nIIIIII\n", "FASTQ_QUALITY_LENGTH_MISMATCH", 4),
+        ("a.fastq", "@r\nACGT\n", "FASTQ_TRUNCATED", 2),
+        ("a.fasta", "ACGT\n>x\nAC\n", "FASTA_HEADER_MISSING", 1),
+        ("a.vcf", VCF_HEAD + "chr1\t5\t.\tA\tG\t.\t.\tDP=3\tGT\t0/1\nchr1\t4\t.\tA\tG\t.\t.\t.\tGT\t0/1\n",
+         "VCF_UNSORTED", 7),
+        ("a.vcf", VCF_HEAD + "chr1\t5\t.\tA\tG\t.\t.\tXX=1\tGT\t0/1\n", "VCF_INFO_UNDECLARED", 6),
+        ("a.vcf", VCF_HEAD + "chr1\t5\t.\tA\tG\t.\t.\tDP=x\tGT\t0/1\n", "VCF_VALUE_TYPE_MISMATCH", 6),
+        ("a.vcf", VCF_HEAD + "chr1\t5\t.\tA\tG\t.\t.\t.\tGT\t0/2\n", "VCF_GT_ALLELE_OUT_OF_RANGE", 6),
+        ("a.bed", "chr1\t10\t5\n", "BED_START_AFTER_END", 1),
+        ("a.sam", "@SQ\tSN:c\tLN:100\nr\t0\tc\t1\t60\t4M\t*\t0\t0\tACG\tIII\n", "SAM_CIGAR_SEQ_LENGTH_MISMATCH", 2),
+        ("a.gtf", 'c\ts\texon\t1\t10\t.\t+\t.\ttranscript_id "t";\n', "GTF_GENE_ID_MISSING", 1),
+        ("a.gff3", "##gff-version 3\nc\ts\tmRNA\t1\t10\t.\t+\t.\tID=m;Parent=nope\n", "GFF3_PARENT_UNDEFINED", 2),
+        ("a.csv", "a,b\n1,2\n3\n", "TABLE_COLUMN_COUNT", 3),
+    ],
+)
+def test_bad_files_get_their_reason_and_line(tmp_path, name, content, reason, line):
+    path = tmp_path / name
+    path.write_bytes(content.encode())
+    result = validate_file(path)
+    assert not result.valid
+    assert (result.error_code, result.reason, result.line) == ("VALIDATION_ERROR", reason, line), result.message
+
+
+def test_good_files_count_records_and_hash(tmp_path):
+    path = tmp_path / "ok.vcf"
+    path.write_text(VCF_HEAD + "chr1\t5\t.\tA\tG,T\t50\tPASS\tDP=3\tGT\t1|2\n")
+    result = validate_file(path)
+    assert result.valid and result.records == 1 and result.format == "vcf" and len(result.sha256) == 64
+
+
+def test_gzip_is_read_by_content_and_hashed_as_stored(tmp_path):
+    path = tmp_path / "reads.fastq"  # gzip content behind a plain name
+    path.write_bytes(gzip.compress(b"@r\nACGT\n+\nIIII\n"))
+    result = validate_file(path)
+    assert result.valid and result.details["compression"] == "gzip" and result.records == 1
+    import hashlib
+    assert result.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_gzip_bomb_is_refused_quickly(tmp_path):
+    path = tmp_path / "bomb.fastq.gz"
+    record = b"@r\n" + b"A" * 10_000 + b"\n+\n" + b"I" * 10_000 + b"\n"
+    with gzip.open(path, "wb", compresslevel=9) as fh:
+        for _ in range(30_000):  # ~600 MB expanded, well over 200:1
+            fh.write(record)
+    result = validate_file(path)
+    assert not result.valid and result.reason == "DECOMPRESSION_BOMB"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [("x.bam", b"@HD\tVN:1.6\n", "EXTENSION_CONTENT_MISMATCH"), ("x.xlsx", b"a,b\n1,2\n", "XLSX_NOT_ZIP"),
+     ("x.dat", b"\x00\x01\x02binary", "BINARY_CONTENT")],
+)
+def test_type_contradictions_have_their_own_codes(tmp_path, name, content, reason):
+    path = tmp_path / name
+    path.write_bytes(content)
+    result = validate_file(path)
+    assert (result.error_code, result.reason) == ("INVALID_FILE_TYPE", reason)
+
+
+def test_empty_and_oversized(tmp_path):
+    empty = tmp_path / "e.fastq"
+    empty.write_bytes(b"")
+    assert validate_file(empty).error_code == "EMPTY_FILE"
+    big = tmp_path / "b.fastq"
+    big.write_bytes(b"@r\nA\n+\nI\n" * 100)
+    assert validate_file(big, max_bytes=10).error_code == "FILE_TOO_LARGE"
+    assert detect_format(big).format == "fastq"
+
+
+def test_pairs_must_match_name_by_name(tmp_path):
+    r1, r2, r2_short = tmp_path / "a_R1.fq", tmp_path / "a_R2.fq", tmp_path / "s_R2.fq"
+    r1.write_text("@x/1\nA\n+\nI\n@y/1\nA\n+\nI\n")
+    r2.write_text("@x/2\nA\n+\nI\n@y/2\nA\n+\nI\n")
+    r2_short.write_text("@x/2\nA\n+\nI\n")
+    assert validate_fastq_pair(r1, r2) is None
+    assert validate_fastq_pair(r1, r2_short).reason == "FASTQ_PAIR_COUNT_MISMATCH"
+
+
+def _corpus_rows(formats: set[str]):
+    manifest = CORPORA / "MANIFEST.tsv"
+    if not manifest.is_file():
+        return []
+    with open(manifest, newline="") as fh:
+        return [pytest.param(row, id=row["path"]) for row in csv.DictReader(fh, delimiter="\t")
+                if row["format"] in formats]
+
+
+# Formats whose every corpus row agrees today: a regression here is a real regression.
+@pytest.mark.skipif(not (CORPORA / "MANIFEST.tsv").is_file(), reason="../shared/corpora not present")
+@pytest.mark.parametrize("row", _corpus_rows({"fastq", "bam", "tsv"}))
+def test_corpus_rows_agree(row, monkeypatch):
+    monkeypatch.setenv("REF_PATH", str(CORPORA / "_aux" / "ref" / "md5" / "%s"))
+    result = validate_file(CORPORA / row["path"], row["format"])
+    assert result.valid == (row["expected"] == "valid"), (result.reason, result.message, row["reason"][:200])
+
+
+@pytest.mark.skipif(not (CORPORA / "MANIFEST.tsv").is_file(), reason="../shared/corpora not present")
+def test_cram_decodes_with_local_references_only(monkeypatch):
+    monkeypatch.setenv("REF_PATH", str(CORPORA / "_aux" / "ref" / "md5" / "%s"))
+    rows = [r.values[0] for r in _corpus_rows({"cram"})]
+    agree = sum(validate_file(CORPORA / r["path"], "cram").valid == (r["expected"] == "valid") for r in rows)
+    assert agree >= len(rows) - 1
+    assert os.environ["REF_PATH"].startswith(str(CORPORA))
