@@ -166,6 +166,7 @@ def validated_files(context: dg.AssetExecutionContext, storage: Storage):
         row = result.to_json()
         row["path"] = record["name"]
         row["raw_key"] = record["raw_key"]
+        row["quality_encoding"] = result.details.get("quality_encoding")
         if not result.valid:
             row["quarantine_key"] = quarantine(storage, sample_id, record, row, context.run.run_id)
             context.log.warning(

@@ -91,6 +91,7 @@ def qc_metrics(
                 metrics = compute_metrics(
                     path,
                     row["format"],
+                    quality_offset=64 if row.get("quality_encoding") in ("phred64", "solexa64") else 33,
                     reference_fasta=ref_fasta,
                     known_sites=str(known_sites) if known_sites else None,
                 )

@@ -33,7 +33,7 @@ def _fmt(value: Any, digits: int = 2) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:,.{digits}f}"
+        return f"{int(value):,}" if value.is_integer() and abs(value) >= 1000 else f"{value:,.{digits}f}"
     return str(value)
 
 

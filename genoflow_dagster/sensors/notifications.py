@@ -45,7 +45,7 @@ def failed_check_notification_sensor(context: dg.SensorEvaluationContext, notifi
         evaluation = record.event_log_entry.dagster_event.event_specific_data
         if evaluation.passed:
             continue
-        sample = evaluation.partition if hasattr(evaluation, "partition") else None
+        sample = evaluation.partition
         notifier.notify(
             {
                 "event": "check_failed",
