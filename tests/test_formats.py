@@ -127,3 +127,35 @@ def test_cram_decodes_with_local_references_only(monkeypatch):
     agree = sum(validate_file(CORPORA / r["path"], "cram").valid == (r["expected"] == "valid") for r in rows)
     assert agree >= len(rows) - 1
     assert os.environ["REF_PATH"].startswith(str(CORPORA))
+
+
+@pytest.mark.parametrize("block", [7, 64, 4096])
+def test_fastq_fast_path_agrees_with_the_exact_parser(block, monkeypatch):
+    """The block fast path must give the same verdict, reason and line as the line parser, at any block size."""
+    import io
+    import random
+
+    from genoflow_dagster.formats import fastq as fq
+    from genoflow_dagster.formats.errors import FormatError
+
+    def outcome(fn, data):
+        try:
+            return ("ok", fn(data))
+        except FormatError as exc:
+            return (exc.reason, exc.line)
+
+    monkeypatch.setattr(fq, "BLOCK", block)
+    rng = random.Random(block)
+    base = b"".join(b"@r%d\nACGTNACGTA\n+\nIIIII#IIII\n" % i for i in range(60))
+    for _ in range(300):
+        data = bytearray(base)
+        for _ in range(rng.randrange(0, 3)):
+            roll = rng.random()
+            if roll < 0.3:
+                del data[rng.randrange(len(data))]
+            elif roll < 0.6:
+                data[rng.randrange(len(data))] = rng.choice(b"@+\n\rAN I\x07")
+            else:
+                data = data[: rng.randrange(1, len(data))]
+        exact = outcome(lambda d: sum(1 for _ in fq._records(io.BytesIO(d))), bytes(data))
+        assert outcome(lambda d: fq.validate_fastq(io.BytesIO(d), {}), bytes(data)) == exact
