@@ -94,6 +94,8 @@ def _records_from(lines: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, byt
 
 
 BLOCK = 8 * 1024 * 1024
+_AT_LEAST_59 = bytes(range(59, 256))
+_AT_LEAST_64 = bytes(range(64, 256))
 
 
 def _block_is_plain(lines: list[bytes]) -> bool:
@@ -156,7 +158,12 @@ def validate_fastq(stream: BinaryIO, details: dict) -> int:
             break
         if lines:
             records += len(lines) // 4
-            lowest = min(lowest, min(b"".join(lines[3::4]) or b"~"))
+            if lowest >= 59:  # once a Phred+33-only byte was seen, the encoding is settled
+                quals = b"".join(lines[3::4])
+                if quals.translate(None, _AT_LEAST_59):
+                    lowest = 33
+                elif quals.translate(None, _AT_LEAST_64):
+                    lowest = 59
             line += len(lines)
     for _, _, _, low in _records_from(_rest_lines(carry, stream, line)):
         records += 1
