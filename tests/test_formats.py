@@ -159,3 +159,19 @@ def test_fastq_fast_path_agrees_with_the_exact_parser(block, monkeypatch):
                 data = data[: rng.randrange(1, len(data))]
         exact = outcome(lambda d: sum(1 for _ in fq._records(io.BytesIO(d))), bytes(data))
         assert outcome(lambda d: fq.validate_fastq(io.BytesIO(d), {}), bytes(data)) == exact
+
+
+@pytest.mark.parametrize(
+    ("quals", "expected"),
+    [
+        ("?@ABCDEFGHIJ", "phred33"),  # modern Illumina Q30-41: the demo's range, not Solexa
+        ("#+5?IJ", "phred33"),
+        (";<=>?@Zhh", "solexa64"),  # Solexa -5..: low bytes 59-63 together with bytes above 'J'
+        ("@ABhhh", "phred64"),
+        ("ABCDEFGHIJ", "phred33"),  # ambiguous: Phred+33 is the modern default
+    ],
+)
+def test_quality_encoding_is_inferred_from_both_ends_of_the_range(tmp_path, quals, expected):
+    path = tmp_path / "q.fastq"
+    path.write_text(f"@r\n{'A' * len(quals)}\n+\n{quals}\n")
+    assert validate_file(path).details["quality_encoding"] == expected

@@ -96,6 +96,7 @@ def _records_from(lines: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, byt
 BLOCK = 8 * 1024 * 1024
 _AT_LEAST_59 = bytes(range(59, 256))
 _AT_LEAST_64 = bytes(range(64, 256))
+_AT_MOST_74 = bytes(range(75))
 
 
 def _block_is_plain(lines: list[bytes]) -> bool:
@@ -138,10 +139,35 @@ def _rest_lines(carry: bytes, stream: BinaryIO, first_number: int) -> Iterator[t
             return
 
 
+def _encoding_flags(quals: bytes, flags: set[str]) -> None:
+    """Note which quality ranges occur: below ';' (59), below '@' (64), above 'J' (74)."""
+    if quals.translate(None, _AT_LEAST_59):
+        flags.add("below59")
+    if quals.translate(None, _AT_LEAST_64):
+        flags.add("below64")
+    if quals.translate(None, _AT_MOST_74):
+        flags.add("above74")
+
+
+def quality_encoding(flags: set[str]) -> str:
+    """The quality offset the characters imply, as FastQC decides it, plus a Solexa test.
+
+    Phred+33 quality 30-41 is ASCII 63-74, so a low byte alone cannot tell
+    Phred+33 from Solexa: an offset of 64 is only inferred when bytes above 'J'
+    (Phred+33 Q41, where modern Illumina tops out) occur too. Ambiguous files
+    (every byte in 64-74) are Phred+33, by far the more common today.
+    """
+    if "below59" in flags:
+        return "phred33"
+    if "below64" in flags:
+        return "solexa64" if "above74" in flags else "phred33"
+    return "phred64" if "above74" in flags else "phred33"
+
+
 def validate_fastq(stream: BinaryIO, details: dict) -> int:
-    """Count records; note the quality encoding the characters allow (`phred33`, `phred64`, `solexa64`)."""
+    """Count records; note the quality encoding the characters imply (`phred33`, `phred64`, `solexa64`)."""
     records = 0
-    lowest = 126
+    flags: set[str] = set()
     line = 1
     carry = b""
     while True:
@@ -158,22 +184,14 @@ def validate_fastq(stream: BinaryIO, details: dict) -> int:
             break
         if lines:
             records += len(lines) // 4
-            if lowest >= 59:  # once a Phred+33-only byte was seen, the encoding is settled
-                quals = b"".join(lines[3::4])
-                if quals.translate(None, _AT_LEAST_59):
-                    lowest = 33
-                elif quals.translate(None, _AT_LEAST_64):
-                    lowest = 59
+            if "below59" not in flags:  # once a Phred+33-only byte was seen, the encoding is settled
+                _encoding_flags(b"".join(lines[3::4]), flags)
             line += len(lines)
-    for _, _, _, low in _records_from(_rest_lines(carry, stream, line)):
+    for _, _, qual, _ in _records_from(_rest_lines(carry, stream, line)):
         records += 1
-        lowest = min(lowest, low)
-    if lowest < 59:
-        details["quality_encoding"] = "phred33"
-    elif lowest < 64:
-        details["quality_encoding"] = "solexa64"
-    else:
-        details["quality_encoding"] = "phred64" if records else "phred33"
+        if "below59" not in flags:
+            _encoding_flags(qual, flags)
+    details["quality_encoding"] = quality_encoding(flags)
     return records
 
 
