@@ -25,10 +25,95 @@ _META_FIELD = re.compile(rb'([A-Za-z_]+)=("(?:[^"\\]|\\.)*"|[^,]*)')
 _FLOAT = re.compile(rb"^[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|inf|nan|INF|NAN|Inf|NaN)$")
 
 
+# Keys the specification reserves (VCF 4.2-4.4 section 1.6.1 / 1.6.2): (Number, Type).
+# They may be used without a header line; a header line that redefines them is an error.
+RESERVED_INFO: dict[bytes, tuple[bytes, bytes]] = {
+    b"AA": (b"1", b"String"), b"AC": (b"A", b"Integer"), b"AD": (b"R", b"Integer"), b"ADF": (b"R", b"Integer"),
+    b"ADR": (b"R", b"Integer"), b"AF": (b"A", b"Float"), b"AN": (b"1", b"Integer"), b"BQ": (b"1", b"Float"),
+    b"CIGAR": (b"A", b"String"), b"DB": (b"0", b"Flag"), b"DP": (b"1", b"Integer"), b"END": (b"1", b"Integer"),
+    b"H2": (b"0", b"Flag"), b"H3": (b"0", b"Flag"), b"MQ": (b"1", b"Float"), b"MQ0": (b"1", b"Integer"),
+    b"NS": (b"1", b"Integer"), b"SB": (b"4", b"Integer"), b"SOMATIC": (b"0", b"Flag"),
+    b"VALIDATED": (b"0", b"Flag"), b"1000G": (b"0", b"Flag"),
+}
+RESERVED_FORMAT: dict[bytes, tuple[bytes, bytes]] = {
+    b"AD": (b"R", b"Integer"), b"ADF": (b"R", b"Integer"), b"ADR": (b"R", b"Integer"), b"DP": (b"1", b"Integer"),
+    b"EC": (b"A", b"Integer"), b"FT": (b"1", b"String"), b"GL": (b"G", b"Float"), b"GP": (b"G", b"Float"),
+    b"GQ": (b"1", b"Integer"), b"GT": (b"1", b"String"), b"HQ": (b"2", b"Integer"), b"MQ": (b"1", b"Integer"),
+    b"PL": (b"G", b"Integer"), b"PQ": (b"1", b"Integer"), b"PS": (b"1", b"Integer"),
+}
+_STRUCTURED = re.compile(rb"^##([A-Za-z0-9_.\-]+)=<")
+_NEEDS_DESCRIPTION = {b"INFO", b"FORMAT", b"FILTER", b"ALT"}
+
+
+def parse_structured(line: bytes, number: int) -> tuple[bytes, dict[bytes, bytes], set[bytes]]:
+    """`##KEY=<k=v,k="quoted, text",...>` -> (KEY, fields, names of quoted fields); strict about quoting."""
+    match = _STRUCTURED.match(line)
+    assert match
+    body = line[match.end():]
+    if not body.endswith(b">"):
+        raise FormatError("VCF_META_NOT_CLOSED", f"line {number}: the '<' of the meta line is never closed", number)
+    body = body[:-1]
+    fields: dict[bytes, bytes] = {}
+    quoted: set[bytes] = set()
+    i = 0
+    while i < len(body):
+        eq = body.find(b"=", i)
+        if eq < 0:
+            raise FormatError("VCF_META_MALFORMED", f"line {number}: field {body[i:i + 20]!r} is not key=value",
+                              number)
+        key = body[i:eq]
+        if not key or b'"' in key or b"," in key or b" " in key:
+            raise FormatError("VCF_META_MALFORMED", f"line {number}: invalid field name {key[:20]!r}", number)
+        j = eq + 1
+        if body[j:j + 1] == b'"':
+            j += 1
+            value = bytearray()
+            while j < len(body) and body[j:j + 1] != b'"':
+                if body[j:j + 1] == b"\\" and j + 1 < len(body):
+                    j += 1
+                value += body[j:j + 1]
+                j += 1
+            if j >= len(body):
+                raise FormatError("VCF_META_UNTERMINATED_QUOTE", f"line {number}: a quoted value is never closed",
+                                  number)
+            j += 1
+            if j < len(body) and body[j:j + 1] != b",":
+                raise FormatError("VCF_META_UNESCAPED_QUOTE",
+                                  f"line {number}: text follows a closing quote (unescaped '\"' inside?)", number)
+            fields[key] = bytes(value)
+            quoted.add(key)
+        else:
+            end = body.find(b",", j)
+            end = len(body) if end < 0 else end
+            value = body[j:end]
+            if b'"' in value:
+                raise FormatError("VCF_META_UNESCAPED_QUOTE", f"line {number}: '\"' inside an unquoted value", number)
+            fields[key] = value
+            j = end
+        if key in fields and list(fields).count(key) > 1:
+            raise FormatError("VCF_META_MALFORMED", f"line {number}: field {key.decode()} repeats", number)
+        i = j + 1 if j < len(body) else j
+    kind = match.group(1)
+    if kind in _NEEDS_DESCRIPTION | {b"contig", b"SAMPLE", b"PEDIGREE", b"META"} and b"ID" not in fields:
+        raise FormatError("VCF_META_MISSING_FIELD", f"##{kind.decode()} at line {number} lacks ID", number)
+    ident = fields.get(b"ID", b"x")
+    if not ident or re.search(rb"[\s,]", ident):
+        raise FormatError("VCF_META_ID_INVALID",
+                          f"line {number}: ID {ident[:30]!r} is empty or contains whitespace or a comma", number)
+    if kind in _NEEDS_DESCRIPTION:
+        if b"Description" not in fields:
+            raise FormatError("VCF_META_MISSING_FIELD", f"##{kind.decode()} at line {number} lacks Description",
+                              number)
+        if b"Description" not in quoted:
+            raise FormatError("VCF_META_DESCRIPTION_UNQUOTED",
+                              f"line {number}: Description must be surrounded by double quotes", number)
+    return kind, fields, quoted
+
+
 def _declaration(line: bytes, number: int) -> tuple[bytes, bytes, bytes, bytes]:
     match = _META.match(line)
     assert match
-    fields = dict(_META_FIELD.findall(match.group(2)))
+    _, fields, _ = parse_structured(line, number)
     for key in (b"ID", b"Number", b"Type"):
         if key not in fields:
             raise FormatError("VCF_META_MISSING_FIELD",
@@ -44,6 +129,13 @@ def _declaration(line: bytes, number: int) -> tuple[bytes, bytes, bytes, bytes]:
     if not (number_field.isdigit() or number_field in (b"A", b"R", b"G", b".")):
         raise FormatError("VCF_META_BAD_NUMBER", f"line {number}: Number={number_field.decode(errors='replace')} "
                           "is not an integer, A, R, G or '.'", number)
+    reserved = (RESERVED_INFO if match.group(1) == b"INFO" else RESERVED_FORMAT).get(fields[b"ID"])
+    if reserved is not None and reserved != (number_field, kind):
+        raise FormatError("VCF_META_RESERVED_MISMATCH",
+                          f"line {number}: {match.group(1).decode()} {fields[b'ID'].decode()} is reserved as "
+                          f"Number={reserved[0].decode()}, Type={reserved[1].decode()}; the header says "
+                          f"Number={number_field.decode(errors='replace')}, Type={kind.decode(errors='replace')}",
+                          number)
     return match.group(1), fields[b"ID"], number_field, kind
 
 
@@ -94,8 +186,12 @@ def validate_vcf(stream: BinaryIO, details: dict) -> int:
                 if _META.match(line):
                     kind, key, count, typ = _declaration(line, number)
                     (info if kind == b"INFO" else fmt)[key] = (count, typ)
-                elif b"=" not in line:
-                    raise FormatError("VCF_META_MALFORMED", f"meta line {number} is not ##key=value", number)
+                elif _STRUCTURED.match(line):
+                    parse_structured(line, number)
+                else:
+                    key, eq, value = line[2:].partition(b"=")
+                    if not eq or not key or not value:
+                        raise FormatError("VCF_META_MALFORMED", f"meta line {number} is not ##key=value", number)
                 continue
             if not line.startswith(b"#CHROM"):
                 raise FormatError("VCF_HEADER_MISSING", f"line {number}: expected the #CHROM header line", number)
@@ -143,6 +239,8 @@ def validate_vcf(stream: BinaryIO, details: dict) -> int:
                 key, _, value = item.partition(b"=")
                 if not key:
                     raise FormatError("VCF_INFO_MALFORMED", f"line {number}: empty INFO entry", number)
+                if key not in info and key in RESERVED_INFO:
+                    info[key] = RESERVED_INFO[key]
                 if key not in info:
                     raise FormatError("VCF_INFO_UNDECLARED",
                                       f"line {number}: INFO key {key.decode(errors='replace')} has no ##INFO header",
@@ -157,6 +255,8 @@ def validate_vcf(stream: BinaryIO, details: dict) -> int:
         if samples:
             keys = fields[8].split(b":")
             for key in keys:
+                if key not in fmt and key in RESERVED_FORMAT:
+                    fmt[key] = RESERVED_FORMAT[key]
                 if key not in fmt:
                     raise FormatError("VCF_FORMAT_UNDECLARED",
                                       f"line {number}: FORMAT key {key.decode(errors='replace')} has no ##FORMAT "
