@@ -175,3 +175,48 @@ def test_quality_encoding_is_inferred_from_both_ends_of_the_range(tmp_path, qual
     path = tmp_path / "q.fastq"
     path.write_text(f"@r\n{'A' * len(quals)}\n+\n{quals}\n")
     assert validate_file(path).details["quality_encoding"] == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("chr1\t5\t.\tA\tG\t-3\t.\t.\tGT\t0/1\n", "VCF_QUAL_INVALID"),
+        ("chr1\t5\trs1;rs1\tA\tG\t.\t.\t.\tGT\t0/1\n", "VCF_ID_INVALID"),
+        ("chr1\t5\t.\tA\tG\t.\tPASS;.\t.\tGT\t0/1\n", "VCF_FILTER_INVALID"),
+        ("chr1\t5\t.\tA\tG\t.\t.\tDP=-1\tGT\t0/1\n", "VCF_VALUE_NEGATIVE"),
+        ("chr1\t5\t.\tA\tG\t.\t.\t.\tGT\t0/1\nchr1\t5\t.\tA\tG\t.\t.\t.\tGT\t1/1\n", "VCF_DUPLICATE_RECORD"),
+        ("chr1\t5\t.\tA\tG\t.\t.\t.\tGT:PL\t0/1:1,2\n", "VCF_VALUE_COUNT_MISMATCH"),
+        ("chr1\t5\t.\tA\tG\t.\t.\t.\tGT\t0/1", "VCF_NO_FINAL_NEWLINE"),
+    ],
+)
+def test_vcf_record_rules(tmp_path, body, reason):
+    path = tmp_path / "r.vcf"
+    path.write_text(VCF_HEAD + body)
+    result = validate_file(path)
+    assert (result.valid, result.reason) == (False, reason), result.message
+
+
+@pytest.mark.parametrize(
+    ("meta", "reason"),
+    [
+        ('##INFO=<ID=DP,Number=1,Type=Integer,Description="x"\n', "VCF_META_NOT_CLOSED"),
+        ("##INFO=<ID=XX,Number=1,Type=Integer,Description=unquoted>\n", "VCF_META_DESCRIPTION_UNQUOTED"),
+        ('##INFO=<ID=DB,Number=1,Type=Integer,Description="x">\n', "VCF_META_RESERVED_MISMATCH"),
+        ('##INFO=<Number=1,ID=XX,Type=Integer,Description="x">\n', "VCF_META_FIELD_ORDER"),
+        ('##ALT=<ID=FOO,Description="x">\n', "VCF_META_ALT_ID_INVALID"),
+        ("##contig=<ID=chr,1>\n", "VCF_META_MALFORMED"),
+        ('##FILTER=<ID=q 10,Description="x">\n', "VCF_META_ID_INVALID"),
+    ],
+)
+def test_vcf_meta_rules(tmp_path, meta, reason):
+    path = tmp_path / "m.vcf"
+    head = VCF_HEAD.split("\n", 1)
+    path.write_text(head[0] + "\n" + meta + head[1] + "chr1\t5\t.\tA\tG\t.\t.\t.\tGT\t0/1\n")
+    result = validate_file(path)
+    assert (result.valid, result.reason) == (False, reason), result.message
+
+
+def test_reserved_and_predefined_keys_may_be_used_undeclared(tmp_path):
+    path = tmp_path / "ok.vcf"
+    path.write_text(VCF_HEAD + "chr1\t5\t.\tA\tG\t.\t.\tAC=1;AN=2;DB\tGT:DS:PL\t0/1:0.9:10,0,20\n")
+    assert validate_file(path).valid

@@ -8,11 +8,12 @@ declared type and count, GT syntax, and records sorted within each contig
 
 from __future__ import annotations
 
+import math
 import re
 from typing import BinaryIO
 
 from genoflow_dagster.formats.errors import FormatError
-from genoflow_dagster.formats.lines import numbered_lines, printable
+from genoflow_dagster.formats.lines import printable
 
 FIXED = [b"#CHROM", b"POS", b"ID", b"REF", b"ALT", b"QUAL", b"FILTER", b"INFO"]
 _REF = re.compile(rb"^[ACGTNacgtn]+$")
@@ -41,8 +42,24 @@ RESERVED_FORMAT: dict[bytes, tuple[bytes, bytes]] = {
     b"GQ": (b"1", b"Integer"), b"GT": (b"1", b"String"), b"HQ": (b"2", b"Integer"), b"MQ": (b"1", b"Integer"),
     b"PL": (b"G", b"Integer"), b"PQ": (b"1", b"Integer"), b"PS": (b"1", b"Integer"),
 }
+# Keys tools treat as predefined (dosage, structural-variant keys of the 4.x specs): usable without a header
+# line, but a header line may define them as it likes.
+IMPLICIT_FORMAT: dict[bytes, tuple[bytes, bytes]] = {b"DS": (b".", b"Float"), b"CN": (b"1", b"Integer"),
+                                                     b"CNQ": (b"1", b"Float"), b"CICN": (b"2", b"Float")}
+IMPLICIT_INFO: dict[bytes, tuple[bytes, bytes]] = {
+    b"SVTYPE": (b"1", b"String"), b"SVLEN": (b".", b"Integer"), b"CIPOS": (b".", b"Integer"),
+    b"CIEND": (b".", b"Integer"), b"HOMLEN": (b".", b"Integer"), b"HOMSEQ": (b".", b"String"),
+    b"BKPTID": (b".", b"String"), b"MEINFO": (b"4", b"String"), b"METRANS": (b"4", b"String"),
+    b"DGVID": (b"1", b"String"), b"DBVARID": (b"1", b"String"), b"DBRIPID": (b"1", b"String"),
+    b"MATEID": (b".", b"String"), b"PARID": (b"1", b"String"), b"EVENT": (b"1", b"String"),
+    b"CILEN": (b".", b"Integer"), b"DPADJ": (b".", b"Integer"), b"CN": (b"1", b"Integer"),
+    b"CNADJ": (b".", b"Integer"), b"CICN": (b"2", b"Float"), b"CICNADJ": (b".", b"Float"),
+}
+_NON_NEGATIVE_INFO = {b"AC", b"AF", b"AN", b"DP", b"MQ0", b"NS", b"BQ", b"MQ"}
 _STRUCTURED = re.compile(rb"^##([A-Za-z0-9_.\-]+)=<")
 _NEEDS_DESCRIPTION = {b"INFO", b"FORMAT", b"FILTER", b"ALT"}
+# Structured lines the specification defines; other ##key=<...> lines (pedigreeDB=<url>) are free text.
+_KNOWN_STRUCTURED = _NEEDS_DESCRIPTION | {b"contig", b"SAMPLE", b"PEDIGREE", b"META"}
 
 
 def parse_structured(line: bytes, number: int) -> tuple[bytes, dict[bytes, bytes], set[bytes]]:
@@ -82,6 +99,12 @@ def parse_structured(line: bytes, number: int) -> tuple[bytes, dict[bytes, bytes
                                   f"line {number}: text follows a closing quote (unescaped '\"' inside?)", number)
             fields[key] = bytes(value)
             quoted.add(key)
+        elif body[j:j + 1] == b"[":  # META Values=[a, b]: a bracketed list
+            end = body.find(b"]", j)
+            if end < 0:
+                raise FormatError("VCF_META_MALFORMED", f"line {number}: a '[' list is never closed", number)
+            fields[key] = body[j:end + 1]
+            j = end + 1
         else:
             end = body.find(b",", j)
             end = len(body) if end < 0 else end
@@ -94,12 +117,26 @@ def parse_structured(line: bytes, number: int) -> tuple[bytes, dict[bytes, bytes
             raise FormatError("VCF_META_MALFORMED", f"line {number}: field {key.decode()} repeats", number)
         i = j + 1 if j < len(body) else j
     kind = match.group(1)
-    if kind in _NEEDS_DESCRIPTION | {b"contig", b"SAMPLE", b"PEDIGREE", b"META"} and b"ID" not in fields:
+    if kind in _NEEDS_DESCRIPTION | {b"contig", b"SAMPLE", b"META"} and b"ID" not in fields:
         raise FormatError("VCF_META_MISSING_FIELD", f"##{kind.decode()} at line {number} lacks ID", number)
     ident = fields.get(b"ID", b"x")
     if not ident or re.search(rb"[\s,]", ident):
         raise FormatError("VCF_META_ID_INVALID",
                           f"line {number}: ID {ident[:30]!r} is empty or contains whitespace or a comma", number)
+    order = list(fields)
+    expected_order = [b"ID", b"Number", b"Type", b"Description"] if kind in (b"INFO", b"FORMAT") else \
+        [b"ID", b"Description"] if kind in (b"ALT", b"FILTER") else [b"ID"] if kind == b"contig" else []
+    present = [k for k in order if k in expected_order]
+    if present and present != [k for k in expected_order if k in fields]:
+        raise FormatError("VCF_META_FIELD_ORDER", f"line {number}: ##{kind.decode()} fields must come in the order "
+                          + ", ".join(k.decode() for k in expected_order), number)
+    if kind == b"ALT" and not re.match(rb"^(DEL|INS|DUP|INV|CNV|BND)(:[^<>\s,]+)*$", ident):
+        raise FormatError("VCF_META_ALT_ID_INVALID", f"line {number}: ALT ID {ident[:30]!r} must start with DEL, "
+                          "INS, DUP, INV, CNV or BND", number)
+    if kind == b"contig" and not re.match(rb"^[0-9A-Za-z!#$%&+./:;?@^_|~\-][0-9A-Za-z!#$%&*+./:;=?@^_|~\-]*$",
+                                          ident):
+        raise FormatError("VCF_META_CONTIG_ID_INVALID", f"line {number}: contig ID {ident[:30]!r} has a character "
+                          "the specification does not allow", number)
     if kind in _NEEDS_DESCRIPTION:
         if b"Description" not in fields:
             raise FormatError("VCF_META_MISSING_FIELD", f"##{kind.decode()} at line {number} lacks Description",
@@ -126,7 +163,7 @@ def _declaration(line: bytes, number: int) -> tuple[bytes, bytes, bytes, bytes]:
         raise FormatError("VCF_META_BAD_TYPE", f"line {number}: Type={kind.decode(errors='replace')} is not allowed",
                           number)
     number_field = fields[b"Number"]
-    if not (number_field.isdigit() or number_field in (b"A", b"R", b"G", b".")):
+    if not (number_field.isdigit() or number_field in (b"A", b"R", b"G", b".", b"P", b"LA", b"LR", b"LG")):
         raise FormatError("VCF_META_BAD_NUMBER", f"line {number}: Number={number_field.decode(errors='replace')} "
                           "is not an integer, A, R, G or '.'", number)
     reserved = (RESERVED_INFO if match.group(1) == b"INFO" else RESERVED_FORMAT).get(fields[b"ID"])
@@ -154,16 +191,33 @@ def _check_value(value: bytes, kind: bytes, where: str, number: int) -> None:
                               "single Character", number)
 
 
-def _check_count(values: bytes, count: bytes, alts: int, where: str, number: int) -> None:
+def _genotype_count(alleles: int, ploidy: int) -> int:
+    """Number of unordered genotypes of `ploidy` drawn from `alleles` alleles (VCF Number=G)."""
+    return math.comb(alleles + ploidy - 1, ploidy)
+
+
+def _check_count(values: bytes, count: bytes, alts: int, where: str, number: int, ploidy: int | None = None) -> None:
     n = values.count(b",") + 1
-    expected = int(count) if count.isdigit() else alts if count == b"A" else alts + 1 if count == b"R" else None
+    if count == b"G" and ploidy:
+        expected: int | None = _genotype_count(alts + 1, ploidy)
+    else:
+        expected = int(count) if count.isdigit() else alts if count == b"A" else alts + 1 if count == b"R" else None
     if expected is not None and expected > 0 and n != expected and values != b".":
         raise FormatError("VCF_VALUE_COUNT_MISMATCH",
                           f"line {number}: {where} has {n} value(s), the header declares {expected}", number)
 
 
+def _tracking_lines(stream: BinaryIO, ends_with_newline: list[bool]):
+    for number, raw in enumerate(stream, start=1):
+        ends_with_newline[0] = raw.endswith(b"\n")
+        line = raw[:-1] if raw.endswith(b"\n") else raw
+        yield number, line[:-1] if line.endswith(b"\r") else line
+
+
 def validate_vcf(stream: BinaryIO, details: dict) -> int:
-    lines = numbered_lines(stream)
+    ends_with_newline = [True]
+    lines = _tracking_lines(stream, ends_with_newline)
+    number = 1
     first = next(lines, None)
     if first is None or not first[1].startswith(b"##fileformat=VCFv"):
         raise FormatError("VCF_FILEFORMAT_MISSING", "the first line must be ##fileformat=VCFv4.x", 1)
@@ -178,6 +232,8 @@ def validate_vcf(stream: BinaryIO, details: dict) -> int:
     records = 0
     contig_order: dict[bytes, int] = {}
     last_chrom, last_pos = None, 0
+    blank_at = 0
+    recent_sites: set[tuple[bytes, int, bytes, bytes]] = set()
     for number, line in lines:
         if not header_seen:
             if line.startswith(b"##"):
@@ -186,7 +242,7 @@ def validate_vcf(stream: BinaryIO, details: dict) -> int:
                 if _META.match(line):
                     kind, key, count, typ = _declaration(line, number)
                     (info if kind == b"INFO" else fmt)[key] = (count, typ)
-                elif _STRUCTURED.match(line):
+                elif _STRUCTURED.match(line) and _STRUCTURED.match(line).group(1) in _KNOWN_STRUCTURED:
                     parse_structured(line, number)
                 else:
                     key, eq, value = line[2:].partition(b"=")
@@ -210,14 +266,17 @@ def validate_vcf(stream: BinaryIO, details: dict) -> int:
             header_seen = True
             continue
         if not line:
-            raise FormatError("VCF_BLANK_LINE", f"blank line at line {number}", number)
+            blank_at = blank_at or number
+            continue
+        if blank_at:
+            raise FormatError("VCF_BLANK_LINE", f"blank line at line {blank_at} between records", blank_at)
         fields = line.split(b"\t")
         expected = 8 + (samples + 1 if samples else 0)
         if len(fields) != expected and not (samples == 0 and len(fields) == 8):
             raise FormatError("VCF_COLUMN_COUNT", f"line {number} has {len(fields)} columns, expected {expected}",
                               number)
         chrom, pos, _id, ref, alt, qual, _filter, info_field = fields[:8]
-        if not chrom or b" " in chrom or chrom.startswith(b"<"):
+        if not chrom or b" " in chrom or (chrom.startswith(b"<") and not chrom.endswith(b">")):
             raise FormatError("VCF_CHROM_INVALID", f"line {number}: CHROM {chrom[:30]!r} is invalid", number)
         if not pos.isdigit():
             raise FormatError("VCF_POS_INVALID", f"line {number}: POS {pos[:20]!r} is not a non-negative integer",
@@ -232,15 +291,33 @@ def validate_vcf(stream: BinaryIO, details: dict) -> int:
                 raise FormatError("VCF_ALT_INVALID", f"line {number}: ALT allele {allele[:30]!r} is invalid", number)
             if allele == ref:
                 raise FormatError("VCF_ALT_EQUALS_REF", f"line {number}: ALT allele equals REF", number)
-        if qual != b"." and not _FLOAT.match(qual):
-            raise FormatError("VCF_QUAL_INVALID", f"line {number}: QUAL {qual[:20]!r} is not a number", number)
+        if qual != b"." and (not _FLOAT.match(qual) or qual.startswith(b"-")):
+            raise FormatError("VCF_QUAL_INVALID", f"line {number}: QUAL {qual[:20]!r} is not a non-negative number",
+                              number)
+        if _id != b".":
+            ids = _id.split(b";")
+            if not all(ids) or b" " in _id or len(set(ids)) != len(ids):
+                raise FormatError("VCF_ID_INVALID", f"line {number}: ID {_id[:30]!r} has an empty, repeated or "
+                                  "space-containing value", number)
+        if _filter != b".":
+            filters = _filter.split(b";")
+            if b"." in filters or not all(filters) or re.search(rb"\s", _filter):
+                raise FormatError("VCF_FILTER_INVALID", f"line {number}: FILTER {_filter[:30]!r} mixes '.' with "
+                                  "values, or has empty or blank entries", number)
+        key_site = (chrom, position, ref, alt)
+        if key_site in recent_sites:
+            raise FormatError("VCF_DUPLICATE_RECORD", f"line {number}: the same variant ({chrom.decode()}:"
+                              f"{position} {ref.decode()}>{alt.decode()}) appears twice", number)
+        if recent_sites and next(iter(recent_sites))[:2] != (chrom, position):
+            recent_sites.clear()
+        recent_sites.add(key_site)
         if info_field != b".":
             for item in info_field.split(b";"):
                 key, _, value = item.partition(b"=")
                 if not key:
                     raise FormatError("VCF_INFO_MALFORMED", f"line {number}: empty INFO entry", number)
-                if key not in info and key in RESERVED_INFO:
-                    info[key] = RESERVED_INFO[key]
+                if key not in info and (key in RESERVED_INFO or key in IMPLICIT_INFO):
+                    info[key] = RESERVED_INFO.get(key) or IMPLICIT_INFO[key]
                 if key not in info:
                     raise FormatError("VCF_INFO_UNDECLARED",
                                       f"line {number}: INFO key {key.decode(errors='replace')} has no ##INFO header",
@@ -251,12 +328,15 @@ def validate_vcf(stream: BinaryIO, details: dict) -> int:
                                       number)
                 if typ != b"Flag":
                     _check_value(value, typ, f"INFO/{key.decode(errors='replace')}", number)
+                    if key in _NON_NEGATIVE_INFO and re.search(rb"(^|,)-", value):
+                        raise FormatError("VCF_VALUE_NEGATIVE", f"line {number}: INFO/{key.decode()} cannot be "
+                                          "negative", number)
                     _check_count(value, count, len(alts), f"INFO/{key.decode(errors='replace')}", number)
         if samples:
-            keys = fields[8].split(b":")
+            keys = [] if fields[8] == b"." else fields[8].split(b":")
             for key in keys:
-                if key not in fmt and key in RESERVED_FORMAT:
-                    fmt[key] = RESERVED_FORMAT[key]
+                if key not in fmt and (key in RESERVED_FORMAT or key in IMPLICIT_FORMAT):
+                    fmt[key] = RESERVED_FORMAT.get(key) or IMPLICIT_FORMAT[key]
                 if key not in fmt:
                     raise FormatError("VCF_FORMAT_UNDECLARED",
                                       f"line {number}: FORMAT key {key.decode(errors='replace')} has no ##FORMAT "
@@ -268,7 +348,13 @@ def validate_vcf(stream: BinaryIO, details: dict) -> int:
                 if len(values) > len(keys):
                     raise FormatError("VCF_SAMPLE_FIELD_COUNT",
                                       f"line {number}: a sample has more values than FORMAT keys", number)
+                ploidy = None
+                if keys and keys[0] == b"GT" and values and values[0] not in (b".", b""):
+                    ploidy = len(re.split(rb"[/|]", values[0].lstrip(b"/|")))
                 for key, value in zip(keys, values, strict=False):
+                    if key != b"GT" and value not in (b".", b""):
+                        _check_count(value, fmt[key][0], len(alts), f"FORMAT/{key.decode(errors='replace')}",
+                                     number, ploidy)
                     if key == b"GT":
                         if not _GT.match(value):
                             raise FormatError("VCF_GT_INVALID", f"line {number}: genotype {value[:20]!r} is invalid",
@@ -293,4 +379,7 @@ def validate_vcf(stream: BinaryIO, details: dict) -> int:
         records += 1
     if not header_seen:
         raise FormatError("VCF_HEADER_MISSING", "no #CHROM header line", None)
+    if not ends_with_newline[0]:
+        raise FormatError("VCF_NO_FINAL_NEWLINE", f"line {number}: the last line has no newline: the file may be "
+                          "truncated", number)
     return records
