@@ -220,3 +220,29 @@ def test_reserved_and_predefined_keys_may_be_used_undeclared(tmp_path):
     path = tmp_path / "ok.vcf"
     path.write_text(VCF_HEAD + "chr1\t5\t.\tA\tG\t.\t.\tAC=1;AN=2;DB\tGT:DS:PL\t0/1:0.9:10,0,20\n")
     assert validate_file(path).valid
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("a.sam", "@HD\tVN:1\n", "SAM_HD_VN_INVALID"),
+        ("a.sam", "@HD\tVN:1.6\tSO:query\n", "SAM_HD_SO_INVALID"),
+        ("a.sam", "@SQ\tSN:<ctg>\tLN:1\n", "SAM_SQ_NAME_INVALID"),
+        ("a.sam", "@RG\tID:1\tDT:Tuesday\n", "SAM_RG_DATE_INVALID"),
+        ("a.sam", "@SQ\tSN:c\tLN:9\nr\t0\tc\t1\t60\t2M\t*\t0\t0\tAC\tII\tXH:H:ABC\n", "SAM_TAG_VALUE_INVALID"),
+        ("a.sam", "@SQ\tSN:c\tLN:9\nr\t0\tc\t1\t60\t2M\t*\t0\t0\tAC\tII\tXB:B:c,300\n", "SAM_TAG_VALUE_INVALID"),
+        ("a.bed", "chr1 10 20 name 5 +\n.\t1\t2\tn\t5\t+\n", "BED_CHROM_INVALID"),
+        ("a.bed", "chr1\t1\t9\tn\t0\t+\t1\t9\t256,0,0\n", "BED_RGB_INVALID"),
+    ],
+)
+def test_sam_header_aux_and_bed_rules(tmp_path, name, content, reason):
+    path = tmp_path / name
+    path.write_text(content)
+    result = validate_file(path)
+    assert (result.valid, result.reason) == (False, reason), result.message
+
+
+def test_bed_accepts_any_whitespace_separator(tmp_path):
+    path = tmp_path / "mixed.bed"
+    path.write_text("chr1 10\t20\nchr1\t30    40\n")
+    assert validate_file(path).valid

@@ -21,7 +21,9 @@ def validate_bed(stream: BinaryIO, details: dict) -> int:
     for number, line in numbered_lines(stream):
         if not line.strip() or line.startswith((b"#", b"track", b"browser")):
             continue
-        fields = line.split(b"\t")
+        # BEDv1 allows any run of whitespace (tabs or spaces, even mixed) as the separator, so a name
+        # with a space shows up as a column-count error.
+        fields = line.split()
         if width is None:
             width = len(fields)
             if width < 3 or width > 12:
@@ -30,7 +32,7 @@ def validate_bed(stream: BinaryIO, details: dict) -> int:
             raise FormatError("BED_COLUMN_COUNT",
                               f"line {number} has {len(fields)} columns where earlier lines have {width}", number)
         chrom, start, end = fields[:3]
-        if not _CHROM.match(chrom):
+        if not _CHROM.match(chrom) or chrom == b".":
             raise FormatError("BED_CHROM_INVALID", f"line {number}: chromosome name {chrom[:30]!r} is invalid", number)
         if not _INT.match(start):
             raise FormatError("BED_START_INVALID", f"line {number}: chromStart {start[:20]!r} is not a non-negative "
@@ -57,7 +59,7 @@ def validate_bed(stream: BinaryIO, details: dict) -> int:
             if not int(start) <= int(fields[6]) <= int(fields[7]) <= int(end):
                 raise FormatError("BED_THICK_OUTSIDE", f"line {number}: thickStart/End lie outside the feature",
                                   number)
-        if width >= 9 and not _RGB.match(fields[8]):
+        if width >= 9 and (not _RGB.match(fields[8]) or any(int(x) > 255 for x in fields[8].split(b",") if x)):
             raise FormatError("BED_RGB_INVALID", f"line {number}: itemRgb must be R,G,B or 0", number)
         if width >= 10:
             _check_blocks(fields, number, int(start), int(end))
