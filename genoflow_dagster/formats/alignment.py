@@ -226,7 +226,7 @@ def validate_bam_or_cram(path: Path, fmt: str, reference_fasta: str | None = Non
             pysam.set_verbosity(save)
     except FormatError:
         raise
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, NotImplementedError) as exc:  # htslib: damaged block, or plain gzip, not BGZF
         reason = "BAM_DECODE_ERROR" if fmt == "bam" else "CRAM_DECODE_ERROR"
         raise FormatError(reason, f"{fmt.upper()} cannot be decoded after {records} records: {exc}",
                           records + 1) from None

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genoflow_dagster.errors import ErrorCode
-from genoflow_dagster.formats.io import GZIP_MAGIC, ZIP_MAGIC, is_bgzf, open_decompressed, sniff
+from genoflow_dagster.formats.io import (
+    DECOMPRESSION_ERRORS,
+    GZIP_MAGIC,
+    ZIP_ERRORS,
+    ZIP_MAGIC,
+    is_bgzf,
+    open_decompressed,
+    sniff,
+)
 
 EXTENSIONS: dict[str, str] = {
     ".fastq": "fastq", ".fq": "fastq", ".fasta": "fasta", ".fa": "fasta", ".fna": "fasta", ".fas": "fasta",
@@ -85,7 +93,7 @@ def detect_format(path: str | Path, name: str | None = None) -> Detection:
         try:
             with zipfile.ZipFile(path) as archive:
                 names = set(archive.namelist())
-        except zipfile.BadZipFile:
+        except ZIP_ERRORS:
             return Detection(by_name, "zip", ErrorCode.INVALID_FILE_TYPE, "ZIP_CORRUPT",
                              "the file starts like a zip archive but cannot be opened as one")
         if "xl/workbook.xml" in names or by_name == "xlsx":
@@ -103,7 +111,7 @@ def detect_format(path: str | Path, name: str | None = None) -> Detection:
         try:
             with open_decompressed(path) as stream:
                 inner = stream.read(4096)
-        except (OSError, EOFError) as exc:
+        except DECOMPRESSION_ERRORS as exc:
             return Detection(by_name, compression, ErrorCode.VALIDATION_ERROR, "GZIP_CORRUPT",
                              f"the gzip stream cannot be decompressed: {exc}")
         if inner[:4] == b"BAM\x01":

@@ -8,13 +8,25 @@ fallback. Compression is recognised from magic bytes, never from the name.
 from __future__ import annotations
 
 import gzip
+import zipfile
+import zlib
 from pathlib import Path
 from typing import BinaryIO
 
 try:  # isal is a hard dependency, but keep the pipeline alive on a platform without wheels
     from isal import igzip as _gzip_impl
+    from isal.isal_zlib import error as _isal_error
 except ImportError:  # pragma: no cover
     _gzip_impl = gzip  # type: ignore[assignment]
+    _isal_error = zlib.error  # type: ignore[misc,assignment]
+
+# Everything a damaged zip archive (XLSX) can raise while its directory or members are read.
+ZIP_ERRORS: tuple[type[BaseException], ...] = (
+    zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, UnicodeDecodeError, ValueError,
+)
+
+# Everything a damaged gzip/BGZF stream can raise while being read.
+DECOMPRESSION_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, zlib.error, _isal_error)
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"

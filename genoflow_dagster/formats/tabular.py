@@ -11,6 +11,7 @@ from typing import BinaryIO
 
 from genoflow_dagster.errors import ErrorCode
 from genoflow_dagster.formats.errors import FormatError
+from genoflow_dagster.formats.io import ZIP_ERRORS
 
 XLSX_MAX_UNCOMPRESSED = 1024**3  # 1 GiB across all parts
 XLSX_MAX_RATIO = 200  # deflate rarely beats ~100:1 on real sheets; bombs reach 1000:1 and more
@@ -64,6 +65,13 @@ class _LineCounter:
 
 def validate_xlsx(path: Path, details: dict) -> int:
     """Structure, bomb and XXE checks on the archive before openpyxl reads a single row."""
+    try:
+        return _validate_xlsx(path, details)
+    except ZIP_ERRORS as exc:
+        raise FormatError("XLSX_CORRUPT", f"the workbook archive is damaged: {exc}") from None
+
+
+def _validate_xlsx(path: Path, details: dict) -> int:
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:

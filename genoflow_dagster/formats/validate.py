@@ -13,7 +13,6 @@ import io
 import itertools
 import os
 import stat
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -26,7 +25,7 @@ from genoflow_dagster.formats.errors import FormatError
 from genoflow_dagster.formats.fasta import validate_fasta
 from genoflow_dagster.formats.fastq import read_names, validate_fastq
 from genoflow_dagster.formats.features import validate_bed, validate_gff3, validate_gtf
-from genoflow_dagster.formats.io import _gzip_impl
+from genoflow_dagster.formats.io import DECOMPRESSION_ERRORS, _gzip_impl
 from genoflow_dagster.formats.result import ValidationResult
 from genoflow_dagster.formats.tabular import validate_delimited, validate_xlsx
 from genoflow_dagster.formats.vcf import validate_vcf
@@ -142,11 +141,11 @@ def validate_file(path: str | Path, format: str | None = None, *, name: str | No
         if result.sha256 is None:
             result.sha256 = _safe_sha(path)
         return _fail(result, exc.error_code, exc.reason, exc.message, exc.line)
-    except (EOFError, OSError, zlib.error) as exc:
+    except DECOMPRESSION_ERRORS as exc:
         result.sha256 = result.sha256 or _safe_sha(path)
         if isinstance(exc, EOFError):
             code = "GZIP_TRUNCATED"
-        elif isinstance(exc, zlib.error) or "gzip" in str(exc).lower() or "deflate" in str(exc).lower():
+        elif not isinstance(exc, OSError) or "gzip" in str(exc).lower() or "deflate" in str(exc).lower():
             code = "GZIP_CORRUPT"
         else:
             code = "READ_ERROR"
