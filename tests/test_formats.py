@@ -246,3 +246,18 @@ def test_bed_accepts_any_whitespace_separator(tmp_path):
     path = tmp_path / "mixed.bed"
     path.write_text("chr1 10\t20\nchr1\t30    40\n")
     assert validate_file(path).valid
+
+
+def test_reported_sha256_is_the_checksum_of_the_whole_file(tmp_path):
+    """The digest computed while validating must equal a plain SHA-256 of the stored bytes, valid or not."""
+    import hashlib
+
+    files = [tmp_path / "a.vcf", tmp_path / "b.fastq.gz", tmp_path / "c.gff3"]
+    files[0].write_text(VCF_HEAD + "chr1\t5\t.\tA\tG\t.\t.\t.\tGT\t0/1\n")
+    files[1].write_bytes(gzip.compress(b"@r\nACGT\n+\nIIII\n") + b"trailing bytes after the gzip member")
+    files[2].write_text("##gff-version 3\nc\ts\tgene\t1\t9\t.\t+\t.\tID=g\n##FASTA\n>c\nACGT\n")
+    if CORPORA.is_dir():
+        files += sorted(p for p in CORPORA.glob("*/valid/*") if p.stat().st_size < 2_000_000)[:200]
+    for path in files:
+        result = validate_file(path)
+        assert result.sha256 == hashlib.sha256(path.read_bytes()).hexdigest(), path

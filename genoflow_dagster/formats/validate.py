@@ -68,9 +68,10 @@ class _HashingReader(io.RawIOBase):
         return n or 0
 
     def drain(self) -> None:
-        while self._raw.readinto(buf := bytearray(CHUNK)):
+        """Read (and hash) whatever the validator left unread, so the digest covers the whole file."""
+        buffer = bytearray(CHUNK)
+        while self.readinto(buffer):
             pass
-        del buf
 
 
 class _CappedReader(io.RawIOBase):
@@ -118,42 +119,49 @@ def validate_file(path: str | Path, format: str | None = None, *, name: str | No
     if not stat.S_ISREG(info.st_mode):
         return _fail(result, ErrorCode.STORAGE_ERROR, "NOT_A_FILE", f"{path} is not a regular file")
     result.size_bytes = info.st_size
-    if info.st_size == 0:
-        return _fail(result, ErrorCode.EMPTY_FILE, "EMPTY_FILE", "the file is empty (0 bytes)")
-    if info.st_size > max_bytes:
+    if info.st_size > max_bytes:  # refused unread: an oversized upload is never hashed or scanned
         return _fail(result, ErrorCode.FILE_TOO_LARGE, "FILE_TOO_LARGE",
                      f"the file is {info.st_size:,} bytes; the limit is {max_bytes:,}")
+    _validate_regular_file(path, format, name, reference_fasta, result)
+    if result.sha256 is None:  # rejected before (or while) streaming: checksum the stored bytes for quarantine
+        result.sha256 = _safe_sha(path)
+    return result
+
+
+def _validate_regular_file(path: Path, format: str | None, name: str | None, reference_fasta: str | None,
+                           result: ValidationResult) -> None:
+    """Fill `result` for a readable regular file within the size limit. Never raises."""
+    if result.size_bytes == 0:
+        _fail(result, ErrorCode.EMPTY_FILE, "EMPTY_FILE", "the file is empty (0 bytes)")
+        return
     try:
         detection = detect_format(path, name)
         fmt = format or detection.format
         result.format = fmt
         result.details["compression"] = detection.compression
         if format is None and detection.error_code is not None:
-            return _fail(result, detection.error_code, detection.reason, detection.message)
-        if fmt not in FORMATS:
-            return _fail(result, ErrorCode.INVALID_FILE_TYPE, "UNKNOWN_FORMAT", "the format could not be recognised")
-        if format is not None and detection.format not in (None, format) and not _compatible(format, detection):
-            return _fail(result, ErrorCode.INVALID_FILE_TYPE, "FORMAT_CONTENT_MISMATCH",
-                         f"asked to validate as {format} but the content is {detection.format}")
-        result.records = _run(path, fmt, detection, result, reference_fasta)
-        result.valid = True
+            _fail(result, detection.error_code, detection.reason, detection.message)
+        elif fmt not in FORMATS:
+            _fail(result, ErrorCode.INVALID_FILE_TYPE, "UNKNOWN_FORMAT", "the format could not be recognised")
+        elif format is not None and detection.format not in (None, format) and not _compatible(format, detection):
+            _fail(result, ErrorCode.INVALID_FILE_TYPE, "FORMAT_CONTENT_MISMATCH",
+                  f"asked to validate as {format} but the content is {detection.format}")
+        else:
+            result.records = _run(path, fmt, detection, result, reference_fasta)
+            result.valid = True
     except FormatError as exc:
-        if result.sha256 is None:
-            result.sha256 = _safe_sha(path)
-        return _fail(result, exc.error_code, exc.reason, exc.message, exc.line)
+        _fail(result, exc.error_code, exc.reason, exc.message, exc.line)
     except DECOMPRESSION_ERRORS as exc:
-        result.sha256 = result.sha256 or _safe_sha(path)
         if isinstance(exc, EOFError):
             code = "GZIP_TRUNCATED"
         elif not isinstance(exc, OSError) or "gzip" in str(exc).lower() or "deflate" in str(exc).lower():
             code = "GZIP_CORRUPT"
         else:
             code = "READ_ERROR"
-        return _fail(result, ErrorCode.VALIDATION_ERROR, code, f"the file cannot be read to its end: {exc}")
+        _fail(result, ErrorCode.VALIDATION_ERROR, code, f"the file cannot be read to its end: {exc}")
     except Exception as exc:  # never crash the caller: the file is quarantined with the error text
-        result.sha256 = result.sha256 or _safe_sha(path)
-        return _fail(result, ErrorCode.INTERNAL_ERROR, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}")
-    return result
+        _fail(result, ErrorCode.INTERNAL_ERROR, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}")
+
 
 
 def _compatible(forced: str, detection: Detection) -> bool:
