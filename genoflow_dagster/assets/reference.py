@@ -5,7 +5,6 @@ reference release marks everything aligned or annotated against the old one stal
 """
 
 
-import hashlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ import dagster as dg
 
 from genoflow_dagster import settings, zones
 from genoflow_dagster.assets.artifacts import write_json
+from genoflow_dagster.formats.io import sha256_file
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import Storage
 from genoflow_dagster.variants.align import build_reference_index, ensure_faidx
@@ -29,21 +29,13 @@ class IndexedReference:
     contigs: dict[str, int]
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(8 * 1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def indexed_reference(fasta: Path) -> IndexedReference:
     """Copy the FASTA into a cache folder named by its checksum and index it there (once).
 
     Indexing a copy keeps the lab's reference folder read-only and makes two
     reference versions impossible to mix up.
     """
-    sha = file_sha256(fasta)
+    sha = sha256_file(fasta)
     folder = settings.reference_cache_dir() / sha[:16]
     cached = folder / "genome.fa"
     mmi = folder / "genome.mmi"
@@ -91,7 +83,7 @@ def _fingerprint_asset(context: dg.AssetExecutionContext, path: Path | None, wha
     if path is None:
         context.log.warning(f"no {what} configured; downstream steps run without it")
         return dg.MaterializeResult(metadata={"configured": False}, data_version=dg.DataVersion("none"))
-    sha = file_sha256(path)
+    sha = sha256_file(path)
     return dg.MaterializeResult(
         metadata={"configured": True, "sha256": sha, "size_bytes": path.stat().st_size,
                   "source": dg.MetadataValue.path(str(path))},

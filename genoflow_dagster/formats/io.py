@@ -8,6 +8,7 @@ fallback. Compression is recognised from magic bytes, never from the name.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import zipfile
 import zlib
 from pathlib import Path
@@ -32,6 +33,15 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
 
 READ_CHUNK = 4 * 1024 * 1024
+
+
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes as stored, read in chunks (memory stays flat)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(READ_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def sniff(path: str | Path, n: int = 512) -> bytes:

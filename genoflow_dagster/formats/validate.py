@@ -25,7 +25,7 @@ from genoflow_dagster.formats.errors import FormatError
 from genoflow_dagster.formats.fasta import validate_fasta
 from genoflow_dagster.formats.fastq import read_names, validate_fastq
 from genoflow_dagster.formats.features import validate_bed, validate_gff3, validate_gtf
-from genoflow_dagster.formats.io import DECOMPRESSION_ERRORS, _gzip_impl
+from genoflow_dagster.formats.io import DECOMPRESSION_ERRORS, _gzip_impl, sha256_file
 from genoflow_dagster.formats.result import ValidationResult
 from genoflow_dagster.formats.tabular import validate_delimited, validate_xlsx
 from genoflow_dagster.formats.vcf import validate_vcf
@@ -97,14 +97,6 @@ class _CappedReader(io.RawIOBase):
         return n
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def validate_file(path: str | Path, format: str | None = None, *, name: str | None = None,
                   max_bytes: int = DEFAULT_MAX_BYTES, reference_fasta: str | None = None) -> ValidationResult:
     """Validate one file. `format` forces the format; otherwise it is detected (content, then name)."""
@@ -170,10 +162,10 @@ def _compatible(forced: str, detection: Detection) -> bool:
 
 def _run(path: Path, fmt: str, detection: Detection, result: ValidationResult, reference_fasta: str | None) -> int:
     if fmt in ("bam", "cram"):
-        result.sha256 = _sha256_of(path)
+        result.sha256 = sha256_file(path)
         return validate_bam_or_cram(path, fmt, reference_fasta=reference_fasta)
     if fmt == "xlsx":
-        result.sha256 = _sha256_of(path)
+        result.sha256 = sha256_file(path)
         return validate_xlsx(path, result.details)
     if detection.compression in ("gzip", "bgzf") and fmt not in COMPRESSIBLE:
         raise FormatError("COMPRESSION_NOT_ALLOWED", f"{fmt} files cannot be gzip-compressed", None,
@@ -200,7 +192,7 @@ def _run(path: Path, fmt: str, detection: Detection, result: ValidationResult, r
 
 def _safe_sha(path: Path) -> str | None:
     try:
-        return _sha256_of(path)
+        return sha256_file(path)
     except OSError:
         return None
 
