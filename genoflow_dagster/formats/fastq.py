@@ -19,12 +19,12 @@ _SEQ_DELETE = b"ACGTUNacgtunRYKMSWBDHVrykmswbdhv.-*"
 _QUAL_DELETE = bytes(range(33, 127))
 
 
-def _records(stream: BinaryIO) -> Iterator[tuple[int, bytes, bytes, int]]:
-    """(title line, title, quality, min quality byte) for each record; raises FormatError."""
+def _records(stream: BinaryIO) -> Iterator[tuple[int, bytes, bytes]]:
+    """(title line, title, quality) for each record; raises FormatError."""
     yield from _records_from(numbered_lines(stream))
 
 
-def _records_from(lines: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes, bytes, int]]:
+def _records_from(lines: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes, bytes]]:
     pushed_back = None
     while True:
         item, pushed_back = (pushed_back, None) if pushed_back else (next(lines, None), None)
@@ -90,7 +90,7 @@ def _records_from(lines: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, byt
             raise FormatError("FASTQ_QUALITY_INVALID_CHARACTER",
                               f"quality starting at line {qual_line} contains byte {bad!r}; quality characters "
                               "must be printable ASCII 33-126", qual_line)
-        yield title_number, title, qual, min(qual) if qual else 126
+        yield title_number, title, qual
 
 
 BLOCK = 8 * 1024 * 1024
@@ -187,7 +187,7 @@ def validate_fastq(stream: BinaryIO, details: dict) -> int:
             if "below59" not in flags:  # once a Phred+33-only byte was seen, the encoding is settled
                 _encoding_flags(b"".join(lines[3::4]), flags)
             line += len(lines)
-    for _, _, qual, _ in _records_from(_rest_lines(carry, stream, line)):
+    for _, _, qual in _records_from(_rest_lines(carry, stream, line)):
         records += 1
         if "below59" not in flags:
             _encoding_flags(qual, flags)
@@ -197,7 +197,7 @@ def validate_fastq(stream: BinaryIO, details: dict) -> int:
 
 def read_names(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
     """(title line number, read name without mate suffix or comment) per record."""
-    for number, title, _, _ in _records(stream):
+    for number, title, _ in _records(stream):
         name = title[1:].split(None, 1)[0] if title[1:].strip() else b""
         if name.endswith((b"/1", b"/2")):
             name = name[:-2]
