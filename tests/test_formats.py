@@ -206,6 +206,7 @@ def test_vcf_record_rules(tmp_path, body, reason):
         ('##ALT=<ID=FOO,Description="x">\n', "VCF_META_ALT_ID_INVALID"),
         ("##contig=<ID=chr,1>\n", "VCF_META_MALFORMED"),
         ('##FILTER=<ID=q 10,Description="x">\n', "VCF_META_ID_INVALID"),
+        ('##FILTER=<ID=q10,Description="x",Description="y">\n', "VCF_META_MALFORMED"),
     ],
 )
 def test_vcf_meta_rules(tmp_path, meta, reason):

@@ -81,6 +81,8 @@ def parse_structured(line: bytes, number: int) -> tuple[bytes, dict[bytes, bytes
         key = body[i:eq]
         if not key or b'"' in key or b"," in key or b" " in key:
             raise FormatError("VCF_META_MALFORMED", f"line {number}: invalid field name {key[:20]!r}", number)
+        if key in fields:
+            raise FormatError("VCF_META_MALFORMED", f"line {number}: field {key.decode()} repeats", number)
         j = eq + 1
         if body[j:j + 1] == b'"':
             j += 1
@@ -113,8 +115,6 @@ def parse_structured(line: bytes, number: int) -> tuple[bytes, dict[bytes, bytes
                 raise FormatError("VCF_META_UNESCAPED_QUOTE", f"line {number}: '\"' inside an unquoted value", number)
             fields[key] = value
             j = end
-        if key in fields and list(fields).count(key) > 1:
-            raise FormatError("VCF_META_MALFORMED", f"line {number}: field {key.decode()} repeats", number)
         i = j + 1 if j < len(body) else j
     kind = match.group(1)
     if kind in _NEEDS_DESCRIPTION | {b"contig", b"SAMPLE", b"META"} and b"ID" not in fields:
