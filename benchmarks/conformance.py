@@ -13,17 +13,17 @@ import argparse
 import csv
 import json
 import os
-import re
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
+from results_md import replace_section
+
 from genoflow_dagster.formats.validate import validate_file
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_CORPORA = HERE.parent.parent / "shared" / "corpora"
-RESULTS = HERE / "RESULTS.md"
 SECTION = "## Validation conformance"
 HARD_LEVELS = ("syntax", "alphabet", "container", "security", "fuzz")
 
@@ -70,13 +70,6 @@ def table(results: dict[tuple[str, str], tuple[int, int]], seconds: float) -> st
     return "\n".join(lines) + "\n"
 
 
-def write_section(block: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(block + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + block
-    RESULTS.write_text(text)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--corpora", type=Path, default=DEFAULT_CORPORA)
@@ -89,7 +82,7 @@ def main() -> int:
     results, disagreements = run(args.corpora)
     block = table(results, time.monotonic() - started)
     print(block)
-    write_section(block)
+    replace_section(SECTION, block)
     args.disagreements.parent.mkdir(parents=True, exist_ok=True)
     args.disagreements.write_text(json.dumps(disagreements, indent=1))
     print(f"{len(disagreements)} disagreements listed in {args.disagreements}")

@@ -13,16 +13,16 @@ import argparse
 import gzip
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from results_md import replace_section
+
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work"
-RESULTS = HERE / "RESULTS.md"
 SECTION = "## Throughput"
 
 
@@ -109,11 +109,11 @@ def main() -> int:
                 ["fastp", "-w", "1", "-i", str(path), "-o", os.devnull, "-j", str(WORK / "fastp.json"),
                  "-h", str(WORK / "fastp.html")], "fastp")
 
-    write_results(rows, size_mb, args.fastq_mb)
+    write_results(rows, size_mb)
     return 0
 
 
-def write_results(rows, size_mb: float, fastq_mb: int) -> None:
+def write_results(rows, size_mb: float) -> None:
     lines = [
         SECTION,
         "",
@@ -128,11 +128,7 @@ def write_results(rows, size_mb: float, fastq_mb: int) -> None:
     for label, tool, ours, ref, our_rss, ref_rss in rows:
         lines.append(f"| {label} | {tool} | {ours:.2f} | {ref:.2f} | {ref / ours:.2f}x | {size_mb / ours:.0f} | "
                      f"{our_rss / 1024:.0f} | {ref_rss / 1024:.0f} |")
-    block = "\n".join(lines) + "\n"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(block + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + block
-    RESULTS.write_text(text)
+    replace_section(SECTION, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
