@@ -71,6 +71,40 @@ def test_a_gzip_bomb_is_refused_quickly(tmp_path):
     assert not result.valid and result.reason == "DECOMPRESSION_BOMB"
 
 
+def test_binary_inside_gzip_is_refused_before_decompressing_it(tmp_path):
+    path = tmp_path / "zeros.fastq.gz"
+    path.write_bytes(gzip.compress(b"\0" * 10_000_000, compresslevel=9) * 50)  # 500 MB of NUL bytes
+    result = validate_file(path)
+    assert (result.reason, str(result.error_code)) == ("BINARY_CONTENT", "INVALID_FILE_TYPE")
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize(("name", "line_length", "reason"),
+                         [("reads.fastq", 1000, None), ("reads.fastq", 1001, "LINE_TOO_LONG"),
+                          ("calls.vcf", 1001, "LINE_TOO_LONG"), ("genome.fa", 1001, None)])
+def test_a_line_longer_than_the_cap_is_refused_wherever_it_falls(tmp_path, monkeypatch, compress, name,
+                                                                  line_length, reason):
+    """A file without line breaks must not make a validator buffer it whole; FASTA's own cap is higher."""
+    import genoflow_dagster.formats.fastq as fastq_module
+    import genoflow_dagster.formats.validate as validate_module
+
+    monkeypatch.setattr(validate_module, "MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr(validate_module, "CHUNK", 64)  # lines straddle many reads
+    monkeypatch.setattr(fastq_module, "BLOCK", 64)
+    if name.endswith(".fastq"):
+        body = b"@r1\nACGT\n+\nIIII\n" * 50 + b"@long\n" + b"A" * line_length + b"\n+\n" + b"I" * line_length + b"\n"
+    elif name.endswith(".vcf"):
+        body = b"##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n" + b"1\t1\t" + b"x" * line_length
+    else:
+        body = b">chr1\n" + b"A" * line_length + b"\n"
+    path = tmp_path / (name + (".gz" if compress else ""))
+    path.write_bytes(gzip.compress(body) if compress else body)
+    result = validate_file(path)
+    assert result.reason == reason, result.message
+    if reason:
+        assert result.line == (202 if name.endswith(".fastq") else 3)
+
+
 @pytest.mark.parametrize(
     ("name", "content", "reason"),
     [("x.bam", b"@HD\tVN:1.6\n", "EXTENSION_CONTENT_MISMATCH"), ("x.xlsx", b"a,b\n1,2\n", "XLSX_NOT_ZIP"),

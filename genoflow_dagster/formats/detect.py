@@ -129,9 +129,10 @@ def detect_format(path: str | Path, name: str | None = None) -> Detection:
     if by_name == "cram":
         return Detection("cram", compression, ErrorCode.INVALID_FILE_TYPE, "EXTENSION_CONTENT_MISMATCH",
                          "the file is named .cram but does not start with the CRAM magic")
-    if b"\x00" in inner[:1024] and compression == "none":
+    if b"\x00" in inner[:1024]:  # every format left (plain or inside gzip) is text
+        what = "the decompressed content" if compression != "none" else "the file"
         return Detection(by_name, compression, ErrorCode.INVALID_FILE_TYPE, "BINARY_CONTENT",
-                         "the file holds binary data where a text format was expected")
+                         f"{what} holds binary data where a text format was expected")
     guessed = _text_format(inner)
     if by_name is not None:
         # The content guess is weak for tabular and feature formats; trust a consistent extension.

@@ -3,7 +3,9 @@
 The file is read once: a hashing reader computes the SHA-256 of the bytes as
 stored while the (decompressed) content streams through the format's validator.
 Decompression is capped: past `BOMB_MIN_BYTES` of output at a ratio above
-`BOMB_MAX_RATIO`, the file is refused as a decompression bomb.
+`BOMB_MAX_RATIO`, the file is refused as a decompression bomb. Lines are
+capped too (`MAX_LINE_BYTES`, more for FASTA, whose sequences may be
+unwrapped): a file without newlines cannot make a validator buffer gigabytes.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ DEFAULT_MAX_BYTES = 5 * 1024**3
 BOMB_MIN_BYTES = 256 * 1024**2
 BOMB_MAX_RATIO = 200
 CHUNK = 4 * 1024 * 1024
+# The compressed side is read in small pieces so the ratio is judged on what the
+# decompressor really consumed (a 4 MiB read-ahead would allow 800 MiB of output).
+COMPRESSED_CHUNK = 128 * 1024
+MAX_LINE_BYTES = 64 * 1024**2  # ultra-long reads (a few Mb) in SAM/FASTQ fit many times over
+MAX_LINE_BYTES_BY_FORMAT = {"fasta": 1024**3}  # an unwrapped plant chromosome is one line
 
 TEXT_VALIDATORS: dict[str, Callable[[BinaryIO, dict], int]] = {
     "fastq": validate_fastq,
@@ -95,6 +102,45 @@ class _CappedReader(io.RawIOBase):
                               f"the compressed file expands more than {BOMB_MAX_RATIO}:1 "
                               f"({self.produced:,} bytes from {self._source.consumed:,}): refused as a bomb")
         return n
+
+
+class _LineCappedReader(io.RawIOBase):
+    """Passes bytes through, refusing a line longer than `limit` (one `rfind` per chunk, so nearly free).
+
+    Only lines that span reads are measured: a line inside one read is at most a
+    read long, and reads are bounded (the validators ask for a few MiB), so what
+    matters, the memory a line can take, is bounded either way.
+    """
+
+    def __init__(self, inner: io.RawIOBase, limit: int) -> None:
+        self._inner = inner
+        self._limit = limit
+        self._since_newline = 0
+        self._line = 1
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        n = self._inner.readinto(buffer) or 0
+        if n:
+            view = memoryview(buffer)[:n].tobytes()
+            last = view.rfind(b"\n")
+            if last < 0:
+                self._since_newline += n
+            else:
+                first = view.find(b"\n")
+                if self._since_newline + first > self._limit:
+                    self._raise()
+                self._line += view.count(b"\n")
+                self._since_newline = n - last - 1
+            if self._since_newline > self._limit:
+                self._raise()
+        return n
+
+    def _raise(self) -> None:
+        raise FormatError("LINE_TOO_LONG", f"a line near line {self._line:,} is longer than {self._limit:,} bytes "
+                          "without a line break: not a text file of this format", self._line)
 
 
 def validate_file(path: str | Path, format: str | None = None, *, name: str | None = None,
@@ -174,9 +220,10 @@ def _run(path: Path, fmt: str, detection: Detection, result: ValidationResult, r
         hashing = _HashingReader(raw)
         source: io.RawIOBase = hashing
         if detection.compression in ("gzip", "bgzf"):
-            decompressed = _gzip_impl.GzipFile(fileobj=io.BufferedReader(hashing, CHUNK), mode="rb")
+            decompressed = _gzip_impl.GzipFile(fileobj=io.BufferedReader(hashing, COMPRESSED_CHUNK), mode="rb")
             source = _CappedReader(decompressed, hashing)
-        stream = io.BufferedReader(source, CHUNK)
+        capped = _LineCappedReader(source, MAX_LINE_BYTES_BY_FORMAT.get(fmt, MAX_LINE_BYTES))
+        stream = io.BufferedReader(capped, CHUNK)
         records = TEXT_VALIDATORS[fmt](stream, result.details)
         if detection.compression in ("gzip", "bgzf"):
             stream.read()  # the validator may stop early at EOF markers; read to the end of the gzip stream
