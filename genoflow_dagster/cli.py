@@ -1,4 +1,4 @@
-"""The `genoflow` command: validate, qc, upload, demo.
+"""The `genoflow` command: validate, qc, upload, quarantine, demo.
 
 Machine-readable output (`--json`) is a public contract (DESIGN.md): one JSON
 object per line on stdout, logs and human text on stderr.
@@ -108,6 +108,33 @@ def cmd_upload(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    """List quarantined files with today's verdict; exit 1 when some would now pass (a release is due)."""
+    from genoflow_dagster import settings, zones
+    from genoflow_dagster.definitions import storage_from_env
+    from genoflow_dagster.quarantine import review
+
+    if args.sample:
+        try:
+            zones.validate_sample_id(args.sample)
+        except zones.UnsafeKeyError as exc:
+            print(f"genoflow quarantine: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    rows = review(storage_from_env(), max_bytes=settings.max_file_bytes(), sample_id=args.sample,
+                  include_released=args.all)
+    for row in rows:
+        if args.json:
+            _emit(row)
+        else:
+            now = "passes now" if row["now_valid"] else f"still {row['now_reason']}"
+            state = "released" if row["released"] else now
+            print(f"{row['sample_id']:16s} {row['name'][:40]:40s} {row['quarantined_reason'] or '-':32s} {state}")
+    if not args.json:
+        print(f"{len(rows)} quarantined file(s); {sum(r['releasable'] for r in rows)} would pass now",
+              file=sys.stderr)
+    return EXIT_INVALID if any(r["releasable"] for r in rows) else EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from genoflow_dagster.demo.run import run_demo
 
@@ -139,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("paths", nargs="+", metavar="PATH")
     upload.add_argument("--sample", required=True)
     upload.set_defaults(func=cmd_upload)
+
+    quarantine = sub.add_parser("quarantine", help="re-validate quarantined files with today's validators "
+                                "(exit 1 if any would now pass; the quarantine_release_sensor re-runs them)")
+    quarantine.add_argument("--sample", default=None)
+    quarantine.add_argument("--all", action="store_true", help="include files already released")
+    quarantine.add_argument("--json", action="store_true")
+    quarantine.set_defaults(func=cmd_quarantine)
 
     demo = sub.add_parser("demo", help="generate demo data and run the whole pipeline on the embedded instance")
     demo.add_argument("--fresh", action="store_true", help="start from an empty data dir and instance")

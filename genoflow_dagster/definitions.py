@@ -27,6 +27,7 @@ from genoflow_dagster.sensors.notifications import (
     failed_check_notification_sensor,
     run_failure_notification_sensor,
 )
+from genoflow_dagster.sensors.quarantine import quarantine_release_sensor
 
 
 def storage_from_env() -> Storage:
@@ -70,6 +71,7 @@ def build_definitions() -> dg.Definitions:
         schedules=[daily_cohort_schedule, weekly_reference_data_schedule],
         sensors=[
             landing_zone_upload_sensor,
+            quarantine_release_sensor,
             run_failure_notification_sensor,
             failed_check_notification_sensor,
         ],

@@ -22,6 +22,7 @@ from genoflow_dagster.assets.artifacts import (
 from genoflow_dagster.formats.detect import detect_format
 from genoflow_dagster.formats.validate import validate_fastq_pair, validate_file
 from genoflow_dagster.partitions import samples_partitions
+from genoflow_dagster.quarantine import record_release
 from genoflow_dagster.resources.storage import Storage
 from genoflow_dagster.samples import ANALYSABLE_FORMATS, group_reads
 
@@ -175,6 +176,11 @@ def validated_files(context: dg.AssetExecutionContext, storage: Storage):
             )
         else:
             context.log.info(f"{record['name']}: valid {row['format']}, {row['records']:,} records")
+            released = record_release(storage, sample_id, record["sha256"], run_id=context.run.run_id,
+                                      validation=row)
+            if released:
+                row["released_from_quarantine"] = released
+                context.log.info(f"{record['name']}: was quarantined, passes now: released ({released})")
         results.append(row)
     pairs, orphans, pair_problems = _check_pairs(storage, results)
 

@@ -1,0 +1,128 @@
+"""Quarantine review: which rejected files would today's validators accept?
+
+A file is quarantined under `quarantine/<sample>/<sha256>/` beside its
+`reason.json` and is never moved or deleted. When the validators or the size
+limit change, `review` re-validates every quarantined copy and reports what
+would now pass; the landing sensor's sibling, `quarantine_release_sensor`, asks
+for a new run of each such sample, and `validated_files` then admits the file
+(it re-validates the raw copy itself) and writes `release.json` beside the
+old `reason.json`, so the history of the decision stays in one folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from genoflow_dagster import __version__, zones
+from genoflow_dagster.formats.validate import DEFAULT_MAX_BYTES, validate_file
+from genoflow_dagster.resources.storage import Storage
+
+REASON = "reason.json"
+RELEASE = "release.json"
+
+
+@dataclass(frozen=True)
+class QuarantinedFile:
+    sample_id: str
+    sha256: str
+    key: str  # the quarantined copy
+    name: str
+    reason: dict[str, Any]
+    release: dict[str, Any] | None  # present once the file has been admitted again
+
+    @property
+    def prefix(self) -> str:
+        return zones.quarantine_prefix(self.sample_id, self.sha256)
+
+
+def list_quarantine(storage: Storage, sample_id: str | None = None) -> Iterator[QuarantinedFile]:
+    """Every quarantined file (one per `<sample>/<sha256>/` folder), in key order."""
+    prefix = f"{zones.QUARANTINE}/" + (f"{zones.validate_sample_id(sample_id)}/" if sample_id else "")
+    folder: dict[str, str] = {}
+    current: tuple[str, str] | None = None
+    for obj in storage.list(prefix):
+        parts = obj.key.split("/")
+        if len(parts) != 4:
+            continue
+        where = (parts[1], parts[2])
+        if where != current:
+            if current is not None:
+                yield from _entry(storage, *current, folder)
+            current, folder = where, {}
+        folder[parts[3]] = obj.key
+    if current is not None:
+        yield from _entry(storage, *current, folder)
+
+
+def _entry(storage: Storage, sample_id: str, sha256: str, folder: dict[str, str]) -> Iterator[QuarantinedFile]:
+    names = [n for n in folder if n not in (REASON, RELEASE)]
+    if REASON not in folder or len(names) != 1:
+        return  # not a folder `quarantine()` wrote; leave it alone
+    reason = json.loads(storage.get_bytes(folder[REASON]))
+    release = json.loads(storage.get_bytes(folder[RELEASE])) if RELEASE in folder else None
+    yield QuarantinedFile(sample_id, sha256, folder[names[0]], names[0], reason, release)
+
+
+def review(storage: Storage, *, max_bytes: int = DEFAULT_MAX_BYTES, sample_id: str | None = None,
+           include_released: bool = False) -> list[dict[str, Any]]:
+    """Re-validate each quarantined copy with today's code; one row per file, `releasable` when it now passes."""
+    rows = []
+    for item in list_quarantine(storage, sample_id):
+        if item.release and not include_released:
+            continue
+        with storage.local_path(item.key) as path:
+            result = validate_file(path, name=item.name, max_bytes=max_bytes)
+        rows.append({
+            "sample_id": item.sample_id,
+            "name": item.name,
+            "sha256": item.sha256,
+            "quarantined_reason": item.reason.get("reason"),
+            "quarantined_at": item.reason.get("quarantined_at"),
+            "now_valid": result.valid,
+            "now_reason": result.reason,
+            "now_message": result.message,
+            "released": item.release is not None,
+            "releasable": result.valid and item.release is None,
+        })
+    return rows
+
+
+def releasable_samples(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """{sample_id: [sha256, ...]} of files that now pass and have not been released yet."""
+    samples: dict[str, list[str]] = {}
+    for row in rows:
+        if row["releasable"]:
+            samples.setdefault(row["sample_id"], []).append(row["sha256"])
+    return {sample: sorted(shas) for sample, shas in sorted(samples.items())}
+
+
+def release_run_key(sample_id: str, shas: list[str]) -> str:
+    """Stable per (sample, files, code version): the same release is requested once per GenoFlow version."""
+    digest = hashlib.sha256("|".join([sample_id, __version__, *sorted(shas)]).encode()).hexdigest()[:20]
+    return f"release-{sample_id}-{digest}"
+
+
+def record_release(storage: Storage, sample_id: str, sha256: str, *, run_id: str,
+                   validation: dict[str, Any]) -> str | None:
+    """Write `release.json` beside a quarantined file that now validated; None if there is nothing to release."""
+    prefix = zones.quarantine_prefix(sample_id, sha256)
+    if not storage.exists(prefix + REASON) or storage.exists(prefix + RELEASE):
+        return None
+    previous = json.loads(storage.get_bytes(prefix + REASON))
+    release = {
+        "released_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "run_id": run_id,
+        "genoflow_version": __version__,
+        "previous_reason": previous.get("reason"),
+        "previous_error_code": previous.get("error_code"),
+        "now_format": validation.get("format"),
+        "now_records": validation.get("records"),
+    }
+    key = prefix + RELEASE
+    storage.put_bytes(json.dumps(release, indent=2, sort_keys=True).encode(), key)
+    return key
