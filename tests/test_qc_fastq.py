@@ -99,6 +99,33 @@ def test_wrapped_and_crlf_equal_plain(tmp_path: Path) -> None:
             assert other[key] == plain[key], key
 
 
+@pytest.mark.parametrize("position_cap", [10_000, 40])
+def test_compiled_path_equals_the_line_parser_on_every_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              position_cap: int) -> None:
+    """Plain 4-line FASTQ goes through the compiled loop, wrapped FASTQ through the line parser: same numbers."""
+    monkeypatch.setattr(fq, "POSITION_CAP", position_cap)
+    rng = np.random.default_rng(3)
+    records = []
+    for i in range(400):
+        seq = bytearray(rng.choice(np.frombuffer(b"ACGTNacgt", dtype=np.uint8), int(rng.integers(0, 150))))
+        for motif in (b"AGATCGGAAGAG", b"agatcggaagag", b"A" * 14, b"CTGTCTCTTATA"):
+            if len(seq) > 20 and rng.random() < 0.3:  # adapters anywhere, including flush with the read's end
+                at = int(rng.integers(0, len(seq) - len(motif) + 1))
+                seq[at:at + len(motif)] = motif
+        qual = (rng.integers(0, 42, len(seq)) + 33).astype(np.uint8).tobytes()
+        records.append((b"@r%d" % i, bytes(seq), qual))
+    plain = b"".join(h + b"\n" + s + b"\n+\n" + q + b"\n" for h, s, q in records)
+    wrapped = b"".join(h + b"\n" + s[:70] + b"\n" + s[70:] + b"\n+\n" + q[:70] + b"\n" + q[70:] + b"\n"
+                       if len(s) > 70 else h + b"\n" + s + b"\n+\n" + q + b"\n" for h, s, q in records)
+    (tmp_path / "plain.fq").write_bytes(plain)
+    (tmp_path / "wrapped.fq").write_bytes(wrapped)
+    compiled = fastq_metrics(tmp_path / "plain.fq")
+    parsed = fastq_metrics(tmp_path / "wrapped.fq")
+    assert compiled["adapter_max_percent"] > 0
+    for key in compiled.keys() - {"sha256", "size_bytes"}:
+        assert compiled[key] == parsed[key], key
+
+
 def test_small_blocks_equal_one_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_fastq(tmp_path / "a.fq", 800)
     whole = fastq_metrics(path)

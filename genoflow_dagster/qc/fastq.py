@@ -33,6 +33,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from genoflow_dagster.qc.fastq_kernel import BASE_CLASS, adapter_codes, count_records
+
 try:
     from isal import igzip as _gzip_impl
 except ImportError:  # pragma: no cover
@@ -54,6 +56,8 @@ ADAPTERS: dict[str, bytes] = {
     "PolyA": b"AAAAAAAAAAAA",
     "PolyG": b"GGGGGGGGGGGG",
 }
+
+_ADAPTER_CODES, _ADAPTER_FILTER = adapter_codes(list(ADAPTERS.values()))
 
 # A few well-known contaminants, to name the likely source of an overrepresented sequence.
 CONTAMINANTS: dict[str, bytes] = {
@@ -148,7 +152,7 @@ class _Accumulator:
         self.seq_mean_q = np.zeros(_QDIM, dtype=np.int64)
         # Reads per (ACGT length, GC count): spread over percent bins at the end (see gc_histogram).
         self.seq_gc_pairs: Counter[tuple[int, int]] = Counter()
-        self.adapter_starts = {name: np.zeros(0, dtype=np.int64) for name in ADAPTERS}
+        self.adapter_hist = np.zeros((len(ADAPTERS), 0), dtype=np.int64)  # [adapter, first-hit start]
         self.dup_seen = 0
         self.dup_counter: Counter[bytes] = Counter()
 
@@ -159,7 +163,46 @@ class _Accumulator:
             q[: self.npos] = self.pos_qual
             b = np.zeros((npos, _NBASE), dtype=np.int64)
             b[: self.npos] = self.pos_base
-            self.pos_qual, self.pos_base, self.npos = q, b, npos
+            a = np.zeros((len(ADAPTERS), npos), dtype=np.int64)
+            a[:, : self.npos] = self.adapter_hist
+            self.pos_qual, self.pos_base, self.adapter_hist, self.npos = q, b, a, npos
+
+    def add_records(self, block: bytes, buf: np.ndarray, seq_starts: np.ndarray, qual_starts: np.ndarray,
+                    lengths: np.ndarray) -> None:
+        """Count the 4-line records whose bases and qualities sit at these offsets of `buf` (compiled loop)."""
+        n = len(lengths)
+        if n == 0:
+            return
+        self.reads += n
+        maxlen = int(lengths.max())
+        if maxlen >= len(self.lengths):
+            grown = np.zeros(maxlen + 1, dtype=np.int64)
+            grown[: len(self.lengths)] = self.lengths
+            self.lengths = grown
+        self.lengths += np.bincount(lengths, minlength=len(self.lengths))
+        self._grow(max(maxlen, 1))
+        acgt = np.empty(n, dtype=np.int64)
+        gc = np.empty(n, dtype=np.int64)
+        count_records(buf, seq_starts, qual_starts, lengths, self.pos_qual, self.pos_base, self.seq_mean_q,
+                      acgt, gc, self.adapter_hist, _ADAPTER_CODES, _ADAPTER_FILTER, BASE_CLASS)
+        self._add_gc_pairs(acgt, gc)
+        if self.dup_seen < DUP_READS:
+            take = min(n, DUP_READS - self.dup_seen)
+            self._add_duplicates([block[o:o + ln] for o, ln in zip(seq_starts[:take].tolist(),
+                                                                    lengths[:take].tolist(), strict=True)])
+
+    def _add_gc_pairs(self, acgt: np.ndarray, gc: np.ndarray) -> None:
+        has = acgt > 0
+        keys, counts = np.unique(acgt[has].astype(np.int64) * 1_000_003 + gc[has], return_counts=True)
+        for key, count in zip(keys.tolist(), counts.tolist(), strict=True):
+            self.seq_gc_pairs[divmod(key, 1_000_003)] += count
+
+    def _add_duplicates(self, seq_lines: list[bytes]) -> None:
+        for s in seq_lines:
+            if len(s) > DUP_TRUNCATE_OVER:
+                s = s[:DUP_TRUNCATE_TO]
+            self.dup_counter[s] += 1
+        self.dup_seen += len(seq_lines)
 
     def add_batch(self, seq: np.ndarray, qual: np.ndarray, lengths: np.ndarray,
                   seq_lines: list[bytes] | None = None) -> None:
@@ -210,59 +253,33 @@ class _Accumulator:
         # FastQC bins a read by its integer mean quality (truncated).
         mean_q = qsum // lens
         self.seq_mean_q += np.bincount(np.clip(mean_q, 0, _QDIM - 1), minlength=_QDIM)[:_QDIM]
-        has = acgt > 0
-        keys, counts = np.unique(acgt[has].astype(np.int64) * 1_000_003 + gc[has], return_counts=True)
-        for key, count in zip(keys.tolist(), counts.tolist(), strict=True):
-            self.seq_gc_pairs[divmod(key, 1_000_003)] += count
-
+        self._add_gc_pairs(acgt, gc)
         if self.dup_seen < DUP_READS:
             take = min(n, DUP_READS - self.dup_seen)
             if seq_lines is None:
                 buf = seq.tobytes()
                 seq_lines = [buf[o:o + ln] for o, ln in zip(offsets[:take].tolist(), lengths[:take].tolist(),
                                                             strict=True)]
-            for s in seq_lines[:take]:
-                if len(s) > DUP_TRUNCATE_OVER:
-                    s = s[:DUP_TRUNCATE_TO]
-                self.dup_counter[s] += 1
-            self.dup_seen += take
+            self._add_duplicates(seq_lines[:take])
 
     def add_adapter_hits(self, name: str, positions: np.ndarray) -> None:
         """`positions`: 0-based start of the first hit of an adapter in each read that has one."""
         if len(positions) == 0:
             return
-        positions = np.minimum(positions, POSITION_CAP - 1)
-        hist = np.bincount(positions)
-        cur = self.adapter_starts[name]
-        if len(hist) > len(cur):
-            grown = np.zeros(len(hist), dtype=np.int64)
-            grown[: len(cur)] = cur
-            cur = grown
-        cur[: len(hist)] += hist
-        self.adapter_starts[name] = cur
-
-
-def _gather(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenate `buf[starts[i]:starts[i]+lengths[i]]` for all i, without a Python loop."""
-    n = len(lengths)
-    if n == 0:
-        return np.zeros(0, dtype=np.uint8)
-    first = int(lengths[0])
-    if first and bool((lengths == first).all()):
-        return buf[starts[:, None] + np.arange(first)].ravel()
-    offsets = np.zeros(n, dtype=np.int64)
-    np.cumsum(lengths[:-1], out=offsets[1:])
-    return buf[np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))]
+        row = list(ADAPTERS).index(name)
+        positions = np.minimum(positions, self.npos - 1)  # hits start inside reads, so npos >= 1 here
+        self.adapter_hist[row] += np.bincount(positions, minlength=self.npos)
 
 
 class _Wrapped(Exception):
     """The block is not plain 4-line FASTQ (wrapped sequence lines or a format error)."""
 
 
-def _process_block(acc: _Accumulator, block: bytes) -> None:
-    """Count every record of `block`, which holds whole 4-line records only."""
+def _process_block(acc: _Accumulator, block: bytes, nl: np.ndarray | None = None) -> None:
+    """Count every record of `block`, which holds whole 4-line records only (`nl`: its newlines, if known)."""
     buf = np.frombuffer(block, dtype=np.uint8)
-    nl = np.flatnonzero(buf == 10)
+    if nl is None:
+        nl = np.flatnonzero(buf == 10)
     nrec = len(nl) // 4
     if nrec == 0:
         return
@@ -277,10 +294,7 @@ def _process_block(acc: _Accumulator, block: bytes) -> None:
     qlen = ends[3::4] - q
     if not (np.all(buf[h] == 64) and np.all(buf[p] == 43) and np.array_equal(slen, qlen)):
         raise _Wrapped
-    seq = _gather(buf, s, slen)
-    qual = _gather(buf, q, qlen)
-    acc.add_batch(seq, qual, slen)
-    _count_adapters(acc, seq, slen)
+    acc.add_records(block, buf, s, q, slen)
 
 
 def _count_adapters(acc: _Accumulator, seq: np.ndarray, lengths: np.ndarray) -> None:
@@ -420,7 +434,7 @@ def _scan(acc: _Accumulator, stream: BinaryIO) -> None:
         cut = int(nl[usable - 1]) + 1
         block, carry = data[:cut], data[cut:]
         try:
-            _process_block(acc, block)
+            _process_block(acc, block, nl[:usable])
         except _Wrapped:
             _fallback(acc, stream, block + carry)
             return
@@ -572,9 +586,9 @@ def _finish(acc: _Accumulator, sha256: str, size_bytes: int) -> dict[str, Any]:
     adapters: dict[str, list[float]] = {}
     if reads:
         width = max(acc.npos, 1)
-        for name, starts in acc.adapter_starts.items():
+        for row, name in enumerate(ADAPTERS):
             hist = np.zeros(width, dtype=np.int64)
-            hist[: min(len(starts), width)] = starts[:width]
+            hist[: acc.npos] = acc.adapter_hist[row]
             cum = np.cumsum(hist) * 100.0 / reads
             adapters[name] = [_round(float(x), 4) for x in cum]  # type: ignore[misc]
     metrics["adapter_content"] = adapters
