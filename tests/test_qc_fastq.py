@@ -69,6 +69,16 @@ def test_generated_reads_match_seqkit(tmp_path: Path, name: str) -> None:
     assert_matches_seqkit(fastq_metrics(path), seqkit_stats(path))
 
 
+@pytest.mark.parametrize("name", ["reads.fastq", "reads.fastq.gz", "wrapped.fastq"])
+def test_basic_stats_are_the_full_metrics_summary(tmp_path: Path, name: str) -> None:
+    path = write_fastq(tmp_path / name, wrap=60 if name.startswith("wrapped") else None)
+    basic = fq.fastq_basic_stats(path)
+    full = fastq_metrics(path)
+    assert basic == {key: full[key] for key in basic}
+    if HAVE_SEQKIT:
+        assert_matches_seqkit(basic, seqkit_stats(path))
+
+
 @pytest.mark.skipif(not HAVE_SEQKIT, reason="seqkit not installed")
 def test_fixed_length_reads_match_seqkit(tmp_path: Path) -> None:
     path = write_fastq(tmp_path / "fixed.fq", 5000, fixed=150)

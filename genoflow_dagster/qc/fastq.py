@@ -33,7 +33,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from genoflow_dagster.qc.fastq_kernel import BASE_CLASS, adapter_codes, count_records
+from genoflow_dagster.qc.fastq_kernel import BASE_CLASS, adapter_codes, count_basic, count_records
 
 try:
     from isal import igzip as _gzip_impl
@@ -167,7 +167,7 @@ class _Accumulator:
             a[:, : self.npos] = self.adapter_hist
             self.pos_qual, self.pos_base, self.adapter_hist, self.npos = q, b, a, npos
 
-    def add_records(self, block: bytes, buf: np.ndarray, seq_starts: np.ndarray, qual_starts: np.ndarray,
+    def add_records(self, buf: np.ndarray, seq_starts: np.ndarray, qual_starts: np.ndarray,
                     lengths: np.ndarray) -> None:
         """Count the 4-line records whose bases and qualities sit at these offsets of `buf` (compiled loop)."""
         n = len(lengths)
@@ -188,8 +188,8 @@ class _Accumulator:
         self._add_gc_pairs(acgt, gc)
         if self.dup_seen < DUP_READS:
             take = min(n, DUP_READS - self.dup_seen)
-            self._add_duplicates([block[o:o + ln] for o, ln in zip(seq_starts[:take].tolist(),
-                                                                    lengths[:take].tolist(), strict=True)])
+            self._add_duplicates([buf[o:o + ln].tobytes() for o, ln in zip(seq_starts[:take].tolist(),
+                                                                             lengths[:take].tolist(), strict=True)])
 
     def _add_gc_pairs(self, acgt: np.ndarray, gc: np.ndarray) -> None:
         has = acgt > 0
@@ -275,9 +275,8 @@ class _Wrapped(Exception):
     """The block is not plain 4-line FASTQ (wrapped sequence lines or a format error)."""
 
 
-def _process_block(acc: _Accumulator, block: bytes, nl: np.ndarray | None = None) -> None:
-    """Count every record of `block`, which holds whole 4-line records only (`nl`: its newlines, if known)."""
-    buf = np.frombuffer(block, dtype=np.uint8)
+def _process_block(acc: _Accumulator, buf: np.ndarray, nl: np.ndarray | None = None) -> None:
+    """Count every record of `buf`, which holds whole 4-line records only (`nl`: its newlines, if known)."""
     if nl is None:
         nl = np.flatnonzero(buf == 10)
     nrec = len(nl) // 4
@@ -294,7 +293,7 @@ def _process_block(acc: _Accumulator, block: bytes, nl: np.ndarray | None = None
     qlen = ends[3::4] - q
     if not (np.all(buf[h] == 64) and np.all(buf[p] == 43) and np.array_equal(slen, qlen)):
         raise _Wrapped
-    acc.add_records(block, buf, s, q, slen)
+    acc.add_records(buf, s, q, slen)
 
 
 def _count_adapters(acc: _Accumulator, seq: np.ndarray, lengths: np.ndarray) -> None:
@@ -408,36 +407,52 @@ class _Chain:
 
 
 def _scan(acc: _Accumulator, stream: BinaryIO) -> None:
-    carry = b""
+    """Feed `acc` blocks of whole 4-line records, read into one reused buffer (no per-block copies).
+
+    Each read fills the buffer after the previous block's incomplete tail; the
+    block is cut after the last complete record and the tail moved to the front.
+    A record longer than the buffer grows it. Non-4-line content (wrapped FASTQ)
+    is handed, from the start of the current block, to the line parser.
+    """
+    buffer = bytearray(BLOCK_BYTES)
+    filled = 0
     while True:
-        chunk = stream.read(BLOCK_BYTES)
-        data = carry + chunk if carry else chunk
-        if not chunk:
-            if data.strip():
-                if not data.endswith(b"\n"):
-                    data += b"\n"
-                try:
-                    _process_block(acc, data)
-                except _Wrapped:
-                    _fallback(acc, stream, data)
-                    return
-                leftover = data.count(b"\n") % 4
-                if leftover and data.rstrip(b"\r\n").split(b"\n")[-leftover:] != [b""] * leftover:
-                    raise FastqFormatError("truncated final record")
-            return
-        # Cut after the last newline that ends a 4-line record.
-        nl = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+        if filled == len(buffer):
+            buffer.extend(bytes(len(buffer)))
+        with memoryview(buffer) as view:
+            n = stream.readinto(view[filled:])  # type: ignore[attr-defined]
+        if not n:
+            break
+        filled += n
+        buf = np.frombuffer(buffer, dtype=np.uint8, count=filled)
+        nl = np.flatnonzero(buf == 10)
         usable = (len(nl) // 4) * 4
         if usable == 0:
-            carry = data
+            del buf
             continue
         cut = int(nl[usable - 1]) + 1
-        block, carry = data[:cut], data[cut:]
         try:
-            _process_block(acc, block, nl[:usable])
+            _process_block(acc, buf[:cut], nl[:usable])
         except _Wrapped:
-            _fallback(acc, stream, block + carry)
+            del buf
+            _fallback(acc, stream, bytes(buffer[:filled]))
             return
+        del buf  # release the buffer export before moving the tail
+        buffer[: filled - cut] = buffer[cut:filled]
+        filled -= cut
+    data = bytes(buffer[:filled])
+    if not data.strip():
+        return
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    try:
+        _process_block(acc, np.frombuffer(data, dtype=np.uint8))
+    except _Wrapped:
+        _fallback(acc, stream, data)
+        return
+    leftover = data.count(b"\n") % 4
+    if leftover and data.rstrip(b"\r\n").split(b"\n")[-leftover:] != [b""] * leftover:
+        raise FastqFormatError("truncated final record")
 
 
 def gc_histogram(pairs: Counter[tuple[int, int]]) -> np.ndarray:
@@ -627,6 +642,69 @@ def fastq_metrics(path: str | Path, *, quality_offset: int = 33) -> dict[str, An
     finally:
         hasher.close()
     return _finish(acc, hasher.sha.hexdigest(), hasher.size)
+
+
+class _BasicAccumulator:
+    """Whole-file quality and base histograms plus read lengths: the `seqkit stats -a` numbers only."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.lengths = np.zeros(1, dtype=np.int64)
+        self.qual_hist = np.zeros(_QDIM, dtype=np.int64)
+        self.base_hist = np.zeros(_NBASE, dtype=np.int64)
+
+    def _add_lengths(self, lengths: np.ndarray) -> None:
+        self.reads += len(lengths)
+        if len(lengths) and int(lengths.max()) >= len(self.lengths):
+            grown = np.zeros(int(lengths.max()) + 1, dtype=np.int64)
+            grown[: len(self.lengths)] = self.lengths
+            self.lengths = grown
+        self.lengths += np.bincount(lengths, minlength=len(self.lengths))
+
+    def add_records(self, buf: np.ndarray, seq_starts: np.ndarray, qual_starts: np.ndarray,
+                    lengths: np.ndarray) -> None:
+        self._add_lengths(lengths)
+        count_basic(buf, seq_starts, qual_starts, lengths, self.qual_hist, self.base_hist)
+
+    def add_batch(self, seq: np.ndarray, qual: np.ndarray, lengths: np.ndarray,
+                  seq_lines: list[bytes] | None = None) -> None:  # the line parser's entry (wrapped FASTQ)
+        self._add_lengths(lengths)
+        self.qual_hist += np.bincount(qual, minlength=_QDIM)[:_QDIM]
+        self.base_hist += np.bincount(_codes(seq), minlength=_NBASE)[:_NBASE]
+
+    def add_adapter_hits(self, name: str, positions: np.ndarray) -> None:
+        """Adapters are not part of the basic statistics."""
+
+
+def fastq_basic_stats(path: str | Path, *, quality_offset: int = 33) -> dict[str, Any]:
+    """The summary fields of `seqkit stats -a` (and of DESIGN's FASTQ summary), nothing else: no
+    per-position modules, no duplication or adapters, no checksum. The quick look at a file."""
+    with open(path, "rb") as raw:
+        gz = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        stream: BinaryIO = _gzip_impl.IGzipFile(fileobj=raw, mode="rb") if gz else raw  # type: ignore[attr-defined]
+        acc = _BasicAccumulator()
+        _scan(acc, stream)  # type: ignore[arg-type]
+    lengths = acc.lengths
+    total = int((np.arange(len(lengths)) * lengths).sum())
+    present = np.flatnonzero(lengths)
+    phred = np.arange(_QDIM) - quality_offset
+
+    def pct(x: int) -> float:
+        return _round(100.0 * x / total) if total else 0.0  # type: ignore[return-value]
+
+    return {
+        "total_reads": acc.reads,
+        "total_bases": total,
+        "min_length": int(present[0]) if len(present) else 0,
+        "max_length": int(present[-1]) if len(present) else 0,
+        "mean_length": _round(total / acc.reads) if acc.reads else 0.0,
+        "gc_percent": pct(int(acc.base_hist[1] + acc.base_hist[2])),
+        "n_percent": pct(int(acc.base_hist[4])),
+        "mean_quality": _round(float((acc.qual_hist * phred).sum()) / total) if total else None,
+        "q20_percent": pct(int(acc.qual_hist[phred >= 20].sum())),
+        "q30_percent": pct(int(acc.qual_hist[phred >= 30].sum())),
+    }
 
 
 def fastq_pair_metrics(r1: str | Path, r2: str | Path) -> dict[str, Any]:

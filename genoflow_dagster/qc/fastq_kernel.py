@@ -103,3 +103,22 @@ def count_records(buf, seq_starts, qual_starts, lengths, pos_qual, pos_base, seq
             seq_mean_q[mean if mean < last_q else last_q] += 1
         acgt_out[i] = acgt
         gc_out[i] = gc
+
+
+@njit(cache=True, nogil=True)
+def count_basic(buf, seq_starts, qual_starts, lengths, qual_hist, base_hist):  # pragma: no cover - compiled
+    """Whole-file histograms only (quality byte, base class): what `seqkit stats -a` reports."""
+    for i in range(lengths.shape[0]):
+        s = seq_starts[i]
+        q = qual_starts[i]
+        for j in range(lengths[i]):
+            qual_hist[buf[q + j]] += 1
+            base_hist[base_class_of(buf[s + j])] += 1
+
+
+_CLASS = BASE_CLASS & 7
+
+
+@njit(inline="always")
+def base_class_of(byte):  # pragma: no cover - compiled
+    return _CLASS[byte]
