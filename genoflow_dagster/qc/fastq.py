@@ -293,7 +293,7 @@ def _process_block(acc: _Accumulator, buf: np.ndarray, nl: np.ndarray | None = N
     qlen = ends[3::4] - q
     if not (np.all(buf[h] == 64) and np.all(buf[p] == 43) and np.array_equal(slen, qlen)):
         raise _Wrapped
-    acc.add_records(buf, s, q, slen)
+    acc.add_records(buf, np.ascontiguousarray(s), np.ascontiguousarray(q), slen)
 
 
 def _count_adapters(acc: _Accumulator, seq: np.ndarray, lengths: np.ndarray) -> None:
@@ -664,7 +664,7 @@ class _BasicAccumulator:
     def add_records(self, buf: np.ndarray, seq_starts: np.ndarray, qual_starts: np.ndarray,
                     lengths: np.ndarray) -> None:
         self._add_lengths(lengths)
-        count_basic(buf, seq_starts, qual_starts, lengths, self.qual_hist, self.base_hist)
+        count_basic(buf, seq_starts, qual_starts, lengths, self.qual_hist, self.base_hist, BASE_CLASS)
 
     def add_batch(self, seq: np.ndarray, qual: np.ndarray, lengths: np.ndarray,
                   seq_lines: list[bytes] | None = None) -> None:  # the line parser's entry (wrapped FASTQ)
