@@ -7,7 +7,7 @@ export GENOFLOW_DATA_DIR ?= $(CURDIR)/data
 
 .PHONY: install demo test dev bench lint conformance clean home
 
-$(VENV)/.installed: pyproject.toml setup.py genoflow_dagster/qc/_fastq_counts.c
+$(VENV)/.installed: pyproject.toml setup.py genoflow_dagster/_fastq.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev]"

@@ -5,8 +5,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "genoflow_dagster.qc._fastq_counts",
-            sources=["genoflow_dagster/qc/_fastq_counts.c"],
+            "genoflow_dagster._fastq",
+            sources=["genoflow_dagster/_fastq.c"],
             extra_compile_args=["-O3", "-std=c99"],
         )
     ]

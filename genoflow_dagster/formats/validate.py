@@ -105,18 +105,23 @@ class _CappedReader(io.RawIOBase):
 
 
 class _LineCappedReader(io.RawIOBase):
-    """Passes bytes through, refusing a line longer than `limit` (one `rfind` per chunk, so nearly free).
+    """Passes bytes through, refusing a line longer than `limit`.
 
-    Only lines that span reads are measured: a line inside one read is at most a
-    read long, and reads are bounded (the validators ask for a few MiB), so what
-    matters, the memory a line can take, is bounded either way.
+    Only the ends of each read are looked at (a window at each end, the whole
+    read only when the window holds no line break), so the check costs almost
+    nothing. Lines inside one read are at most a read long, and reads are
+    bounded (validators ask for a few MiB), so the memory a line can take is
+    bounded either way. The position is reported as a byte offset: counting
+    lines would cost more than the rest of the check.
     """
+
+    WINDOW = 4096
 
     def __init__(self, inner: io.RawIOBase, limit: int) -> None:
         self._inner = inner
         self._limit = limit
         self._since_newline = 0
-        self._line = 1
+        self._offset = 0  # bytes passed before the current read
 
     def readable(self) -> bool:
         return True
@@ -124,23 +129,31 @@ class _LineCappedReader(io.RawIOBase):
     def readinto(self, buffer) -> int:  # type: ignore[override]
         n = self._inner.readinto(buffer) or 0
         if n:
-            view = memoryview(buffer)[:n].tobytes()
-            last = view.rfind(b"\n")
+            view = memoryview(buffer)[:n]
+            tail = view[-self.WINDOW:].tobytes()
+            last = tail.rfind(b"\n")
+            if last >= 0:
+                last += n - len(tail)
+            elif n > len(tail):
+                last = view.tobytes().rfind(b"\n")
             if last < 0:
                 self._since_newline += n
             else:
-                first = view.find(b"\n")
-                if self._since_newline + first > self._limit:
-                    self._raise()
-                self._line += view.count(b"\n")
+                if self._since_newline:
+                    first = view[: self.WINDOW].tobytes().find(b"\n")
+                    if first < 0:
+                        first = view.tobytes().find(b"\n")
+                    if self._since_newline + first > self._limit:
+                        self._raise(self._offset - self._since_newline)
                 self._since_newline = n - last - 1
             if self._since_newline > self._limit:
-                self._raise()
+                self._raise(self._offset + n - self._since_newline)
+            self._offset += n
         return n
 
-    def _raise(self) -> None:
-        raise FormatError("LINE_TOO_LONG", f"a line near line {self._line:,} is longer than {self._limit:,} bytes "
-                          "without a line break: not a text file of this format", self._line)
+    def _raise(self, start: int) -> None:
+        raise FormatError("LINE_TOO_LONG", f"the line starting at byte {start:,} is longer than {self._limit:,} "
+                          "bytes without a line break: not a text file of this format")
 
 
 def validate_file(path: str | Path, format: str | None = None, *, name: str | None = None,

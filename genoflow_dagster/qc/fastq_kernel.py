@@ -1,4 +1,4 @@
-"""The per-base inner loops of FASTQ QC: tables here, loops in C (`_fastq_counts.c`).
+"""The per-base inner loops of FASTQ QC: tables here, loops in C (`genoflow_dagster/_fastq.c`).
 
 Every FastQC-style counter is a function of (position in read, base) or
 (position, quality byte), so one pass over each read's bytes fills them all:
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genoflow_dagster.qc._fastq_counts import count_basic, count_records
+from genoflow_dagster._fastq import count_basic, count_records
 
 __all__ = ["ADAPTER_K", "BASE_CLASS", "adapter_codes", "count_basic", "count_records"]
 

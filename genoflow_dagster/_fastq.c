@@ -1,5 +1,6 @@
 /*
- * The per-base inner loops of FASTQ QC (see fastq_kernel.py for what they count and why).
+ * The per-byte inner loops of FASTQ validation (formats/fastq.py) and QC (qc/fastq_kernel.py,
+ * which says what the counters mean).
  *
  * Plain C over buffers the Python side has already checked (dtype, contiguity,
  * sizes): no allocation, no Python objects in the loop, the GIL released while
@@ -188,12 +189,116 @@ static PyObject *count_basic(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* scan_records(buf, n_bytes, quality_range, sequence_ok) -> (consumed, records, irregular)
+ *
+ * Checks whole 4-line records from the start of `buf[:n_bytes]`: '@' title, sequence bytes
+ * allowed by the 256-entry table `sequence_ok`, a bare '+' line, a quality line as long as
+ * the sequence with bytes 33-126, '\n' line ends. Stops at the first record that is
+ * incomplete (irregular = 0: more data needed) or breaks any of those rules, CR line ends
+ * included (irregular = 1: the exact line parser takes over at `consumed` and names the
+ * problem). quality_range (int64[2]) keeps the lowest and highest quality byte seen. */
+static PyObject *scan_records(PyObject *self, PyObject *args) {
+    Py_buffer data, range, table;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "y*nw*y*", &data, &n, &range, &table)) {
+        return NULL;
+    }
+    if (n < 0 || n > data.len || range.len != 16 || table.len != 256) {
+        PyBuffer_Release(&data);
+        PyBuffer_Release(&range);
+        PyBuffer_Release(&table);
+        PyErr_SetString(PyExc_ValueError, "scan_records: bad sizes");
+        return NULL;
+    }
+    const uint8_t *p = data.buf, *ok = table.buf;
+    int64_t *qrange = range.buf;
+    Py_ssize_t pos = 0, records = 0;
+    int irregular = 0;
+    Py_BEGIN_ALLOW_THREADS
+    uint8_t qmin = (uint8_t)qrange[0], qmax = (uint8_t)qrange[1];
+    for (;;) {
+        const uint8_t *title = p + pos, *end = p + n;
+        if (title == end) {
+            break;
+        }
+        if (*title != '@') {
+            irregular = 1;
+            break;
+        }
+        const uint8_t *nl1 = memchr(title, '\n', (size_t)(end - title));
+        if (!nl1) {
+            break;
+        }
+        if (nl1[-1] == '\r') {
+            irregular = 1;
+            break;
+        }
+        const uint8_t *seq = nl1 + 1;
+        const uint8_t *nl2 = memchr(seq, '\n', (size_t)(end - seq));
+        if (!nl2) {
+            break;
+        }
+        const Py_ssize_t len = nl2 - seq;
+        int bad = 0;
+        for (Py_ssize_t j = 0; j < len; j++) {
+            bad |= !ok[seq[j]];
+        }
+        if (bad) {
+            irregular = 1;
+            break;
+        }
+        if (end - nl2 < 3) {
+            break;
+        }
+        if (nl2[1] != '+' || nl2[2] != '\n') {
+            irregular = 1;
+            break;
+        }
+        const uint8_t *qual = nl2 + 3;
+        if (end - qual < len + 1) {
+            /* incomplete, unless a line break already shows the quality line is the wrong length */
+            if (memchr(qual, '\n', (size_t)(end - qual))) {
+                irregular = 1;
+            }
+            break;
+        }
+        if (qual[len] != '\n') {
+            irregular = 1;
+            break;
+        }
+        uint8_t lo = 255, hi = 0;
+        for (Py_ssize_t j = 0; j < len; j++) {
+            const uint8_t c = qual[j];
+            lo = c < lo ? c : lo;
+            hi = c > hi ? c : hi;
+        }
+        if (len && (lo < 33 || hi > 126)) {
+            irregular = 1;
+            break;
+        }
+        if (len) {
+            qmin = lo < qmin ? lo : qmin;
+            qmax = hi > qmax ? hi : qmax;
+        }
+        pos = (qual + len + 1) - p;
+        records++;
+    }
+    qrange[0] = qmin;
+    qrange[1] = qmax;
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&range);
+    PyBuffer_Release(&table);
+    return Py_BuildValue("nni", pos, records, irregular);
+}
+
 static PyMethodDef methods[] = {
+    {"scan_records", scan_records, METH_VARARGS, "Validate whole 4-line FASTQ records from the start of a buffer."},
     {"count_records", count_records, METH_VARARGS, "Per-position quality/base counts, read GC and adapters."},
     {"count_basic", count_basic, METH_VARARGS, "Whole-file quality and base histograms."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastq_counts", NULL, -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastq", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__fastq_counts(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__fastq(void) { return PyModule_Create(&module); }
