@@ -152,6 +152,29 @@ def test_stats_like_summaries(bam: Path) -> None:
     assert sum(m["mapq_distribution"].values()) == m["primary_mapped"]
 
 
+def samtools_stats_summary(path: Path) -> dict[str, float]:
+    out = subprocess.run(["samtools", "stats", str(path)], capture_output=True, text=True, check=True).stdout
+    sn = {f[1].rstrip(":"): f[2] for f in (line.split("\t") for line in out.splitlines()) if f[0] == "SN"}
+    return {"average_length": float(sn["average length"]), "average_quality": float(sn["average quality"]),
+            "bases_mapped_cigar": int(sn["bases mapped (cigar)"]), "mismatches": int(sn["mismatches"]),
+            "error_rate": float(sn["error rate"]), "insert_size_mean": float(sn["insert size average"]),
+            "insert_size_sd": float(sn["insert size standard deviation"])}
+
+
+def assert_matches_samtools_stats(m: dict, ref: dict[str, float]) -> None:
+    """Equal to the precision samtools prints: integers exactly, averages to 1 decimal, error rate to 6 digits."""
+    assert (m["bases_mapped_cigar"], m["mismatches"]) == (ref["bases_mapped_cigar"], ref["mismatches"])
+    assert (m["error_rate"] or 0.0) == pytest.approx(ref["error_rate"], rel=1e-6)  # samtools: float, %e
+    for key in ("average_quality", "insert_size_mean", "insert_size_sd"):  # printed %.1f
+        assert abs((m[key] or 0.0) - ref[key]) <= 0.05 + 1e-9, key
+    assert int(m["average_length"] or 0) == ref["average_length"]  # integer division, printed %.0f
+
+
+@pytest.mark.skipif(not HAVE_SAMTOOLS, reason="samtools not installed")
+def test_stats_summaries_match_samtools_stats(bam: Path) -> None:
+    assert_matches_samtools_stats(alignment_metrics(bam), samtools_stats_summary(bam))
+
+
 def test_reference_lengths_override_and_sam(tmp_path: Path, bam: Path) -> None:
     sam = tmp_path / "reads.sam"
     pysam.view("-h", "-o", str(sam), str(bam), catch_stdout=False)
@@ -185,6 +208,8 @@ def test_corpus_matches_flagstat(path: Path) -> None:
     except (ValueError, OSError) as exc:
         pytest.skip(f"pysam cannot read it either way: {exc}")
     assert {k: m[k] for k in ref} == ref
+    if path.suffix != ".cram":
+        assert_matches_samtools_stats(m, samtools_stats_summary(path))
 
 
 def test_unsorted_input_gives_the_same_coverage(tmp_path: Path, bam: Path) -> None:

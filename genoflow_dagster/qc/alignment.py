@@ -1,4 +1,4 @@
-"""Alignment metrics for SAM/BAM/CRAM: `samtools flagstat` categories, samtools-stats-like
+"""Alignment metrics for SAM/BAM/CRAM: `samtools flagstat` categories, `samtools stats`
 summaries and coverage, in one streaming pass with pysam.
 
 Flag categories follow samtools 1.16 `bam_stat.c` exactly, summed over QC-passed
@@ -14,6 +14,15 @@ and QC-failed reads (flagstat prints the two columns separately):
   reference differs) and `mate_on_other_chr_mapq5` (the same with MAPQ >= 5).
 - `mapped_percent` = mapped / total, `properly_paired_percent` = properly_paired / paired,
   as flagstat prints them.
+
+The `samtools stats` summaries follow samtools 1.16 (checked on every corpus alignment):
+secondary records and records without SEQ are left out; `average_length` and
+`average_quality` (a missing QUAL counts as 255, as its 0xff bytes) come from the
+other non-supplementary records, quality only from unpaired reads and mates that are
+exactly one of READ1/READ2; `bases_mapped_cigar` (M/I/=/X), `mismatches` (NM) and
+`error_rate` from every mapped one, supplementary included; the insert size from mapped,
+non-supplementary reads with a mapped mate, histogrammed by orientation, halved per bin
+(each pair was seen twice, rounding down), mean and SD over the main 99% (`insert_size_summary`).
 
 Coverage counts what `samtools depth` counts by default: aligned (M/=/X) bases of
 records that are not unmapped, secondary, QC-failed or duplicates; deletions and
@@ -35,8 +44,11 @@ import pysam
 
 WINDOW = 1 << 20
 BREADTH_LEVELS = (1, 10, 30)
+ISIZE_CAP = 8000  # samtools stats -i default: larger inserts are counted at 8000
+ISIZE_MAIN_BULK = 0.99
 
 _PAIRED, _PROPER, _UNMAP, _MUNMAP = 0x1, 0x2, 0x4, 0x8
+_REVERSE, _MREVERSE = 0x10, 0x20
 _READ1, _READ2, _SECONDARY, _QCFAIL, _DUP, _SUPP = 0x40, 0x80, 0x100, 0x200, 0x400, 0x800
 
 
@@ -207,12 +219,11 @@ def _scan(bam: pysam.AlignmentFile, coverage: _Coverage | None) -> dict[str, Any
     mapq_hist = np.zeros(256, dtype=np.int64)
     read_len_sum = 0
     qual_sum = 0
-    qual_bases = 0
     bases_mapped_cigar = 0
     mismatches = 0
-    isize_n = 0
-    isize_sum = 0.0
-    isize_sq = 0.0
+    seq_reads = 0
+    # Insert sizes as samtools stats histograms them: inward, outward, other orientation.
+    isize_hist = np.zeros((3, ISIZE_CAP + 1), dtype=np.int64)
     refs = bam.references
     for rec in bam.fetch(until_eof=True):
         flag = rec.flag
@@ -250,24 +261,28 @@ def _scan(bam: pysam.AlignmentFile, coverage: _Coverage | None) -> dict[str, Any
                         c["mate_on_other_chr"] += 1
                         if rec.mapping_quality >= 5:
                             c["mate_on_other_chr_mapq5"] += 1
-            # samtools-stats-like summaries over primary records
-            qlen = rec.query_length
-            read_len_sum += qlen
-            quals = rec.query_qualities
-            if quals is not None and len(quals):
-                qual_sum += int(np.frombuffer(quals, dtype=np.uint8).sum())
-                qual_bases += len(quals)
             if not unmapped:
                 mapq_hist[rec.mapping_quality] += 1
+        # samtools stats summaries: secondary records and records without SEQ are left out; lengths and
+        # qualities come from original (non-supplementary) records, mapped-base figures from every other one.
+        qlen = rec.query_length
+        if flag & _SECONDARY or not qlen:
+            pass
+        else:
+            if not flag & _SUPP:
+                read_len_sum += qlen
+                seq_reads += 1
+                if not flag & _PAIRED or (flag & (_READ1 | _READ2)) in (_READ1, _READ2):  # as samtools 1.16
+                    quals = rec.query_qualities
+                    # a missing QUAL ('*') is stored as 0xff bytes, which samtools stats averages as 255
+                    qual_sum += int(np.frombuffer(quals, dtype=np.uint8).sum()) if quals is not None else 255 * qlen
+            if not unmapped:
                 cig = rec.get_cigar_stats()[0]
                 bases_mapped_cigar += int(cig[0] + cig[1] + cig[7] + cig[8])
                 if rec.has_tag("NM"):
                     mismatches += int(rec.get_tag("NM"))
-                if flag & _PAIRED and flag & _READ1 and flag & _PROPER and rec.template_length:
-                    t = abs(rec.template_length)
-                    isize_n += 1
-                    isize_sum += t
-                    isize_sq += t * t
+                if flag & _PAIRED and not flag & (_MUNMAP | _SUPP):
+                    _add_insert(isize_hist, rec, flag)
         if coverage is not None and not flag & (_UNMAP | _SECONDARY | _QCFAIL | _DUP) and rec.reference_id >= 0:
             coverage.add(refs[rec.reference_id], rec.reference_start, rec.get_blocks())
 
@@ -279,16 +294,49 @@ def _scan(bam: pysam.AlignmentFile, coverage: _Coverage | None) -> dict[str, Any
     n_mapq = int(mapq_hist.sum())
     m["mean_mapq"] = round(float((np.arange(256) * mapq_hist).sum()) / n_mapq, 4) if n_mapq else None
     m["mapq_distribution"] = {str(q): int(mapq_hist[q]) for q in np.flatnonzero(mapq_hist)}
-    m["average_length"] = round(read_len_sum / c["primary"], 4) if c["primary"] else None
-    m["average_quality"] = round(qual_sum / qual_bases, 4) if qual_bases else None
+    m["average_length"] = round(read_len_sum / seq_reads, 4) if seq_reads else None
+    m["average_quality"] = round(qual_sum / read_len_sum, 4) if read_len_sum else None
     m["bases_mapped_cigar"] = bases_mapped_cigar
-    m["error_rate"] = round(mismatches / bases_mapped_cigar, 6) if bases_mapped_cigar else None
-    if isize_n:
-        mean = isize_sum / isize_n
-        var = max(isize_sq / isize_n - mean * mean, 0.0)
-        m["insert_size_mean"] = round(mean, 4)
-        m["insert_size_sd"] = round(math.sqrt(var), 4)
-    else:
-        m["insert_size_mean"] = None
-        m["insert_size_sd"] = None
+    m["mismatches"] = mismatches
+    m["error_rate"] = round(mismatches / bases_mapped_cigar, 10) if bases_mapped_cigar else None
+    m["insert_size_mean"], m["insert_size_sd"] = insert_size_summary(isize_hist)
     return m
+
+
+def _add_insert(hist: np.ndarray, rec: pysam.AlignedSegment, flag: int) -> None:
+    """One mapped read with a mapped mate into samtools stats' insert-size histograms (by orientation)."""
+    isize = min(abs(rec.template_length), ISIZE_CAP)
+    if not isize and rec.reference_id != rec.next_reference_id:
+        return  # mates on different contigs carry no insert size
+    pos_fst = rec.next_reference_start - rec.reference_start
+    is_fst = 1 if flag & _READ1 else -1
+    is_fwd = -1 if flag & _REVERSE else 1
+    is_mfwd = -1 if flag & _MREVERSE else 1
+    if is_fwd * is_mfwd > 0:
+        hist[2, isize] += 1
+    elif is_fst * pos_fst >= 0:
+        hist[0 if is_fst * is_fwd > 0 else 1, isize] += 1
+    elif is_fst * pos_fst < 0:
+        hist[1 if is_fst * is_fwd > 0 else 0, isize] += 1
+
+
+def insert_size_summary(hist: np.ndarray) -> tuple[float | None, float | None]:
+    """samtools stats' "insert size average" and "standard deviation", from the main bulk only.
+
+    Each pair was counted once per mate: every orientation's count is halved,
+    rounding down. The bulk runs from size 0 to the first size where the
+    cumulative count passes 99% of all; the mean is over the bulk, the SD over
+    its sizes from 1 (as samtools computes them).
+    """
+    counts = (hist // 2).sum(axis=0)
+    total = int(counts.sum())
+    if not total:
+        return None, None
+    cumulative = np.cumsum(counts)
+    last = int(np.argmax(cumulative / total > ISIZE_MAIN_BULK))
+    bulk = counts[: last + 1]
+    n = int(cumulative[last])
+    sizes = np.arange(last + 1)
+    mean = float((sizes * bulk).sum()) / n
+    sd = math.sqrt(float((bulk[1:] * (sizes[1:] - mean) ** 2).sum()) / n)
+    return round(mean, 4), round(sd, 4)
