@@ -105,9 +105,12 @@ class _HashingReader:
         return data
 
     def readinto(self, b: Any) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
+        n = self._raw.readinto(b) or 0  # straight into the caller's buffer: no intermediate bytes
+        if n:
+            with memoryview(b) as view:
+                self.sha.update(view[:n])
+            self.size += n
+        return n
 
     def readable(self) -> bool:
         return True
