@@ -28,7 +28,7 @@ VCF_HEAD = ("##fileformat=VCFv4.2\n##contig=<ID=chr1>\n##INFO=<ID=DP,Number=1,Ty
         ("a.fasta", "ACGT\n>x\nAC\n", "FASTA_HEADER_MISSING", 1),
         ("a.vcf", VCF_HEAD + "chr1\t5\t.\tA\tG\t.\t.\tDP=3\tGT\t0/1\nchr1\t4\t.\tA\tG\t.\t.\t.\tGT\t0/1\n",
          "VCF_UNSORTED", 7),
-        ("a.vcf", VCF_HEAD + "chr1\t5\t.\tA\tG\t.\t.\tXX=1\tGT\t0/1\n", "VCF_INFO_UNDECLARED", 6),
+        ("a.vcf", VCF_HEAD + "chr1\t5\t.\tA\tG\t.\t.\tXX=1;XX=2\tGT\t0/1\n", "VCF_INFO_DUPLICATE_KEY", 6),
         ("a.vcf", VCF_HEAD + "chr1\t5\t.\tA\tG\t.\t.\tDP=x\tGT\t0/1\n", "VCF_VALUE_TYPE_MISMATCH", 6),
         ("a.vcf", VCF_HEAD + "chr1\t5\t.\tA\tG\t.\t.\t.\tGT\t0/2\n", "VCF_GT_ALLELE_OUT_OF_RANGE", 6),
         ("a.bed", "chr1\t10\t5\n", "BED_START_AFTER_END", 1),

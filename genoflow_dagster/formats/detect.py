@@ -13,6 +13,7 @@ from genoflow_dagster.formats.io import (
     ZIP_ERRORS,
     ZIP_MAGIC,
     is_bgzf,
+    is_bzip2,
     open_decompressed,
     sniff,
 )
@@ -106,8 +107,8 @@ def detect_format(path: str | Path, name: str | None = None) -> Detection:
     if head[:4] == b"CRAM":
         return Detection("cram", "none")
     compression = "none"
-    if head[:2] == GZIP_MAGIC:
-        compression = "bgzf" if is_bgzf(head) else "gzip"
+    if head[:2] == GZIP_MAGIC or is_bzip2(head):
+        compression = "bgzf" if is_bgzf(head) else "gzip" if head[:2] == GZIP_MAGIC else "bzip2"
         try:
             with open_decompressed(path) as stream:
                 inner = stream.read(4096)

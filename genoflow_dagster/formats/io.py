@@ -2,11 +2,13 @@
 
 gzip and BGZF (a gzip variant made of many members) are read through isal's
 igzip, several times faster than the standard library, with `gzip` as the
-fallback. Compression is recognised from magic bytes, never from the name.
+fallback; bzip2 (some archives still ship .vcf.bz2) through the standard
+library. Compression is recognised from magic bytes, never from the name.
 """
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import hashlib
 import zipfile
@@ -30,6 +32,7 @@ ZIP_ERRORS: tuple[type[BaseException], ...] = (
 DECOMPRESSION_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, zlib.error, _isal_error)
 
 GZIP_MAGIC = b"\x1f\x8b"
+BZIP2_MAGIC = b"BZh"
 ZIP_MAGIC = b"PK\x03\x04"
 
 READ_CHUNK = 4 * 1024 * 1024
@@ -59,11 +62,19 @@ def is_bgzf(head: bytes) -> bool:
     )
 
 
+def is_bzip2(head: bytes) -> bool:
+    """'BZh' then the block size digit 1-9, then a block or end-of-stream magic."""
+    return len(head) >= 10 and head[:3] == BZIP2_MAGIC and 0x31 <= head[3] <= 0x39 and \
+        head[4:10] in (b"1AY&SY", b"\x17rE8P\x90")
+
+
 def compression_of(path: str | Path) -> str:
-    """'bgzf', 'gzip', 'zip' or 'none', from the first bytes of the file."""
+    """'bgzf', 'gzip', 'bzip2', 'zip' or 'none', from the first bytes of the file."""
     head = sniff(path, 18)
     if head[:2] == GZIP_MAGIC:
         return "bgzf" if is_bgzf(head) else "gzip"
+    if is_bzip2(head):
+        return "bzip2"
     if head[:4] == ZIP_MAGIC:
         return "zip"
     return "none"
@@ -71,7 +82,9 @@ def compression_of(path: str | Path) -> str:
 
 def open_decompressed(path: str | Path) -> BinaryIO:
     """A binary stream of the file's content: gzip/BGZF decompressed, anything else as is."""
-    head = sniff(path, 2)
-    if head == GZIP_MAGIC:
+    head = sniff(path, 10)
+    if head[:2] == GZIP_MAGIC:
         return _gzip_impl.open(path, "rb")  # type: ignore[return-value]
+    if is_bzip2(head):
+        return bz2.open(path, "rb")  # type: ignore[return-value]
     return open(path, "rb", buffering=READ_CHUNK)

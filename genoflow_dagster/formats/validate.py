@@ -10,6 +10,7 @@ unwrapped): a file without newlines cannot make a validator buffer gigabytes.
 
 from __future__ import annotations
 
+import bz2
 import hashlib
 import io
 import itertools
@@ -36,6 +37,7 @@ DEFAULT_MAX_BYTES = 5 * 1024**3
 BOMB_MIN_BYTES = 256 * 1024**2
 BOMB_MAX_RATIO = 200
 CHUNK = 4 * 1024 * 1024
+COMPRESSIONS = ("gzip", "bgzf", "bzip2")
 # The compressed side is read in small pieces so the ratio is judged on what the
 # decompressor really consumed (a 4 MiB read-ahead would allow 800 MiB of output).
 COMPRESSED_CHUNK = 128 * 1024
@@ -226,19 +228,21 @@ def _run(path: Path, fmt: str, detection: Detection, result: ValidationResult, r
     if fmt == "xlsx":
         result.sha256 = sha256_file(path)
         return validate_xlsx(path, result.details)
-    if detection.compression in ("gzip", "bgzf") and fmt not in COMPRESSIBLE:
+    if detection.compression in COMPRESSIONS and fmt not in COMPRESSIBLE:
         raise FormatError("COMPRESSION_NOT_ALLOWED", f"{fmt} files cannot be gzip-compressed", None,
                           ErrorCode.INVALID_FILE_TYPE)
     with open(path, "rb", buffering=0) as raw:
         hashing = _HashingReader(raw)
         source: io.RawIOBase = hashing
-        if detection.compression in ("gzip", "bgzf"):
-            decompressed = _gzip_impl.GzipFile(fileobj=io.BufferedReader(hashing, COMPRESSED_CHUNK), mode="rb")
+        if detection.compression in COMPRESSIONS:
+            compressed = io.BufferedReader(hashing, COMPRESSED_CHUNK)
+            decompressed = bz2.BZ2File(compressed, "rb") if detection.compression == "bzip2" else \
+                _gzip_impl.GzipFile(fileobj=compressed, mode="rb")
             source = _CappedReader(decompressed, hashing)
         capped = _LineCappedReader(source, MAX_LINE_BYTES_BY_FORMAT.get(fmt, MAX_LINE_BYTES))
         stream = io.BufferedReader(capped, CHUNK)
         records = TEXT_VALIDATORS[fmt](stream, result.details)
-        if detection.compression in ("gzip", "bgzf"):
+        if detection.compression in COMPRESSIONS:
             stream.read()  # the validator may stop early at EOF markers; read to the end of the gzip stream
             if source.produced == 0:  # type: ignore[attr-defined]
                 raise FormatError("EMPTY_AFTER_DECOMPRESSION", "the compressed file holds no data", None,
