@@ -15,36 +15,96 @@ from genoflow_dagster.formats.io import ZIP_ERRORS
 
 XLSX_MAX_UNCOMPRESSED = 1024**3  # 1 GiB across all parts
 XLSX_MAX_RATIO = 200  # deflate rarely beats ~100:1 on real sheets; bombs reach 1000:1 and more
+XLSX_MAX_TEXT = 1024**3  # characters of cell text, shared strings counted at every use
 _DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
+# A schema or stylesheet that pulls in another document by URL (XSD import/include/redefine, XInclude).
+_EXTERNAL = re.compile(rb"""(schemaLocation|xi:include[^>]*href)\s*=\s*["']\s*[A-Za-z][A-Za-z0-9+.-]*:""",
+                       re.IGNORECASE)
+_SCAN_CHUNK = 1024 * 1024
 
 
 def validate_delimited(stream: BinaryIO, delimiter: str, details: dict) -> int:
-    """Rows after the header; all rows have the header's number of columns."""
-    reader_stream = codecs.getreader("utf-8")(stream, errors="strict")
+    """Rows after the header; every row has the header's number of columns, no header label and no row
+    is blank. The delimiter is sniffed from the first lines when the expected one does not split them
+    (a `.csv` export that is really tab- or semicolon-separated); text is UTF-8 (a BOM is fine), and
+    bytes that are not UTF-8 are read as Latin-1, noted in the details (spreadsheet exports often are)."""
+    delimiter = _sniff_delimiter(stream, delimiter)
+    details["delimiter"] = delimiter
+    fallback = _Latin1Fallback()
+    reader_stream = codecs.getreader("utf-8-sig")(stream, errors=fallback.name)
     text = _LineCounter(reader_stream)
     reader = csv.reader(text, delimiter=delimiter, quotechar='"', strict=True)
     width = None
     rows = 0
+    blank_at = None
     try:
         for row in reader:
-            if not row or row == [""]:
+            if not any(cell.strip() for cell in row):
+                if len(row) > 1:  # ",,": a row of empty cells, not just a stray line break
+                    raise FormatError("TABLE_BLANK_ROW", f"line {reader.line_num}: a row with every cell empty",
+                                      reader.line_num)
+                blank_at = blank_at or reader.line_num
                 continue
+            if blank_at is not None:
+                raise FormatError("TABLE_BLANK_ROW", f"line {blank_at}: a blank row inside the table", blank_at)
             if width is None:
                 width = len(row)
+                blank = [i + 1 for i, label in enumerate(row) if not label.strip()]
+                if blank:
+                    raise FormatError("TABLE_BLANK_HEADER", f"line {reader.line_num}: column {blank[0]} of the header "
+                                      "has no label", reader.line_num)
                 continue
             if len(row) != width:
                 raise FormatError("TABLE_COLUMN_COUNT",
                                   f"line {reader.line_num}: {len(row)} columns where the header has {width}",
                                   reader.line_num)
             rows += 1
-    except UnicodeDecodeError as exc:
-        raise FormatError("TABLE_ENCODING", f"line {text.line + 1}: not UTF-8 ({exc.reason})", text.line + 1) from None
     except csv.Error as exc:
         raise FormatError("TABLE_QUOTING", f"line {reader.line_num}: {exc}", reader.line_num) from None
     if width is None:
         raise FormatError("TABLE_NO_HEADER", "the table has no header row", 1, ErrorCode.EMPTY_FILE)
     details["columns"] = width
+    details["encoding"] = "latin-1" if fallback.used else "utf-8"
     return rows
+
+
+_DELIMITERS = (",", "\t", ";", "|")
+
+
+def _sniff_delimiter(stream: BinaryIO, expected: str) -> str:
+    """`expected` if it splits the first lines into a steady number (> 1) of columns; else the candidate
+    that does, with the most columns; else `expected` (a one-column table)."""
+    peek = getattr(stream, "peek", None)
+    head = peek(64 * 1024)[: 64 * 1024] if peek else b""
+    lines = head.decode("utf-8", errors="replace").splitlines()[:-1][:50]
+    if not lines:
+        return expected
+
+    def widths(delimiter: str) -> set[int]:
+        try:
+            return {len(row) for row in csv.reader(lines, delimiter=delimiter) if any(row)}
+        except csv.Error:
+            return set()
+
+    found = {d: widths(d) for d in _DELIMITERS}
+    if len(found[expected]) == 1 and min(found[expected]) > 1:
+        return expected
+    steady = [(min(w), d) for d, w in found.items() if len(w) == 1 and min(w) > 1]
+    return max(steady)[1] if steady else expected
+
+
+class _Latin1Fallback:
+    """A codec error handler that reads undecodable bytes as Latin-1 and remembers it did."""
+
+    def __init__(self) -> None:
+        self.used = False
+        self.name = f"genoflow-latin1-{id(self)}"
+        codecs.register_error(self.name, self._handle)
+
+    def _handle(self, error: UnicodeError) -> tuple[str, int]:
+        assert isinstance(error, UnicodeDecodeError)
+        self.used = True
+        return error.object[error.start:error.end].decode("latin-1"), error.end
 
 
 class _LineCounter:
@@ -61,6 +121,86 @@ class _LineCounter:
             raise StopIteration
         self.line += 1
         return line
+
+
+def _check_entry_names(infos: list[zipfile.ZipInfo]) -> None:
+    """Part names are case-insensitive in OPC: two entries that differ only by case are ambiguous."""
+    seen: dict[str, str] = {}
+    for info in infos:
+        folded = info.filename.casefold()
+        if folded in seen:
+            raise FormatError("ZIP_DUPLICATE_ENTRY", f"the archive holds both {seen[folded]} and {info.filename}: "
+                              "part names may not differ only by case", None, ErrorCode.INVALID_FILE_TYPE)
+        seen[folded] = info.filename
+
+
+def _check_xml_part(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    """Stream one XML part: no DOCTYPE/ENTITY anywhere, no schema pulled in by URL, and (except the large
+    worksheet parts, which the reader parses anyway) well-formed."""
+    from xml.etree.ElementTree import ParseError, XMLPullParser
+
+    check_syntax = not info.filename.startswith("xl/worksheets/")
+    parser = XMLPullParser() if check_syntax else None
+    tail = b""
+    with archive.open(info) as part:
+        while chunk := part.read(_SCAN_CHUNK):
+            window = tail + chunk
+            if _DOCTYPE.search(window):
+                raise FormatError("XML_DOCTYPE_FORBIDDEN", f"{info.filename} declares a DOCTYPE or entity; "
+                                  "refused (XML external entity risk)")
+            if _EXTERNAL.search(window):
+                raise FormatError("XML_EXTERNAL_REFERENCE", f"{info.filename} refers to an external document by "
+                                  "URL; refused (XML external entity risk)")
+            tail = window[-256:]
+            if parser is not None:
+                try:
+                    parser.feed(chunk)
+                    for _ in parser.read_events():
+                        pass
+                except ParseError as exc:
+                    raise FormatError("XLSX_XML_MALFORMED", f"{info.filename} is not well-formed XML ({exc})") from None
+    if parser is not None:
+        try:
+            parser.close()
+        except ParseError as exc:
+            raise FormatError("XLSX_XML_MALFORMED", f"{info.filename} is not well-formed XML ({exc})") from None
+
+
+def _check_shared_string_expansion(archive: zipfile.ZipFile, names: set[str]) -> None:
+    """A cell of type "s" shows shared string number v: a 1 MB string named by 12,000 cells is 12 GB of
+    text to any reader. Sum what the cells would show, streaming, and refuse past XLSX_MAX_TEXT."""
+    from array import array
+    from xml.etree.ElementTree import iterparse
+
+    if "xl/sharedStrings.xml" not in names:
+        return
+    lengths = array("q")
+    with archive.open("xl/sharedStrings.xml") as part:
+        for _, element in iterparse(part, events=("end",)):
+            if element.tag.endswith("}si") or element.tag == "si":
+                lengths.append(sum(len(t) for t in element.itertext()))
+                element.clear()
+    if not lengths:
+        return
+    total = 0
+    for name in sorted(n for n in names if n.startswith("xl/worksheets/") and n.endswith(".xml")):
+        with archive.open(name) as part:
+            cell_type = None
+            for event, element in iterparse(part, events=("start", "end")):
+                tag = element.tag.rsplit("}", 1)[-1]
+                if tag == "c":
+                    if event == "start":
+                        cell_type = element.get("t")
+                    else:
+                        element.clear()
+                elif tag == "v" and event == "end" and cell_type == "s":
+                    index = int(element.text) if (element.text or "").strip().isdigit() else -1
+                    total += lengths[index] if 0 <= index < len(lengths) else 0
+                    if total > XLSX_MAX_TEXT:
+                        raise FormatError("ZIP_BOMB", f"{name}: its cells repeat shared strings into more than "
+                                          f"{XLSX_MAX_TEXT:,} characters; refused as a shared-string bomb")
+                elif tag == "row" and event == "end":
+                    element.clear()
 
 
 def validate_xlsx(path: Path, details: dict) -> int:
@@ -89,13 +229,11 @@ def _validate_xlsx(path: Path, details: dict) -> int:
         if total > XLSX_MAX_UNCOMPRESSED or total / packed > XLSX_MAX_RATIO:
             raise FormatError("ZIP_BOMB", f"the workbook expands to {total:,} bytes ({total / packed:.0f}:1): "
                               "refused as a decompression bomb")
+        _check_entry_names(infos)
         for info in infos:
-            if info.filename.endswith((".xml", ".rels")):
-                with archive.open(info) as part:
-                    head = part.read(64 * 1024)
-                if _DOCTYPE.search(head):
-                    raise FormatError("XML_DOCTYPE_FORBIDDEN", f"{info.filename} declares a DOCTYPE or entity; "
-                                      "refused (XML external entity risk)")
+            if info.filename.endswith((".xml", ".rels", ".vml")):
+                _check_xml_part(archive, info)
+        _check_shared_string_expansion(archive, names)
     import openpyxl
 
     try:
@@ -103,10 +241,25 @@ def _validate_xlsx(path: Path, details: dict) -> int:
     except Exception as exc:  # openpyxl raises many types for damaged parts
         raise FormatError("XLSX_UNREADABLE", f"the workbook cannot be read: {exc}") from None
     rows = 0
+    text = 0
     try:
         for sheet in workbook.worksheets:
-            for _ in sheet.iter_rows(values_only=True):
+            header_seen = False
+            for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
                 rows += 1
+                text += sum(len(value) for value in row if isinstance(value, str))
+                # Blank rows are allowed: a workbook is often laid out for people (POI's SampleSS has them).
+                filled = [value is not None and str(value).strip() != "" for value in row]
+                if not header_seen and any(filled):
+                    header_seen = True
+                    last = max(i for i, f in enumerate(filled) if f)
+                    if not all(filled[: last + 1]):
+                        column = filled.index(False) + 1
+                        raise FormatError("TABLE_BLANK_HEADER", f"sheet {sheet.title!r} row {number}: column {column} "
+                                          "of the header has no label", number)
+                if text > XLSX_MAX_TEXT:  # shared strings repeat one stored string in every cell that names it
+                    raise FormatError("ZIP_BOMB", f"the workbook's cells hold more than {XLSX_MAX_TEXT:,} characters "
+                                      f"of text by row {rows:,}: refused as a shared-string bomb")
         details["sheets"] = len(workbook.worksheets)
     finally:
         workbook.close()
