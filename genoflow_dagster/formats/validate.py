@@ -30,6 +30,7 @@ from genoflow_dagster.formats.fastq import read_names, validate_fastq
 from genoflow_dagster.formats.features import validate_bed, validate_gff3, validate_gtf
 from genoflow_dagster.formats.io import DECOMPRESSION_ERRORS, _gzip_impl, sha256_file
 from genoflow_dagster.formats.result import ValidationResult
+from genoflow_dagster.formats.samplesheet import is_samplesheet, validate_samplesheet
 from genoflow_dagster.formats.tabular import validate_delimited, validate_xlsx
 from genoflow_dagster.formats.vcf import validate_vcf
 
@@ -201,6 +202,8 @@ def _validate_regular_file(path: Path, format: str | None, name: str | None, ref
                   f"asked to validate as {format} but the content is {detection.format}")
         else:
             result.records = _run(path, fmt, detection, result, reference_fasta)
+            if fmt in ("csv", "tsv", "xlsx") and is_samplesheet(name or path.name):
+                validate_samplesheet(path, fmt, result.details)
             result.valid = True
     except FormatError as exc:
         _fail(result, exc.error_code, exc.reason, exc.message, exc.line)
