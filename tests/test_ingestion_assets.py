@@ -58,3 +58,20 @@ def test_mates_out_of_order_block_the_sample(tmp_path):
     assert not usable.passed
     assert "read 1 is r2 in R2 but r1 in R1" in usable.metadata["problems"].value
     assert "qc_metrics" not in materialized
+
+
+def test_a_samplesheet_row_chooses_the_profile(tmp_path):
+    sheet = b"sample,fastq_1,fastq_2,qc_profile\nS1,x_R1.fastq,x_R2.fastq,strict\n"
+    storage, checks, _ = _run(tmp_path, {"x_R1.fastq": GOOD_R1, "x_R2.fastq": GOOD_R2, "samplesheet.csv": sheet})
+    assert checks["validated_files_usable"].passed
+    summary = json.loads(storage.get_bytes(zones.processed_key("S1", "qc_metrics", "qc.json")))
+    assert (summary["profile"], summary["profile_source"]) == ("strict", "samplesheet line 2")
+
+
+def test_a_samplesheet_naming_a_missing_file_blocks_the_sample(tmp_path):
+    sheet = b"sample,fastq_1,fastq_2\nS1,x_R1.fastq,x_R2.fastq\n"
+    _, checks, materialized = _run(tmp_path, {"x_R1.fastq": GOOD_R1, "samplesheet.csv": sheet})
+    usable = checks["validated_files_usable"]
+    assert not usable.passed
+    assert "samplesheet.csv line 2 names x_R2.fastq, which has not landed" in usable.metadata["problems"].value
+    assert "qc_metrics" not in materialized

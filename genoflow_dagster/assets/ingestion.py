@@ -20,6 +20,7 @@ from genoflow_dagster.assets.artifacts import (
     write_json,
 )
 from genoflow_dagster.formats.detect import detect_format
+from genoflow_dagster.formats.samplesheet import named_files, rows_for_sample
 from genoflow_dagster.formats.validate import validate_fastq_pair, validate_file
 from genoflow_dagster.partitions import samples_partitions
 from genoflow_dagster.quarantine import record_release
@@ -168,6 +169,8 @@ def validated_files(context: dg.AssetExecutionContext, storage: Storage):
         row["path"] = record["name"]
         row["raw_key"] = record["raw_key"]
         row["quality_encoding"] = result.details.get("quality_encoding")
+        if "samplesheet" in result.details:
+            row["samplesheet"] = result.details["samplesheet"]
         if not result.valid:
             row["quarantine_key"] = quarantine(storage, sample_id, record, row, context.run.run_id)
             context.log.warning(
@@ -183,6 +186,7 @@ def validated_files(context: dg.AssetExecutionContext, storage: Storage):
                 context.log.info(f"{record['name']}: was quarantined, passes now: released ({released})")
         results.append(row)
     pairs, orphans, pair_problems = _check_pairs(storage, results)
+    sheet_row, sheet_problems = _samplesheet_row(results, sample_id)
 
     valid = [r for r in results if r["valid"]]
     analysable = [r for r in valid if r["format"] in ANALYSABLE_FORMATS]
@@ -192,6 +196,7 @@ def validated_files(context: dg.AssetExecutionContext, storage: Storage):
         "read_groups": pairs,
         "orphan_mates": orphans,
         "pair_problems": pair_problems,
+        "samplesheet": sheet_row,
         "validated_at": _now(),
     }
     obj = write_json(storage, validation_key(sample_id), payload)
@@ -211,6 +216,7 @@ def validated_files(context: dg.AssetExecutionContext, storage: Storage):
         usable_problems.append("no valid reads, alignments or call set")
     usable_problems += [p["message"] for p in pair_problems]
     usable_problems += [f"{name}: mate file missing" for name in orphans]
+    usable_problems += sheet_problems
     yield dg.AssetCheckResult(
         check_name=CHECK_USABLE,
         passed=not usable_problems,
@@ -232,6 +238,28 @@ def validated_files(context: dg.AssetExecutionContext, storage: Storage):
             ),
         },
     )
+
+
+def _samplesheet_row(results: list[dict[str, Any]], sample_id: str) -> tuple[dict[str, Any] | None, list[str]]:
+    """This sample's samplesheet row, and what keeps it from being satisfied (files it names that are missing
+    or invalid). No sheet is fine; a sheet without a row for this sample, or with two sheets, is a problem."""
+    sheets = [r for r in results if r.get("samplesheet") is not None]
+    if not sheets:
+        return None, []
+    if len(sheets) > 1:
+        return None, [f"{len(sheets)} samplesheets uploaded ({', '.join(r['path'] for r in sheets)}): keep one"]
+    rows = rows_for_sample(sheets[0]["samplesheet"], sample_id)
+    if not rows:
+        return None, [f"{sheets[0]['path']} has no row for sample {sample_id}"]
+    row = rows[0]
+    by_name = {r["path"]: r for r in results}
+    problems = []
+    for name in named_files(row):
+        if name not in by_name:
+            problems.append(f"{sheets[0]['path']} line {row['line']} names {name}, which has not landed")
+        elif not by_name[name]["valid"]:
+            problems.append(f"{sheets[0]['path']} line {row['line']} names {name}, which is quarantined")
+    return row, problems
 
 
 def _check_pairs(

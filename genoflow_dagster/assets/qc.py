@@ -43,6 +43,16 @@ def verdict_table_key(sample_id: str) -> str:
     return zones.processed_key(sample_id, "qc_metrics", "verdict.parquet")
 
 
+def choose_profile(run_config: str | None, samplesheet_row: dict[str, Any] | None) -> tuple[str, str]:
+    """The profile that grades a sample, and where it came from: the run config, then the sample's
+    samplesheet row, then GENOFLOW_QC_PROFILE (default `standard`)."""
+    if run_config:
+        return run_config, "run config"
+    if samplesheet_row and samplesheet_row.get("qc_profile"):
+        return samplesheet_row["qc_profile"], f"samplesheet line {samplesheet_row['line']}"
+    return settings.default_qc_profile(), "environment default"
+
+
 def worst(statuses: list[str]) -> str:
     return max(statuses, key=lambda s: _STATUS_RANK.get(s, 0), default="pass")
 
@@ -70,7 +80,8 @@ def qc_metrics(
 ):
     sample_id = zones.validate_sample_id(context.partition_key)
     validation = read_json(storage, validation_key(sample_id))
-    profile = load_profile(config.profile or settings.default_qc_profile())
+    profile_name, profile_source = choose_profile(config.profile, validation.get("samplesheet"))
+    profile = load_profile(profile_name)
     ref_fasta = _optional_str(reference.fasta_path)
     known_sites = reference.known_sites()
 
@@ -127,6 +138,7 @@ def qc_metrics(
         "status": status,
         "profile": profile.name,
         "profile_version": profile.version,
+        "profile_source": profile_source,
         "files": files,
         "failing": failing,
         "warnings": warning,
@@ -134,12 +146,14 @@ def qc_metrics(
     }
     obj = write_json(storage, summary_key(sample_id), summary)
     write_parquet(storage, verdict_table_key(sample_id), _verdict_frame(verdict_rows))
-    context.log.info(f"QC {status} under profile {profile.name} v{profile.version} ({reused} file(s) reused)")
+    context.log.info(f"QC {status} under profile {profile.name} v{profile.version} (from {profile_source}; "
+                     f"{reused} file(s) reused)")
 
     yield dg.MaterializeResult(
         metadata={
             "status": status,
             "profile": f"{profile.name} v{profile.version}",
+            "profile_source": profile_source,
             "files_graded": len(files),
             "metrics_reused": reused,
             "qc_uri": dg.MetadataValue.path(storage.uri(obj.key)),
