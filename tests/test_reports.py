@@ -68,3 +68,21 @@ def test_cohort_report_lists_every_sample():
 
 def test_histogram_of_nothing_is_empty():
     assert svg_histogram([]) == "" and svg_histogram([0, 0]) == ""
+
+
+def test_metadata_plots_are_standalone_svg_images(tmp_path):
+    import base64
+
+    from genoflow_dagster.reports.render import metadata_plots
+
+    fastq = tmp_path / "r1.fq"
+    fastq.write_text("".join(f"@r{i}\nACGTACGTAC\n+\nIIIIIIII##\n" for i in range(50)))
+    markdown = metadata_plots("fastq", fastq_metrics(fastq))
+    images = re.findall(r"!\[([a-z_]+)\]\(data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)\)", markdown)
+    assert [name for name, _ in images][:2] == ["per_position_quality", "per_sequence_gc"]
+    svg = base64.b64decode(images[0][1]).decode()
+    assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg"') and svg.endswith("</svg>")
+    assert metadata_plots("vcf", {"records": 3}) == ""
+    bam = metadata_plots("bam", {"breadth_1x": 99.0, "breadth_10x": 80.0, "breadth_30x": 10.0,
+                                 "mapq_distribution": {"0": 5, "60": 95}})
+    assert "**breadth of coverage**" in bam and "**mapq distribution**" in bam

@@ -10,6 +10,7 @@ Every section degrades to a short note when its stage did not run.
 
 from __future__ import annotations
 
+import base64
 import html
 import math
 from collections.abc import Sequence
@@ -135,6 +136,45 @@ def _read_plots(metrics: dict[str, Any]) -> dict[str, str]:
         plots["length_distribution"] = svg_histogram([lengths[k] for k in keys], x_label="read length (bp)",
                                                      labels=keys)
     return plots
+
+
+def _alignment_plots(metrics: dict[str, Any]) -> dict[str, str]:
+    plots: dict[str, str] = {}
+    depth = metrics.get("depth_distribution") or {}
+    if depth:
+        keys = sorted(depth, key=lambda k: int(str(k).split("-")[0].rstrip("+")))
+        plots["depth_distribution"] = svg_histogram([depth[k] for k in keys], x_label="depth (x)", labels=keys)
+    else:
+        breadth = [(k, metrics.get(f"breadth_{k}")) for k in ("1x", "10x", "30x")]
+        if all(isinstance(v, int | float) for _, v in breadth):
+            plots["breadth_of_coverage"] = svg_histogram([float(v) for _, v in breadth],  # type: ignore[arg-type]
+                                                         x_label="% of reference at >= depth",
+                                                         labels=[k for k, _ in breadth])
+    mapq = metrics.get("mapq_distribution") or {}
+    if mapq:
+        keys = sorted(mapq, key=lambda k: int(k))
+        plots["mapq_distribution"] = svg_histogram([mapq[k] for k in keys], x_label="mapping quality", labels=keys)
+    return plots
+
+
+def svg_image_markdown(title: str, svg: str) -> str:
+    """An inline SVG as a markdown image (a data URI), which the Dagster UI shows in metadata.
+
+    Standalone, the SVG gets no page CSS: it carries its namespace and font itself.
+    """
+    standalone = svg.replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" '
+                             'font-size="11" ', 1)
+    data = base64.b64encode(standalone.encode()).decode("ascii")
+    return f"![{html.escape(title)}](data:image/svg+xml;base64,{data})"
+
+
+def metadata_plots(fmt: str, metrics: dict[str, Any]) -> str:
+    """The plots of one file's metrics (per-position quality, GC, lengths; depth and MAPQ for alignments) as
+    markdown for asset metadata; empty when the format has none."""
+    plots = _read_plots(metrics) if fmt == "fastq" else _alignment_plots(metrics) if fmt in (
+        "bam", "cram", "sam") else {}
+    return "\n\n".join(f"**{name.replace('_', ' ')}**\n\n{svg_image_markdown(name, svg)}"
+                         for name, svg in plots.items() if svg)
 
 
 def render_sample_report(ctx: dict[str, Any]) -> str:
