@@ -102,3 +102,26 @@ def test_the_dagster_sensor_returns_runs_partitions_and_cursor(storage, monkeypa
     assert list(result.dynamic_partitions_requests[0].partition_keys) == ["S9"]
     cursor = LandingCursor.from_json(result.cursor)
     assert cursor.samples["S9"].requested == result.run_requests[0].run_key
+
+
+SHEET = b"sample,fastq_1,fastq_2\nS1,x_R1.fq,x_R2.fq\n"
+
+
+def test_a_satisfied_samplesheet_row_starts_the_run_without_waiting(storage):
+    storage.put_bytes(SHEET, "landing/S1/samplesheet.csv")
+    storage.put_bytes(b"@r\nA\n+\nI\n", "landing/S1/x_R1.fq")
+    plan, cursor = tick(storage, None, now=0)
+    assert plan.runs == []  # x_R2.fq is named but has not landed: the settle period is in charge
+    storage.put_bytes(b"@r\nA\n+\nI\n", "landing/S1/x_R2.fq")
+    plan, cursor = tick(storage, cursor, now=1)
+    assert [(r.sample_id, len(r.keys)) for r in plan.runs] == [("S1", 3)]
+    assert cursor.samples["S1"].sheet["needs"] == ["x_R1.fq", "x_R2.fq"]
+
+
+def test_an_invalid_or_silent_samplesheet_leaves_the_settle_period_in_charge(storage):
+    storage.put_bytes(b"sample,fastq_1\nS2,x_R1.fq\n", "landing/S1/samplesheet.csv")  # no row for S1
+    storage.put_bytes(b"@r\nA\n+\nI\n", "landing/S1/x_R1.fq")
+    plan, cursor = tick(storage, None, now=0)
+    assert plan.runs == [] and cursor.samples["S1"].sheet["needs"] is None
+    plan, _ = tick(storage, cursor, now=SETTLE)
+    assert [r.sample_id for r in plan.runs] == ["S1"]

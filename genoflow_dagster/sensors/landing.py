@@ -4,7 +4,8 @@ The cursor (JSON) keeps, per sample, the `key@etag` fingerprints of what it has
 seen and what it last requested, plus when the sample last changed. Each tick
 lists the landing zone page by page (at most `max_keys` objects), records bad
 keys instead of failing, and requests a run for every sample whose files
-changed and then stayed unchanged for the settle period. The run key is a
+changed and then stayed unchanged for the settle period, or at once when the
+sample's `samplesheet.csv/tsv/xlsx` row names files that have all landed. The run key is a
 hash of the sample's sorted `key@etag` list: the same objects never trigger
 twice, a re-upload with new content triggers again.
 
@@ -22,6 +23,13 @@ from typing import Any
 import dagster as dg
 
 from genoflow_dagster import settings, zones
+from genoflow_dagster.formats.samplesheet import (
+    MAX_SAMPLESHEET_BYTES,
+    is_samplesheet,
+    named_files,
+    rows_for_sample,
+)
+from genoflow_dagster.formats.validate import validate_file
 from genoflow_dagster.jobs import SAMPLE_PIPELINE_JOB
 from genoflow_dagster.partitions import samples_partitions
 from genoflow_dagster.resources.storage import Storage
@@ -35,6 +43,8 @@ class SampleState:
     files: dict[str, str] = field(default_factory=dict)  # key -> etag
     changed_at: float = 0.0
     requested: str | None = None  # fingerprint of the last requested run
+    # The samplesheet as last read: {"marker": key@etag, "needs": [file names] or None when unusable}.
+    sheet: dict[str, Any] | None = None
 
 
 @dataclass
@@ -46,7 +56,8 @@ class LandingCursor:
     def to_json(self) -> str:
         return json.dumps(
             {
-                "samples": {s: {"files": st.files, "changed_at": st.changed_at, "requested": st.requested}
+                "samples": {s: {"files": st.files, "changed_at": st.changed_at, "requested": st.requested,
+                                "sheet": st.sheet}
                             for s, st in self.samples.items()},
                 "resume_after": self.resume_after,
                 "bad_keys": self.bad_keys,
@@ -60,7 +71,8 @@ class LandingCursor:
             return cls()
         data = json.loads(text)
         return cls(
-            samples={s: SampleState(files=v["files"], changed_at=v["changed_at"], requested=v.get("requested"))
+            samples={s: SampleState(files=v["files"], changed_at=v["changed_at"], requested=v.get("requested"),
+                                    sheet=v.get("sheet"))
                      for s, v in data.get("samples", {}).items()},
             resume_after=data.get("resume_after"),
             bad_keys=data.get("bad_keys", {}),
@@ -142,7 +154,9 @@ def plan_landing_tick(storage: Storage, cursor: LandingCursor | None, now: float
         if not state.files:
             continue
         current = fingerprint(sample_id, state.files)
-        if current == state.requested or now - state.changed_at < settle_seconds:
+        if current == state.requested:
+            continue
+        if now - state.changed_at < settle_seconds and not samplesheet_satisfied(storage, sample_id, state):
             continue
         runs.append(PlannedRun(sample_id, current, tuple(sorted(state.files))))
         state.requested = current
@@ -150,12 +164,43 @@ def plan_landing_tick(storage: Storage, cursor: LandingCursor | None, now: float
                     complete_pass=complete)
 
 
+def samplesheet_satisfied(storage: Storage, sample_id: str, state: SampleState) -> bool:
+    """True when the sample's one samplesheet is valid, has a row for it, and every file it names has landed.
+
+    The sheet is read once per version (its `key@etag` is kept in the cursor); a sheet that is missing,
+    invalid or silent about this sample leaves the settle period in charge.
+    """
+    sheets = [key for key in state.files if is_samplesheet(key.rsplit("/", 1)[-1])]
+    if len(sheets) != 1:
+        return False
+    marker = f"{sheets[0]}@{state.files[sheets[0]]}"
+    if not state.sheet or state.sheet.get("marker") != marker:
+        state.sheet = {"marker": marker, "needs": _files_named_by(storage, sheets[0], sample_id)}
+    needs = state.sheet["needs"]
+    landed = {key.rsplit("/", 1)[-1] for key in state.files}
+    return needs is not None and set(needs) <= landed
+
+
+def _files_named_by(storage: Storage, key: str, sample_id: str) -> list[str] | None:
+    name = key.rsplit("/", 1)[-1]
+    try:
+        if storage.stat(key).size > MAX_SAMPLESHEET_BYTES:
+            return None
+        with storage.local_path(key) as path:
+            result = validate_file(path, name=name)
+    except Exception:  # an unreadable sheet must not fail the tick: the settle period still applies
+        return None
+    rows = rows_for_sample(result.details.get("samplesheet") or [], sample_id) if result.valid else []
+    return named_files(rows[0]) if rows else None
+
+
 @dg.sensor(
     name="landing_zone_upload_sensor",
     job_name=SAMPLE_PIPELINE_JOB,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Starts `sample_pipeline` for a sample once its uploads under landing/<sample>/ have settled.",
+    description="Starts `sample_pipeline` for a sample once its uploads under landing/<sample>/ have settled, "
+    "or as soon as every file its samplesheet row names has landed.",
 )
 def landing_zone_upload_sensor(context: dg.SensorEvaluationContext, storage: Storage) -> dg.SensorResult:
     plan = plan_landing_tick(
