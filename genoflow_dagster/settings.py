@@ -40,14 +40,40 @@ def s3_settings() -> dict[str, str | None]:
     }
 
 
-def reference_paths() -> dict[str, str | None]:
-    """Reference FASTA, annotation (GTF/GFF3) and known-sites VCF: explicit env, else the data dir."""
+CONTAMINANT_SUFFIXES = (".fa", ".fasta", ".fna", ".fa.gz", ".fasta.gz", ".fna.gz")
+
+
+def reference_paths() -> dict[str, str | list[str] | None]:
+    """Reference FASTA, annotation (GTF/GFF3), known-sites VCF and contaminant FASTAs:
+    explicit env, else the data dir."""
     ref_dir = data_dir() / "reference"
     return {
         "fasta_path": os.environ.get("GENOFLOW_REFERENCE_FASTA", str(ref_dir / "genome.fa")),
         "annotation_path": os.environ.get("GENOFLOW_ANNOTATION", str(ref_dir / "annotation.gtf")),
         "known_sites_path": os.environ.get("GENOFLOW_KNOWN_SITES", str(ref_dir / "known_sites.vcf.gz")),
+        "contaminant_paths": contaminant_paths(),
     }
+
+
+def contaminant_dir() -> Path:
+    """Where contaminant FASTAs are picked up when GENOFLOW_CONTAMINANTS is unset."""
+    return data_dir() / "reference" / "contaminants"
+
+
+def contaminant_paths() -> list[str]:
+    """Contaminant reference FASTAs for the contamination screen, in the order given.
+
+    GENOFLOW_CONTAMINANTS (comma-separated paths) when set, even to nothing (set
+    and empty turns the screen off); unset, every FASTA in `contaminant_dir()`,
+    by name. No paths means the screen is not configured and not computed.
+    """
+    raw = os.environ.get("GENOFLOW_CONTAMINANTS")
+    if raw is not None:
+        return [path.strip() for path in raw.split(",") if path.strip()]
+    folder = contaminant_dir()
+    if not folder.is_dir():
+        return []
+    return [str(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name.lower().endswith(CONTAMINANT_SUFFIXES)]
 
 
 def ai_settings() -> dict[str, str | None]:

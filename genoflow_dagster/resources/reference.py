@@ -1,4 +1,4 @@
-"""The `reference` resource: where the reference genome, annotation and known sites live.
+"""The `reference` resource: where the reference genome, annotation, known sites and contaminants live.
 
 Reference files are local paths (a lab keeps them on a shared volume); the
 `reference_*` assets fingerprint them so a new reference version marks the
@@ -15,6 +15,8 @@ class ReferenceData(dg.ConfigurableResource):
     fasta_path: str
     annotation_path: str | None = None
     known_sites_path: str | None = None
+    # FASTAs the QC contamination screen compares reads against (GENOFLOW_CONTAMINANTS); none = not screened
+    contaminant_paths: list[str] = []
 
     def fasta(self) -> Path:
         path = Path(self.fasta_path)
@@ -29,6 +31,17 @@ class ReferenceData(dg.ConfigurableResource):
 
     def known_sites(self) -> Path | None:
         return _optional(self.known_sites_path)
+
+    def contaminants(self) -> list[Path]:
+        """The configured contaminant FASTAs; a configured path that is missing raises FileNotFoundError
+        (a screen quietly run against fewer references would understate contamination)."""
+        paths = [Path(p) for p in self.contaminant_paths if p]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"contaminant FASTA not found: {', '.join(missing)}; fix GENOFLOW_CONTAMINANTS"
+            )
+        return paths
 
 
 def _optional(path: str | None) -> Path | None:
