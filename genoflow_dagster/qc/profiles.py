@@ -14,12 +14,20 @@ checks:
     warn: 25
     fail: 20
     min_support: {total_reads: 1}       # optional: skip the check below these counts
+    if_missing: pass                    # optional: `pass` (default) or `not_graded`, see below
 ```
 
 Grading reads nothing but the metrics dict, so switching profile re-grades a
 sample without recomputing anything. A module's status is the worst of its
 checks; its `value`/`warn`/`fail`/`message` come from the check that decided it.
 Comparisons are strict, as in FastQC (a median of exactly 25 passes a warn of 25).
+
+A check whose metric is absent (or below its `min_support`) normally passes
+with a "not graded" message. With `if_missing: not_graded` it does not count
+at all: it is listed under the verdict's `not_graded` instead, and a module
+with nothing graded is left out of `modules`. That is for metrics that exist
+only when something is configured (the contamination screen), where a pass
+would claim a check that never ran.
 """
 
 from __future__ import annotations
@@ -62,6 +70,7 @@ class Threshold:
     formats: tuple[str, ...] = ()
     min_support: dict[str, float] = field(default_factory=dict)
     label: str | None = None
+    if_missing: str = "pass"  # "pass" | "not_graded"
 
 
 @dataclass(frozen=True)
@@ -80,7 +89,8 @@ class QCProfile:
                 {k: v for k, v in {
                     "module": t.module, "metric": t.metric, "direction": t.direction, "warn": t.warn,
                     "fail": t.fail, "formats": list(t.formats), "min_support": t.min_support or None,
-                    "label": t.label}.items() if v is not None}
+                    "label": t.label,
+                    "if_missing": t.if_missing if t.if_missing != "pass" else None}.items() if v is not None}
                 for t in self.thresholds
             ],
         }
@@ -99,6 +109,9 @@ def _profile_from_dict(data: dict[str, Any], source: str) -> QCProfile:
             direction = raw.get("direction", "min")
             if direction not in ("min", "max", "range"):
                 raise ProfileError(f"{source}: check {i + 1}: direction must be min, max or range")
+            if_missing = raw.get("if_missing", "pass")
+            if if_missing not in ("pass", "not_graded"):
+                raise ProfileError(f"{source}: check {i + 1}: if_missing must be pass or not_graded")
             checks.append(Threshold(
                 module=str(raw["module"]),
                 metric=str(raw["metric"]),
@@ -108,6 +121,7 @@ def _profile_from_dict(data: dict[str, Any], source: str) -> QCProfile:
                 formats=tuple(raw.get("formats") or ()),
                 min_support=dict(raw.get("min_support") or {}),
                 label=raw.get("label"),
+                if_missing=if_missing,
             ))
         except (KeyError, TypeError, AttributeError) as exc:
             raise ProfileError(f"{source}: check {i + 1} is malformed ({exc})") from exc
@@ -264,6 +278,20 @@ def _zero_length(m: dict[str, Any]) -> tuple[float | None, str]:
     return float((m.get("length_distribution") or {}).get("0", 0)), ""
 
 
+def _contamination(m: dict[str, Any]) -> tuple[float | None, str]:
+    """The screen's `contamination_percent` (qc/contamination.py), or None when it did not run."""
+    screen = m.get("contamination") or {}
+    value = screen.get("contamination_percent")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None, str(screen.get("reason") or "")
+    contaminants = [r for r in screen.get("references") or [] if r.get("role") == "contaminant"]
+    top = max(contaminants, key=lambda r: r.get("reads_best_hit") or 0, default=None)
+    where = f"of {screen.get('reads_sampled'):,} reads"
+    if top and top.get("reads_best_hit"):
+        where += f" (most: {top['name']} {_fmt(float(top['percent']))}%)"
+    return float(value), where
+
+
 DERIVED: dict[str, Callable[[dict[str, Any]], tuple[float | None, str]]] = {
     "per_base_quality_lower_quartile": lambda m: _worst_position(m.get("per_position_quality"), "lower_quartile",
                                                                  _lower),
@@ -277,6 +305,7 @@ DERIVED: dict[str, Callable[[dict[str, Any]], tuple[float | None, str]]] = {
     "adapter_max_percent": _adapter_max,
     "length_spread": _length_spread,
     "zero_length_reads": _zero_length,
+    "contamination_percent": _contamination,
 }
 
 _LABELS = {
@@ -293,6 +322,7 @@ _LABELS = {
     "zero_length_reads": "zero-length reads",
     "deduplicated_percent": "deduplicated % (first 100k reads)",
     "duplication_percent": "duplicated % (first 100k reads)",
+    "contamination_percent": "reads mapping better to a contaminant %",
 }
 
 
@@ -336,12 +366,15 @@ def grade(metrics: dict[str, Any], profile: QCProfile) -> dict[str, Any]:
     """Grade a metrics dict (as stored) against a profile.
 
     Returns `{"status", "profile", "profile_version", "modules": [{"name", "status",
-    "value", "warn", "fail", "message"}]}`; checks for other formats are skipped, and a
-    check whose metric is absent (or below its `min_support`) passes as "not applicable".
+    "value", "warn", "fail", "message"}], "not_graded": [...]}`; checks for other formats
+    are skipped, and a check whose metric is absent (or below its `min_support`) passes as
+    "not applicable", or with `if_missing: not_graded` goes to `not_graded` (same fields,
+    no status) and leaves the module's status alone.
     """
     fmt = str(metrics.get("format") or _guess_format(metrics))
     family = _FORMAT_FAMILY.get(fmt, fmt)
     modules: dict[str, dict[str, Any]] = {}
+    not_graded: list[dict[str, Any]] = []
     for t in profile.thresholds:
         if t.formats and fmt not in t.formats and family not in t.formats:
             continue
@@ -351,8 +384,13 @@ def grade(metrics: dict[str, Any], profile: QCProfile) -> dict[str, Any]:
                                  "fail": t.fail, "metric": t.metric, "message": ""}
         unsupported = [k for k, v in t.min_support.items() if (metric_value(metrics, k)[0] or 0) < float(v)]
         if value is None or unsupported:
-            reason = f"too few {', '.join(unsupported)}" if unsupported else "not available"
+            # a derived metric may say why it is absent in place of where its worst point is
+            reason = f"too few {', '.join(unsupported)}" if unsupported else where or "not available"
             entry["message"] = f"{label}: not graded ({reason})"
+            if t.if_missing == "not_graded":
+                del entry["status"]
+                not_graded.append(entry)
+                continue
         else:
             status, fragment, _bound = _judge(t, value)
             entry["status"] = status
@@ -367,7 +405,7 @@ def grade(metrics: dict[str, Any], profile: QCProfile) -> dict[str, Any]:
     result = list(modules.values())
     status = max((m["status"] for m in result), key=_RANK.__getitem__, default="pass")
     return {"status": status, "profile": profile.name, "profile_version": profile.version, "format": fmt,
-            "modules": result}
+            "modules": result, "not_graded": not_graded}
 
 
 def _guess_format(metrics: dict[str, Any]) -> str:
