@@ -1,10 +1,14 @@
 """QC: metrics for every valid input file, graded against the sample's QC profile.
 
 Metrics are stored per file content (`metrics/<sha256>.json`), so re-grading a
-sample under another profile reads them back instead of recomputing them.
+sample under another profile reads them back instead of recomputing them. The
+contamination screen of FASTQ inputs is stored beside them, keyed by the file
+and by the references and parameters it used (`contamination-...json`), so a
+new contaminant list re-screens without recomputing the other metrics.
 """
 
-
+import hashlib
+import json
 from typing import Any
 
 import dagster as dg
@@ -13,8 +17,18 @@ import pandas as pd
 from genoflow_dagster import settings, zones
 from genoflow_dagster.assets.artifacts import markdown_table, read_json, write_json, write_parquet
 from genoflow_dagster.assets.ingestion import validated_files, validation_key
+from genoflow_dagster.assets.reference import indexed_reference
 from genoflow_dagster.partitions import samples_partitions
 from genoflow_dagster.qc import compute_metrics
+from genoflow_dagster.qc.contamination import (
+    DEFAULT_SAMPLE_READS,
+    METHOD_VERSION,
+    PRESET,
+    ScreenReference,
+    cached_screen_index,
+    reference_name,
+    screen_contamination,
+)
 from genoflow_dagster.qc.profiles import grade, load_profile
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import Storage
@@ -29,10 +43,17 @@ _STATUS_RANK = {"pass": 0, "warn": 1, "fail": 2}
 
 class QCConfig(dg.Config):
     profile: str | None = None  # `standard`, `strict` or a path to a custom YAML profile
+    # reads taken from the start of each R1 for the contamination screen (when contaminants are configured)
+    contamination_sample_reads: int = DEFAULT_SAMPLE_READS
 
 
 def metrics_key(sample_id: str, sha256: str) -> str:
     return zones.processed_key(sample_id, "qc_metrics", f"metrics-v{METRICS_VERSION}-{sha256}.json")
+
+
+def contamination_key(sample_id: str, sha256: str, screen_digest: str) -> str:
+    name = f"contamination-v{METHOD_VERSION}-{sha256}-{screen_digest}.json"
+    return zones.processed_key(sample_id, "qc_metrics", name)
 
 
 def summary_key(sample_id: str) -> str:
@@ -84,6 +105,7 @@ def qc_metrics(
     profile = load_profile(profile_name)
     ref_fasta = _optional_str(reference.fasta_path)
     known_sites = reference.known_sites()
+    screen = _Screen(reference, config.contamination_sample_reads, validation)
 
     files: list[dict[str, Any]] = []
     verdict_rows: list[dict[str, Any]] = []
@@ -107,10 +129,13 @@ def qc_metrics(
                     known_sites=str(known_sites) if known_sites else None,
                 )
             write_json(storage, key, metrics)
-        verdict = grade(metrics, profile)
+        extra: dict[str, Any] = {}
+        if row["format"] == "fastq":
+            extra["contamination_key"], extra["contamination"] = screen.result(context, storage, sample_id, row)
+        verdict = grade({**metrics, **({"contamination": extra["contamination"]} if extra else {})}, profile)
         files.append(
             {"name": row["path"], "format": row["format"], "sha256": row["sha256"],
-             "metrics_key": key, "verdict": verdict}
+             "metrics_key": key, **extra, "verdict": verdict}
         )
         headline.append((row["format"], metrics))
         for module in verdict["modules"]:
@@ -158,6 +183,7 @@ def qc_metrics(
             "metrics_reused": reused,
             "qc_uri": dg.MetadataValue.path(storage.uri(obj.key)),
             **key_numbers(headline),
+            **contamination_metadata(files),
             "modules": dg.MetadataValue.md(
                 markdown_table(verdict_rows, ["file", "module", "status", "value", "warn", "fail"])
             ),
@@ -205,6 +231,86 @@ def key_numbers(headline: list[tuple[str, dict[str, Any]]]) -> dict[str, float]:
             else:
                 numbers.setdefault(name, float(value))
     return numbers
+
+
+class _Screen:
+    """The contamination screen for one qc_metrics run: references prepared once, results cached per file.
+
+    Not configured (no contaminants) means not computed: the file's entry says
+    so and the profile's contamination floor is not graded. Paired-end samples
+    are screened on R1 (see qc/contamination.py); R2 names its mate instead.
+    """
+
+    def __init__(self, reference: ReferenceData, sample_reads: int, validation: dict[str, Any]):
+        self.reference = reference
+        self.sample_reads = sample_reads
+        self.contaminants = reference.contaminants()  # raises for a configured path that is missing
+        self.mate_of = {g["r2"]: g["r1"] for g in validation.get("read_groups") or [] if g.get("r2")}
+        self._refs: list[ScreenReference] | None = None
+        self._digest = ""
+
+    def _prepare(self) -> None:
+        if self._refs is not None:
+            return
+        target = indexed_reference(self.reference.fasta())
+        refs = [ScreenReference(name=reference_name(self.reference.fasta()), fasta=self.reference.fasta(),
+                                sha256=target.sha256, index=target.mmi)]
+        cache = settings.reference_cache_dir()
+        refs += [cached_screen_index(path, cache) for path in self.contaminants]
+        self._refs = refs
+        identity = {"references": [(r.name, r.sha256) for r in refs], "sample_reads": self.sample_reads,
+                    "preset": PRESET}
+        self._digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+    def result(self, context: dg.AssetExecutionContext, storage: Storage, sample_id: str,
+               row: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        if not self.contaminants:
+            return None, {"computed": False, "reason": "not configured"}
+        if row["path"] in self.mate_of:
+            return None, {"computed": False, "reason": f"screened on its mate {self.mate_of[row['path']]}"}
+        self._prepare()
+        assert self._refs is not None
+        key = contamination_key(sample_id, row["sha256"], self._digest)
+        if storage.exists(key):
+            return key, read_json(storage, key)
+        with storage.local_path(row["raw_key"]) as path:
+            result = screen_contamination(path, self._refs[0], self._refs[1:], sample_reads=self.sample_reads)
+        result = {"computed": True, **result}
+        write_json(storage, key, result)
+        context.log.info(
+            f"contamination screen of {row['path']}: {result['contamination_percent']}% of "
+            f"{result['reads_sampled']:,} reads map better to {', '.join(r.name for r in self._refs[1:])} "
+            f"({result['seconds']:.2f} s)"
+        )
+        return key, result
+
+
+def contamination_metadata(files: list[dict[str, Any]]) -> dict[str, Any]:
+    """The screen as metadata: the first screened file's percent (a float the UI plots) and a table."""
+    screened = [f for f in files if (f.get("contamination") or {}).get("computed")]
+    if not screened:
+        reasons = {(f.get("contamination") or {}).get("reason") for f in files if f.get("contamination")}
+        return {"contamination": ", ".join(sorted(r for r in reasons if r)) or "no FASTQ input"} if reasons else {}
+    rows = []
+    for f in screened:
+        c = f["contamination"]
+        for ref in c["references"]:
+            rows.append({"file": f["name"], "reference": ref["name"], "role": ref["role"],
+                         "reads_best_hit": ref["reads_best_hit"], "percent": ref["percent"],
+                         "sha256": ref["sha256"][:12]})
+        rows.append({"file": f["name"], "reference": "(unmapped)", "role": "", "reads_best_hit":
+                     c["classification"]["unmapped"], "percent": c["unmapped_percent"], "sha256": ""})
+    first = screened[0]["contamination"]
+    metadata: dict[str, Any] = {
+        "contamination": dg.MetadataValue.md(
+            markdown_table(rows, ["file", "reference", "role", "reads_best_hit", "percent", "sha256"])),
+        "contamination_references": ", ".join(r["name"] for r in first["references"] if r["role"] == "contaminant"),
+        "contamination_reads_sampled": first["reads_sampled"],
+        "contamination_seconds": float(first["seconds"]),
+    }
+    if first["contamination_percent"] is not None:
+        metadata["fastq_contamination_percent"] = float(first["contamination_percent"])
+    return metadata
 
 
 def _verdict_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
