@@ -1,13 +1,18 @@
 """SAM (checked line by line against the SAM specification), BAM and CRAM (decoded with pysam).
 
-BAM files must end with the BGZF EOF block (a missing one means a truncated
-copy); CRAM decoding uses local references only (REF_PATH), never the network.
+SAM rules follow SAMv1 (header tags, mandatory fields, optional-field types)
+and, for the base-modification tags MM/ML/MN, SAMtags. BAM files must end
+with the BGZF EOF block (a missing one means a truncated copy). CRAM decoding
+uses local references only (REF_PATH), never the network.
 """
 
 from __future__ import annotations
 
+import datetime
+import math
 import os
 import re
+import struct
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,22 +33,57 @@ _SEQ = re.compile(rb"^(\*|[A-Za-z=.]+)$")
 _TAG = re.compile(rb"^[A-Za-z][A-Za-z0-9]:[AifZHB]:")
 # SAM spec 1.2.1: reference names; also used for @SQ SN, AN and RNAME/RNEXT.
 _REF_NAME = re.compile(rb"^[0-9A-Za-z!#$%&+./:;?@^_|~\-][0-9A-Za-z!#$%&*+./:;=?@^_|~\-]*$")
+_FLOAT = rb"[-+]?[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?"
 _AUX_VALUE = {
     b"A": re.compile(rb"^[!-~]$"),
     b"i": re.compile(rb"^[-+]?[0-9]+$"),
-    b"f": re.compile(rb"^[-+]?([0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?|inf|nan|infinity)$", re.IGNORECASE),
+    b"f": re.compile(rb"^" + _FLOAT + rb"$"),  # no nan/inf: the spec's regular expression has none
     b"Z": re.compile(rb"^[ !-~]*$"),
     b"H": re.compile(rb"^([0-9A-F]{2})*$"),
 }
-_B_ARRAY = re.compile(rb"^([cCsSiI](,[-+]?[0-9]+)*|f(,[-+]?([0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?|inf|nan))*)$",
-                      re.IGNORECASE)
+_B_ARRAY = re.compile(rb"^([cCsSiI](,[-+]?[0-9]+)*|f(," + _FLOAT + rb")*)$")  # subtype letters are case-sensitive
 _INT_RANGES = {b"c": (-128, 127), b"C": (0, 255), b"s": (-32768, 32767), b"S": (0, 65535),
                b"i": (-(2**31), 2**31 - 1), b"I": (0, 2**32 - 1)}
-_DATE = re.compile(rb"^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?$")
+_SUB_SORT = re.compile(rb"^(coordinate|queryname|unsorted)(:[A-Za-z0-9_-]+)+$")
+_MD5 = re.compile(rb"^[0-9a-f]{32}$")
+_FLOW_ORDER = re.compile(rb"^(\*|[ACMGRSVTWYHKDBN]+)$")
+_ISO_DATE = re.compile(rb"^(\d{4})-?(\d{2})-?(\d{2})"
+                       rb"(?:[T ](\d{2}):?(\d{2})(?::?(\d{2})(?:[.,]\d+)?)?(Z|[+-]\d{2}(?::?\d{2})?)?)?$")
+# SAMv1 @RG PL: the current list, plus DNB (the name before DNBSEQ). Compared case-insensitively, as
+# Picard and GATK do: "illumina" is common in real files and means the same platform.
+_PLATFORMS = {b"CAPILLARY", b"DNB", b"DNBSEQ", b"ELEMENT", b"HELICOS", b"ILLUMINA", b"IONTORRENT", b"LS454",
+              b"ONT", b"PACBIO", b"SINGULAR", b"SOLID", b"ULTIMA"}
+# SAMtags base modifications; Mm/Ml are the draft names some basecallers still write.
+_MM_ENTRY = re.compile(rb"^([ACGTUN])([-+])([a-z]+|[0-9]+)([.?]?)((?:,[0-9]+)*)$")
+_COMPLEMENT = {b"A": b"T", b"C": b"G", b"G": b"C", b"T": b"A", b"U": b"A"}
+
+
+class _Header:
+    """What the header declares, kept for the checks that span lines: names, IDs and @PG chains."""
+
+    def __init__(self) -> None:
+        self.references: dict[bytes, int] = {}
+        self.names: dict[bytes, int] = {}  # every @SQ SN and AN name -> the line that declared it
+        self.read_groups: set[bytes] = set()
+        self.programs: set[bytes] = set()
+        self.previous_programs: list[tuple[bytes, int]] = []  # (PP value, line)
+        self.lines = 0
+
+    def finish(self) -> None:
+        """Checks that need the whole header: every @PG PP names a declared @PG ID."""
+        for previous, number in self.previous_programs:
+            if previous not in self.programs:
+                raise FormatError("SAM_PG_PP_UNKNOWN", f"@PG at line {number}: PP {_show(previous)} names no @PG "
+                                  "line in the header (the program chain is broken)", number)
+        self.previous_programs.clear()
+
+
+def _show(value: bytes, limit: int = 30) -> str:
+    return repr(value[:limit].decode("utf-8", errors="replace"))
 
 
 def validate_sam(stream: BinaryIO, details: dict) -> int:
-    references: dict[bytes, int] = {}
+    header = _Header()
     records = 0
     in_header = True
     for number, line in numbered_lines(stream):
@@ -53,19 +93,27 @@ def validate_sam(stream: BinaryIO, details: dict) -> int:
             if not in_header:
                 raise FormatError("SAM_HEADER_AFTER_RECORDS", f"header line {number} follows alignment records",
                                   number)
-            _header_line(line, number, references)
+            _header_line(line, number, header)
             continue
-        in_header = False
-        _alignment_line(line, number, references)
+        if in_header:
+            header.finish()
+            in_header = False
+        _alignment_line(line, number, header.references)
         records += 1
+    if in_header:
+        header.finish()
     return records
 
 
-def _header_line(line: bytes, number: int, references: dict[bytes, int]) -> None:
+def _header_line(line: bytes, number: int, header: _Header) -> None:
     fields = line.split(b"\t")
     tag = fields[0]
     if not _HEADER_TAG.match(tag):
         raise FormatError("SAM_HEADER_TAG_INVALID", f"header line {number} has an invalid record type {tag!r}", number)
+    header.lines += 1
+    if tag == b"@HD" and header.lines > 1:
+        raise FormatError("SAM_HD_NOT_FIRST", f"@HD at line {number}: the @HD line must be the first line of the "
+                          "file and appear only once", number)
     if tag == b"@CO":
         return
     values: dict[bytes, bytes] = {}
@@ -73,48 +121,110 @@ def _header_line(line: bytes, number: int, references: dict[bytes, int]) -> None
         if not _FIELD.match(field):
             raise FormatError("SAM_HEADER_FIELD_INVALID",
                               f"header line {number}: field {field[:20]!r} is not TAG:VALUE", number)
+        if field[:2] in values:
+            raise FormatError("SAM_HEADER_TAG_DUPLICATE", f"header line {number}: the {field[:2].decode()} field "
+                              "appears twice on one line", number)
         values[field[:2]] = field[3:]
     if tag == b"@HD":
-        if b"VN" not in values:
-            raise FormatError("SAM_HD_MISSING_VN", f"@HD at line {number} lacks the VN (format version) field", number)
-        if not re.match(rb"^[0-9]+\.[0-9]+$", values[b"VN"]):
-            raise FormatError("SAM_HD_VN_INVALID", f"@HD at line {number}: VN must look like 1.6", number)
-        if b"SO" in values and values[b"SO"] not in (b"unknown", b"unsorted", b"queryname", b"coordinate"):
-            raise FormatError("SAM_HD_SO_INVALID", f"@HD at line {number}: SO must be unknown, unsorted, "
-                              "queryname or coordinate", number)
-        if b"GO" in values and values[b"GO"] not in (b"none", b"query", b"reference"):
-            raise FormatError("SAM_HD_GO_INVALID", f"@HD at line {number}: GO must be none, query or reference",
-                              number)
-        if b"SS" in values and not re.match(rb"^(unknown|unsorted|queryname|coordinate):[A-Za-z0-9_-]+$",
-                                            values[b"SS"]):
-            raise FormatError("SAM_HD_SS_INVALID", f"@HD at line {number}: SS must be <sort order>:<sub-sort>",
-                              number)
-    if tag == b"@PG" and b"ID" not in values:
-        raise FormatError("SAM_PG_MISSING_ID", f"@PG at line {number} lacks the ID field", number)
-    if tag == b"@RG" and b"DT" in values and not _DATE.match(values[b"DT"]):
-        raise FormatError("SAM_RG_DATE_INVALID", f"@RG at line {number}: DT must be an ISO 8601 date", number)
-    if tag == b"@SQ":
-        if b"SN" not in values or b"LN" not in values:
-            raise FormatError("SAM_SQ_MISSING_FIELD", f"@SQ at line {number} needs both SN and LN", number)
-        if not values[b"LN"].isdigit() or not 1 <= int(values[b"LN"]) <= 2**31 - 1:
-            raise FormatError("SAM_SQ_LENGTH_INVALID", f"@SQ at line {number}: LN must be 1..2^31-1", number)
-        if not _REF_NAME.match(values[b"SN"]):
-            raise FormatError("SAM_SQ_NAME_INVALID", f"@SQ at line {number}: SN {values[b'SN'][:30]!r} has a character "
-                              "reference names cannot contain", number)
-        for alt in values.get(b"AN", b"").split(b",") if b"AN" in values else []:
-            if not _REF_NAME.match(alt):
-                raise FormatError("SAM_SQ_NAME_INVALID", f"@SQ at line {number}: alternative name {alt[:30]!r} is "
-                                  "invalid", number)
-        if b"AH" in values and values[b"AH"] != b"*" and not _REF_NAME.match(values[b"AH"]):
-            raise FormatError("SAM_SQ_AH_INVALID", f"@SQ at line {number}: AH must be '*' or a reference name", number)
-        if b"TP" in values and values[b"TP"] not in (b"linear", b"circular"):
-            raise FormatError("SAM_SQ_TP_INVALID", f"@SQ at line {number}: TP must be linear or circular", number)
-        if values[b"SN"] in references:
-            raise FormatError("SAM_SQ_DUPLICATE", f"@SQ at line {number} repeats reference {values[b'SN']!r}",
-                              number)
-        references[values[b"SN"]] = int(values[b"LN"])
-    if tag == b"@RG" and b"ID" not in values:
+        _hd_line(values, number)
+    elif tag == b"@SQ":
+        _sq_line(values, number, header)
+    elif tag == b"@RG":
+        _rg_line(values, number, header)
+    elif tag == b"@PG":
+        if b"ID" not in values:
+            raise FormatError("SAM_PG_MISSING_ID", f"@PG at line {number} lacks the ID field", number)
+        if values[b"ID"] in header.programs:
+            raise FormatError("SAM_PG_DUPLICATE_ID", f"@PG at line {number} repeats program ID "
+                              f"{_show(values[b'ID'])}: each @PG line needs its own ID", number)
+        header.programs.add(values[b"ID"])
+        if b"PP" in values:
+            header.previous_programs.append((values[b"PP"], number))
+
+
+def _hd_line(values: dict[bytes, bytes], number: int) -> None:
+    if b"VN" not in values:
+        raise FormatError("SAM_HD_MISSING_VN", f"@HD at line {number} lacks the VN (format version) field", number)
+    if not re.match(rb"^[0-9]+\.[0-9]+$", values[b"VN"]):
+        raise FormatError("SAM_HD_VN_INVALID", f"@HD at line {number}: VN must look like 1.6", number)
+    if b"SO" in values and values[b"SO"] not in (b"unknown", b"unsorted", b"queryname", b"coordinate"):
+        raise FormatError("SAM_HD_SO_INVALID", f"@HD at line {number}: SO must be unknown, unsorted, "
+                          "queryname or coordinate", number)
+    if b"GO" in values and values[b"GO"] not in (b"none", b"query", b"reference"):
+        raise FormatError("SAM_HD_GO_INVALID", f"@HD at line {number}: GO must be none, query or reference", number)
+    if b"SS" in values and not _SUB_SORT.match(values[b"SS"]):
+        raise FormatError("SAM_HD_SS_INVALID", f"@HD at line {number}: SS must be coordinate, queryname or "
+                          "unsorted followed by one or more ':<term>' parts of letters, digits, '_' or '-'", number)
+
+
+def _sq_line(values: dict[bytes, bytes], number: int, header: _Header) -> None:
+    if b"SN" not in values or b"LN" not in values:
+        raise FormatError("SAM_SQ_MISSING_FIELD", f"@SQ at line {number} needs both SN and LN", number)
+    if not values[b"LN"].isdigit() or not 1 <= int(values[b"LN"]) <= 2**31 - 1:
+        raise FormatError("SAM_SQ_LENGTH_INVALID", f"@SQ at line {number}: LN must be 1..2^31-1", number)
+    name = values[b"SN"]
+    if not _REF_NAME.match(name):
+        raise FormatError("SAM_SQ_NAME_INVALID", f"@SQ at line {number}: SN {_show(name)} has a character "
+                          "reference names cannot contain", number)
+    alternatives = values[b"AN"].split(b",") if b"AN" in values else []
+    for alt in alternatives:
+        if not _REF_NAME.match(alt):
+            raise FormatError("SAM_SQ_NAME_INVALID", f"@SQ at line {number}: alternative name {_show(alt)} is "
+                              "invalid", number)
+    if b"AH" in values and values[b"AH"] != b"*" and not _REF_NAME.match(values[b"AH"]):
+        raise FormatError("SAM_SQ_AH_INVALID", f"@SQ at line {number}: AH must be '*' or a reference name", number)
+    if b"TP" in values and values[b"TP"] not in (b"linear", b"circular"):
+        raise FormatError("SAM_SQ_TP_INVALID", f"@SQ at line {number}: TP must be linear or circular", number)
+    if b"M5" in values and not _MD5.match(values[b"M5"]):
+        raise FormatError("SAM_SQ_M5_INVALID", f"@SQ at line {number}: M5 must be the 32-character lower-case "
+                          "hexadecimal MD5 of the sequence", number)
+    if name in header.references:
+        raise FormatError("SAM_SQ_DUPLICATE", f"@SQ at line {number} repeats reference {_show(name)}", number)
+    # SAMv1 1.3: the SN names and all AN names of all @SQ lines must be distinct.
+    for candidate in (name, *alternatives):
+        if candidate in header.names:
+            raise FormatError("SAM_SQ_ALT_NAME_DUPLICATE", f"@SQ at line {number}: the name {_show(candidate)} is "
+                              f"already used by the @SQ line at line {header.names[candidate]} (reference names "
+                              "and alternative names must all differ)", number)
+        header.names[candidate] = number
+    header.references[name] = int(values[b"LN"])
+
+
+def _rg_line(values: dict[bytes, bytes], number: int, header: _Header) -> None:
+    if b"ID" not in values:
         raise FormatError("SAM_RG_MISSING_ID", f"@RG at line {number} lacks the ID field", number)
+    if values[b"ID"] in header.read_groups:
+        raise FormatError("SAM_RG_DUPLICATE_ID", f"@RG at line {number} repeats read group ID "
+                          f"{_show(values[b'ID'])}: each @RG line needs its own ID", number)
+    header.read_groups.add(values[b"ID"])
+    if b"DT" in values and not _iso_date(values[b"DT"].strip(b" ")):
+        raise FormatError("SAM_RG_DATE_INVALID", f"@RG at line {number}: DT {_show(values[b'DT'])} is not an "
+                          "ISO 8601 date or date-time such as 2020-06-23 or 2020-06-23T12:13:47+01:00", number)
+    if b"PI" in values and not values[b"PI"].isdigit():
+        raise FormatError("SAM_RG_PI_INVALID", f"@RG at line {number}: PI (predicted median insert size) "
+                          f"{_show(values[b'PI'])} must be a whole number of bases", number)
+    if b"PL" in values and values[b"PL"].upper() not in _PLATFORMS:
+        raise FormatError("SAM_RG_PL_INVALID", f"@RG at line {number}: PL {_show(values[b'PL'])} is not a platform "
+                          "the SAM specification lists (" + ", ".join(sorted(p.decode() for p in _PLATFORMS)) +
+                          "); leave PL out when the platform is unknown", number)
+    if b"FO" in values and not _FLOW_ORDER.match(values[b"FO"]):
+        raise FormatError("SAM_RG_FO_INVALID", f"@RG at line {number}: FO (flow order) must be '*' or IUPAC "
+                          "base codes", number)
+
+
+def _iso_date(value: bytes) -> bool:
+    """ISO 8601 calendar date, optionally with a time and a UTC offset; the date must exist."""
+    match = _ISO_DATE.match(value)
+    if not match:
+        return False
+    year, month, day, hour, minute, second, zone = match.groups()
+    try:
+        datetime.date(int(year), int(month), int(day))
+    except ValueError:
+        return False
+    if hour is not None and (int(hour) > 23 or int(minute) > 59 or (second is not None and int(second) > 60)):
+        return False
+    return not (zone and zone != b"Z" and (int(zone[1:3]) > 23 or (len(zone) > 3 and int(zone[-2:]) > 59)))
 
 
 def _int(value: bytes, low: int, high: int, reason: str, what: str, number: int) -> int:
@@ -134,7 +244,7 @@ def _alignment_line(line: bytes, number: int, references: dict[bytes, int]) -> N
     qname, flag, rname, pos, mapq, cigar, rnext, pnext, tlen, seq, qual = fields[:11]
     if not _QNAME.match(qname):
         raise FormatError("SAM_QNAME_INVALID", f"line {number}: read name {qname[:30]!r} is invalid", number)
-    _int(flag, 0, 65535, "SAM_FLAG_INVALID", "FLAG", number)
+    flags = _int(flag, 0, 65535, "SAM_FLAG_INVALID", "FLAG", number)
     _int(pos, 0, 2**31 - 1, "SAM_POS_INVALID", "POS", number)
     _int(mapq, 0, 255, "SAM_MAPQ_INVALID", "MAPQ", number)
     _int(pnext, 0, 2**31 - 1, "SAM_PNEXT_INVALID", "PNEXT", number)
@@ -147,11 +257,14 @@ def _alignment_line(line: bytes, number: int, references: dict[bytes, int]) -> N
         raise FormatError("SAM_CIGAR_INVALID", f"line {number}: CIGAR {cigar[:30]!r} is malformed", number)
     if not _SEQ.match(seq):
         raise FormatError("SAM_SEQ_INVALID", f"line {number}: SEQ contains characters outside [A-Za-z=.]", number)
-    if cigar != b"*" and seq != b"*":
-        query = sum(int(n) for n, op in _CIGAR_OP.findall(cigar) if op in b"MIS=X")
-        if query != len(seq):
-            raise FormatError("SAM_CIGAR_SEQ_LENGTH_MISMATCH",
-                              f"line {number}: CIGAR implies {query} bases but SEQ has {len(seq)}", number)
+    if cigar != b"*":
+        ops = _CIGAR_OP.findall(cigar)
+        _check_clips(ops, cigar, number)
+        if seq != b"*":
+            query = sum(int(n) for n, op in ops if op in b"MIS=X")
+            if query != len(seq):
+                raise FormatError("SAM_CIGAR_SEQ_LENGTH_MISMATCH",
+                                  f"line {number}: CIGAR implies {query} bases but SEQ has {len(seq)}", number)
     if qual != b"*":
         if seq == b"*":
             raise FormatError("SAM_QUAL_WITHOUT_SEQ", f"line {number}: QUAL is given but SEQ is '*'", number)
@@ -164,23 +277,144 @@ def _alignment_line(line: bytes, number: int, references: dict[bytes, int]) -> N
         raise FormatError("SAM_RNAME_INVALID", f"line {number}: RNAME {rname[:30]!r} is not a valid name", number)
     if rnext not in (b"*", b"=") and not _REF_NAME.match(rnext):
         raise FormatError("SAM_RNEXT_INVALID", f"line {number}: RNEXT {rnext[:30]!r} is not a valid name", number)
-    for tag in fields[11:]:
+    if len(fields) > 11:
+        _optional_fields(fields[11:], flags, seq, number)
+
+
+def _check_clips(ops: list[tuple[bytes, bytes]], cigar: bytes, number: int) -> None:
+    """SAMv1 1.4.6: H only as the first or last operation; only H between an S and the end of the CIGAR."""
+    last = len(ops) - 1
+    inner = [i for i, (_, op) in enumerate(ops) if op != b"H"]
+    for i, (_, op) in enumerate(ops):
+        if op == b"H" and 0 < i < last:
+            raise FormatError("SAM_CIGAR_CLIP_MISPLACED", f"line {number}: CIGAR {cigar[:40]!r} has a hard clip (H) "
+                              "inside the alignment; H may only be the first or last operation", number)
+        if op == b"S" and i != inner[0] and i != inner[-1]:
+            raise FormatError("SAM_CIGAR_CLIP_MISPLACED", f"line {number}: CIGAR {cigar[:40]!r} has a soft clip (S) "
+                              "inside the alignment; S may only be at either end (outside any H)", number)
+
+
+def _optional_fields(tags: list[bytes], flags: int, seq: bytes, number: int) -> None:
+    seen: set[bytes] = set()
+    modifications: dict[bytes, bytes] = {}  # MM/ML/MN fields, checked together at the end
+    for tag in tags:
         if not _TAG.match(tag):
-            raise FormatError("SAM_TAG_INVALID", f"line {number}: optional field {tag[:20]!r} is not TAG:TYPE:VALUE",
+            if re.match(rb"^[^:]{2}:[AifZHB]:", tag):
+                message = (f"line {number}: optional field {tag[:20]!r} has the tag name {_show(tag[:2])}; tag "
+                           "names are a letter followed by a letter or digit")
+            else:
+                message = f"line {number}: optional field {tag[:20]!r} is not TAG:TYPE:VALUE (TYPE one of AifZHB)"
+            raise FormatError("SAM_TAG_INVALID", message, number)
+        name, kind, value = tag[:2], tag[3:4], tag[5:]
+        if name in seen:
+            raise FormatError("SAM_TAG_DUPLICATE", f"line {number}: the optional field {name.decode()} appears twice "
+                              "in one record", number)
+        seen.add(name)
+        problem = _aux_value_problem(kind, value)
+        if problem:
+            raise FormatError("SAM_TAG_VALUE_INVALID", f"line {number}: {name.decode()}:{kind.decode()} value "
+                              f"{value[:30]!r} {problem}", number)
+        if name in (b"MM", b"Mm", b"ML", b"Ml", b"MN"):
+            modifications[name.upper()] = tag
+    if b"MM" in modifications and seq != b"*":
+        _check_base_modifications(modifications, flags, seq, number)
+
+
+def _aux_value_problem(kind: bytes, value: bytes) -> str | None:
+    """Why VALUE does not fit TYPE (None when it does)."""
+    if kind == b"B":
+        if not _B_ARRAY.match(value):
+            return "is not an array: a subtype letter (c, C, s, S, i, I or f) then comma-separated numbers"
+        items = value.split(b",")[1:]
+        if value[:1] == b"f":
+            return next((p for p in map(_float_problem, items) if p), None)
+        low, high = _INT_RANGES[value[:1]]
+        if not all(low <= int(x) <= high for x in items):
+            return f"has a number outside {low}..{high}, the range of subtype {value[:1].decode()}"
+        return None
+    if not _AUX_VALUE[kind].match(value):
+        return "does not fit its type"
+    if kind == b"i" and not -(2**31) <= int(value) <= 2**32 - 1:
+        return "is outside -2^31..2^32-1, the integers BAM can store"
+    if kind == b"f":
+        return _float_problem(value)
+    return None
+
+
+def _float_problem(text: bytes) -> str | None:
+    """A single-precision float: the spec's pattern (no nan/inf), and a value float32 can hold."""
+    if not _AUX_VALUE[b"f"].match(text):
+        return "is not a decimal number"
+    number = float(text)
+    mantissa = text.lower().split(b"e")[0]
+    if math.isinf(number):
+        return "is too large for a single-precision float"
+    try:
+        stored = struct.unpack("<f", struct.pack("<f", number))[0]
+    except OverflowError:
+        return "is too large for a single-precision float"
+    if stored == 0.0 and mantissa.strip(b"+-.0"):
+        return "is too close to zero for a single-precision float (it would be stored as 0)"
+    return None
+
+
+def _check_base_modifications(fields: dict[bytes, bytes], flags: int, seq: bytes, number: int) -> None:
+    """SAMtags 1.7: MM positions stay within SEQ, ML has one probability per call, MN equals the SEQ length."""
+    mm = fields[b"MM"]
+    if mm[3:4] != b"Z":
+        raise FormatError("SAM_MM_INVALID", f"line {number}: the base-modification tag {mm[:2].decode()} must be of "
+                          "type Z", number)
+    if b"MN" in fields:
+        mn = fields[b"MN"]
+        if mn[3:4] != b"i":
+            raise FormatError("SAM_MN_INVALID", f"line {number}: MN (sequence length the modifications refer to) "
+                              "must be an integer (type i)", number)
+        if int(mn[5:]) != len(seq):
+            raise FormatError("SAM_MN_LENGTH_MISMATCH", f"line {number}: the base modifications (MM) were written for "
+                              f"a {int(mn[5:])}-base sequence (MN) but SEQ has {len(seq)} bases; the read was "
+                              "probably clipped after modification calling", number)
+    value = mm[5:]
+    if value and not value.endswith(b";"):
+        raise FormatError("SAM_MM_INVALID", f"line {number}: {mm[:2].decode()} must be a list of entries each "
+                          "ending with ';'", number)
+    bases = seq.upper()
+    reverse = bool(flags & 0x10)
+    calls = 0
+    for entry in value.split(b";")[:-1]:
+        match = _MM_ENTRY.match(entry)
+        if not match:
+            raise FormatError("SAM_MM_INVALID", f"line {number}: {mm[:2].decode()} entry {_show(entry)} is not "
+                              "<base><+|-><codes>[.?],<skip>,...", number)
+        base, _, codes, _, deltas = match.groups()
+        skips = [int(d) for d in deltas.split(b",")[1:]]
+        calls += len(skips) * (len(codes) if codes.isalpha() else 1)
+        if b"=" in bases:  # '=' hides the base; the bound cannot be checked
+            continue
+        available = _count_original_bases(bases, base, reverse)
+        needed = sum(skips) + len(skips)
+        if needed > available:
+            raise FormatError("SAM_MM_BEYOND_SEQUENCE", f"line {number}: {mm[:2].decode()} entry {_show(entry)} "
+                              f"points at base {base.decode()} number {needed}, but the read has only {available}",
                               number)
-        kind, value = tag[3:4], tag[5:]
-        if kind == b"B":
-            ok = bool(_B_ARRAY.match(value)) and value[:1] != b""
-            if ok and value[:1] in _INT_RANGES:
-                low, high = _INT_RANGES[value[:1]]
-                ok = all(low <= int(x) <= high for x in value.split(b",")[1:])
-        elif kind == b"i":
-            ok = bool(_AUX_VALUE[kind].match(value)) and -(2**31) <= int(value) <= 2**32 - 1
-        else:
-            ok = bool(_AUX_VALUE[kind].match(value))
-        if not ok:
-            raise FormatError("SAM_TAG_VALUE_INVALID", f"line {number}: {tag[:2].decode(errors='replace')}:"
-                              f"{kind.decode()} value {value[:30]!r} does not fit its type", number)
+    if b"ML" in fields:
+        ml = fields[b"ML"]
+        if ml[3:4] != b"B" or ml[5:6] != b"C":
+            raise FormatError("SAM_ML_INVALID", f"line {number}: {ml[:2].decode()} (modification probabilities) must "
+                              "be a B:C array", number)
+        probabilities = ml[5:].count(b",")
+        if probabilities != calls:
+            raise FormatError("SAM_ML_LENGTH_MISMATCH", f"line {number}: {ml[:2].decode()} has {probabilities} "
+                              f"probabilities but {mm[:2].decode()} lists {calls} modification calls", number)
+
+
+def _count_original_bases(bases: bytes, base: bytes, reverse: bool) -> int:
+    """How many `base` the read had as sequenced (SEQ is reverse-complemented when FLAG has 0x10)."""
+    if base == b"N":
+        return len(bases)
+    targets = [base] if base != b"U" else [b"T", b"U"]
+    if reverse:
+        targets = [_COMPLEMENT[t] for t in targets]
+    return sum(bases.count(t) for t in set(targets))
 
 
 def _ensure_local_references(reference_path: str | None) -> None:

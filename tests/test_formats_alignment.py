@@ -1,0 +1,189 @@
+"""SAM rules (pure parser, asserting reason and line)."""
+
+import io
+from pathlib import Path
+
+import pytest
+
+from genoflow_dagster.formats.alignment import validate_sam
+from genoflow_dagster.formats.errors import FormatError
+
+DATA = Path(__file__).parent / "data" / "alignment"
+SQ = "@SQ\tSN:c\tLN:100\n"
+
+
+def _record(cigar="4M", seq="ACGT", qual="IIII", tags="", flag=0, name="r"):
+    line = f"{name}\t{flag}\tc\t1\t60\t{cigar}\t*\t0\t0\t{seq}\t{qual}"
+    return line + (f"\t{tags}" if tags else "") + "\n"
+
+
+def _check(text: str) -> int:
+    return validate_sam(io.BytesIO(text.encode()), {})
+
+
+def _rejects(text: str) -> tuple[str, int | None]:
+    with pytest.raises(FormatError) as info:
+        _check(text)
+    assert info.value.message and info.value.reason.isupper()
+    return info.value.reason, info.value.line
+
+
+@pytest.mark.parametrize(
+    ("name", "reason", "line"),
+    [
+        ("htsspecs__failed__cigar.fail2.sam", "SAM_CIGAR_CLIP_MISPLACED", 3),
+        ("htsspecs__failed__hdr.SQ9.sam", "SAM_SQ_ALT_NAME_DUPLICATE", 3),
+        ("htsspecs__failed__aux.fail-f1.sam", "SAM_TAG_VALUE_INVALID", 3),
+        ("htslib__base_mods__MM-MNf1.sam", "SAM_MN_LENGTH_MISMATCH", 2),
+    ],
+)
+def test_corpus_fixtures_are_rejected_at_their_line(name, reason, line):
+    with open(DATA / name, "rb") as fh, pytest.raises(FormatError) as info:
+        validate_sam(fh, {})
+    assert (info.value.reason, info.value.line) == (reason, line), info.value.message
+
+
+@pytest.mark.parametrize("name", ["htsspecs__passed__hdr.HD9.sam", "htsspecs__passed__hdr.RG4.sam"])
+def test_corpus_fixtures_are_accepted(name):
+    with open(DATA / name, "rb") as fh:
+        assert validate_sam(fh, {}) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "reason", "line"),
+    [
+        ("@SQ\tSN:c\tLN:1\n@HD\tVN:1.6\n", "SAM_HD_NOT_FIRST", 2),
+        ("@HD\tVN:1.6\n@HD\tVN:1.6\n", "SAM_HD_NOT_FIRST", 2),
+        ("@HD\tVN:1.6\tSS:unknown:MI\n", "SAM_HD_SS_INVALID", 1),
+        ("@HD\tVN:1.6\tSS:coordinate\n", "SAM_HD_SS_INVALID", 1),
+        ("@CO\tx\n@SQ\tSN:a\tLN:5\tDS:d\tLN:6\n", "SAM_HEADER_TAG_DUPLICATE", 2),
+        ("@SQ\tSN:a\tLN:5\n@SQ\tSN:b\tLN:5\tAN:a\n", "SAM_SQ_ALT_NAME_DUPLICATE", 2),
+        ("@SQ\tSN:a\tLN:5\tAN:x\n@SQ\tSN:b\tLN:5\tAN:y,x\n", "SAM_SQ_ALT_NAME_DUPLICATE", 2),
+        ("@SQ\tSN:a\tLN:5\tAN:a\n", "SAM_SQ_ALT_NAME_DUPLICATE", 1),
+        ("@SQ\tSN:a\tLN:1\tM5:7FC56270E7A70FA81A5935B72EACBE29\n", "SAM_SQ_M5_INVALID", 1),
+        ("@SQ\tSN:a\tLN:1\tM5:7fc56270e7a70fa81a5935b72eacbe\n", "SAM_SQ_M5_INVALID", 1),
+        ("@RG\tID:1\n@RG\tID:1\n", "SAM_RG_DUPLICATE_ID", 2),
+        ("@RG\tID:1\tDT:2020-23-06\n", "SAM_RG_DATE_INVALID", 1),
+        ("@RG\tID:1\tDT:2021-02-29\n", "SAM_RG_DATE_INVALID", 1),
+        ("@RG\tID:1\tDT:2020-06-23T25:00:00\n", "SAM_RG_DATE_INVALID", 1),
+        ("@RG\tID:1\tPI:1000-1500\n", "SAM_RG_PI_INVALID", 1),
+        ("@RG\tID:1\tPI:123.456\n", "SAM_RG_PI_INVALID", 1),
+        ("@RG\tID:1\tPL:ILLUMINA\n@RG\tID:2\tPL:454\n", "SAM_RG_PL_INVALID", 2),
+        ("@RG\tID:1\tPL:UNKNOWN\n", "SAM_RG_PL_INVALID", 1),
+        ("@RG\tID:1\tFO:ACGU\n", "SAM_RG_FO_INVALID", 1),
+        ("@PG\tID:bwa\n@PG\tID:bwa\n", "SAM_PG_DUPLICATE_ID", 2),
+        ("@PG\tID:a\tPP:b\n@PG\tID:c\n", "SAM_PG_PP_UNKNOWN", 1),
+        ("@PG\tID:a\tPP:missing\n" + SQ + _record(), "SAM_PG_PP_UNKNOWN", 1),
+    ],
+)
+def test_header_rules(text, reason, line):
+    assert _rejects(text) == (reason, line)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "@HD\tVN:1.6\tSS:unsorted:MI:coordinate\n",
+        "@HD\tVN:1.6\tSO:queryname\tSS:queryname:natural\n",
+        "@SQ\tSN:chr1\tLN:99\tAN:1\n@SQ\tSN:chr2\tLN:99\tAN:2,Chr2,CHR2\n",
+        "@SQ\tSN:A\tLN:1\tM5:7fc56270e7a70fa81a5935b72eacbe29\n",
+        "@RG\tID:1\tDT:2020-06-23 \n@RG\tID:2\tDT:2020-06-23T12:13:47+01:00\n@RG\tID:3\tDT:20200623\n",
+        "@RG\tID:1\tDT:2011-09-07T15:02:05.123Z\n@RG\tID:2\tDT:2020-06-23 12:13\n",
+        "@RG\tID:1\tPI:450\tPL:DNBSEQ\n@RG\tID:2\tPL:illumina\n@RG\tID:3\tFO:*\n@RG\tID:4\tFO:TACGTACG\n",
+        "@PG\tID:b\tPP:a\n@PG\tID:a\n",  # PP may name a @PG line further down
+        "@CO\tfree text, SS:unknown DT:Tuesday\n@CO\tagain\n",
+    ],
+)
+def test_header_rules_accept(text):
+    assert _check(text) == 0
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        (_record("2S1H46M1H2S", "A" * 50, "*"), "SAM_CIGAR_CLIP_MISPLACED"),
+        (_record("24M1S25M", "A" * 50, "*"), "SAM_CIGAR_CLIP_MISPLACED"),
+        (_record("2H2S2H46M", "A" * 48, "*"), "SAM_CIGAR_CLIP_MISPLACED"),
+        (_record(tags="0A:Z:x"), "SAM_TAG_INVALID"),
+        (_record(tags="A_:Z:x"), "SAM_TAG_INVALID"),
+        (_record(tags="NM:i:0\tXA:Z:a\tNM:i:1"), "SAM_TAG_DUPLICATE"),
+        (_record(tags="BA:B:F,1"), "SAM_TAG_VALUE_INVALID"),
+        (_record(tags="BA:B:"), "SAM_TAG_VALUE_INVALID"),
+        (_record(tags="BI:B:I,4294967296"), "SAM_TAG_VALUE_INVALID"),
+        (_record(tags="BF:B:f,1,nan"), "SAM_TAG_VALUE_INVALID"),
+        (_record(tags="BF:B:f,1e39"), "SAM_TAG_VALUE_INVALID"),
+        (_record(tags="XF:f:nan"), "SAM_TAG_VALUE_INVALID"),
+        (_record(tags="XF:f:-inf"), "SAM_TAG_VALUE_INVALID"),
+        (_record(tags="XF:f:10."), "SAM_TAG_VALUE_INVALID"),
+        (_record(tags="XF:f:1E-46"), "SAM_TAG_VALUE_INVALID"),
+        (_record(tags="XF:f:-3.502823466E+38"), "SAM_TAG_VALUE_INVALID"),
+        (_record(tags="XF:f:1e400"), "SAM_TAG_VALUE_INVALID"),
+        (_record(tags="XH:H:dead"), "SAM_TAG_VALUE_INVALID"),
+    ],
+)
+def test_record_rules(record, reason):
+    assert _rejects(SQ + record) == (reason, 2)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        _record("2H2S46M2S2H", "A" * 50, "*"),
+        _record("0H0S4M0S0H"),
+        _record("4S", "ACGT"),
+        _record("5H4M", tags="A1:A:!\tXA:A:~\tZa:Z:\tXH:H:\tXB:B:i\tXC:B:c,-128,127"),
+        _record(tags="F0:f:3.402823466E+38\tF1:f:1.175494351E-38\tF2:f:1e-45\tF3:f:-.1\tF4:f:+0\tF5:f:0e-999"),
+        _record(tags="BF:B:f,0,-0,+0,-.9,9.9,3.402823466E+38\tBS:B:S,0,65535\tBi:B:i,-2147483648,2147483647"),
+    ],
+)
+def test_record_rules_accept(record):
+    assert _check(SQ + record) == 1
+
+
+SEQ36 = "AGCTCTCCAGAGTCGNACGCCATYCGCGCGCCACCA"  # 15 C, 15 G on the reverse strand
+MM_OK = "MM:Z:C+m,2,2,1,4,1;C+h,6,7;N+n,15,2;\tML:B:C,128,153,179,204,230,159,6,215,240"
+
+
+@pytest.mark.parametrize(
+    ("tags", "flag", "reason"),
+    [
+        (MM_OK + "\tMN:i:37", 0, "SAM_MN_LENGTH_MISMATCH"),
+        (MM_OK + "\tMN:f:36", 0, "SAM_MN_INVALID"),
+        ("MM:Z:C+m,2,2,1,4,1,0;\tML:B:C,1,2,3,4,5,6", 0, "SAM_MM_BEYOND_SEQUENCE"),
+        ("Mm:Z:G-m,0,1,4,1,2,2;\tMl:B:C,1,2,3,4,5,6", 16, "SAM_MM_BEYOND_SEQUENCE"),
+        ("MM:Z:N+n,36;", 0, "SAM_MM_BEYOND_SEQUENCE"),
+        ("MM:Z:C+m,2,2,1,4,1;C+h,6,7;N+n,15,2;\tML:B:C,128,153", 0, "SAM_ML_LENGTH_MISMATCH"),
+        ("MM:Z:C+mh,2;\tML:B:C,128", 0, "SAM_ML_LENGTH_MISMATCH"),
+        ("MM:Z:C+m,2;\tML:B:S,128", 0, "SAM_ML_INVALID"),
+        ("MM:Z:C+m,2", 0, "SAM_MM_INVALID"),
+        ("MM:Z:X+m,2;", 0, "SAM_MM_INVALID"),
+        ("MM:i:2", 0, "SAM_MM_INVALID"),
+    ],
+)
+def test_base_modification_rules(tags, flag, reason):
+    record = f"r\t{flag}\tc\t1\t0\t36M\t*\t0\t0\t{SEQ36}\t*\t{tags}\n"
+    assert _rejects(SQ + record) == (reason, 2)
+
+
+@pytest.mark.parametrize(
+    ("tags", "flag"),
+    [
+        (MM_OK + "\tMN:i:36", 0),
+        ("Mm:Z:G-m,0,1,4,1,2;G-h,0,7;N-n,17,2;\tMl:B:C,230,204,179,153,128,6,159,240,215", 16),
+        ("MM:Z:C+mh,2,2,0,0,4,1;N+n,15;\tML:B:C,77,159,103,133,128,108,154,82,179,57,204,31,240", 0),
+        ("MM:Z:C+m,2,2,1,4,1;C+76792,6,7;N+n,15;\tML:B:C,102,128,153,179,204,161,33,212", 0),
+        ("MM:Z:C+m?,2,2,1,4,1;", 0),
+        ("MM:Z:C+m;\tML:B:C", 0),
+        ("MM:Z:", 0),
+        ("MN:i:99", 0),  # MN alone describes nothing to check
+    ],
+)
+def test_base_modification_rules_accept(tags, flag):
+    record = f"r\t{flag}\tc\t1\t0\t36M\t*\t0\t0\t{SEQ36}\t*\t{tags}\n"
+    assert _check(SQ + record) == 1
+
+
+def test_hard_clipped_modified_read_is_rejected_on_its_own_line():
+    records = "".join(_record(name=f"r{i}") for i in range(3))
+    clipped = f"r\t0\tc\t1\t0\t4H32M\t*\t0\t0\t{SEQ36[4:]}\t*\t{MM_OK}\tMN:i:36\n"
+    assert _rejects(SQ + records + clipped) == ("SAM_MN_LENGTH_MISMATCH", 5)
