@@ -23,11 +23,12 @@ from typing import BinaryIO
 from genoflow_dagster.errors import ErrorCode
 from genoflow_dagster.formats import FORMATS
 from genoflow_dagster.formats.alignment import validate_bam_or_cram, validate_sam
+from genoflow_dagster.formats.bed import validate_bed
 from genoflow_dagster.formats.detect import COMPRESSIBLE, Detection, detect_format
 from genoflow_dagster.formats.errors import FormatError
 from genoflow_dagster.formats.fasta import validate_fasta
 from genoflow_dagster.formats.fastq import read_names, validate_fastq
-from genoflow_dagster.formats.features import validate_bed, validate_gff3, validate_gtf
+from genoflow_dagster.formats.gff import validate_gff3, validate_gtf
 from genoflow_dagster.formats.io import DECOMPRESSION_ERRORS, _gzip_impl, sha256_file
 from genoflow_dagster.formats.result import ValidationResult
 from genoflow_dagster.formats.samplesheet import is_samplesheet, validate_samplesheet

@@ -1,0 +1,176 @@
+"""BED, GFF3 and GTF parsers on small inputs: each broken rule gives its reason and 1-based line."""
+
+import io
+from pathlib import Path
+
+import pytest
+
+from genoflow_dagster.formats.bed import validate_bed
+from genoflow_dagster.formats.errors import FormatError
+from genoflow_dagster.formats.gff import validate_gff3, validate_gtf
+
+DATA = Path(__file__).parent / "data" / "features"
+HEADER = "##gff-version 3\n"
+
+
+def run(validator, text: str | bytes) -> int:
+    data = text.encode() if isinstance(text, str) else text
+    return validator(io.BytesIO(data), {})
+
+
+def rejects(validator, text: str) -> tuple[str, int | None]:
+    with pytest.raises(FormatError) as caught:
+        run(validator, text)
+    return caught.value.reason, caught.value.line
+
+
+def gff(*rows: str, header: str = HEADER) -> str:
+    return header + "".join(row.replace(" ", "\t", 8) + "\n" for row in rows)
+
+
+def bed12(sizes: str, starts: str, count: int = 2) -> str:
+    return f"chr1\t100\t200\tn\t0\t+\t100\t200\t0\t{count}\t{sizes}\t{starts}\n"
+
+
+# --- BED -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "reason", "line"),
+    [
+        (bed12("10,-10", "0,90"), "BED_BLOCKS_INVALID", 1),
+        (bed12("40,65", "0,35"), "BED_BLOCKS_OVERLAP", 1),
+        (bed12("10,10", "0,90") + bed12("10,10,10,10", "0,34,20,90", 4), "BED_BLOCKS_UNSORTED", 2),
+        (bed12("10,10", "5,90"), "BED_BLOCKS_INVALID", 1),
+        ("chr1\t1\t2\nchr1\t1\t2\tname\n", "BED_COLUMN_COUNT", 2),
+        ("chrom\tstart\tend\nchr1\t15\t25\nchrom\tstart\tend\n", "BED_START_INVALID", 3),
+    ],
+)
+def test_bed_rules(text, reason, line):
+    assert rejects(validate_bed, text) == (reason, line)
+
+
+def test_bed_blocks_may_touch_and_be_empty():
+    assert run(validate_bed, bed12("50,0,50", "0,50,50", 3)) == 1
+
+
+def test_bed_track_lines_start_a_new_width():
+    assert run(validate_bed, (DATA / "ct_example2.bed").read_bytes()) == 6
+
+
+def test_bed_column_header_before_the_data():
+    assert run(validate_bed, "chrom\tstart\tend\nchr1\t15\t25\n") == 1
+
+
+# --- GFF3 ------------------------------------------------------------------------------------------------
+
+GENE = "ctg . gene 1000 9000 . + . ID=gene1"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason", "line"),
+    [
+        ("##gff-version 2\n", "GFF3_VERSION_UNSUPPORTED", 1),
+        ("##gff-versIon 3\n", "GFF3_VERSION_MISSING", 1),
+        (gff(GENE, "###") + HEADER, "GFF3_VERSION_REPEATED", 4),
+        (gff("ctg . gene 1000 9000 . + . ID=gene1;Parent=gene1"), "GFF3_PARENT_SELF", 2),
+        (gff("ctg . gene 1000 9000 . + . ID=gene1;Parent=mRNA1", "ctg . mRNA 1050 9000 . + . ID=mRNA1;Parent=gene1"),
+         "GFF3_PARENT_CYCLE", 3),
+        (gff(GENE, "###", "ctg . mRNA 1050 9000 . + . Parent=gene1"), "GFF3_PARENT_UNDEFINED", 4),
+        (gff("ctg . mRNA 1050 9000 . + . Parent=nope", GENE), "GFF3_PARENT_UNDEFINED", 2),
+        (gff("ctg . gene 1000 9000 . + . ID=gene1;Name="), "GFF3_ATTRIBUTE_EMPTY", 2),
+        (gff("ctg . gene 1000 9000 . + . ID=a=b"), "GFF3_ATTRIBUTE_MALFORMED", 2),
+        (gff("ctg . gene 1000 9000 . + . ID=g;ID=g=h"), "GFF3_ATTRIBUTE_DUPLICATE", 2),
+        (gff(GENE, "ctg . gene 2000 3000 . + . ID=gene2", "ctg . exon 2000 2100 . + . ID=e1;Parent=gene1",
+             "ctg . exon 2200 2300 . + . ID=e1;Parent=gene2"), "GFF3_MULTI_FEATURE_PARENT_MISMATCH", 5),
+        (gff("ctg . gene 1000 9000 . + . ID=g", "chr2 . gene 1000 9000 . + . ID=g"), "GFF3_DUPLICATE_ID", 3),
+        (gff("ctg . gene 1 10 . + . ID=g;Is_circular=yes"), "GFF3_IS_CIRCULAR_INVALID", 2),
+        (gff("ctg . match_part 1 10 . + . Target=t 2 1 -"), "GFF3_TARGET_INVALID", 2),
+        (gff("ctg . match 1 10 . + . Target=t 1 10 sideways"), "GFF3_TARGET_INVALID", 2),
+        (gff("ctg . match 1 10 . + . Gap=M5 X5"), "GFF3_GAP_INVALID", 2),
+        (gff("ctg . match 1 10 . + . Gap=M4 D5"), "GFF3_GAP_INVALID", 2),
+        (gff("ctg . match 1 10 . + . Target=t 1 8;Gap=M9 D1"), "GFF3_GAP_INVALID", 2),
+        (gff("ctg . nucleotide_match 1 10 . + . Gap=M9 F1"), "GFF3_GAP_INVALID", 2),
+        (gff("md5:063b1024d68e26716b7f38caf958316fx18 . gene 1 10 . + . ID=g"), "GFF3_SEQID_INVALID", 2),
+        (gff("ctg\x01 . gene 1 10 . + . ID=g"), "GFF3_SEQID_INVALID", 2),
+        (gff("ctg . gene . 10 . + . ID=g"), "GFF3_COORDINATE_INVALID", 2),
+        ("##gff-version 3\n##sequence-region ctg 1\n", "GFF3_SEQUENCE_REGION_INVALID", 2),
+        ("##gff-version 3\n##sequence-region ctg 1 x\n", "GFF3_SEQUENCE_REGION_INVALID", 2),
+        ("##gff-version 3\n##sequence-region ctg 2 1\n", "GFF3_SEQUENCE_REGION_INVALID", 2),
+        ("##gff-version 3\n##sequence-region ctg -1 100\n", "GFF3_SEQUENCE_REGION_INVALID", 2),
+        ("##gff-version 3\n##sequence-region ctg 1 100\n##sequence-region ctg 1 100\n",
+         "GFF3_SEQUENCE_REGION_DUPLICATE", 3),
+        (gff(GENE) + "##sequence-region ctg 1 10000\n", "GFF3_SEQUENCE_REGION_LATE", 3),
+        (gff(GENE, header=HEADER + "##sequence-region ctg 1 5000\n"), "GFF3_OUTSIDE_SEQUENCE_REGION", 3),
+        ((DATA / "cds_check_fail_3.gff3").read_text(), "GFF3_CDS_PHASE_WRONG", 9),
+        (gff(GENE, "ctg . CDS 1000 1010 . + 0 Parent=gene1", "ctg . CDS 1100 1110 . + 0 Parent=gene1"),
+         "GFF3_CDS_PHASE_WRONG", 4),
+    ],
+)
+def test_gff3_rules(text, reason, line):
+    assert rejects(validate_gff3, text) == (reason, line)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "##gff-version\t3\nctg\t.\tgene\t1\t9\t.\t+\t.\tID=g\n",
+        "##gff-version 3.1.26\n",
+        gff("ctg . remark . . . . . comment=foo;ID=bar", "ctg . STS 23478 24350 . + . Parent=bar"),  # no range
+        "##gff-version 3\nctg 123\t.\tgene\t1000\t9000\t.\t+\t.\tID=g\n",  # genometools accepts the space
+        gff("ctg . gene 1 10 . + . ID=g;Is_circular=true", header=HEADER + "##sequence-region ctg 1 5\n"),
+        gff(GENE, "ctg . gene 1000 9000 . + . ID=g2;Name=EDEN", "ctg . mRNA 1000 9000 . + . ID=m;Parent=EDEN"),
+        gff(GENE, "###", GENE),  # '###' ends the scope of IDs: one may be used again
+        gff("ctg . match 11344 11483 . - . ID=m;Target=a 68 262 -,b 58 252 -"),
+        gff("ctg . protein_match 100 129 . + . ID=m;Target=p 1 10;Gap=M3 I1 M2 D1 M4"),
+        gff("ctg . protein_match 100 130 . + . ID=m;Target=p 1 10;Gap=M3 I1 M2 D1 F1 M4"),
+        # The specification's own example is laid out with spaces instead of tabs.
+        "##gff-version 3\nctg123  .  gene  1000 9000  .  +  .  ID=gene00001;Name=EDEN\n",
+    ],
+)
+def test_gff3_accepts(text):
+    run(validate_gff3, text)
+
+
+@pytest.mark.parametrize("name", ["gt_gff3_phases4.gff3", "match_part_gap.gff3", "multi_feature_orphan_succ.gff3"])
+def test_gff3_accepts_genometools_files(name):
+    assert run(validate_gff3, (DATA / name).read_bytes()) > 0
+
+
+def test_gff3_cds_lines_sharing_an_id_are_their_own_chain():
+    # Two CDS multi-features of one mRNA (two proteins) overlap; each chain is phased on its own.
+    text = gff("ctg . mRNA 1 9000 . + . ID=m",
+               "ctg . CDS 3301 3902 . + 0 ID=c3;Parent=m", "ctg . CDS 5000 5500 . + 1 ID=c3;Parent=m",
+               "ctg . CDS 3391 3902 . + 0 ID=c4;Parent=m", "ctg . CDS 5000 5500 . + 1 ID=c4;Parent=m")
+    assert run(validate_gff3, text) == 5
+
+
+# --- GTF -------------------------------------------------------------------------------------------------
+
+
+def gtf(*rows: str) -> str:
+    lines = []
+    for row in rows:
+        ftype, start, end, strand, phase, tid = row.split()
+        lines.append(f'chr1\tsrc\t{ftype}\t{start}\t{end}\t.\t{strand}\t{phase}\tgene_id "g"; transcript_id "{tid}";')
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason", "line"),
+    [
+        (gtf("exon 100 200 + . t1", "exon 300 400 - . t1"), "GTF_STRAND_INCONSISTENT", 2),
+        (gtf("CDS 100 200 + 0 t1", "stop_codon 198 200 + 0 t1"), "GTF_STOP_CODON_IN_CDS", 2),
+        (gtf("CDS 100 200 - 0 t1", "stop_codon 100 102 - 0 t1"), "GTF_STOP_CODON_IN_CDS", 2),
+        (gtf("CDS 500 600 - 0 t1", "stop_codon 100 102 - 0 t1"), "GTF_STOP_CODON_NOT_FLANKING", 2),
+        (gtf("stop_codon 700 702 + 0 t1", "CDS 100 200 + 0 t1"), "GTF_STOP_CODON_NOT_FLANKING", 1),
+    ],
+)
+def test_gtf_rules(text, reason, line):
+    assert rejects(validate_gtf, text) == (reason, line)
+
+
+def test_gtf_accepts_stop_codon_flanking_the_cds():
+    assert run(validate_gtf, gtf("CDS 100 200 + 0 t1", "stop_codon 201 203 + 0 t1",
+                                 "CDS 500 600 - 0 t2", "stop_codon 497 499 - 0 t2")) == 4
+    assert run(validate_gtf, (DATA / "stop_split_over_two_exons.gtf").read_bytes()) == 9
