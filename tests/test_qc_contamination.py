@@ -179,8 +179,9 @@ def test_contaminants_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
 
 def _metrics(percent: float | None, **screen) -> dict:
     contamination = {"computed": percent is not None, "contamination_percent": percent, "reads_sampled": 1000,
-                     "references": [{"name": "bug", "role": "contaminant", "reads_best_hit": 10,
-                                     "percent": percent}], **screen}
+                     "references": [{"name": "hg38", "role": "target", "percent": 90.0},
+                                    {"name": "phix", "role": "contaminant", "percent": 0.0},
+                                    {"name": "bug", "role": "contaminant", "percent": percent}], **screen}
     return {"format": "fastq", "total_reads": 1000, "min_length": 100, "max_length": 100,
             "contamination": contamination}
 
@@ -202,7 +203,7 @@ def test_floor_is_graded_like_the_other_floors(percent: float, standard: str, st
 def test_floor_message_names_the_contaminant() -> None:
     module = _module(grade(_metrics(6.0), load_profile("standard")))
     assert module["message"] == ("reads mapping better to a contaminant % 6 > fail threshold 5 of 1,000 reads "
-                                 "(most: bug 6%)")
+                                 "vs hg38 (phix 0%, bug 6%)")
     assert (module["value"], module["warn"], module["fail"]) == (6.0, 1, 5)
 
 
@@ -271,3 +272,22 @@ def test_qc_metrics_without_contaminants_says_not_configured(tmp_path: Path, wor
     metadata = _qc_metadata(result)
     assert metadata["contamination"].value == "not configured"
     assert "fastq_contamination_percent" not in metadata
+
+
+# --- the demo -----------------------------------------------------------------------------------
+
+
+def test_demo_sample_a_carries_half_a_percent_of_contaminant_reads(tmp_path: Path) -> None:
+    from genoflow_dagster.demo.generate import SAMPLE_A, generate_demo
+
+    demo = generate_demo(tmp_path / "demo")
+    r1 = demo.samples[SAMPLE_A][0]
+    result = screen_contamination(r1, demo.reference_fasta, [demo.contaminant_fasta])
+    pairs = result["reads_sampled"] - demo.contaminant_pairs
+    assert demo.contaminant_pairs == round(0.005 * pairs) == 105
+    assert result["whole_file"] is True
+    assert result["references"][1]["name"] == "demo_bacterium"
+    assert result["references"][1]["reads_best_hit"] == demo.contaminant_pairs
+    assert result["contamination_percent"] == round(100 * 105 / result["reads_sampled"], 4) == 0.4975
+    assert _module(grade({"format": "fastq", "total_reads": 1, "min_length": 100, "max_length": 100,
+                          "contamination": result}, load_profile("standard")))["status"] == "pass"

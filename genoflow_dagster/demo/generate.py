@@ -5,7 +5,10 @@ Everything is derived from one seed, so the same call writes the same bytes
 
 - ``SAMPLE_A``: good paired-end reads (2 x 100 bp, ~30x, Phred 30-40) simulated
   from a diploid genome carrying spiked SNVs and 1-5 bp indels, het and hom.
-  Calling must recover every one of them; ``truth.json`` lists them.
+  Calling must recover every one of them; ``truth.json`` lists them. About
+  0.5% of its pairs come from a bacterial-like contaminant genome
+  (``contaminants/demo_bacterium.fa``, 65% GC), so the contamination screen
+  shows a real, passing number.
 - ``SAMPLE_B``: paired-end reads whose base qualities are mostly below Q15, so
   the FastQC-style per-base quality module fails and the QC gate stops it.
 - ``SAMPLE_C``: an uploaded call set (``SAMPLE_C.vcf``, one indel written
@@ -32,6 +35,10 @@ SAMPLE_B = "SAMPLE_B"
 SAMPLE_C = "SAMPLE_C"
 
 DEFAULT_CONTIGS: tuple[tuple[str, int], ...] = (("chr1", 80_000), ("chr2", 60_000))
+CONTAMINANT_NAME = "demo_bacterium"
+CONTAMINANT_LENGTH = 50_000
+CONTAMINANT_GC = 0.65  # a high-GC bacterium (Pseudomonas-like): its reads cannot pass for the 45% GC genome
+CONTAMINANT_FRACTION = 0.005  # contaminant pairs per target pair in SAMPLE_A: under the standard 1% warn floor
 # 100 bp: each read's GC% then falls on a whole percent, so a per-read GC histogram with 1% bins
 # has no comb artefact (at 150 bp every third bin gets two GC counts) for a FastQC-style check to trip on.
 READ_LENGTH = 100
@@ -74,6 +81,8 @@ class DemoData:
     genes: dict[str, tuple[str, int, int]] = field(default_factory=dict)  # name -> (chrom, start, end), 1-based
     known_variant_ids: set[str] = field(default_factory=set)  # chrom:pos:ref:alt of spiked variants in known sites
     sample_c_variants: list[tuple[str, int, str, str]] = field(default_factory=list)  # normalised truth
+    contaminant_fasta: Path | None = None  # the contaminant reference SAMPLE_A carries reads of
+    contaminant_pairs: int = 0  # how many of SAMPLE_A's pairs come from it
 
 
 def generate_demo(
@@ -86,6 +95,7 @@ def generate_demo(
     n_indels: int = 6,
     low_quality_pairs: int = 3_000,
     read_length: int = READ_LENGTH,
+    contaminant_fraction: float = CONTAMINANT_FRACTION,
 ) -> DemoData:
     """Write the demo inputs under `out_dir` and return their paths and the truth set.
 
@@ -111,11 +121,19 @@ def generate_demo(
     known_vcf = root / "known_sites.vcf.gz"
     _write_known_sites(known_vcf, rng, reference, known_spiked, sample_c)
 
+    # The contaminant draws from its own generator, so every other byte stays what this seed always gave.
+    contaminant_rng = np.random.default_rng([seed, 1])
+    bug = _random_sequence(contaminant_rng, CONTAMINANT_LENGTH, gc=CONTAMINANT_GC)
+    contaminant_fasta = root / "contaminants" / f"{CONTAMINANT_NAME}.fa"
+    contaminant_fasta.parent.mkdir(exist_ok=True)
+    _write_fasta(contaminant_fasta, {CONTAMINANT_NAME: bug}, description="GenoFlow demo contaminant")
+    contaminant_pairs = round(contaminant_fraction * _pair_count(reference, coverage, read_length))
+
     haplotypes = _haplotypes(reference, variants)
     samples: dict[str, list[Path]] = {}
     samples[SAMPLE_A] = _write_pairs(
         root, SAMPLE_A, rng, haplotypes, reference, coverage=coverage, qualities=(30, 41), error_rate=0.002,
-        read_length=read_length,
+        read_length=read_length, contaminant=(bug, contaminant_pairs, contaminant_rng),
     )
     total = sum(len(s) for s in reference.values())
     low_cov = low_quality_pairs * 2 * read_length / total
@@ -150,6 +168,8 @@ def generate_demo(
                     for v in variants
                 ],
                 "sample_c_variants": [list(x) for x in normalised_c],
+                "contaminant": {"fasta": f"contaminants/{contaminant_fasta.name}", "gc": CONTAMINANT_GC,
+                                "sample": SAMPLE_A, "pairs": contaminant_pairs},
                 "samples": {k: [p.name for p in ps] for k, ps in samples.items()},
             },
             indent=2,
@@ -167,22 +187,25 @@ def generate_demo(
         genes={g["name"]: (g["chrom"], g["start"], g["end"]) for g in genes},
         known_variant_ids={f"{v.chrom}:{v.pos}:{v.ref}:{v.alt}" for v in known_spiked},
         sample_c_variants=normalised_c,
+        contaminant_fasta=contaminant_fasta,
+        contaminant_pairs=contaminant_pairs,
     )
 
 
 # --- genome -------------------------------------------------------------------------------------
 
 
-def _random_sequence(rng: np.random.Generator, length: int) -> str:
-    at, gc = (1 - GC_FRACTION) / 2, GC_FRACTION / 2
+def _random_sequence(rng: np.random.Generator, length: int, gc: float = GC_FRACTION) -> str:
+    at, gc = (1 - gc) / 2, gc / 2
     codes = rng.choice(4, size=length, p=[at, gc, gc, at])
     return _BASES[codes].tobytes().decode()
 
 
-def _write_fasta(path: Path, sequences: dict[str, str], width: int = 60) -> None:
+def _write_fasta(path: Path, sequences: dict[str, str], width: int = 60,
+                 description: str = "GenoFlow demo contig") -> None:
     with open(path, "w") as fh:
         for name, seq in sequences.items():
-            fh.write(f">{name} GenoFlow demo contig\n")
+            fh.write(f">{name} {description}\n")
             for i in range(0, len(seq), width):
                 fh.write(seq[i : i + width] + "\n")
 
@@ -358,38 +381,71 @@ def _write_pairs(
     qualities: tuple[int, int],
     error_rate: float,
     read_length: int,
+    contaminant: tuple[str, int, np.random.Generator] | None = None,
 ) -> list[Path]:
     """Simulate FR pairs (Illumina-style names, gzip without timestamps) from both haplotypes.
 
     Vectorised over fragments with numpy so 30x of the demo genome takes well under a second.
+    `contaminant` = (sequence, pairs, generator): that many pairs of the foreign
+    sequence, drawn from their own generator, are mixed in at random places.
     """
     r1_chunks: list[np.ndarray] = []
     r2_chunks: list[np.ndarray] = []
     for chrom, haps in haplotypes.items():
-        n_pairs = round(coverage * len(reference[chrom]) / (2 * read_length))
+        n_pairs = _pair_count({chrom: reference[chrom]}, coverage, read_length)
         for h, hap in enumerate(haps):
             n = n_pairs // 2 + (n_pairs % 2 if h == 0 else 0)
-            arr = np.frombuffer(hap.encode(), dtype=np.uint8)
-            frag = np.clip(rng.normal(FRAGMENT_MEAN, FRAGMENT_SD, n).round().astype(np.int64), read_length + 20, None)
-            start = rng.integers(0, len(arr) - frag + 1)
-            idx = np.arange(read_length)
-            fwd = arr[start[:, None] + idx]
-            rev = _revcomp_array(arr[(start + frag)[:, None] - read_length + idx])
-            flip = rng.random(n) < 0.5  # fragment read from the reverse strand: R1 is the reverse read
-            r1_chunks.append(np.where(flip[:, None], rev, fwd))
-            r2_chunks.append(np.where(flip[:, None], fwd, rev))
+            fwd, rev = _fragments(rng, hap, n, read_length)
+            r1_chunks.append(fwd)
+            r2_chunks.append(rev)
     r1 = np.concatenate(r1_chunks)
     r2 = np.concatenate(r2_chunks)
     order = rng.permutation(len(r1))
     r1, r2 = r1[order], r2[order]
+    foreign: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    if contaminant is not None and contaminant[1] > 0:
+        bug, n_bug, bug_rng = contaminant
+        b1, b2 = _fragments(bug_rng, bug, n_bug, read_length)
+        at = np.zeros(len(r1) + n_bug, dtype=bool)
+        at[bug_rng.choice(len(at), size=n_bug, replace=False)] = True
+        foreign = (at, b1, b2)
     paths = []
     for mate, reads in ((1, r1), (2, r2)):
         quals = rng.integers(qualities[0], qualities[1], size=reads.shape).astype(np.uint8)
         reads = _add_errors(rng, reads, error_rate)
+        if foreign is not None:
+            at, b1, b2 = foreign
+            bug_reads = _add_errors(bug_rng, b1 if mate == 1 else b2, error_rate)
+            bug_quals = bug_rng.integers(qualities[0], qualities[1], size=bug_reads.shape).astype(np.uint8)
+            reads, quals = _interleave(at, reads, bug_reads), _interleave(at, quals, bug_quals)
         path = root / f"{sample_id}_R{mate}.fastq.gz"
         _write_fastq_gz(path, sample_id, mate, reads, quals)
         paths.append(path)
     return paths
+
+
+def _pair_count(reference: dict[str, str], coverage: float, read_length: int) -> int:
+    return sum(round(coverage * len(seq) / (2 * read_length)) for seq in reference.values())
+
+
+def _fragments(rng: np.random.Generator, seq: str, n: int, read_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """R1 and R2 of `n` FR fragments of `seq` (normal fragment lengths, random strand)."""
+    arr = np.frombuffer(seq.encode(), dtype=np.uint8)
+    frag = np.clip(rng.normal(FRAGMENT_MEAN, FRAGMENT_SD, n).round().astype(np.int64), read_length + 20, None)
+    start = rng.integers(0, len(arr) - frag + 1)
+    idx = np.arange(read_length)
+    fwd = arr[start[:, None] + idx]
+    rev = _revcomp_array(arr[(start + frag)[:, None] - read_length + idx])
+    flip = rng.random(n) < 0.5  # fragment read from the reverse strand: R1 is the reverse read
+    return np.where(flip[:, None], rev, fwd), np.where(flip[:, None], fwd, rev)
+
+
+def _interleave(at: np.ndarray, rows: np.ndarray, inserted: np.ndarray) -> np.ndarray:
+    """`rows` in order, with `inserted` in order at the positions where `at` is True."""
+    out = np.empty((len(at), rows.shape[1]), dtype=rows.dtype)
+    out[~at] = rows
+    out[at] = inserted
+    return out
 
 
 def _revcomp_array(reads: np.ndarray) -> np.ndarray:

@@ -63,6 +63,13 @@ def run_demo(fresh: bool = False) -> int:
         for suffix in (".fai", ".tbi", ".csi"):
             if Path(str(source) + suffix).exists():
                 shutil.copyfile(str(source) + suffix, str(target) + suffix)
+    # The contaminant goes where GENOFLOW_CONTAMINANTS defaults to, so this run and `make dev` both screen it.
+    if demo.contaminant_fasta is not None:
+        target = settings.contaminant_dir() / demo.contaminant_fasta.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(demo.contaminant_fasta, target)
+    contaminants = settings.contaminant_paths()
+    _say(f"GENOFLOW_CONTAMINANTS={','.join(contaminants) or '(none: contamination not screened)'}")
 
     storage = storage_from_env()
     for sample_id, paths in demo.samples.items():
