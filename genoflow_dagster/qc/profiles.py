@@ -284,12 +284,11 @@ def _contamination(m: dict[str, Any]) -> tuple[float | None, str]:
     value = screen.get("contamination_percent")
     if not isinstance(value, int | float) or isinstance(value, bool):
         return None, str(screen.get("reason") or "")
-    contaminants = [r for r in screen.get("references") or [] if r.get("role") == "contaminant"]
-    top = max(contaminants, key=lambda r: r.get("reads_best_hit") or 0, default=None)
-    where = f"of {screen.get('reads_sampled'):,} reads"
-    if top and top.get("reads_best_hit"):
-        where += f" (most: {top['name']} {_fmt(float(top['percent']))}%)"
-    return float(value), where
+    refs = screen.get("references") or []
+    target = next((r["name"] for r in refs if r.get("role") == "target"), "the reference")
+    shares = ", ".join(f"{r['name']} {_fmt(float(r.get('percent') or 0))}%" for r in refs
+                       if r.get("role") == "contaminant")
+    return float(value), f"of {screen.get('reads_sampled', 0):,} reads vs {target} ({shares})"
 
 
 DERIVED: dict[str, Callable[[dict[str, Any]], tuple[float | None, str]]] = {
