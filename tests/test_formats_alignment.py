@@ -1,11 +1,13 @@
-"""SAM rules (pure parser, asserting reason and line)."""
+"""SAM rules (pure parser, asserting reason and line) and CRAM decoding without a network reference."""
 
+import hashlib
 import io
+import os
 from pathlib import Path
 
 import pytest
 
-from genoflow_dagster.formats.alignment import validate_sam
+from genoflow_dagster.formats.alignment import validate_bam_or_cram, validate_sam
 from genoflow_dagster.formats.errors import FormatError
 
 DATA = Path(__file__).parent / "data" / "alignment"
@@ -187,3 +189,60 @@ def test_hard_clipped_modified_read_is_rejected_on_its_own_line():
     records = "".join(_record(name=f"r{i}") for i in range(3))
     clipped = f"r\t0\tc\t1\t0\t4H32M\t*\t0\t0\t{SEQ36[4:]}\t*\t{MM_OK}\tMN:i:36\n"
     assert _rejects(SQ + records + clipped) == ("SAM_MN_LENGTH_MISMATCH", 5)
+
+
+def _write_cram(tmp_path: Path) -> tuple[Path, Path, str]:
+    """A two-record CRAM against a 100-base reference; returns (cram, fasta, md5 of the sequence)."""
+    import pysam
+
+    sequence = ("ACGTTGCA" * 13)[:100]
+    fasta = tmp_path / "ref.fa"
+    fasta.write_text(f">c\n{sequence}\n")
+    pysam.faidx(str(fasta))
+    md5 = hashlib.md5(sequence.encode()).hexdigest()
+    cram = tmp_path / "x.cram"
+    header = {"HD": {"VN": "1.6", "SO": "coordinate"}, "SQ": [{"SN": "c", "LN": 100, "M5": md5}]}
+    with pysam.AlignmentFile(str(cram), "wc", header=header, reference_filename=str(fasta)) as out:
+        for i, start in enumerate((0, 40)):
+            segment = pysam.AlignedSegment(out.header)
+            segment.query_name, segment.reference_id, segment.reference_start = f"r{i}", 0, start
+            segment.cigarstring, segment.mapping_quality = "20M", 60
+            segment.query_sequence = sequence[start:start + 20]
+            segment.query_qualities = pysam.qualitystring_to_array("I" * 20)
+            out.write(segment)
+    return cram, fasta, md5
+
+
+def test_cram_without_a_local_reference_is_read_without_sequences(tmp_path, monkeypatch):
+    cram, fasta, _ = _write_cram(tmp_path)
+    fasta.rename(tmp_path / "moved.fa")  # the UR path in the header now leads nowhere
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("REF_PATH", str(tmp_path / "empty" / "%s"))
+    monkeypatch.setenv("REF_CACHE", str(tmp_path / "empty" / "%s"))
+    details: dict = {}
+    assert validate_bam_or_cram(cram, "cram", details=details) == 2
+    assert details["cram_references_unavailable"] == ["c"]
+
+
+def test_cram_with_its_reference_in_ref_path_is_decoded_fully(tmp_path, monkeypatch):
+    cram, fasta, md5 = _write_cram(tmp_path)
+    cache = tmp_path / "md5"
+    (cache / md5[:2]).mkdir(parents=True)
+    (cache / md5[:2] / md5[2:]).write_text(fasta.read_text().split("\n", 1)[1].replace("\n", ""))
+    fasta.rename(tmp_path / "moved.fa")
+    monkeypatch.setenv("REF_PATH", f"http://127.0.0.1:9/%s:{cache}/%2s/%s")
+    monkeypatch.setenv("REF_CACHE", str(tmp_path / "none" / "%s"))
+    details: dict = {}
+    assert validate_bam_or_cram(cram, "cram", details=details) == 2
+    assert "cram_references_unavailable" not in details
+    assert os.environ["REF_PATH"] == f"{cache}/%2s/%s"  # the URL entry is dropped: never the network
+
+
+def test_truncated_cram_is_refused(tmp_path, monkeypatch):
+    cram, _, _ = _write_cram(tmp_path)
+    monkeypatch.setenv("REF_PATH", str(tmp_path / "%s"))
+    data = cram.read_bytes()
+    cram.write_bytes(data[:-38])
+    with pytest.raises(FormatError) as info:
+        validate_bam_or_cram(cram, "cram")
+    assert info.value.reason == "CRAM_MISSING_EOF"

@@ -3,7 +3,10 @@
 SAM rules follow SAMv1 (header tags, mandatory fields, optional-field types)
 and, for the base-modification tags MM/ML/MN, SAMtags. BAM files must end
 with the BGZF EOF block (a missing one means a truncated copy). CRAM decoding
-uses local references only (REF_PATH), never the network.
+uses local references only (REF_PATH, REF_CACHE or the given FASTA), never the
+network: when a reference is not available locally, the records are decoded
+without their sequences (so the container structure is still read to its end)
+and the missing references are noted in `details`.
 """
 
 from __future__ import annotations
@@ -418,16 +421,90 @@ def _count_original_bases(bases: bytes, base: bytes, reverse: bool) -> int:
 
 
 def _ensure_local_references(reference_path: str | None) -> None:
-    """htslib fetches CRAM references from the EBI when REF_PATH is unset: forbid that."""
+    """htslib fetches CRAM references from the EBI when REF_PATH is unset, or from any URL it lists: forbid that."""
     if reference_path:
         os.environ["REF_PATH"] = reference_path
-    os.environ.setdefault("REF_PATH", str(Path(os.environ.get("GENOFLOW_DATA_DIR", ".")) / ".cache" / "ref" / "%s"))
-    os.environ.setdefault("REF_CACHE", os.environ["REF_PATH"])
+    local = [p for p in _REF_PATH_SPLIT.split(os.environ.get("REF_PATH", "")) if p and not _remote(p)]
+    if local:
+        os.environ["REF_PATH"] = ":".join(local)
+    else:
+        os.environ["REF_PATH"] = str(Path(os.environ.get("GENOFLOW_DATA_DIR", ".")) / ".cache" / "ref" / "%s")
+    if _remote(os.environ.get("REF_CACHE", "")):
+        del os.environ["REF_CACHE"]
+    os.environ.setdefault("REF_CACHE", local[0] if local else os.environ["REF_PATH"])
+
+
+# REF_PATH entries are separated by ':' or '|', except the ':' of a URL scheme or port.
+_REF_PATH_SPLIT = re.compile(r"[:|](?!//|\d+(?:/|$))")
+
+
+def _remote(pattern: str) -> bool:
+    return bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", pattern)) or pattern.startswith("URL=")
+
+
+def _expand_md5_pattern(pattern: str, md5: str) -> str:
+    """htslib's REF_PATH/REF_CACHE syntax: %s is the (rest of the) MD5, %Ns its next N characters."""
+    out, rest, i = [], md5, 0
+    while i < len(pattern):
+        match = re.match(r"%(\d*)s", pattern[i:])
+        if match:
+            width = int(match.group(1)) if match.group(1) else len(rest)
+            out.append(rest[:width])
+            rest = rest[width:]
+            i += match.end()
+        else:
+            out.append(pattern[i])
+            i += 1
+    return "".join(out)
+
+
+def _md5_available_locally(md5: str) -> bool:
+    """Whether htslib would find the reference with this MD5 on local disk (REF_CACHE, then REF_PATH)."""
+    patterns = [os.environ.get("REF_CACHE", ""), *_REF_PATH_SPLIT.split(os.environ.get("REF_PATH", ""))]
+    for pattern in patterns:
+        if not pattern or _remote(pattern):
+            continue  # a remote source is never used
+        if "%" not in pattern:
+            pattern = pattern.rstrip("/") + "/%s"
+        if os.path.isfile(_expand_md5_pattern(pattern, md5)):
+            return True
+    return False
+
+
+def _fasta_names(reference_fasta: str) -> set[str] | None:
+    """Sequence names in the FASTA's .fai index; None when there is no index to read."""
+    try:
+        with open(reference_fasta + ".fai", encoding="utf-8", errors="replace") as fai:
+            return {line.split("\t", 1)[0] for line in fai if line.strip()}
+    except OSError:
+        return None
+
+
+def _unavailable_references(header: dict, reference_fasta: str | None) -> list[str]:
+    """@SQ names whose sequence htslib could not load from local files (so decoding them would fail or go online)."""
+    names = _fasta_names(reference_fasta) if reference_fasta else set()
+    if names is None:  # a FASTA without an index: htslib indexes it; trust the caller's reference
+        return []
+    missing = []
+    for sq in header.get("SQ", []):
+        name, md5 = str(sq.get("SN", "")), str(sq.get("M5", "")).lower()
+        if name in names or (re.fullmatch(r"[0-9a-f]{32}", md5) and _md5_available_locally(md5)):
+            continue
+        missing.append(name)
+    return missing
+
+
+# htslib's SAM_* field bits: every field but SEQ (0x200), the one that needs the reference to decode.
+_ALL_FIELDS_BUT_SEQ = 0x1FFF & ~0x200
 
 
 def validate_bam_or_cram(path: Path, fmt: str, reference_fasta: str | None = None,
-                         reference_path: str | None = None) -> int:
-    """Decode every record with pysam; check the end-of-file marker first (a cheap truncation test)."""
+                         reference_path: str | None = None, details: dict | None = None) -> int:
+    """Decode every record with pysam; check the end-of-file marker first (a cheap truncation test).
+
+    For CRAM, references that are not on local disk are never fetched: the records are then decoded
+    without their sequences, and `details["cram_references_unavailable"]` lists the @SQ names.
+    """
     import pysam
 
     with open(path, "rb") as fh:
@@ -444,10 +521,20 @@ def validate_bam_or_cram(path: Path, fmt: str, reference_fasta: str | None = Non
             raise FormatError("CRAM_MISSING_EOF", "the CRAM file lacks its end-of-file container: it is truncated")
     mode = "rb" if fmt == "bam" else "rc"
     records = 0
+    missing: list[str] = []
     try:
         save = pysam.set_verbosity(0)
         try:
-            with pysam.AlignmentFile(str(path), mode, check_sq=False, reference_filename=reference_fasta) as aln:
+            options = None
+            if fmt == "cram":
+                with pysam.AlignmentFile(str(path), mode, check_sq=False, reference_filename=reference_fasta) as aln:
+                    missing = _unavailable_references(aln.header.to_dict(), reference_fasta)
+                if missing:
+                    options = [f"required_fields={_ALL_FIELDS_BUT_SEQ:#x}"]
+                    if details is not None:
+                        details["cram_references_unavailable"] = missing
+            with pysam.AlignmentFile(str(path), mode, check_sq=False, reference_filename=reference_fasta,
+                                     format_options=options) as aln:
                 for segment in aln.fetch(until_eof=True):
                     records += 1
                     if segment.cigartuples and segment.query_sequence:
@@ -462,6 +549,11 @@ def validate_bam_or_cram(path: Path, fmt: str, reference_fasta: str | None = Non
         raise
     except (OSError, ValueError, NotImplementedError) as exc:  # htslib: damaged block, or plain gzip, not BGZF
         reason = "BAM_DECODE_ERROR" if fmt == "bam" else "CRAM_DECODE_ERROR"
-        raise FormatError(reason, f"{fmt.upper()} cannot be decoded after {records} records: {exc}",
+        note = ""
+        if missing:
+            note = (f" (the reference sequences {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''} are not "
+                    "available locally, so only the record structure could be read; add them to the reference "
+                    "cache to check the sequences)")
+        raise FormatError(reason, f"{fmt.upper()} cannot be decoded after {records} records: {exc}{note}",
                           records + 1) from None
     return records
