@@ -59,6 +59,8 @@ _PLATFORMS = {b"CAPILLARY", b"DNB", b"DNBSEQ", b"ELEMENT", b"HELICOS", b"ILLUMIN
 # SAMtags base modifications; Mm/Ml are the draft names some basecallers still write.
 _MM_ENTRY = re.compile(rb"^([ACGTUN])([-+])([a-z]+|[0-9]+)([.?]?)((?:,[0-9]+)*)$")
 _COMPLEMENT = {b"A": b"T", b"C": b"G", b"G": b"C", b"T": b"A", b"U": b"A"}
+_MODIFICATION_TAGS = frozenset((b"MM", b"Mm", b"ML", b"Ml", b"MN"))
+_QUAL_CHARACTERS = bytes(range(33, 127))
 
 
 class _Header:
@@ -262,7 +264,8 @@ def _alignment_line(line: bytes, number: int, references: dict[bytes, int]) -> N
         raise FormatError("SAM_SEQ_INVALID", f"line {number}: SEQ contains characters outside [A-Za-z=.]", number)
     if cigar != b"*":
         ops = _CIGAR_OP.findall(cigar)
-        _check_clips(ops, cigar, number)
+        if b"H" in cigar or b"S" in cigar:
+            _check_clips(ops, cigar, number)
         if seq != b"*":
             query = sum(int(n) for n, op in ops if op in b"MIS=X")
             if query != len(seq):
@@ -274,7 +277,7 @@ def _alignment_line(line: bytes, number: int, references: dict[bytes, int]) -> N
         if len(qual) != len(seq):
             raise FormatError("SAM_QUAL_LENGTH_MISMATCH",
                               f"line {number}: QUAL has {len(qual)} characters, SEQ has {len(seq)}", number)
-        if qual.translate(None, bytes(range(33, 127))):
+        if qual.translate(None, _QUAL_CHARACTERS):
             raise FormatError("SAM_QUAL_INVALID_CHARACTER", f"line {number}: QUAL has bytes outside 33..126", number)
     if rname != b"*" and not _REF_NAME.match(rname):
         raise FormatError("SAM_RNAME_INVALID", f"line {number}: RNAME {rname[:30]!r} is not a valid name", number)
@@ -287,12 +290,13 @@ def _alignment_line(line: bytes, number: int, references: dict[bytes, int]) -> N
 def _check_clips(ops: list[tuple[bytes, bytes]], cigar: bytes, number: int) -> None:
     """SAMv1 1.4.6: H only as the first or last operation; only H between an S and the end of the CIGAR."""
     last = len(ops) - 1
-    inner = [i for i, (_, op) in enumerate(ops) if op != b"H"]
+    first_inner = 1 if ops[0][1] == b"H" else 0
+    last_inner = last - 1 if last > 0 and ops[last][1] == b"H" else last
     for i, (_, op) in enumerate(ops):
         if op == b"H" and 0 < i < last:
             raise FormatError("SAM_CIGAR_CLIP_MISPLACED", f"line {number}: CIGAR {cigar[:40]!r} has a hard clip (H) "
                               "inside the alignment; H may only be the first or last operation", number)
-        if op == b"S" and i != inner[0] and i != inner[-1]:
+        if op == b"S" and i != first_inner and i != last_inner:
             raise FormatError("SAM_CIGAR_CLIP_MISPLACED", f"line {number}: CIGAR {cigar[:40]!r} has a soft clip (S) "
                               "inside the alignment; S may only be at either end (outside any H)", number)
 
@@ -313,11 +317,14 @@ def _optional_fields(tags: list[bytes], flags: int, seq: bytes, number: int) -> 
             raise FormatError("SAM_TAG_DUPLICATE", f"line {number}: the optional field {name.decode()} appears twice "
                               "in one record", number)
         seen.add(name)
-        problem = _aux_value_problem(kind, value)
+        if kind == b"Z" or kind == b"A":  # the common types: one pattern says it all
+            problem = None if _AUX_VALUE[kind].match(value) else "does not fit its type"
+        else:
+            problem = _aux_value_problem(kind, value)
         if problem:
             raise FormatError("SAM_TAG_VALUE_INVALID", f"line {number}: {name.decode()}:{kind.decode()} value "
                               f"{value[:30]!r} {problem}", number)
-        if name in (b"MM", b"Mm", b"ML", b"Ml", b"MN"):
+        if name in _MODIFICATION_TAGS:
             modifications[name.upper()] = tag
     if b"MM" in modifications and seq != b"*":
         _check_base_modifications(modifications, flags, seq, number)
