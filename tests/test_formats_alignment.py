@@ -246,3 +246,14 @@ def test_truncated_cram_is_refused(tmp_path, monkeypatch):
     with pytest.raises(FormatError) as info:
         validate_bam_or_cram(cram, "cram")
     assert info.value.reason == "CRAM_MISSING_EOF"
+
+
+def test_validate_file_reports_cram_references_it_could_not_find():
+    from genoflow_dagster.formats.validate import validate_file
+
+    cram = (Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "cram" / "valid"
+            / "samtools__quickcheck__6.quickcheck.cram21.ok.cram")
+    if not cram.exists():
+        pytest.skip("../shared/corpora is absent")
+    result = validate_file(cram)
+    assert result.valid and result.details["cram_references_unavailable"] == ["17"]

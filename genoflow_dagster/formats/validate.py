@@ -228,7 +228,7 @@ def _compatible(forced: str, detection: Detection) -> bool:
 def _run(path: Path, fmt: str, detection: Detection, result: ValidationResult, reference_fasta: str | None) -> int:
     if fmt in ("bam", "cram"):
         result.sha256 = sha256_file(path)
-        return validate_bam_or_cram(path, fmt, reference_fasta=reference_fasta)
+        return validate_bam_or_cram(path, fmt, reference_fasta=reference_fasta, details=result.details)
     if fmt == "xlsx":
         result.sha256 = sha256_file(path)
         return validate_xlsx(path, result.details)
