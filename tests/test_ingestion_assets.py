@@ -75,3 +75,23 @@ def test_a_samplesheet_naming_a_missing_file_blocks_the_sample(tmp_path):
     assert not usable.passed
     assert "samplesheet.csv line 2 names x_R2.fastq, which has not landed" in usable.metadata["problems"].value
     assert "qc_metrics" not in materialized
+
+
+def test_qc_metadata_carries_pair_figures_and_plots(tmp_path):
+    storage = LocalStorage(base_dir=str(tmp_path / "zones"))
+    for name, data in {"x_R1.fastq": GOOD_R1, "x_R2.fastq": GOOD_R2}.items():
+        storage.put_bytes(data, zones.landing_key("S1", name))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(SAMPLES_PARTITION_NAME, ["S1"])
+    result = dg.materialize(
+        [raw_files, validated_files, qc_metrics], partition_key="S1", instance=instance, raise_on_error=False,
+        resources={"storage": storage, "reference": ReferenceData(fasta_path=str(tmp_path / "none.fa"))},
+    )
+    summary = json.loads(storage.get_bytes(zones.processed_key("S1", "qc_metrics", "qc.json")))
+    [pair] = summary["pairs"]
+    assert (pair["r1"], pair["r2"], pair["pairs"], pair["total_bases"]) == ("x_R1.fastq", "x_R2.fastq", 2, 40)
+    [qc_event] = [e for e in result.get_asset_materialization_events()
+                  if e.asset_key.to_user_string() == "qc_metrics"]
+    metadata = qc_event.materialization.metadata
+    assert "x_R1.fastq | x_R2.fastq | 2 | True" in metadata["read_pairs"].value
+    assert "![per_position_quality](data:image/svg+xml;base64," in metadata["fastq_plots"].value

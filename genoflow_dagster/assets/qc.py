@@ -29,7 +29,9 @@ from genoflow_dagster.qc.contamination import (
     reference_name,
     screen_contamination,
 )
+from genoflow_dagster.qc.pairs import pair_figures
 from genoflow_dagster.qc.profiles import grade, load_profile
+from genoflow_dagster.reports.render import metadata_plots
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import Storage
 
@@ -111,6 +113,7 @@ def qc_metrics(
     verdict_rows: list[dict[str, Any]] = []
     reused = 0
     headline: list[tuple[str, dict[str, Any]]] = []
+    metrics_by_name: dict[str, dict[str, Any]] = {}
     for row in validation["files"]:
         if not row["valid"]:
             continue
@@ -138,6 +141,7 @@ def qc_metrics(
              "metrics_key": key, **extra, "verdict": verdict}
         )
         headline.append((row["format"], metrics))
+        metrics_by_name[row["path"]] = metrics
         for module in verdict["modules"]:
             verdict_rows.append(
                 {
@@ -156,6 +160,9 @@ def qc_metrics(
             )
 
     status = worst([f["verdict"]["status"] for f in files])
+    pairs = [{"r1": g["r1"], "r2": g["r2"], **pair_figures(metrics_by_name[g["r1"]], metrics_by_name[g["r2"]])}
+             for g in validation.get("read_groups", [])
+             if g.get("r2") and g["r1"] in metrics_by_name and g["r2"] in metrics_by_name]
     failing = [r for r in verdict_rows if r["status"] == "fail"]
     warning = [r for r in verdict_rows if r["status"] == "warn"]
     summary = {
@@ -165,6 +172,7 @@ def qc_metrics(
         "profile_version": profile.version,
         "profile_source": profile_source,
         "files": files,
+        "pairs": pairs,
         "failing": failing,
         "warnings": warning,
         "run_id": context.run.run_id,
@@ -184,6 +192,8 @@ def qc_metrics(
             "qc_uri": dg.MetadataValue.path(storage.uri(obj.key)),
             **key_numbers(headline),
             **contamination_metadata(files),
+            **pair_metadata(pairs),
+            **plot_metadata(headline),
             "modules": dg.MetadataValue.md(
                 markdown_table(verdict_rows, ["file", "module", "status", "value", "warn", "fail"])
             ),
@@ -283,6 +293,25 @@ class _Screen:
             f"({result['seconds']:.2f} s)"
         )
         return key, result
+
+
+def pair_metadata(pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    if not pairs:
+        return {}
+    columns = ["r1", "r2", "pairs", "read_counts_match", "q30_percent", "q30_drop_r1_to_r2", "gc_difference_r1_r2"]
+    return {"read_pairs": dg.MetadataValue.md(markdown_table(pairs, columns))}
+
+
+def plot_metadata(headline: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Plots of the sample's first file of each plottable format (R1 for reads), as markdown images."""
+    plots: dict[str, Any] = {}
+    for fmt, metrics in headline:
+        name = f"{fmt}_plots"
+        if name not in plots:
+            markdown = metadata_plots(fmt, metrics)
+            if markdown:
+                plots[name] = dg.MetadataValue.md(markdown)
+    return plots
 
 
 def contamination_metadata(files: list[dict[str, Any]]) -> dict[str, Any]:

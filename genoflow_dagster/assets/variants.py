@@ -35,6 +35,7 @@ from genoflow_dagster.partitions import samples_partitions
 from genoflow_dagster.qc.alignment import alignment_metrics
 from genoflow_dagster.qc.profiles import grade, load_profile
 from genoflow_dagster.qc.variants import vcf_metrics
+from genoflow_dagster.reports.render import metadata_plots
 from genoflow_dagster.resources.compute import Compute
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import Storage
@@ -112,7 +113,11 @@ def aligned_reads(context: dg.AssetExecutionContext, storage: Storage,
             "properly_paired_percent": metrics.get("properly_paired_percent"),
             "mean_depth": metrics.get("mean_depth"),
             "mean_mapq": metrics.get("mean_mapq"),
+            "breadth_10x": metrics.get("breadth_10x"),
         }
+        plots = metadata_plots("bam", metrics)
+        if plots:
+            metadata["plots"] = dg.MetadataValue.md(plots)
     else:
         context.log.info("no reads or alignments among the valid files; nothing to align")
     write_json(storage, manifest_key(sample_id, "aligned_reads"), manifest)
