@@ -52,13 +52,19 @@ def run_demo(fresh: bool = False) -> int:
     _say(f"DAGSTER_HOME={home}\nGENOFLOW_DATA_DIR={data}")
     _say("generating demo data ...")
     demo = generate_demo(data / "demo_inputs")
-    refs = settings.reference_paths()
-    for source, target in (
-        (demo.reference_fasta, refs["fasta_path"]),
-        (demo.annotation_gtf, refs["annotation_path"]),
-        (demo.known_sites_vcf, refs["known_sites_path"]),
+    # The demo's references live in its own data dir; a reference configured elsewhere (a lab's real
+    # genome) is neither overwritten nor used: this process points the settings at the demo's copies.
+    ref_dir = data / "reference"
+    for variable, source, target in (
+        ("GENOFLOW_REFERENCE_FASTA", demo.reference_fasta, ref_dir / "genome.fa"),
+        ("GENOFLOW_ANNOTATION", demo.annotation_gtf, ref_dir / "annotation.gtf"),
+        ("GENOFLOW_KNOWN_SITES", demo.known_sites_vcf, ref_dir / "known_sites.vcf.gz"),
     ):
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        configured = os.environ.get(variable)
+        if configured and Path(configured).resolve() != target.resolve():
+            _say(f"{variable}={configured} is left untouched: the demo uses its own {target}")
+        os.environ[variable] = str(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         for suffix in (".fai", ".tbi", ".csi"):
             if Path(str(source) + suffix).exists():
@@ -154,4 +160,6 @@ def _text(value) -> str:
 def _num(value) -> str:
     if value is None or value != value:  # None or NaN
         return "-"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}"
+    if float(value).is_integer() or abs(value) >= 100:  # counts (cohort tables hold them as floats)
+        return f"{value:,.0f}"
+    return f"{value:.1f}"
