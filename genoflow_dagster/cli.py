@@ -72,6 +72,14 @@ def cmd_qc(args: argparse.Namespace) -> int:
     metrics = compute_metrics(
         Path(args.path), result.format, reference_fasta=args.reference, known_sites=args.known_sites
     )
+    if args.contaminant and result.format == "fastq":
+        if not args.reference:
+            print("--contaminant needs --reference (the target genome the reads should map to)", file=sys.stderr)
+            return EXIT_USAGE
+        from genoflow_dagster.qc.contamination import screen_contamination
+
+        metrics["contamination"] = screen_contamination(Path(args.path), Path(args.reference),
+                                                        [Path(p) for p in args.contaminant])
     verdict = grade({**metrics, "format": result.format}, load_profile(args.profile))
     metrics = {"path": args.path, **metrics, "modules": verdict["modules"], "qc_status": verdict["status"],
                "profile": verdict["profile"], "profile_version": verdict["profile_version"]}
@@ -160,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     qc.add_argument("--profile", default="standard", help="standard, strict, or a YAML profile path")
     qc.add_argument("--reference", default=None, help="reference FASTA (depth/breadth for BAM, CRAM decoding)")
     qc.add_argument("--known-sites", default=None, help="known-sites VCF (known/novel split)")
+    qc.add_argument("--contaminant", action="append", default=[], metavar="FASTA",
+                    help="contaminant reference for the FASTQ contamination screen (repeatable; needs --reference)")
     qc.set_defaults(func=cmd_qc)
 
     upload = sub.add_parser("upload", help="put files into the landing zone")

@@ -291,3 +291,21 @@ def test_demo_sample_a_carries_half_a_percent_of_contaminant_reads(tmp_path: Pat
     assert result["contamination_percent"] == round(100 * 105 / result["reads_sampled"], 4) == 0.4975
     assert _module(grade({"format": "fastq", "total_reads": 1, "min_length": 100, "max_length": 100,
                           "contamination": result}, load_profile("standard")))["status"] == "pass"
+
+
+def test_genoflow_qc_screens_with_contaminant_and_grades_the_floor(world: dict) -> None:
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "genoflow_dagster.cli", "qc", str(world["fastq"]), "--json",
+                          "--reference", str(world["target"]), "--contaminant", str(world["bug"])],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    payload = json.loads(run.stdout)
+    assert payload["contamination"]["contamination_percent"] == 5.0
+    [floor] = [m for m in payload["modules"] if m["metric"] == "contamination_percent"]
+    assert (floor["status"], floor["value"], floor["fail"]) == ("warn", 5.0, 5)
+
+    no_target = subprocess.run([sys.executable, "-m", "genoflow_dagster.cli", "qc", str(world["fastq"]),
+                                "--contaminant", str(world["bug"])], capture_output=True, text=True, timeout=120)
+    assert no_target.returncode == 2 and "--contaminant needs --reference" in no_target.stderr
