@@ -8,8 +8,8 @@ Memory. Both validators stream, but some rules need a map over features:
   at each `###` line, after which no earlier ID may be referred to, so files that use `###` stay small;
   without `###` it grows with the number of features (roughly 150 bytes per ID, 40 per CDS line).
   Sequence names, ##sequence-region bounds and circular sequences are kept for the whole file.
-- GTF keeps eight numbers per transcript (strand, CDS and stop-codon bounds): it grows with the number
-  of transcripts, not of lines.
+- GTF keeps, per transcript_id, its sequence, strand and six numbers (CDS and stop-codon bounds): about
+  250 bytes per transcript, growing with the number of transcripts, not of lines.
 """
 
 from __future__ import annotations
@@ -307,25 +307,28 @@ def _gff3_attributes(column: bytes, number: int) -> dict[bytes, bytes]:
     attributes: dict[bytes, bytes] = {}
     if column == b".":
         return attributes
-    for item in column.rstrip(b";").split(b";"):
-        if not item.strip():
-            continue
+    for item in column.split(b";"):
         key, eq, value = item.partition(b"=")
-        if not eq or not key:
-            raise FormatError("GFF3_ATTRIBUTE_MALFORMED", f"line {number}: attribute {item[:30]!r} is not tag=value",
-                              number)
-        if key in attributes:
-            raise FormatError("GFF3_ATTRIBUTE_DUPLICATE", f"line {number}: tag {_text(key, 30)} repeats", number)
-        if not value.strip():
-            raise FormatError("GFF3_ATTRIBUTE_EMPTY", f"line {number}: attribute {_text(key, 30)} has no value",
-                              number)
-        if b"=" in value:
-            raise FormatError("GFF3_ATTRIBUTE_MALFORMED", f"line {number}: the value of {_text(key, 30)} holds an "
-                              "'=' that is not escaped (write it as %3D)", number)
-        if _BAD_ESCAPE.search(value):
-            raise FormatError("GFF3_BAD_ESCAPE", f"line {number}: '%' not followed by two hex digits", number)
+        if not key or not value or b"=" in value or key in attributes or value.isspace():
+            if not item.strip():
+                continue  # `;;` or the trailing `;`
+            _attribute_error(item, key, eq, value, attributes, number)
         attributes[key] = value
+    if b"%" in column and _BAD_ESCAPE.search(column):
+        raise FormatError("GFF3_BAD_ESCAPE", f"line {number}: '%' not followed by two hex digits", number)
     return attributes
+
+
+def _attribute_error(item: bytes, key: bytes, eq: bytes, value: bytes, attributes: dict, number: int) -> None:
+    if not eq or not key:
+        raise FormatError("GFF3_ATTRIBUTE_MALFORMED", f"line {number}: attribute {item[:30]!r} is not tag=value",
+                          number)
+    if key in attributes:
+        raise FormatError("GFF3_ATTRIBUTE_DUPLICATE", f"line {number}: tag {_text(key, 30)} repeats", number)
+    if not value.strip():
+        raise FormatError("GFF3_ATTRIBUTE_EMPTY", f"line {number}: attribute {_text(key, 30)} has no value", number)
+    raise FormatError("GFF3_ATTRIBUTE_MALFORMED", f"line {number}: the value of {_text(key, 30)} holds an '=' that "
+                      "is not escaped (write it as %3D)", number)
 
 
 def _check_target(value: bytes, number: int) -> None:
@@ -380,66 +383,82 @@ def validate_gtf(stream: BinaryIO, details: dict) -> int:
     Raises FormatError (reason GTF_*, 1-based line). Returns the feature count.
     """
     records = 0
-    # (seqid, transcript_id) -> [strand, CDS low, CDS high, stop low, its line, stop high, its line]
-    transcripts: dict[tuple[bytes, bytes], list] = {}
+    # transcript_id -> [seqid, strand, None or array(CDS low, CDS high, stop low, its line, stop high, its line)]
+    transcripts: dict[bytes, list] = {}
+    seqids: dict[bytes, bytes] = {}  # one shared bytes object per sequence name
     for number, line in numbered_lines(stream):
         if not line.strip() or line.startswith(b"#"):
             continue
         fields = _columns(line, number, "GTF")
-        values = _gtf_attributes(fields[8], number)
+        gene_id, transcript_id = _gtf_ids(fields[8], number)
         ftype, strand = fields[2], fields[6]
-        if b"gene_id" not in values:
+        if gene_id is None:
             raise FormatError("GTF_GENE_ID_MISSING", f"line {number}: every GTF feature needs gene_id", number)
-        transcript_id = values.get(b"transcript_id")
         if transcript_id is None:
             if ftype != b"gene":
                 raise FormatError("GTF_TRANSCRIPT_ID_MISSING", f"line {number}: {_text(ftype)} needs transcript_id",
                                   number)
-        else:
-            state = transcripts.get((fields[0], transcript_id))
-            if state is None:
-                state = transcripts[(fields[0], transcript_id)] = [strand, None, None, None, 0, None, 0]
-            elif state[0] != strand:
-                raise FormatError("GTF_STRAND_INCONSISTENT", f"line {number}: transcript {_text(transcript_id)} is on "
-                                  f"strand {state[0].decode(errors='replace')} but this {_text(ftype)} is on "
-                                  f"{strand.decode(errors='replace')}", number)
-            _track_coding(state, ftype, int(fields[3]), int(fields[4]), number)
+            records += 1
+            continue
+        seqid = seqids.setdefault(fields[0], fields[0])
+        state = transcripts.get(transcript_id)
+        if state is None:
+            state = transcripts[transcript_id] = [seqid, strand, None]
+        elif state[0] is not seqid:
+            state[2] = False  # the same transcript_id on two sequences (X/Y PAR copies): too ambiguous to check
+        elif state[1] != strand:
+            raise FormatError("GTF_STRAND_INCONSISTENT", f"line {number}: transcript {_text(transcript_id)} is on "
+                              f"strand {state[1].decode(errors='replace')} but this {_text(ftype)} is on "
+                              f"{strand.decode(errors='replace')}", number)
+        if (ftype == b"CDS" or ftype == b"stop_codon") and state[2] is not False:
+            _track_coding(state, ftype == b"CDS", int(fields[3]), int(fields[4]), number)
         records += 1
     _check_stop_codons(transcripts)
     return records
 
 
-def _gtf_attributes(column: bytes, number: int) -> dict[bytes, bytes]:
-    values: dict[bytes, bytes] = {}
+def _gtf_ids(column: bytes, number: int) -> tuple[bytes | None, bytes | None]:
+    """gene_id and transcript_id, checking that every attribute is `key "value"` or `key value`."""
+    gene_id = transcript_id = None
     for item in column.strip().rstrip(b";").split(b";"):
-        if not item.strip():
-            continue
         match = _GTF_ATTR.match(item)
-        if not match:
+        if match is None:
+            if not item.strip():
+                continue
             raise FormatError("GTF_ATTRIBUTE_MALFORMED",
                               f"line {number}: attribute {item.strip()[:40]!r} is not key \"value\"", number)
-        values.setdefault(match.group(1), match.group(2).strip(b'"'))
-    return values
+        key = match.group(1)
+        if key == b"gene_id" and gene_id is None:
+            gene_id = match.group(2).strip(b'"')
+        elif key == b"transcript_id" and transcript_id is None:
+            transcript_id = match.group(2).strip(b'"')
+    return gene_id, transcript_id
 
 
-def _track_coding(state: list, ftype: bytes, start: int, end: int, number: int) -> None:
-    if ftype == b"CDS":
-        state[1] = start if state[1] is None else min(state[1], start)
-        state[2] = end if state[2] is None else max(state[2], end)
-    elif ftype == b"stop_codon":
-        if state[3] is None or start < state[3]:
-            state[3], state[4] = start, number
-        if state[5] is None or end > state[5]:
-            state[5], state[6] = end, number
+_NONE = -1  # no CDS / stop codon seen yet (coordinates are 1 or more)
 
 
-def _check_stop_codons(transcripts: dict[tuple[bytes, bytes], list]) -> None:
+def _track_coding(state: list, cds: bool, start: int, end: int, number: int) -> None:
+    bounds = state[2]
+    if bounds is None:
+        bounds = state[2] = array("q", (_NONE,) * 6)
+    if cds:
+        bounds[0] = start if bounds[0] == _NONE else min(bounds[0], start)
+        bounds[1] = max(bounds[1], end)
+    else:
+        if bounds[2] == _NONE or start < bounds[2]:
+            bounds[2], bounds[3] = start, number
+        if end > bounds[4]:
+            bounds[4], bounds[5] = end, number
+
+
+def _check_stop_codons(transcripts: dict[bytes, list]) -> None:
     """The stop codon follows the last CDS base (+ strand) or precedes the first (- strand)."""
     errors = []
-    for (_seqid, transcript_id), (strand, cds_low, cds_high, stop_low, low_line, stop_high, high_line) \
-            in transcripts.items():
-        if cds_low is None or stop_low is None or strand not in (b"+", b"-"):
+    for transcript_id, (_seqid, strand, bounds) in transcripts.items():
+        if not bounds or bounds[0] == _NONE or bounds[2] == _NONE or strand not in (b"+", b"-"):
             continue
+        cds_low, cds_high, stop_low, low_line, stop_high, high_line = bounds
         if strand == b"+":
             inside, flanking, line = stop_low <= cds_high, stop_low == cds_high + 1, low_line
         else:
