@@ -29,6 +29,7 @@ COHORT_SUMMARY_SCHEMA = pa.DataFrameSchema(
         "total_reads": pa.Column(float, pa.Check.ge(0), nullable=True),
         "q30_percent": pa.Column(float, pa.Check.in_range(0, 100), nullable=True),
         "gc_percent": pa.Column(float, pa.Check.in_range(0, 100), nullable=True),
+        "contamination_percent": pa.Column(float, pa.Check.in_range(0, 100), nullable=True),
         "mapped_percent": pa.Column(float, pa.Check.in_range(0, 100), nullable=True),
         "mean_depth": pa.Column(float, pa.Check.ge(0), nullable=True),
         "variants": pa.Column(float, pa.Check.ge(0), nullable=True),
@@ -80,6 +81,7 @@ def run_cohort_expectations(frame: pd.DataFrame) -> list[ExpectationOutcome]:
         ex.ExpectColumnValuesToBeBetween(column="q30_percent", min_value=0, max_value=100),
         ex.ExpectColumnValuesToBeBetween(column="mapped_percent", min_value=0, max_value=100),
         ex.ExpectColumnValuesToBeBetween(column="gc_percent", min_value=0, max_value=100),
+        ex.ExpectColumnValuesToBeBetween(column="contamination_percent", min_value=0, max_value=100),
         ex.ExpectColumnValuesToBeBetween(column="mean_depth", min_value=0),
     ):
         suite.add_expectation(expectation)

@@ -8,6 +8,7 @@ from genoflow_dagster.cohort_quality import COHORT_SUMMARY_SCHEMA, run_cohort_ex
 def _row(sample_id: str, **overrides):
     row = {"sample_id": sample_id, "status": "pass", "stopped_at": None, "failing": None, "files": 2,
            "quarantined": 0, "total_reads": 1000.0, "q30_percent": 92.5, "gc_percent": 45.0,
+           "contamination_percent": 0.4,
            "mapped_percent": 99.1, "mean_depth": 30.2, "variants": 20.0, "ts_tv": 2.1, "profile": "standard"}
     row.update(overrides)
     return row

@@ -67,6 +67,9 @@ def test_sample_b_is_stopped_by_the_qc_gate_before_alignment(demo_run):
     assert summary.loc["SAMPLE_B", "status"] == "fail"
     assert summary.loc["SAMPLE_B", "stopped_at"] == "qc_metrics_within_profile"
     assert summary.loc["SAMPLE_A", "status"] != "fail"
+    # 105 of SAMPLE_A's 21,105 R1 reads come from the demo's contaminant genome
+    assert summary.loc["SAMPLE_A", "contamination_percent"] == 0.4975
+    assert summary.loc["SAMPLE_B", "contamination_percent"] == 0.0
 
 
 def test_sample_c_bad_file_is_quarantined_with_its_reason(demo_run):

@@ -49,12 +49,22 @@ def summary_row(sample_id: str, sample: dict[str, Any]) -> dict[str, Any]:
         "total_reads": total_reads,
         "q30_percent": _weighted(reads, "q30_percent", "total_bases"),
         "gc_percent": _weighted(reads, "gc_percent", "total_bases"),
+        "contamination_percent": _contamination_percent(qc),
         "mapped_percent": aligned.get("mapped_percent"),
         "mean_depth": aligned.get("mean_depth"),
         "variants": variant_summary.get("variants") if variant_summary else None,
         "ts_tv": variant_summary.get("ts_tv") if variant_summary else None,
         "profile": (qc or {}).get("profile"),
     }
+
+
+def _contamination_percent(qc: dict[str, Any] | None) -> float | None:
+    """The screened share of the sample's first screened read file (R1), None when not screened."""
+    for entry in (qc or {}).get("files", []):
+        value = (entry.get("contamination") or {}).get("contamination_percent")
+        if value is not None:
+            return float(value)
+    return None
 
 
 def _weighted(rows: list[dict[str, Any]], field: str, weight: str) -> float | None:
