@@ -86,3 +86,17 @@ def test_metadata_plots_are_standalone_svg_images(tmp_path):
     bam = metadata_plots("bam", {"breadth_1x": 99.0, "breadth_10x": 80.0, "breadth_30x": 10.0,
                                  "mapq_distribution": {"0": 5, "60": 95}})
     assert "**breadth of coverage**" in bam and "**mapq distribution**" in bam
+
+
+def test_report_lists_not_graded_checks_and_read_pairs():
+    qc = _ctx()["qc"]
+    qc["files"][0]["verdict"]["not_graded"] = [
+        {"name": "contamination screen", "warn": 1, "fail": 5, "message": "contamination screen: not graded "
+         "(not configured)"}]
+    qc["pairs"] = [{"r1": "x_R1.fq", "r2": "x_R2.fq", "pairs": 1000, "read_counts_match": True,
+                    "q30_percent": 91.25, "r1_q30_percent": 93.5, "r2_q30_percent": 89.0,
+                    "q30_drop_r1_to_r2": 4.5, "gc_difference_r1_r2": 0.2}]
+    page = render_sample_report(_ctx(qc=qc))
+    assert '<span class="badge not_graded">not graded</span>' in page
+    assert "not graded (not configured)" in page
+    assert "<h2>Read pairs</h2>" in page and "x_R2.fq" in page and "4.50" in page
