@@ -137,6 +137,12 @@ def test_gff3_accepts_genometools_files(name):
     assert run(validate_gff3, (DATA / name).read_bytes()) > 0
 
 
+def test_gff3_cds_with_an_ncbi_exception_are_not_phase_checked():
+    text = gff(GENE, "ctg . CDS 1000 1010 . + 0 ID=c;Parent=gene1;exception=ribosomal slippage",
+               "ctg . CDS 1010 1100 . + 0 ID=c;Parent=gene1;exception=ribosomal slippage")
+    assert run(validate_gff3, text) == 3
+
+
 def test_gff3_cds_lines_sharing_an_id_are_their_own_chain():
     # Two CDS multi-features of one mRNA (two proteins) overlap; each chain is phased on its own.
     text = gff("ctg . mRNA 1 9000 . + . ID=m",

@@ -6,7 +6,8 @@ Memory. Both validators stream, but some rules need a map over features:
   its feature by Name, as NCBI-derived files do), the Parents named before their definition, and the
   CDS coordinates of each parent (its phase chain is checked when the block ends). All of it is dropped
   at each `###` line, after which no earlier ID may be referred to, so files that use `###` stay small;
-  without `###` it grows with the number of features (roughly 150 bytes per ID, 40 per CDS line).
+  without `###` it grows with the number of features (measured: 640 MB for 2.4 million lines holding
+  1.4 million IDs; 30 MB for the same file with a `###` after each gene).
   Sequence names, ##sequence-region bounds and circular sequences are kept for the whole file.
 - GTF keeps, per transcript_id, its sequence, strand and six numbers (CDS and stop-codon bounds): about
   250 bytes per transcript, growing with the number of transcripts, not of lines.
@@ -119,6 +120,7 @@ class _Gff3:
         self.names: dict[bytes, bytes] = {}  # Name -> ID, for Parents that name their feature by Name
         # (parent ID or None, CDS ID or None) -> [strand, array of start, end, phase, line per CDS]
         self.cds: dict[tuple[bytes | None, bytes | None], list] = {}
+        self.frameshifted: set[bytes | None] = set()  # parents whose CDS carry an `exception` attribute
 
     def directive(self, line: bytes, number: int) -> None:
         if line.startswith(b"###"):
@@ -181,6 +183,9 @@ class _Gff3:
             for parent in parents or (None,):
                 group = self.cds.setdefault((parent, feature_id), [strand, array("q")])
                 group[1].extend((start, end, int(phase), number))
+                if b"exception" in attributes:
+                    # NCBI marks ribosomal slippage and translation discrepancies: the frame knowingly jumps.
+                    self.frameshifted.add(parent)
         self.records += 1
 
     def _seqid(self, seqid: bytes, number: int) -> bytes:
@@ -238,6 +243,7 @@ class _Gff3:
         self.ids.clear()
         self.names.clear()
         self.cds.clear()
+        self.frameshifted.clear()
         self.pending.clear()
 
     def _check_pending(self) -> None:
@@ -277,9 +283,13 @@ class _Gff3:
         """Each CDS's phase follows from the one before it in the transcript (genometools' CDS check).
 
         A parent's CDS lines sharing an ID are one chain; its CDS lines without a shared ID are another.
+        A parent whose CDS carry NCBI's `exception` attribute (ribosomal slippage, a translation discrepancy)
+        is not checked: its frame shifts on purpose.
         """
         chains: dict[tuple[bytes | None, bytes | None], list] = {}
         for (parent, cds_id), (strand, values) in self.cds.items():
+            if parent in self.frameshifted:
+                continue
             if cds_id is not None and len(values) > 4:
                 chains[(parent, cds_id)] = [strand, values]
             elif parent is not None:
