@@ -1,17 +1,21 @@
-"""Alignment metrics against `samtools flagstat` and `samtools depth` (skipped without samtools)."""
+"""Alignment metrics against `samtools flagstat`, `samtools stats` and `samtools depth` (1.16, the CLI;
+those comparisons are skipped without samtools), on generated files in every flag situation and
+encoding corner of the BAM records, and on the corpora."""
 
 from __future__ import annotations
 
+import array
 import os
 import random
 import shutil
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import pysam
 import pytest
 
-from genoflow_dagster.qc import compute_metrics
+from genoflow_dagster.qc import alignment, bam_stream, compute_metrics
 from genoflow_dagster.qc.alignment import alignment_metrics
 
 CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
@@ -106,8 +110,12 @@ def make_bam(path: Path, n_pairs: int = 400, seed: int = 3) -> Path:
 def flagstat(path: Path, *extra: str) -> dict[str, int]:
     out = subprocess.run(["samtools", "flagstat", "-O", "tsv", *extra, str(path)], capture_output=True, text=True,
                          check=True, env={**os.environ, "REF_PATH": str(CORPORA / "_aux" / "ref" / "md5" / "%s")})
+    return _flagstat_counts(out.stdout)
+
+
+def _flagstat_counts(out: str) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for line in out.stdout.strip().splitlines():
+    for line in out.strip().splitlines():
         passed, failed, label = line.split("\t")
         if label in FLAGSTAT_FIELDS:
             counts[FLAGSTAT_FIELDS[label]] = int(passed) + int(failed)
@@ -152,8 +160,8 @@ def test_stats_like_summaries(bam: Path) -> None:
     assert sum(m["mapq_distribution"].values()) == m["primary_mapped"]
 
 
-def samtools_stats_summary(path: Path) -> dict[str, float]:
-    out = subprocess.run(["samtools", "stats", str(path)], capture_output=True, text=True, check=True).stdout
+def samtools_stats_summary(path: Path, *extra: str) -> dict[str, float]:
+    out = subprocess.run(["samtools", "stats", *extra, str(path)], capture_output=True, text=True, check=True).stdout
     sn = {f[1].rstrip(":"): f[2] for f in (line.split("\t") for line in out.splitlines()) if f[0] == "SN"}
     return {"average_length": float(sn["average length"]), "average_quality": float(sn["average quality"]),
             "bases_mapped_cigar": int(sn["bases mapped (cigar)"]), "mismatches": int(sn["mismatches"]),
@@ -225,3 +233,200 @@ def test_unsorted_input_gives_the_same_coverage(tmp_path: Path, bam: Path) -> No
     a, b = alignment_metrics(bam), alignment_metrics(shuffled)
     for key in ("total", "mean_depth", "breadth_1x", "breadth_10x", "breadth_30x"):
         assert a[key] == b[key]
+
+
+EDGE_CONTIGS = {"chrA": 120_000, "chrB": 4_000}
+
+
+def make_edge_bam(path: Path, seed: int = 5) -> Path:
+    """Records in every encoding corner the raw-record scan has to read as htslib does: NM of each
+    integer type (and a float NM, which samtools ignores) behind Z/H/B tags short and long, no
+    tags, missing SEQ or QUAL, a CIGAR of 70,000 operations (stored in the CG tag), =/X/H/P ops,
+    reads running off the contig end, mates on other contigs; coordinate-sorted and indexed."""
+    rnd = random.Random(seed)
+    header = {"HD": {"VN": "1.6", "SO": "unsorted"},
+              "SQ": [{"SN": name, "LN": ln} for name, ln in EDGE_CONTIGS.items()]}
+    unsorted = path.with_suffix(".unsorted.bam")
+    tag_sets = [
+        [("NM", 2, "c")], [("NM", 3, "C")], [("NM", 300, "s")], [("NM", 4, "S")], [("NM", 70000, "i")],
+        [("NM", 5, "I")], [("NM", 1.5, "f")], [],
+        [("XZ", "x" * 5, "Z"), ("NM", 1, "C")], [("XZ", "y" * 90, "Z"), ("NM", 2, "c")],
+        [("XH", "1AE301", "H"), ("NM", 3, "S")],
+        [("XB", array.array("b", [1, -2, 3]), None), ("XF", array.array("f", [0.5] * 40), None), ("NM", 6, "i")],
+        [("XR", "grp", "Z"), ("XA", "q", "A"), ("NM", 1, "s"), ("AS", 55, "i")],
+    ]
+    with pysam.AlignmentFile(str(unsorted), "wb", header=header) as out:
+        def rec(name: str, flag: int, tid: int, pos: int, cigar: list[tuple[int, int]] | None, *, mtid: int = -1,
+                mpos: int = -1, tlen: int = 0, mapq: int = 30, seq: bool = True, qual: bool = True,
+                tags: list | None = None) -> None:
+            a = pysam.AlignedSegment(out.header)
+            a.query_name = name
+            a.flag = flag
+            length = sum(n for op, n in cigar or [] if op in (0, 1, 4, 7, 8)) or 60
+            if seq:
+                a.query_sequence = "".join(rnd.choice("ACGTN") for _ in range(length))
+                if qual:
+                    a.query_qualities = array.array("B", (rnd.randint(0, 41) for _ in range(length)))
+            a.reference_id, a.reference_start = tid, pos
+            a.mapping_quality = mapq
+            if cigar:
+                a.cigartuples = cigar
+            a.next_reference_id, a.next_reference_start, a.template_length = mtid, mpos, tlen
+            for tag, value, kind in tags if tags is not None else rnd.choice(tag_sets):
+                a.set_tag(tag, value, value_type=kind) if kind else a.set_tag(tag, value)
+            out.write(a)
+
+        for i in range(300):
+            tid = rnd.randint(0, 1)
+            pos = rnd.randint(0, EDGE_CONTIGS[["chrA", "chrB"][tid]] - 50)  # some run off the end
+            cigar = rnd.choice([[(0, 80)], [(5, 10), (4, 5), (7, 30), (8, 2), (7, 40), (5, 3)], [(0, 20), (6, 2),
+                               (1, 3), (0, 20), (2, 4), (0, 30)], [(0, 10), (3, 500), (0, 50)]])
+            flag = rnd.choice([0x1 | 0x2 | 0x20 | 0x40, 0x1 | 0x2 | 0x10 | 0x80, 0x10, 0, 0x1 | 0x8 | 0x40,
+                               0x1 | 0x40 | 0x80, 0x1, 0x400, 0x200 | 0x1 | 0x40, 0x800, 0x100])
+            mtid = rnd.choice([tid, 1 - tid]) if flag & 0x1 else -1
+            rec(f"r{i}", flag, tid, pos, cigar, mtid=mtid, mpos=rnd.randint(0, 3000) if mtid >= 0 else -1,
+                tlen=rnd.choice([0, 250, -250, 9000, -30]) if mtid >= 0 else 0, mapq=rnd.choice([0, 4, 5, 60]),
+                seq=rnd.random() > 0.05, qual=rnd.random() > 0.1)
+        long_cigar = [(0, 1), (1, 1)] * 35_000  # 70,000 operations over 35,000 reference bases
+        rec("long", 0, 0, 1000, long_cigar, tags=[("NM", 35_000, "i")])
+        rec("long_dup", 0x400, 0, 2000, long_cigar, tags=[])
+        rec("unplaced", 0x4, -1, -1, None, tags=[])
+        rec("placed_unmapped", 0x1 | 0x4 | 0x80, 0, 5000, None, mtid=0, mpos=5000, tags=[])
+    pysam.sort("-o", str(path), str(unsorted))
+    pysam.index(str(path))
+    unsorted.unlink()
+    return path
+
+
+def rewrite(src: Path, dst: Path, *, shuffle: bool, sort_order: str | None) -> Path:
+    """The same records, shuffled or not, under a header claiming `sort_order` (None: no @HD line)."""
+    with pysam.AlignmentFile(str(src)) as inp:
+        header = inp.header.to_dict()
+        records = list(inp.fetch(until_eof=True))
+    if sort_order is None:
+        header.pop("HD", None)
+    else:
+        header["HD"] = {"VN": "1.6", "SO": sort_order}
+    if shuffle:
+        random.Random(7).shuffle(records)
+    with pysam.AlignmentFile(str(dst), "wb", header=header) as out:
+        for r in records:
+            out.write(r)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("edge")
+    bam = make_edge_bam(folder / "edge.bam")
+    fasta = folder / "ref.fa"
+    rnd = random.Random(11)
+    with open(fasta, "w") as fh:
+        for name, ln in EDGE_CONTIGS.items():
+            fh.write(f">{name}\n" + "".join(rnd.choice("ACGT") for _ in range(ln)) + "\n")
+    pysam.faidx(str(fasta))
+    files = {"bam": bam, "fasta": fasta}
+    files["sam"] = folder / "edge.sam"
+    pysam.view("-h", "-o", str(files["sam"]), str(bam), catch_stdout=False)
+    files["sam.gz"] = folder / "edge.sam.gz"
+    pysam.tabix_compress(str(files["sam"]), str(files["sam.gz"]))  # BGZF, but SAM text inside
+    files["cram"] = folder / "edge.cram"
+    pysam.view("-C", "-T", str(fasta), "-o", str(files["cram"]), str(bam), catch_stdout=False)
+    files["shuffled"] = rewrite(bam, folder / "shuffled.bam", shuffle=True, sort_order="unsorted")
+    files["shuffled_says_sorted"] = rewrite(bam, folder / "lying.bam", shuffle=True, sort_order="coordinate")
+    files["sorted_without_hd"] = rewrite(bam, folder / "nohd.bam", shuffle=False, sort_order=None)
+    return files
+
+
+EDGE_VARIANTS = ("sam", "sam.gz", "cram", "shuffled", "shuffled_says_sorted", "sorted_without_hd")
+
+
+def metrics_of(files: dict[str, Path], kind: str) -> dict:
+    fasta = str(files["fasta"]) if kind == "cram" else None
+    return alignment_metrics(files[kind], reference_fasta=fasta)
+
+
+@pytest.mark.skipif(not HAVE_SAMTOOLS, reason="samtools not installed")
+def test_edge_records_match_samtools(edge: dict[str, Path]) -> None:
+    m = alignment_metrics(edge["bam"])
+    assert {k: m[k] for k in FLAGSTAT_FIELDS.values()} == flagstat(edge["bam"])
+    ref = samtools_stats_summary(edge["bam"])
+    assert_matches_samtools_stats(m, ref)
+    assert m["mismatches"] == ref["mismatches"]  # the float NM counts 0, as samtools' bam_aux2i reads it
+    out = subprocess.run(["samtools", "depth", "-a", "-a", str(edge["bam"])], capture_output=True, text=True,
+                         check=True).stdout
+    # samtools depth also reports the positions where reads run past a contig's end: not reference bases.
+    depths = [int(d) for c, p, d in (line.split("\t") for line in out.splitlines()) if int(p) <= EDGE_CONTIGS[c]]
+    assert len(depths) == sum(EDGE_CONTIGS.values())
+    assert m["mean_depth"] == pytest.approx(sum(depths) / len(depths), abs=1e-4)
+    for level in (1, 10, 30):
+        assert m[f"breadth_{level}x"] == pytest.approx(100 * sum(d >= level for d in depths) / len(depths), abs=1e-4)
+    assert m["breadth_1x"] > 20  # the long CIGAR's blocks are counted
+
+
+@pytest.mark.parametrize("kind", EDGE_VARIANTS)
+def test_every_encoding_and_order_gives_the_same_metrics(edge: dict[str, Path], kind: str) -> None:
+    """SAM (plain and BGZF), CRAM with a local reference, shuffled records under an honest or a lying
+    header, sorted records without @HD: every metric equal to the sorted, indexed BAM's."""
+    m, expected = metrics_of(edge, kind), alignment_metrics(edge["bam"])
+    if kind == "cram":  # htslib's CRAM decoder computes an NM for the records stored without one
+        for key in ("mismatches", "error_rate"):
+            assert m.pop(key) > expected.pop(key)
+    assert m == expected
+
+
+@pytest.mark.skipif(not HAVE_SAMTOOLS, reason="samtools not installed")
+def test_cram_matches_samtools(edge: dict[str, Path]) -> None:
+    m = metrics_of(edge, "cram")
+    ref_opt = f"reference={edge['fasta']}"
+    assert {k: m[k] for k in FLAGSTAT_FIELDS.values()} == flagstat(edge["cram"], "--input-fmt-option", ref_opt)
+    assert_matches_samtools_stats(m, samtools_stats_summary(edge["cram"], "--reference", str(edge["fasta"])))
+
+
+def test_mapq_distribution_is_over_primary_mapped_records(edge: dict[str, Path]) -> None:
+    with pysam.AlignmentFile(str(edge["bam"])) as inp:
+        expected = Counter(str(r.mapping_quality) for r in inp.fetch(until_eof=True)
+                           if not r.is_unmapped and not r.is_secondary and not r.is_supplementary)
+    m = alignment_metrics(edge["bam"])
+    assert m["mapq_distribution"] == dict(expected)
+    n = sum(expected.values())
+    assert m["mean_mapq"] == pytest.approx(sum(int(q) * c for q, c in expected.items()) / n, abs=1e-4)
+
+
+def test_small_batches_windows_and_spills_change_nothing(monkeypatch: pytest.MonkeyPatch,
+                                                         edge: dict[str, Path]) -> None:
+    """Records split across reads of the stream, depth windows of 1 kb, and the unsorted mode's spill
+    file with a bucket per 2 windows: the same numbers as with the defaults."""
+    expected = {kind: metrics_of(edge, kind) for kind in ("bam", "shuffled")}
+    spills: list[int] = []
+    spill = alignment._Coverage._spill
+    monkeypatch.setattr(alignment._Coverage, "_spill", lambda self: (spills.append(self.pending_n), spill(self))[1])
+    monkeypatch.setattr(bam_stream, "CHUNK", 3000)
+    monkeypatch.setattr(alignment, "WINDOW", 1000)
+    monkeypatch.setattr(alignment, "BUCKET_WINDOWS", 2)
+    monkeypatch.setattr(alignment, "SPILL_EVENTS", 64)
+    for kind, m in expected.items():
+        assert metrics_of(edge, kind) == m, kind
+    assert len(spills) > 3
+
+
+def test_header_only_bam(tmp_path: Path) -> None:
+    path = tmp_path / "empty.bam"
+    with pysam.AlignmentFile(str(path), "wb", header={"SQ": [{"SN": "chr1", "LN": 1000}]}):
+        pass
+    m = alignment_metrics(path)
+    assert (m["total"], m["mapped"], m["mean_depth"], m["breadth_1x"]) == (0, 0, 0.0, 0.0)
+    assert m["mapped_percent"] is None and m["mean_mapq"] is None and m["insert_size_mean"] is None
+
+
+def test_damaged_input_raises_value_error(tmp_path: Path, bam: Path) -> None:
+    data = bam.read_bytes()
+    cut = tmp_path / "cut.bam"
+    cut.write_bytes(data[: len(data) // 2])
+    garbage = tmp_path / "garbage.bam"
+    garbage.write_bytes(bytes(random.Random(2).randrange(256) for _ in range(5000)))
+    bad_sam = tmp_path / "bad.sam"
+    bad_sam.write_text("@SQ\tSN:chr1\tLN:100\nread1\tnotaflag\tchr1\t1\t60\t4M\t*\t0\t0\tACGT\tIIII\n")
+    for path in (cut, garbage, bad_sam):
+        with pytest.raises(ValueError):
+            alignment_metrics(path)
