@@ -202,8 +202,8 @@ def test_floor_is_graded_like_the_other_floors(percent: float, standard: str, st
 
 def test_floor_message_names_the_contaminant() -> None:
     module = _module(grade(_metrics(6.0), load_profile("standard")))
-    assert module["message"] == ("reads mapping better to a contaminant % 6 > fail threshold 5 of 1,000 reads "
-                                 "vs hg38 (phix 0%, bug 6%)")
+    assert module["message"] == ("reads mapping better to a contaminant % 6 > fail threshold 5 (1 above) "
+                                 "of 1,000 reads vs hg38 (phix 0%, bug 6%)")
     assert (module["value"], module["warn"], module["fail"]) == (6.0, 1, 5)
 
 

@@ -56,7 +56,7 @@ def test_low_quality_fails_per_base_quality_with_a_message(low_quality: dict) ->
     module = modules(verdict)["per base sequence quality"]
     assert module["status"] == "fail"
     assert "per-base quality" in module["message"] and "< fail threshold" in module["message"]
-    assert module["message"].startswith("median per-base quality 10 < fail threshold 20 at position 30-31")
+    assert module["message"].startswith("median per-base quality 10 < fail threshold 20 (10 below) at position 30-31")
     assert module["value"] < module["fail"]
 
 

@@ -345,19 +345,27 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}" if isinstance(x, float) else str(x)
 
 
+def _margin(x: float) -> str:
+    """How far past a threshold, in the metric's own unit."""
+    return _fmt(round(x, 4) if not float(x).is_integer() else int(x))
+
+
 def _judge(t: Threshold, value: float) -> tuple[str, str | None, Any]:
     """Status, message fragment and the bound that was crossed."""
     for status, bound in (("fail", t.fail), ("warn", t.warn)):
         if bound is None:
             continue
         if t.direction == "min" and value < float(bound):  # type: ignore[arg-type]
-            return status, f"< {status} threshold {_fmt(float(bound))}", bound  # type: ignore[arg-type]
+            return status, (f"< {status} threshold {_fmt(float(bound))} "  # type: ignore[arg-type]
+                            f"({_margin(float(bound) - value)} below)"), bound  # type: ignore[arg-type]
         if t.direction == "max" and value > float(bound):  # type: ignore[arg-type]
-            return status, f"> {status} threshold {_fmt(float(bound))}", bound  # type: ignore[arg-type]
+            return status, (f"> {status} threshold {_fmt(float(bound))} "  # type: ignore[arg-type]
+                            f"({_margin(value - float(bound))} above)"), bound  # type: ignore[arg-type]
         if t.direction == "range":
             lo, hi = bound  # type: ignore[misc]
             if value < lo or value > hi:
-                return status, f"outside {status} range [{_fmt(lo)}, {_fmt(hi)}]", bound
+                off = f"{_margin(lo - value)} below" if value < lo else f"{_margin(value - hi)} above"
+                return status, f"outside {status} range [{_fmt(lo)}, {_fmt(hi)}] ({off})", bound
     return "pass", None, None
 
 
