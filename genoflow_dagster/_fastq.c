@@ -2,34 +2,387 @@
  * The per-byte inner loops of FASTQ validation (formats/fastq.py) and QC (qc/fastq_kernel.py,
  * which says what the counters mean).
  *
- * Plain C over buffers the Python side has already checked (dtype, contiguity,
- * sizes): no allocation, no Python objects in the loop, the GIL released while
- * counting. Offsets come from numpy (record boundaries), so this file only adds.
+ * Plain C over buffers the Python side has sized (dtype, contiguity, lengths are checked
+ * here again): no Python objects in the loops, the GIL released while counting. The QC
+ * scanners find the 4-line records themselves (memchr per line), count them, and hand back
+ * to Python only when they need more data, bigger counters or a line parser.
+ *
+ * On x86-64 the base and adapter loops use 16-byte vectors: SSE2 is part of the
+ * architecture, the adapter prefilter's byte shuffle (SSSE3) is used when the CPU has it
+ * (checked at run time). Every vector loop has a scalar twin with the same results, used
+ * elsewhere and by the tests (`vector=0`).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
-#define MAX_ADAPTERS 64
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#include <tmmintrin.h>
+#define HAVE_SSE2 1
+#else
+#define HAVE_SSE2 0
+#endif
+
+#define ADAPTER_K 12
+#define MAX_ADAPTERS 8    /* one bit each in the prefilter's bytes */
+#define QUAL16_READS 65535 /* a 16-bit per-position counter gets at most one count per read */
+#define BASE8_READS 255
+#define QUAL16_MAX_BYTES (1 << 20) /* beyond this many positions' worth, count in int64 directly */
+/* Rows of the 16-bit quality counters are 9 cache lines apart, not 8: with 8, the same
+ * quality of every 8th position falls into one L1 set and the rows evict each other. */
+#define Q16_STRIDE 288
+
+/* Bits 0-2 of BASE_CLASS: A C G T N other; bit 3: upper-case A/C/G/T (see fastq_kernel.py). */
+
+typedef struct {
+    const uint8_t *buf_end;    /* loads never pass this */
+    Py_ssize_t cap;            /* rows of the per-position counters */
+    Py_ssize_t pooled;         /* position_cap - 1: positions from here on share this row */
+    int64_t *pos_qual, *pos_base, *adapter_hist, *seq_mean_q, *len_hist, *gc_table, *overflow, *dup;
+    Py_ssize_t n_mean, n_len, gc_dim, overflow_cap, n_overflow, dup_cap, n_dup;
+    const uint8_t *base_class;
+    int n_adapters, vector, shuffle;
+    uint8_t motifs[MAX_ADAPTERS][ADAPTER_K];
+    uint32_t codes[MAX_ADAPTERS];
+    uint8_t nibble[ADAPTER_K][16]; /* prefilter: adapters whose byte at offset o has this low nibble */
+    uint16_t *q16;                 /* pending per-position quality counts, or NULL */
+    Py_ssize_t q16_rows;
+    int64_t q16_reads;
+    uint8_t *b8;                   /* pending per-position base counts: A C G T N all, each `stride` */
+    Py_ssize_t stride, b8_rows;
+    int64_t b8_reads;
+} qc_t;
+
+static int cpu_shuffle(void) {
+#if HAVE_SSE2 && defined(__GNUC__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("ssse3");
+#else
+    return 0;
+#endif
+}
+
+/* One record at p: 1 when it is a whole regular 4-line record (its sequence, length, quality,
+ * and where the next one starts), 0 when it runs past `end`, -1 when it is irregular: no '@'
+ * or '+' at its line starts, or a quality line of another length (a CR before each '\n' is
+ * not part of the line). */
+static inline int parse_record(const uint8_t *p, const uint8_t *end, const uint8_t **seq, Py_ssize_t *len,
+                               const uint8_t **qual, const uint8_t **next) {
+    if (*p != '@') {
+        return -1;
+    }
+    const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
+    if (!nl) {
+        return 0;
+    }
+    const uint8_t *s = nl + 1;
+    nl = memchr(s, '\n', (size_t)(end - s));
+    if (!nl) {
+        return 0;
+    }
+    Py_ssize_t L = nl - s;
+    if (L > 0 && s[L - 1] == '\r') {
+        L--;
+    }
+    const uint8_t *plus = nl + 1;
+    if (plus >= end) {
+        return 0;
+    }
+    if (*plus != '+') {
+        return -1;
+    }
+    if (plus + 1 < end && plus[1] == '\n') {
+        nl = plus + 1;
+    } else {
+        nl = memchr(plus, '\n', (size_t)(end - plus));
+        if (!nl) {
+            return 0;
+        }
+    }
+    const uint8_t *q = nl + 1;
+    if (q >= end) {
+        return 0;
+    }
+    nl = memchr(q, '\n', (size_t)(end - q));
+    if (!nl) {
+        return 0;
+    }
+    Py_ssize_t QL = nl - q;
+    if (QL > 0 && q[QL - 1] == '\r') {
+        QL--;
+    }
+    if (QL != L) {
+        return -1;
+    }
+    *seq = s;
+    *len = L;
+    *qual = q;
+    *next = nl + 1;
+    return 1;
+}
+
+static void flush_q16(qc_t *st) {
+    if (!st->q16) {
+        return;
+    }
+    for (Py_ssize_t p = 0; p < st->q16_rows; p++) {
+        uint16_t *row = st->q16 + p * Q16_STRIDE;
+        int64_t *out = st->pos_qual + p * 256;
+        for (int k = 0; k < 256; k++) {
+            out[k] += row[k];
+        }
+        memset(row, 0, 256 * sizeof(uint16_t));
+    }
+    st->q16_rows = 0;
+    st->q16_reads = 0;
+}
+
+static void flush_b8(qc_t *st) {
+    if (!st->b8) {
+        return;
+    }
+    const Py_ssize_t w = st->stride;
+    for (Py_ssize_t p = 0; p < st->b8_rows; p++) {
+        int64_t *out = st->pos_base + p * 6;
+        int64_t named = 0;
+        for (int c = 0; c < 5; c++) {
+            out[c] += st->b8[c * w + p];
+            named += st->b8[c * w + p];
+        }
+        out[5] += st->b8[5 * w + p] - named;
+    }
+    memset(st->b8, 0, (size_t)(6 * w));
+    st->b8_rows = 0;
+    st->b8_reads = 0;
+}
+
+/* First hit of each adapter by the rolling 2-bit code of the last 12 upper-case A/C/G/T. */
+static void adapters_scalar(qc_t *st, const uint8_t *s, Py_ssize_t L) {
+    const uint32_t mask = (1u << 24) - 1;
+    unsigned live = (1u << st->n_adapters) - 1;
+    uint32_t code = 0;
+    Py_ssize_t run = 0;
+    for (Py_ssize_t j = 0; j < L && live; j++) {
+        const uint8_t v = st->base_class[s[j]];
+        if (!(v & 8)) {
+            run = 0;
+            continue;
+        }
+        code = ((code << 2) | (v & 3)) & mask;
+        if (++run < ADAPTER_K) {
+            continue;
+        }
+        for (int a = 0; a < st->n_adapters; a++) {
+            if ((live >> a & 1) && code == st->codes[a]) {
+                live &= ~(1u << a);
+                const Py_ssize_t start = j - (ADAPTER_K - 1);
+                st->adapter_hist[a * st->cap + (start < st->pooled ? start : st->pooled)]++;
+            }
+        }
+    }
+}
+
+#if HAVE_SSE2
+/* The same first hits: a byte-shuffle prefilter on the low nibbles of 5 of the 12 bytes
+ * (A C G T differ there) proposes starts, a byte comparison decides. */
+__attribute__((target("ssse3"))) static void adapters_shuffle(qc_t *st, const uint8_t *s, Py_ssize_t L) {
+    static const int offs[5] = {0, 3, 6, 9, 11};
+    const __m128i low = _mm_set1_epi8(0x0F), zero = _mm_setzero_si128();
+    __m128i table[5];
+    for (int k = 0; k < 5; k++) {
+        table[k] = _mm_loadu_si128((const __m128i *)st->nibble[offs[k]]);
+    }
+    unsigned live = (1u << st->n_adapters) - 1;
+    const Py_ssize_t last = L - ADAPTER_K; /* the last start a whole adapter fits after */
+    uint8_t tmp[48];
+    uint8_t cand[16];
+    for (Py_ssize_t j = 0; j <= last && live; j += 16) {
+        const uint8_t *w = s + j;
+        if (w + 11 + 16 > st->buf_end) {
+            /* near the end of the buffer: work on a zero-padded copy (no nibble 0 in A C G T) */
+            memset(tmp, 0, sizeof(tmp));
+            Py_ssize_t have = L - j < 27 ? L - j : 27;
+            memcpy(tmp, w, (size_t)have);
+            w = tmp;
+        }
+        __m128i c = _mm_set1_epi8((char)live);
+        for (int k = 0; k < 5; k++) {
+            __m128i v = _mm_and_si128(_mm_loadu_si128((const __m128i *)(w + offs[k])), low);
+            c = _mm_and_si128(c, _mm_shuffle_epi8(table[k], v));
+        }
+        unsigned m = ~(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(c, zero)) & 0xFFFFu;
+        if (last - j < 15) {
+            m &= (1u << (last - j + 1)) - 1;
+        }
+        if (!m) {
+            continue;
+        }
+        _mm_storeu_si128((__m128i *)cand, c);
+        while (m) {
+            const int lane = __builtin_ctz(m);
+            m &= m - 1;
+            unsigned bits = cand[lane] & live;
+            while (bits) {
+                const int a = __builtin_ctz(bits);
+                bits &= bits - 1;
+                if (memcmp(s + j + lane, st->motifs[a], ADAPTER_K) == 0) {
+                    live &= ~(1u << a);
+                    const Py_ssize_t start = j + lane;
+                    st->adapter_hist[a * st->cap + (start < st->pooled ? start : st->pooled)]++;
+                }
+            }
+        }
+    }
+}
+#endif
+
+/* Per-position and per-read counts of one record (sequence s, quality q, length L). */
+static void count_qc(qc_t *st, const uint8_t *s, const uint8_t *q, Py_ssize_t L) {
+    const Py_ssize_t pooled = st->pooled;
+    const Py_ssize_t lim = L < pooled ? L : pooled; /* positions below lim have their own row */
+    int64_t qsum = 0, gc = 0, acgt = 0;
+
+    /* quality per position */
+    if (st->q16) {
+        uint16_t *h = st->q16;
+        Py_ssize_t j = 0;
+        for (; j + 4 <= lim; j += 4) {
+            const uint8_t a = q[j], b = q[j + 1], c = q[j + 2], d = q[j + 3];
+            h[j * Q16_STRIDE + a]++;
+            h[(j + 1) * Q16_STRIDE + b]++;
+            h[(j + 2) * Q16_STRIDE + c]++;
+            h[(j + 3) * Q16_STRIDE + d]++;
+            qsum += (int64_t)a + b + c + d;
+        }
+        for (; j < lim; j++) {
+            h[j * Q16_STRIDE + q[j]]++;
+            qsum += q[j];
+        }
+        if (lim > st->q16_rows) {
+            st->q16_rows = lim;
+        }
+    } else {
+        for (Py_ssize_t j = 0; j < lim; j++) {
+            st->pos_qual[j * 256 + q[j]]++;
+            qsum += q[j];
+        }
+    }
+    for (Py_ssize_t j = lim; j < L; j++) {
+        st->pos_qual[pooled * 256 + q[j]]++;
+        qsum += q[j];
+    }
+
+    /* bases per position, read GC */
+    Py_ssize_t done = 0;
+#if HAVE_SSE2
+    if (st->vector && st->b8) {
+        static const uint8_t ramp[32] = {255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+                                         0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0};
+        const __m128i lower = _mm_set1_epi8(0x20), zero = _mm_setzero_si128();
+        const __m128i ka = _mm_set1_epi8('a'), kc = _mm_set1_epi8('c'), kg = _mm_set1_epi8('g');
+        const __m128i kt = _mm_set1_epi8('t'), ku = _mm_set1_epi8('u'), kn = _mm_set1_epi8('n');
+        const Py_ssize_t w = st->stride;
+        uint8_t *b8 = st->b8;
+        __m128i vgc = zero, vacgt = zero;
+        int chunks = 0;
+        uint8_t tmp[16];
+        for (Py_ssize_t j = 0; j < lim; j += 16) {
+            const uint8_t *src = s + j;
+            if (src + 16 > st->buf_end) {
+                memset(tmp, 0, 16);
+                memcpy(tmp, src, (size_t)(lim - j < 16 ? lim - j : 16));
+                src = tmp;
+            }
+            __m128i v = _mm_or_si128(_mm_loadu_si128((const __m128i *)src), lower);
+            __m128i all = _mm_cmpeq_epi8(zero, zero);
+            if (lim - j < 16) {
+                all = _mm_loadu_si128((const __m128i *)(ramp + 16 - (lim - j)));
+            }
+            __m128i ea = _mm_and_si128(_mm_cmpeq_epi8(v, ka), all);
+            __m128i ec = _mm_and_si128(_mm_cmpeq_epi8(v, kc), all);
+            __m128i eg = _mm_and_si128(_mm_cmpeq_epi8(v, kg), all);
+            __m128i et = _mm_and_si128(_mm_or_si128(_mm_cmpeq_epi8(v, kt), _mm_cmpeq_epi8(v, ku)), all);
+            __m128i en = _mm_and_si128(_mm_cmpeq_epi8(v, kn), all);
+            __m128i *o;
+            o = (__m128i *)(b8 + j);
+            _mm_storeu_si128(o, _mm_sub_epi8(_mm_loadu_si128(o), ea));
+            o = (__m128i *)(b8 + w + j);
+            _mm_storeu_si128(o, _mm_sub_epi8(_mm_loadu_si128(o), ec));
+            o = (__m128i *)(b8 + 2 * w + j);
+            _mm_storeu_si128(o, _mm_sub_epi8(_mm_loadu_si128(o), eg));
+            o = (__m128i *)(b8 + 3 * w + j);
+            _mm_storeu_si128(o, _mm_sub_epi8(_mm_loadu_si128(o), et));
+            o = (__m128i *)(b8 + 4 * w + j);
+            _mm_storeu_si128(o, _mm_sub_epi8(_mm_loadu_si128(o), en));
+            o = (__m128i *)(b8 + 5 * w + j);
+            _mm_storeu_si128(o, _mm_sub_epi8(_mm_loadu_si128(o), all));
+            __m128i egc = _mm_or_si128(ec, eg);
+            vgc = _mm_sub_epi8(vgc, egc);
+            vacgt = _mm_sub_epi8(vacgt, _mm_or_si128(_mm_or_si128(ea, et), egc));
+            if (++chunks == 255) {
+                __m128i sg = _mm_sad_epu8(vgc, zero), sa = _mm_sad_epu8(vacgt, zero);
+                gc += _mm_cvtsi128_si64(sg) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(sg, sg));
+                acgt += _mm_cvtsi128_si64(sa) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(sa, sa));
+                vgc = vacgt = zero;
+                chunks = 0;
+            }
+        }
+        __m128i sg = _mm_sad_epu8(vgc, zero), sa = _mm_sad_epu8(vacgt, zero);
+        gc += _mm_cvtsi128_si64(sg) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(sg, sg));
+        acgt += _mm_cvtsi128_si64(sa) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(sa, sa));
+        if (lim > st->b8_rows) {
+            st->b8_rows = lim;
+        }
+        done = lim;
+    }
+#endif
+    for (Py_ssize_t j = done; j < L; j++) {
+        const uint8_t cls = st->base_class[s[j]] & 7;
+        st->pos_base[(j < pooled ? j : pooled) * 6 + cls]++;
+        acgt += cls <= 3;
+        gc += cls == 1 || cls == 2;
+    }
+
+    if (st->n_adapters && L >= ADAPTER_K) {
+#if HAVE_SSE2
+        if (st->vector && st->shuffle) {
+            adapters_shuffle(st, s, L);
+        } else
+#endif
+        {
+            adapters_scalar(st, s, L);
+        }
+    }
+
+    if (L > 0) {
+        const int64_t mean = qsum / L;
+        st->seq_mean_q[mean < st->n_mean ? mean : st->n_mean - 1]++;
+    }
+    st->len_hist[L]++;
+    if (acgt > 0) {
+        if (acgt < st->gc_dim) {
+            st->gc_table[acgt * st->gc_dim + gc]++;
+        } else {
+            st->overflow[2 * st->n_overflow] = acgt;
+            st->overflow[2 * st->n_overflow + 1] = gc;
+            st->n_overflow++;
+        }
+    }
+    if (st->q16 && ++st->q16_reads == QUAL16_READS) {
+        flush_q16(st);
+    }
+    if (st->b8 && ++st->b8_reads == BASE8_READS) {
+        flush_b8(st);
+    }
+}
 
 typedef struct {
     Py_buffer view;
     int held;
 } buffer_t;
-
-static int get(PyObject *obj, buffer_t *b, int writable, Py_ssize_t itemsize, const char *name) {
-    int flags = PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0);
-    if (PyObject_GetBuffer(obj, &b->view, flags) < 0) {
-        return -1;
-    }
-    b->held = 1;
-    if (b->view.len % itemsize != 0) {
-        PyErr_Format(PyExc_ValueError, "%s: buffer length is not a multiple of %zd", name, itemsize);
-        return -1;
-    }
-    return 0;
-}
 
 static void release(buffer_t *bufs, int n) {
     for (int i = 0; i < n; i++) {
@@ -40,153 +393,264 @@ static void release(buffer_t *bufs, int n) {
     }
 }
 
-/* count_records(buf, seq_starts, qual_starts, lengths, pos_qual, pos_base, seq_mean_q, acgt_out, gc_out,
- *               adapter_hist, adapter_code, adapter_filter, base_class) */
-static PyObject *count_records(PyObject *self, PyObject *args) {
-    PyObject *o[13];
-    if (!PyArg_UnpackTuple(args, "count_records", 13, 13, &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6], &o[7],
-                           &o[8], &o[9], &o[10], &o[11], &o[12])) {
-        return NULL;
+static int get(PyObject *obj, buffer_t *b, int writable, const char *name) {
+    if (PyObject_GetBuffer(obj, &b->view, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0) {
+        return -1;
     }
-    static const int writable[13] = {0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0};
-    static const Py_ssize_t itemsize[13] = {1, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 1, 1};
-    static const char *names[13] = {"buf", "seq_starts", "qual_starts", "lengths", "pos_qual", "pos_base",
-                                    "seq_mean_q", "acgt_out", "gc_out", "adapter_hist", "adapter_code",
-                                    "adapter_filter", "base_class"};
-    buffer_t b[13];
-    memset(b, 0, sizeof(b));
-    for (int i = 0; i < 13; i++) {
-        if (get(o[i], &b[i], writable[i], itemsize[i], names[i]) < 0) {
-            release(b, 13);
-            return NULL;
-        }
+    b->held = 1;
+    if (writable && b->view.len % 8 != 0) {
+        PyErr_Format(PyExc_ValueError, "%s: not a whole number of int64 counters", name);
+        return -1;
     }
-    const uint8_t *buf = b[0].view.buf;
-    const Py_ssize_t buf_len = b[0].view.len;
-    const int64_t *seq_starts = b[1].view.buf, *qual_starts = b[2].view.buf, *lengths = b[3].view.buf;
-    const Py_ssize_t n = b[3].view.len / 8;
-    int64_t *pos_qual = b[4].view.buf, *pos_base = b[5].view.buf, *seq_mean_q = b[6].view.buf;
-    int64_t *acgt_out = b[7].view.buf, *gc_out = b[8].view.buf, *adapter_hist = b[9].view.buf;
-    const int64_t *adapter_code = b[10].view.buf;
-    const uint8_t *adapter_filter = b[11].view.buf, *base_class = b[12].view.buf;
-    const Py_ssize_t cap = b[4].view.len / (8 * 256);
-    const Py_ssize_t n_adapters = b[10].view.len / 8;
-    const Py_ssize_t n_mean = b[6].view.len / 8;
-    int ok = b[1].view.len / 8 == n && b[2].view.len / 8 == n && b[7].view.len / 8 >= n &&
-             b[8].view.len / 8 >= n && cap > 0 && b[5].view.len / (8 * 6) == cap && n_mean > 0 &&
-             b[9].view.len / 8 == n_adapters * cap && n_adapters <= MAX_ADAPTERS && b[11].view.len == 65536 &&
-             b[12].view.len == 256;
-    for (Py_ssize_t i = 0; ok && i < n; i++) {
-        ok = lengths[i] >= 0 && seq_starts[i] >= 0 && qual_starts[i] >= 0 &&
-             seq_starts[i] + lengths[i] <= buf_len && qual_starts[i] + lengths[i] <= buf_len;
-    }
-    if (!ok) {
-        release(b, 13);
-        PyErr_SetString(PyExc_ValueError, "count_records: inconsistent buffer sizes or offsets");
-        return NULL;
-    }
-    Py_BEGIN_ALLOW_THREADS
-    const uint32_t mask = (1u << 24) - 1;
-    uint8_t found[MAX_ADAPTERS];
-    for (Py_ssize_t i = 0; i < n; i++) {
-        const uint8_t *s = buf + seq_starts[i];
-        const uint8_t *q = buf + qual_starts[i];
-        const int64_t length = lengths[i];
-        const int64_t head = length < cap ? length : cap;
-        int64_t qsum = 0, acgt = 0, gc = 0;
-        uint32_t code = 0;
-        int64_t run = 0;
-        Py_ssize_t left = length >= 12 ? n_adapters : 0;
-        if (left) {
-            memset(found, 0, (size_t)n_adapters);
-        }
-        for (int64_t j = 0; j < length; j++) {
-            const int64_t p = j < head ? j : cap - 1;
-            const uint8_t qb = q[j];
-            pos_qual[p * 256 + qb]++;
-            qsum += qb;
-            const uint8_t v = base_class[s[j]];
-            const uint8_t cls = v & 7;
-            pos_base[p * 6 + cls]++;
-            acgt += cls <= 3;
-            gc += cls == 1 || cls == 2;
-            if (left) {
-                if (v & 8) {
-                    code = ((code << 2) | (cls & 3)) & mask;
-                    if (++run >= 12 && adapter_filter[code & 0xFFFF]) {
-                        for (Py_ssize_t a = 0; a < n_adapters; a++) {
-                            if (!found[a] && (int64_t)code == adapter_code[a]) {
-                                found[a] = 1;
-                                left--;
-                                const int64_t start = j - 11;
-                                adapter_hist[a * cap + (start < cap ? start : cap - 1)]++;
-                            }
-                        }
-                    }
-                } else {
-                    run = 0;
-                }
-            }
-        }
-        if (length > 0) {
-            const int64_t mean = qsum / length;
-            seq_mean_q[mean < n_mean ? mean : n_mean - 1]++;
-        }
-        acgt_out[i] = acgt;
-        gc_out[i] = gc;
-    }
-    Py_END_ALLOW_THREADS
-    release(b, 13);
-    Py_RETURN_NONE;
+    return 0;
 }
 
-/* count_basic(buf, seq_starts, qual_starts, lengths, qual_hist, base_hist, base_class) */
-static PyObject *count_basic(PyObject *self, PyObject *args) {
-    PyObject *o[7];
-    if (!PyArg_UnpackTuple(args, "count_basic", 7, 7, &o[0], &o[1], &o[2], &o[3], &o[4], &o[5], &o[6])) {
+enum { NEED_DATA = 0, IRREGULAR = 1, GROW = 2, DRAIN = 3 };
+
+/* scan_qc(buf, start, end, pos_qual, pos_base, adapter_hist, seq_mean_q, len_hist, gc_table, overflow, dup,
+ *         position_cap, adapters, base_class, vector)
+ *     -> (consumed, records, status, need, n_overflow, n_dup, max_length)
+ *
+ * Counts the whole 4-line records of buf[start:end] into the int64 counters (see
+ * fastq_kernel.py) and stops at `consumed` with `status`: NEED_DATA (the record there is
+ * incomplete, or end was reached), IRREGULAR (the line parser must take over there), GROW
+ * (the record there has `need` bases: the per-position counters need min(need, position_cap)
+ * rows and len_hist need + 1 entries), DRAIN (the overflow pairs are full). `overflow`
+ * receives (ACGT, GC) of reads with gc_dim or more A/C/G/T, `dup` (start, length) of the
+ * first len(dup) / 2 sequences. */
+static PyObject *scan_qc(PyObject *self, PyObject *args) {
+    PyObject *o[11];
+    Py_ssize_t start, end, position_cap;
+    int vector;
+    if (!PyArg_ParseTuple(args, "OnnOOOOOOOOnOOi", &o[0], &start, &end, &o[1], &o[2], &o[3], &o[4], &o[5], &o[6],
+                          &o[7], &o[8], &position_cap, &o[9], &o[10], &vector)) {
         return NULL;
     }
-    static const int writable[7] = {0, 0, 0, 0, 1, 1, 0};
-    static const Py_ssize_t itemsize[7] = {1, 8, 8, 8, 8, 8, 1};
-    static const char *names[7] = {"buf", "seq_starts", "qual_starts", "lengths", "qual_hist", "base_hist",
-                                   "base_class"};
-    buffer_t b[7];
+    static const int writable[11] = {0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0};
+    static const char *names[11] = {"buf", "pos_qual", "pos_base", "adapter_hist", "seq_mean_q", "len_hist",
+                                    "gc_table", "overflow", "dup", "adapters", "base_class"};
+    buffer_t b[11];
     memset(b, 0, sizeof(b));
-    for (int i = 0; i < 7; i++) {
-        if (get(o[i], &b[i], writable[i], itemsize[i], names[i]) < 0) {
-            release(b, 7);
+    for (int i = 0; i < 11; i++) {
+        if (get(o[i], &b[i], writable[i], names[i]) < 0) {
+            release(b, 11);
+            return NULL;
+        }
+    }
+    qc_t st;
+    memset(&st, 0, sizeof(st));
+    const uint8_t *buf = b[0].view.buf;
+    st.buf_end = buf + b[0].view.len;
+    st.cap = b[1].view.len / (8 * 256);
+    st.pos_qual = b[1].view.buf;
+    st.pos_base = b[2].view.buf;
+    st.adapter_hist = b[3].view.buf;
+    st.seq_mean_q = b[4].view.buf;
+    st.n_mean = b[4].view.len / 8;
+    st.len_hist = b[5].view.buf;
+    st.n_len = b[5].view.len / 8;
+    st.gc_table = b[6].view.buf;
+    st.overflow = b[7].view.buf;
+    st.overflow_cap = b[7].view.len / 16;
+    st.dup = b[8].view.buf;
+    st.dup_cap = b[8].view.len / 16;
+    st.n_adapters = (int)(b[9].view.len / ADAPTER_K);
+    st.base_class = b[10].view.buf;
+    st.vector = vector;
+    st.pooled = position_cap - 1;
+    Py_ssize_t gc_dim = 0;
+    while ((gc_dim + 1) * (gc_dim + 1) * 8 <= b[6].view.len) {
+        gc_dim++;
+    }
+    st.gc_dim = gc_dim;
+    int ok = 0 <= start && start <= end && end <= b[0].view.len && st.cap > 0 && position_cap >= 1 &&
+             st.cap <= position_cap && b[1].view.len == st.cap * 256 * 8 && b[2].view.len == st.cap * 6 * 8 &&
+             b[3].view.len == (Py_ssize_t)st.n_adapters * st.cap * 8 && b[9].view.len % ADAPTER_K == 0 &&
+             st.n_adapters <= MAX_ADAPTERS && st.n_mean > 0 && st.n_len > 0 && gc_dim * gc_dim * 8 == b[6].view.len &&
+             st.overflow_cap > 0 && b[7].view.len % 16 == 0 && b[8].view.len % 16 == 0 && b[10].view.len == 256;
+    if (!ok) {
+        release(b, 11);
+        PyErr_SetString(PyExc_ValueError, "scan_qc: inconsistent buffer sizes or offsets");
+        return NULL;
+    }
+    const uint8_t *motifs = b[9].view.buf;
+    for (int a = 0; a < st.n_adapters; a++) {
+        memcpy(st.motifs[a], motifs + a * ADAPTER_K, ADAPTER_K);
+        for (int k = 0; k < ADAPTER_K; k++) {
+            const uint8_t c = st.motifs[a][k];
+            if (!(st.base_class[c] & 8)) {
+                release(b, 11);
+                PyErr_SetString(PyExc_ValueError, "scan_qc: adapters must be upper-case A/C/G/T");
+                return NULL;
+            }
+            st.codes[a] = (st.codes[a] << 2) | (st.base_class[c] & 3);
+            st.nibble[k][c & 15] |= (uint8_t)(1u << a);
+        }
+    }
+    st.shuffle = cpu_shuffle();
+
+    Py_ssize_t records = 0, need = 0, max_length = 0;
+    int status = NEED_DATA;
+    const uint8_t *p = buf + start, *stop = buf + end;
+    Py_BEGIN_ALLOW_THREADS
+    if ((size_t)st.cap * Q16_STRIDE * sizeof(uint16_t) <= QUAL16_MAX_BYTES) {
+        st.q16 = calloc((size_t)st.cap * Q16_STRIDE, sizeof(uint16_t));
+    }
+    st.stride = (st.cap + 31) / 16 * 16;
+    st.b8 = calloc((size_t)(6 * st.stride), 1);
+    while (p < stop) {
+        const uint8_t *seq, *qual, *next;
+        Py_ssize_t L;
+        const int r = parse_record(p, stop, &seq, &L, &qual, &next);
+        if (r <= 0) {
+            status = r < 0 ? IRREGULAR : NEED_DATA;
+            break;
+        }
+        if ((L < position_cap ? L : position_cap) > st.cap || L >= st.n_len) {
+            status = GROW;
+            need = L;
+            break;
+        }
+        if (st.n_overflow == st.overflow_cap) {
+            status = DRAIN;
+            break;
+        }
+        if (st.n_dup < st.dup_cap) {
+            st.dup[2 * st.n_dup] = seq - buf;
+            st.dup[2 * st.n_dup + 1] = L;
+            st.n_dup++;
+        }
+        count_qc(&st, seq, qual, L);
+        max_length = L > max_length ? L : max_length;
+        records++;
+        p = next;
+    }
+    flush_q16(&st);
+    flush_b8(&st);
+    free(st.q16);
+    free(st.b8);
+    Py_END_ALLOW_THREADS
+    release(b, 11);
+    return Py_BuildValue("nninnnn", (Py_ssize_t)(p - buf), records, status, need, st.n_overflow, st.n_dup,
+                         max_length);
+}
+
+/* scan_basic(buf, start, end, qual_hist, base_hist, len_hist, base_class, vector)
+ *     -> (consumed, records, status, need)
+ *
+ * The whole-file quality histogram (256), base classes (6) and read lengths of the whole
+ * records of buf[start:end]; statuses as scan_qc (GROW: len_hist needs need + 1 entries). */
+static PyObject *scan_basic(PyObject *self, PyObject *args) {
+    PyObject *o[5];
+    Py_ssize_t start, end;
+    int vector;
+    if (!PyArg_ParseTuple(args, "OnnOOOOi", &o[0], &start, &end, &o[1], &o[2], &o[3], &o[4], &vector)) {
+        return NULL;
+    }
+    static const int writable[5] = {0, 1, 1, 1, 0};
+    static const char *names[5] = {"buf", "qual_hist", "base_hist", "len_hist", "base_class"};
+    buffer_t b[5];
+    memset(b, 0, sizeof(b));
+    for (int i = 0; i < 5; i++) {
+        if (get(o[i], &b[i], writable[i], names[i]) < 0) {
+            release(b, 5);
             return NULL;
         }
     }
     const uint8_t *buf = b[0].view.buf;
-    const Py_ssize_t buf_len = b[0].view.len;
-    const int64_t *seq_starts = b[1].view.buf, *qual_starts = b[2].view.buf, *lengths = b[3].view.buf;
-    const Py_ssize_t n = b[3].view.len / 8;
-    int64_t *qual_hist = b[4].view.buf, *base_hist = b[5].view.buf;
-    const uint8_t *base_class = b[6].view.buf;
-    int ok = b[1].view.len / 8 == n && b[2].view.len / 8 == n && b[4].view.len == 256 * 8 &&
-             b[5].view.len == 6 * 8 && b[6].view.len == 256;
-    for (Py_ssize_t i = 0; ok && i < n; i++) {
-        ok = lengths[i] >= 0 && seq_starts[i] >= 0 && qual_starts[i] >= 0 &&
-             seq_starts[i] + lengths[i] <= buf_len && qual_starts[i] + lengths[i] <= buf_len;
-    }
-    if (!ok) {
-        release(b, 7);
-        PyErr_SetString(PyExc_ValueError, "count_basic: inconsistent buffer sizes or offsets");
+    const uint8_t *buf_end = buf + b[0].view.len;
+    int64_t *qual_hist = b[1].view.buf, *base_hist = b[2].view.buf, *len_hist = b[3].view.buf;
+    const Py_ssize_t n_len = b[3].view.len / 8;
+    const uint8_t *base_class = b[4].view.buf;
+    if (!(0 <= start && start <= end && end <= b[0].view.len && b[1].view.len == 256 * 8 &&
+          b[2].view.len == 6 * 8 && n_len > 0 && b[4].view.len == 256)) {
+        release(b, 5);
+        PyErr_SetString(PyExc_ValueError, "scan_basic: inconsistent buffer sizes or offsets");
         return NULL;
     }
+    Py_ssize_t records = 0, need = 0;
+    int status = NEED_DATA;
+    const uint8_t *p = buf + start, *stop = buf + end;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < n; i++) {
-        const uint8_t *s = buf + seq_starts[i];
-        const uint8_t *q = buf + qual_starts[i];
-        for (int64_t j = 0; j < lengths[i]; j++) {
-            qual_hist[q[j]]++;
+    int64_t qh[4][256];
+    memset(qh, 0, sizeof(qh));
+    int64_t named[6] = {0, 0, 0, 0, 0, 0};
+#if HAVE_SSE2
+    const __m128i lower = _mm_set1_epi8(0x20), zero = _mm_setzero_si128();
+    const __m128i ka = _mm_set1_epi8('a'), kc = _mm_set1_epi8('c'), kg = _mm_set1_epi8('g');
+    const __m128i kt = _mm_set1_epi8('t'), ku = _mm_set1_epi8('u'), kn = _mm_set1_epi8('n');
+    __m128i acc[5] = {zero, zero, zero, zero, zero};
+    int chunks = 0;
+#endif
+    while (p < stop) {
+        const uint8_t *s, *q, *next;
+        Py_ssize_t L;
+        const int r = parse_record(p, stop, &s, &L, &q, &next);
+        if (r <= 0) {
+            status = r < 0 ? IRREGULAR : NEED_DATA;
+            break;
+        }
+        if (L >= n_len) {
+            status = GROW;
+            need = L;
+            break;
+        }
+        len_hist[L]++;
+        Py_ssize_t j = 0;
+        for (; j + 4 <= L; j += 4) {
+            qh[0][q[j]]++;
+            qh[1][q[j + 1]]++;
+            qh[2][q[j + 2]]++;
+            qh[3][q[j + 3]]++;
+        }
+        for (; j < L; j++) {
+            qh[0][q[j]]++;
+        }
+        j = 0;
+#if HAVE_SSE2
+        if (vector) {
+            for (; j + 16 <= L && s + j + 16 <= buf_end; j += 16) {
+                __m128i v = _mm_or_si128(_mm_loadu_si128((const __m128i *)(s + j)), lower);
+                acc[0] = _mm_sub_epi8(acc[0], _mm_cmpeq_epi8(v, ka));
+                acc[1] = _mm_sub_epi8(acc[1], _mm_cmpeq_epi8(v, kc));
+                acc[2] = _mm_sub_epi8(acc[2], _mm_cmpeq_epi8(v, kg));
+                acc[3] = _mm_sub_epi8(acc[3], _mm_or_si128(_mm_cmpeq_epi8(v, kt), _mm_cmpeq_epi8(v, ku)));
+                acc[4] = _mm_sub_epi8(acc[4], _mm_cmpeq_epi8(v, kn));
+                if (++chunks == 255) {
+                    for (int c = 0; c < 5; c++) {
+                        __m128i t = _mm_sad_epu8(acc[c], zero);
+                        named[c] += _mm_cvtsi128_si64(t) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(t, t));
+                        acc[c] = zero;
+                    }
+                    chunks = 0;
+                }
+            }
+            named[5] += j; /* every vector-counted base; the named ones are taken off below */
+        }
+#endif
+        for (; j < L; j++) {
             base_hist[base_class[s[j]] & 7]++;
         }
+        records++;
+        p = next;
+    }
+#if HAVE_SSE2
+    for (int c = 0; c < 5; c++) {
+        __m128i t = _mm_sad_epu8(acc[c], zero);
+        named[c] += _mm_cvtsi128_si64(t) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(t, t));
+    }
+#endif
+    for (int c = 0; c < 5; c++) {
+        base_hist[c] += named[c];
+        named[5] -= named[c];
+    }
+    base_hist[5] += named[5];
+    for (int k = 0; k < 256; k++) {
+        qual_hist[k] += qh[0][k] + qh[1][k] + qh[2][k] + qh[3][k];
     }
     Py_END_ALLOW_THREADS
-    release(b, 7);
-    Py_RETURN_NONE;
+    release(b, 5);
+    return Py_BuildValue("nnin", (Py_ssize_t)(p - buf), records, status, need);
 }
 
 /* scan_records(buf, n_bytes, quality_range, sequence_ok) -> (consumed, records, irregular)
@@ -294,8 +758,8 @@ static PyObject *scan_records(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"scan_records", scan_records, METH_VARARGS, "Validate whole 4-line FASTQ records from the start of a buffer."},
-    {"count_records", count_records, METH_VARARGS, "Per-position quality/base counts, read GC and adapters."},
-    {"count_basic", count_basic, METH_VARARGS, "Whole-file quality and base histograms."},
+    {"scan_qc", scan_qc, METH_VARARGS, "Count the records of a buffer into the FastQC-style counters."},
+    {"scan_basic", scan_basic, METH_VARARGS, "Whole-file quality, base and length histograms of a buffer's records."},
     {NULL, NULL, 0, NULL},
 };
 

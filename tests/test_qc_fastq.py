@@ -197,3 +197,100 @@ def test_read_gc_histogram_has_no_rounding_comb_for_150bp_reads(tmp_path):
     verdict = grade({**metrics, "format": "fastq"}, load_profile("standard"))
     gc_module = next(m for m in verdict["modules"] if m["name"] == "per sequence GC content")
     assert gc_module["status"] == "pass"
+
+
+def _mixed_reads(path: Path, n: int = 600, seed: int = 5, max_len: int = 400) -> Path:
+    """Reads of every length up to max_len: case, N, IUPAC, U, adapters anywhere (also flush with
+    the end and lower case), poly-A/G runs, CRLF on some records, zero-length reads."""
+    rng = np.random.default_rng(seed)
+    alphabet = np.frombuffer(b"ACGTACGTACGTNacgtnRYUu.", dtype=np.uint8)
+    out = []
+    for i in range(n):
+        length = int(rng.integers(0, max_len))
+        seq = bytearray(alphabet[rng.integers(0, len(alphabet), length)].tobytes())
+        for motif in (*fq.ADAPTERS.values(), b"agatcggaagag", b"A" * 30, b"G" * 13):
+            if length > 20 and rng.random() < 0.15:
+                at = int(rng.integers(0, length - min(len(motif), length) + 1))
+                seq[at:at + len(motif)] = motif[: length - at]
+        qual = (rng.integers(0, 45, length) + 33).astype(np.uint8).tobytes()
+        nl = b"\r\n" if rng.random() < 0.1 else b"\n"
+        plus = b"+" if rng.random() < 0.8 else b"+r%d" % i
+        out.append(b"@r%d" % i + nl + bytes(seq) + nl + plus + nl + qual + nl)
+    path.write_bytes(b"".join(out))
+    return path
+
+
+@pytest.mark.parametrize("name", ["mixed.fq", "mixed.fq.gz"])
+def test_vector_loops_equal_scalar_loops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """The SSE2/SSSE3 loops (bases per position, read GC, adapter prefilter) and their scalar twins
+    give the same numbers, also with positions pooled past a small POSITION_CAP."""
+    path = _mixed_reads(tmp_path / "mixed.fq")
+    if name.endswith(".gz"):
+        path = tmp_path / name
+        path.write_bytes(gzip.compress((tmp_path / "mixed.fq").read_bytes()))
+    for cap in (10_000, 37):
+        monkeypatch.setattr(fq, "POSITION_CAP", cap)
+        monkeypatch.setattr(fq.kernel, "VECTOR", True)
+        vector = fastq_metrics(path)
+        basic_vector = fq.fastq_basic_stats(path)
+        monkeypatch.setattr(fq.kernel, "VECTOR", False)
+        assert fastq_metrics(path) == vector
+        assert fq.fastq_basic_stats(path) == basic_vector
+        assert vector["adapter_max_percent"] > 0
+
+
+def test_maps_blocks_and_overflow_batches_do_not_change_numbers(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small maps (plain) and blocks (gzip), a small dense GC table and overflow batch, and reads
+    longer than the counters as they grow: the same numbers as one pass over one buffer."""
+    plain = _mixed_reads(tmp_path / "m.fq", max_len=3000)
+    gz = tmp_path / "m.fq.gz"
+    gz.write_bytes(gzip.compress(plain.read_bytes()))
+    whole = fastq_metrics(plain)
+    whole_basic = fq.fastq_basic_stats(plain)
+    monkeypatch.setattr(fq, "MAP_BYTES", 4096 + 17)
+    monkeypatch.setattr(fq, "BLOCK_BYTES", 4096 + 17)
+    monkeypatch.setattr(fq, "GC_DIM", 40)
+    monkeypatch.setattr(fq, "_OVERFLOW", 3)
+    for path in (plain, gz):
+        small = fastq_metrics(path)
+        assert {k: v for k, v in small.items() if k not in ("sha256", "size_bytes")} == \
+            {k: v for k, v in whole.items() if k not in ("sha256", "size_bytes")}
+        assert small["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert small["size_bytes"] == path.stat().st_size
+        assert fq.fastq_basic_stats(path) == whole_basic
+
+
+def test_irregular_record_midway_hands_over_to_the_line_parser(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wrapped record after many plain ones: counted records before it stay counted once."""
+    plain = _mixed_reads(tmp_path / "p.fq", 300)
+    wrapped_record = b"@w\nACGTACGTAC\nGTACGT\n+\nIIIIIIIIII\nIIIIII\n"
+    last = b"@z\nAGATCGGAAGAGTT\n+\nIIIIIIIIIIIIII\n"
+    (tmp_path / "w.fq").write_bytes(plain.read_bytes() + wrapped_record + last)
+    (tmp_path / "u.fq").write_bytes(plain.read_bytes() + b"@w\nACGTACGTACGTACGT\n+\nIIIIIIIIIIIIIIII\n" + last)
+    monkeypatch.setattr(fq, "MAP_BYTES", 8192)
+    wrapped = fastq_metrics(tmp_path / "w.fq")
+    unwrapped = fastq_metrics(tmp_path / "u.fq")
+    assert wrapped["total_reads"] == 302
+    for key in unwrapped.keys() - {"sha256", "size_bytes"}:
+        assert wrapped[key] == unwrapped[key], key
+    assert wrapped["sha256"] == hashlib.sha256((tmp_path / "w.fq").read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("tail", [b"", b"\n", b"\n\n", b"\n  \n", b"\r\n"])
+def test_final_record_without_line_break_and_trailing_blank_lines(tmp_path: Path, tail: bytes) -> None:
+    body = b"@a\nACGT\n+\nIIII\n@b\nGGCC\n+\nIIII"
+    path = tmp_path / "t.fq"
+    path.write_bytes(body + tail)
+    m = fastq_metrics(path)
+    assert m["total_reads"] == 2 and m["total_bases"] == 8
+    assert fq.fastq_basic_stats(path)["total_reads"] == 2
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "e.fq"
+    path.write_bytes(b"")
+    m = fastq_metrics(path)
+    assert m["total_reads"] == 0 and m["sha256"] == hashlib.sha256(b"").hexdigest()
+    assert fq.fastq_basic_stats(path)["total_reads"] == 0

@@ -1,14 +1,12 @@
 """FASTQ metrics: `seqkit stats -a` numbers plus FastQC-style module data, in one streaming pass.
 
 How it stays fast without a per-read Python loop: the decompressed stream is
-read in blocks of a few MB, record boundaries are found from the newline
-positions (4 lines per record), the sequence and quality bytes of all complete
-records in the block are gathered into two concatenated numpy arrays, and
-every per-base statistic is a `np.bincount` over `position * K + symbol`.
-Per-read statistics (mean quality, GC) are `np.add.reduceat` over the read
-offsets. Memory stays flat: the counters are bounded by the longest read
-(positions past `POSITION_CAP` are pooled into the last bin) and by 256
-symbols, whatever the file size.
+read in blocks of a few MB into one reused buffer, and a C loop
+(`fastq_kernel.scan_qc`) walks the whole 4-line records of each block and adds
+every per-base and per-read counter in place. Memory stays flat: the counters
+are bounded by the longest read (positions past `POSITION_CAP` are pooled into
+the last bin) and by 256 symbols, whatever the file size; duplication looks at
+the first 100,000 reads only.
 
 Definitions follow `seqkit stats -a` (checked against seqkit 2.3):
 - `gc_percent`: G+C (either case) over *all* bases, N and IUPAC codes included
@@ -19,28 +17,35 @@ Definitions follow `seqkit stats -a` (checked against seqkit 2.3):
   is the same sum over all bases; 2.3 does not print it).
 - `n_percent`: N (either case) over all bases.
 
-FASTQ wrapped over several lines (legal, rare) is detected and handed to a
-simple line-oriented fallback parser with the same counters.
+FASTQ wrapped over several lines (legal, rare), and anything else that is not
+plain 4-line records, is handed from that record on to a simple line-oriented
+parser with the same counters (numpy per batch of reads).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import mmap
+import os
+import stat
 from collections import Counter
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
-from genoflow_dagster.qc.fastq_kernel import BASE_CLASS, adapter_codes, count_basic, count_records
+from genoflow_dagster.qc import fastq_kernel as kernel
+from genoflow_dagster.qc.fastq_kernel import BASE_CLASS, DRAIN, GROW, IRREGULAR, adapter_motifs, scan_basic, scan_qc
 
 try:
-    from isal import igzip as _gzip_impl
+    from isal.isal_zlib import _GzipReader  # what isal's IGzipFile reads through, minus its Python layers
 except ImportError:  # pragma: no cover
-    import gzip as _gzip_impl  # type: ignore[no-redef]
+    _GzipReader = None
 
 BLOCK_BYTES = 4 * 1024 * 1024
+MAP_BYTES = 8 * 1024 * 1024  # plain files are scanned in place, through read-only maps of this many bytes
+GZIP_READ_BYTES = 512 * 1024
 POSITION_CAP = 10_000  # per-position counters stop growing here; longer tails are pooled in the last bin
 DUP_READS = 100_000  # FastQC tracks duplication / overrepresentation over the first 100,000 reads
 DUP_TRUNCATE_OVER = 75  # ... and truncates reads longer than 75 bp to 50 bp for that
@@ -57,7 +62,9 @@ ADAPTERS: dict[str, bytes] = {
     "PolyG": b"GGGGGGGGGGGG",
 }
 
-_ADAPTER_CODES, _ADAPTER_FILTER = adapter_codes(list(ADAPTERS.values()))
+_ADAPTER_MOTIFS = adapter_motifs(list(ADAPTERS.values()))
+GC_DIM = 512  # reads with fewer A/C/G/T than this keep their (ACGT, GC) pair in a dense table
+_OVERFLOW = 4096  # longer reads' pairs come back from C in batches of this many
 
 # A few well-known contaminants, to name the likely source of an overrepresented sequence.
 CONTAMINANTS: dict[str, bytes] = {
@@ -130,69 +137,185 @@ class _HashingReader:
             pass
 
 
-def _open_hashed(path: str | Path) -> tuple[_HashingReader, BinaryIO]:
-    raw = open(path, "rb")  # noqa: SIM115 - closed by the caller through the hashing reader
-    hasher = _HashingReader(raw)
-    head = raw.read(2)
-    raw.seek(0)
-    if head == b"\x1f\x8b":
-        stream: BinaryIO = _gzip_impl.IGzipFile(fileobj=hasher, mode="rb")  # type: ignore[attr-defined]
-    else:
-        stream = hasher  # type: ignore[assignment]
-    return hasher, stream
+class _MappedReader:
+    """A regular file read through sequential read-only maps of MAP_BYTES (no copy into a
+    buffer for plain FASTQ, which is scanned in place), each byte fed once, in order, to an
+    optional SHA-256. Only one map is held at a time, so resident memory stays flat."""
+
+    def __init__(self, raw: BinaryIO, *, hashed: bool) -> None:
+        self._raw = raw
+        self._fd = raw.fileno()
+        self.total = os.fstat(self._fd).st_size
+        self.sha = hashlib.sha256() if hashed else None
+        self.size = 0  # bytes mapped (and hashed) so far, from the start
+        self.pos = 0  # where readinto goes on
+        self._map: mmap.mmap | None = None
+        self._view: memoryview | None = None
+        self._base = 0
+
+    def window(self, offset: int, length: int) -> tuple[memoryview, int]:
+        """A view of the file from `offset` (rounded down to a page) on, `length` bytes or to the
+        end, and the file offset it starts at. Valid until the next call."""
+        self.release()
+        base = offset - offset % mmap.ALLOCATIONGRANULARITY
+        length = min(self.total - base, length)
+        self._map = mmap.mmap(self._fd, length, access=mmap.ACCESS_READ, offset=base)
+        self._view = memoryview(self._map)
+        self._base = base
+        if base + length > self.size:
+            if self.sha is not None:
+                self.sha.update(self._view[self.size - base:])
+            self.size = base + length
+        return self._view, base
+
+    def release(self) -> None:
+        if self._view is not None:
+            self._view.release()
+            self._map.close()  # type: ignore[union-attr]
+            self._view = self._map = None
+
+    def readinto(self, b: Any) -> int:
+        if self.pos >= self.total:
+            return 0
+        view = self._view
+        if view is None or not self._base <= self.pos < self._base + len(view):
+            view, _ = self.window(self.pos, MAP_BYTES)
+        at = self.pos - self._base
+        with memoryview(b) as out:
+            n = min(len(out), len(view) - at)
+            out[:n] = view[at:at + n]
+        self.pos += n
+        return n
+
+    def read(self, n: int = -1) -> bytes:
+        out = bytearray(n if n >= 0 else max(self.total - self.pos, 0))
+        got = self.readinto(out) if out else 0
+        return bytes(out[:got])
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.release()
+        self._raw.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._raw.closed
+
+    def drain(self) -> None:
+        """Hash the rest of the file."""
+        while self.size < self.total:
+            self.window(self.size, MAP_BYTES)
+        self.release()
+
+
+def _open(path: str | Path, *, hashed: bool) -> tuple[_HashingReader | _MappedReader, BinaryIO, bool]:
+    """(the raw reader, which counts and hashes the stored bytes; the decompressed stream; gzip?)"""
+    raw = open(path, "rb")  # noqa: SIM115 - closed by the caller through the reader
+    try:
+        head = raw.read(2)
+        raw.seek(0)
+        reader: _HashingReader | _MappedReader
+        if stat.S_ISREG(os.fstat(raw.fileno()).st_mode):
+            reader = _MappedReader(raw, hashed=hashed)
+        else:
+            reader = _HashingReader(raw)
+    except BaseException:
+        raw.close()
+        raise
+    gz = head == b"\x1f\x8b"
+    if not gz:
+        return reader, reader, False  # type: ignore[return-value]
+    if _GzipReader is not None:
+        return reader, _GzipReader(reader, GZIP_READ_BYTES), True
+    import gzip
+
+    return reader, gzip.GzipFile(fileobj=reader, mode="rb"), True  # type: ignore[arg-type]
 
 
 class _Accumulator:
-    """Bounded counters shared by the vectorised path and the fallback parser."""
+    """Bounded counters shared by the compiled path and the line parser.
+
+    The per-position counters have `capacity` rows (grown by doubling, up to
+    POSITION_CAP); `npos` = min(longest read, POSITION_CAP) is how many of them
+    the modules report.
+    """
 
     def __init__(self, quality_offset: int) -> None:
         self.offset = quality_offset
         self.reads = 0
         self.npos = 0
+        self.capacity = 0
         self.pos_qual = np.zeros((0, _QDIM), dtype=np.int64)
         self.pos_base = np.zeros((0, _NBASE), dtype=np.int64)
-        self.lengths = np.zeros(0, dtype=np.int64)
+        self.adapter_hist = np.zeros((len(ADAPTERS), 0), dtype=np.int64)  # [adapter, first-hit start]
+        self._reserve(1)
+        self.lengths = np.zeros(256, dtype=np.int64)
         self.seq_mean_q = np.zeros(_QDIM, dtype=np.int64)
         # Reads per (ACGT length, GC count): spread over percent bins at the end (see gc_histogram).
+        # Short reads' pairs in a dense table filled in C, the others in the Counter.
+        self.gc_table = np.zeros((GC_DIM, GC_DIM), dtype=np.int64)
         self.seq_gc_pairs: Counter[tuple[int, int]] = Counter()
-        self.adapter_hist = np.zeros((len(ADAPTERS), 0), dtype=np.int64)  # [adapter, first-hit start]
+        self._overflow = np.zeros((_OVERFLOW, 2), dtype=np.int64)
+        self._dup = np.zeros((DUP_READS, 2), dtype=np.int64)
         self.dup_seen = 0
         self.dup_counter: Counter[bytes] = Counter()
 
-    def _grow(self, npos: int) -> None:
-        npos = min(npos, POSITION_CAP)
-        if npos > self.npos:
-            q = np.zeros((npos, _QDIM), dtype=np.int64)
-            q[: self.npos] = self.pos_qual
-            b = np.zeros((npos, _NBASE), dtype=np.int64)
-            b[: self.npos] = self.pos_base
-            a = np.zeros((len(ADAPTERS), npos), dtype=np.int64)
-            a[:, : self.npos] = self.adapter_hist
-            self.pos_qual, self.pos_base, self.adapter_hist, self.npos = q, b, a, npos
+    def _reserve(self, length: int) -> None:
+        """Room for a read of `length` bases in the per-position counters."""
+        rows = min(length, POSITION_CAP)
+        if rows > self.capacity:
+            rows = min(max(rows, 2 * self.capacity), POSITION_CAP)
+            q = np.zeros((rows, _QDIM), dtype=np.int64)
+            q[: self.capacity] = self.pos_qual
+            b = np.zeros((rows, _NBASE), dtype=np.int64)
+            b[: self.capacity] = self.pos_base
+            a = np.zeros((len(ADAPTERS), rows), dtype=np.int64)
+            a[:, : self.capacity] = self.adapter_hist
+            self.pos_qual, self.pos_base, self.adapter_hist, self.capacity = q, b, a, rows
 
-    def add_records(self, buf: np.ndarray, seq_starts: np.ndarray, qual_starts: np.ndarray,
-                    lengths: np.ndarray) -> None:
-        """Count the 4-line records whose bases and qualities sit at these offsets of `buf` (compiled loop)."""
-        n = len(lengths)
-        if n == 0:
-            return
-        self.reads += n
-        maxlen = int(lengths.max())
-        if maxlen >= len(self.lengths):
-            grown = np.zeros(maxlen + 1, dtype=np.int64)
+    def _grow(self, npos: int) -> None:
+        self._reserve(npos)
+        self.npos = max(self.npos, min(npos, POSITION_CAP))
+
+    def _reserve_lengths(self, length: int) -> None:
+        if length >= len(self.lengths):
+            grown = np.zeros(max(length + 1, 2 * len(self.lengths)), dtype=np.int64)
             grown[: len(self.lengths)] = self.lengths
             self.lengths = grown
-        self.lengths += np.bincount(lengths, minlength=len(self.lengths))
-        self._grow(max(maxlen, 1))
-        acgt = np.empty(n, dtype=np.int64)
-        gc = np.empty(n, dtype=np.int64)
-        count_records(buf, seq_starts, qual_starts, lengths, self.pos_qual, self.pos_base, self.seq_mean_q,
-                      acgt, gc, self.adapter_hist, _ADAPTER_CODES, _ADAPTER_FILTER, BASE_CLASS)
-        self._add_gc_pairs(acgt, gc)
-        if self.dup_seen < DUP_READS:
-            take = min(n, DUP_READS - self.dup_seen)
-            self._add_duplicates([buf[o:o + ln].tobytes() for o, ln in zip(seq_starts[:take].tolist(),
-                                                                             lengths[:take].tolist(), strict=True)])
+
+    def scan(self, buf: Any, end: int, start: int = 0) -> tuple[int, bool]:
+        """Count the whole 4-line records of buf[start:end] in C. Returns where counting stopped
+        and whether the record there is irregular (else it is incomplete, or end was reached)."""
+        while True:
+            dup = self._dup[: DUP_READS - self.dup_seen]
+            start, records, status, need, n_over, n_dup, longest = scan_qc(
+                buf, start, end, self.pos_qual, self.pos_base, self.adapter_hist, self.seq_mean_q, self.lengths,
+                self.gc_table, self._overflow, dup, POSITION_CAP, _ADAPTER_MOTIFS, BASE_CLASS, kernel.VECTOR)
+            if records:
+                self.reads += records
+                self.npos = max(self.npos, min(max(longest, 1), POSITION_CAP))
+            for acgt, gc in self._overflow[:n_over].tolist():
+                self.seq_gc_pairs[acgt, gc] += 1
+            if n_dup:
+                self._add_duplicates([bytes(buf[s:s + n]) for s, n in dup[:n_dup].tolist()])
+            if status == GROW:
+                self._reserve(need)
+                self._reserve_lengths(need)
+            elif status != DRAIN:
+                return start, status == IRREGULAR
+
+    def gc_pairs(self) -> dict[tuple[int, int], int]:
+        """Reads per (ACGT length, GC count), in key order."""
+        pairs = Counter(self.seq_gc_pairs)
+        acgt, gc = np.nonzero(self.gc_table)
+        for n, g, count in zip(acgt.tolist(), gc.tolist(), self.gc_table[acgt, gc].tolist(), strict=True):
+            pairs[n, g] += count
+        return dict(sorted(pairs.items()))
 
     def _add_gc_pairs(self, acgt: np.ndarray, gc: np.ndarray) -> None:
         has = acgt > 0
@@ -225,16 +348,17 @@ class _Accumulator:
             return
         self._grow(maxlen)
         npos = self.npos
+        pos_qual, pos_base = self.pos_qual[:npos], self.pos_base[:npos]
         offsets = np.zeros(n, dtype=np.int64)
         np.cumsum(lengths[:-1], out=offsets[1:])
         if int(lengths.min()) == maxlen and maxlen <= POSITION_CAP:
             # Same-length reads (the usual Illumina case): 2-D views, no per-base position array.
             qual2 = qual.reshape(n, maxlen)
             col = np.arange(maxlen, dtype=np.int32)
-            self.pos_qual[:maxlen] += np.bincount(
+            pos_qual[:maxlen] += np.bincount(
                 (qual2 + col * _QDIM).ravel(), minlength=maxlen * _QDIM).reshape(maxlen, _QDIM)
             codes2 = _codes(seq).reshape(n, maxlen)
-            self.pos_base[:maxlen] += np.bincount(
+            pos_base[:maxlen] += np.bincount(
                 (codes2 + col * _NBASE).ravel(), minlength=maxlen * _NBASE).reshape(maxlen, _NBASE)
             qsum = qual2.sum(axis=1, dtype=np.int64)
             gc = np.count_nonzero((codes2 == 1) | (codes2 == 2), axis=1)
@@ -245,8 +369,8 @@ class _Accumulator:
             if maxlen > POSITION_CAP:
                 np.minimum(pos, POSITION_CAP - 1, out=pos)
             codes = _codes(seq)
-            self.pos_base += np.bincount(pos * _NBASE + codes, minlength=npos * _NBASE).reshape(npos, _NBASE)
-            self.pos_qual += np.bincount(pos * _QDIM + qual, minlength=npos * _QDIM).reshape(npos, _QDIM)
+            pos_base += np.bincount(pos * _NBASE + codes, minlength=npos * _NBASE).reshape(npos, _NBASE)
+            pos_qual += np.bincount(pos * _QDIM + qual, minlength=npos * _QDIM).reshape(npos, _QDIM)
             nonzero = lengths > 0
             starts = offsets[nonzero]
             lens = lengths[nonzero]
@@ -271,32 +395,7 @@ class _Accumulator:
             return
         row = list(ADAPTERS).index(name)
         positions = np.minimum(positions, self.npos - 1)  # hits start inside reads, so npos >= 1 here
-        self.adapter_hist[row] += np.bincount(positions, minlength=self.npos)
-
-
-class _Wrapped(Exception):
-    """The block is not plain 4-line FASTQ (wrapped sequence lines or a format error)."""
-
-
-def _process_block(acc: _Accumulator, buf: np.ndarray, nl: np.ndarray | None = None) -> None:
-    """Count every record of `buf`, which holds whole 4-line records only (`nl`: its newlines, if known)."""
-    if nl is None:
-        nl = np.flatnonzero(buf == 10)
-    nrec = len(nl) // 4
-    if nrec == 0:
-        return
-    starts = np.empty(len(nl), dtype=np.int64)
-    starts[0] = 0
-    starts[1:] = nl[:-1] + 1
-    ends = nl.astype(np.int64)
-    cr = buf[np.maximum(ends - 1, 0)] == 13
-    ends = ends - (cr & (ends > starts))
-    h, s, p, q = starts[0::4], starts[1::4], starts[2::4], starts[3::4]
-    slen = ends[1::4] - s
-    qlen = ends[3::4] - q
-    if not (np.all(buf[h] == 64) and np.all(buf[p] == 43) and np.array_equal(slen, qlen)):
-        raise _Wrapped
-    acc.add_records(buf, np.ascontiguousarray(s), np.ascontiguousarray(q), slen)
+        self.adapter_hist[row, : self.npos] += np.bincount(positions, minlength=self.npos)
 
 
 def _count_adapters(acc: _Accumulator, seq: np.ndarray, lengths: np.ndarray) -> None:
@@ -409,13 +508,13 @@ class _Chain:
         return len(data)
 
 
-def _scan(acc: _Accumulator, stream: BinaryIO) -> None:
-    """Feed `acc` blocks of whole 4-line records, read into one reused buffer (no per-block copies).
+def _scan(acc: _Accumulator | _BasicAccumulator, stream: BinaryIO) -> None:
+    """Feed `acc` blocks read into one reused buffer (no per-block copies).
 
-    Each read fills the buffer after the previous block's incomplete tail; the
-    block is cut after the last complete record and the tail moved to the front.
-    A record longer than the buffer grows it. Non-4-line content (wrapped FASTQ)
-    is handed, from the start of the current block, to the line parser.
+    Each read fills the buffer after the previous block's incomplete record;
+    `acc.scan` counts the whole records and the rest moves to the front. A record
+    longer than the buffer grows it. From the first record that is not plain
+    4-line FASTQ (wrapped lines, blank lines, an error) the line parser reads on.
     """
     buffer = bytearray(BLOCK_BYTES)
     filled = 0
@@ -427,38 +526,62 @@ def _scan(acc: _Accumulator, stream: BinaryIO) -> None:
         if not n:
             break
         filled += n
-        buf = np.frombuffer(buffer, dtype=np.uint8, count=filled)
-        nl = np.flatnonzero(buf == 10)
-        usable = (len(nl) // 4) * 4
-        if usable == 0:
-            del buf
-            continue
-        cut = int(nl[usable - 1]) + 1
-        try:
-            _process_block(acc, buf[:cut], nl[:usable])
-        except _Wrapped:
-            del buf
-            _fallback(acc, stream, bytes(buffer[:filled]))
+        consumed, irregular = acc.scan(buffer, filled)
+        if irregular and buffer[consumed:filled].strip():  # blank lines may still be the file's end
+            _fallback(acc, stream, bytes(buffer[consumed:filled]))
             return
-        del buf  # release the buffer export before moving the tail
-        buffer[: filled - cut] = buffer[cut:filled]
-        filled -= cut
-    data = bytes(buffer[:filled])
+        buffer[: filled - consumed] = buffer[consumed:filled]
+        filled -= consumed
+    _scan_tail(acc, bytes(buffer[:filled]), stream)
+
+
+def _scan_mapped(acc: _Accumulator | _BasicAccumulator, reader: _MappedReader) -> None:
+    """`_scan` for a plain regular file: records are counted where they lie in the file's maps."""
+    pos = 0
+    length = MAP_BYTES
+    while pos < reader.total:
+        view, base = reader.window(pos, length)
+        end = len(view)
+        consumed, irregular = acc.scan(view, end, pos - base)
+        irregular = irregular and bool(view[consumed:end].tobytes().strip())  # blank lines may end the file
+        if irregular or base + end == reader.total:
+            rest = bytes(view[consumed:end])
+            reader.pos = base + end
+            reader.release()
+            if irregular:
+                _fallback(acc, reader, rest)  # type: ignore[arg-type]
+            else:
+                _scan_tail(acc, rest, reader)  # type: ignore[arg-type]
+            return
+        if base + consumed == pos:
+            length *= 2  # a record longer than the map
+        pos = base + consumed
+    reader.release()
+
+
+def _scan_tail(acc: _Accumulator | _BasicAccumulator, data: bytes, stream: BinaryIO) -> None:
+    """The bytes after the last whole record: nothing but blank lines, or a final record
+    without its line break; anything else is the line parser's to judge."""
     if not data.strip():
         return
     if not data.endswith(b"\n"):
         data += b"\n"
-    try:
-        _process_block(acc, np.frombuffer(data, dtype=np.uint8))
-    except _Wrapped:
-        _fallback(acc, stream, data)
-        return
-    leftover = data.count(b"\n") % 4
-    if leftover and data.rstrip(b"\r\n").split(b"\n")[-leftover:] != [b""] * leftover:
+    consumed, irregular = acc.scan(data, len(data))
+    if irregular:
+        _fallback(acc, stream, data[consumed:])
+    elif data[consumed:].strip():
         raise FastqFormatError("truncated final record")
 
 
-def gc_histogram(pairs: Counter[tuple[int, int]]) -> np.ndarray:
+def _scan_file(acc: _Accumulator | _BasicAccumulator, reader: _HashingReader | _MappedReader, stream: BinaryIO,
+               gz: bool) -> None:
+    if not gz and isinstance(reader, _MappedReader):
+        _scan_mapped(acc, reader)
+    else:
+        _scan(acc, stream)
+
+
+def gc_histogram(pairs: dict[tuple[int, int], int]) -> np.ndarray:
     """Read GC% histogram over 101 one-percent bins, without the comb of rounding.
 
     A read with `g` G/C among `n` called bases has a GC content anywhere in
@@ -520,9 +643,10 @@ def _finish(acc: _Accumulator, sha256: str, size_bytes: int) -> dict[str, Any]:
     lengths = acc.lengths
     total_bases = int((np.arange(len(lengths)) * lengths).sum())
     present = np.flatnonzero(lengths)
-    qual_hist = acc.pos_qual.sum(axis=0)
+    pos_qual, pos_base = acc.pos_qual[: acc.npos], acc.pos_base[: acc.npos]
+    qual_hist = pos_qual.sum(axis=0)
     phred = np.arange(_QDIM) - off
-    base_tot = acc.pos_base.sum(axis=0)
+    base_tot = pos_base.sum(axis=0)
 
     def pct(x: float) -> float:
         return _round(100.0 * x / total_bases) if total_bases else 0.0  # type: ignore[return-value]
@@ -548,7 +672,7 @@ def _finish(acc: _Accumulator, sha256: str, size_bytes: int) -> dict[str, Any]:
     per_base_n: list[dict[str, Any]] = []
     for start, end in base_groups(acc.npos):
         label = str(start) if start == end else f"{start}-{end}"
-        qh = acc.pos_qual[start - 1:end].sum(axis=0)
+        qh = pos_qual[start - 1:end].sum(axis=0)
         n = qh.sum()
         if n == 0:
             continue
@@ -567,7 +691,7 @@ def _finish(acc: _Accumulator, sha256: str, size_bytes: int) -> dict[str, Any]:
             "p10": _percentile(qh_phred, 0.10),
             "p90": _percentile(qh_phred, 0.90),
         })
-        bh = acc.pos_base[start - 1:end].sum(axis=0)
+        bh = pos_base[start - 1:end].sum(axis=0)
         acgt = bh[:4].sum()
         content = {b: (_round(100.0 * bh[i] / acgt, 3) if acgt else 0.0) for i, b in enumerate("ACGT")}
         per_base_content.append({"base": label, "start": start, "end": end, **content})
@@ -580,7 +704,7 @@ def _finish(acc: _Accumulator, sha256: str, size_bytes: int) -> dict[str, Any]:
         if len(seq_q) else {}
     )
     metrics["per_base_content"] = per_base_content
-    metrics["per_sequence_gc"] = [round(float(x), 3) for x in gc_histogram(acc.seq_gc_pairs)]
+    metrics["per_sequence_gc"] = [round(float(x), 3) for x in gc_histogram(acc.gc_pairs())]
     metrics["per_base_n"] = per_base_n
     metrics["length_distribution"] = {str(int(ln)): int(lengths[ln]) for ln in present}
 
@@ -606,7 +730,7 @@ def _finish(acc: _Accumulator, sha256: str, size_bytes: int) -> dict[str, Any]:
         width = max(acc.npos, 1)
         for row, name in enumerate(ADAPTERS):
             hist = np.zeros(width, dtype=np.int64)
-            hist[: acc.npos] = acc.adapter_hist[row]
+            hist[: acc.npos] = acc.adapter_hist[row, : acc.npos]
             cum = np.cumsum(hist) * 100.0 / reads
             adapters[name] = [_round(float(x), 4) for x in cum]  # type: ignore[misc]
     metrics["adapter_content"] = adapters
@@ -637,14 +761,14 @@ def fastq_metrics(path: str | Path, *, quality_offset: int = 33) -> dict[str, An
 
     Raises FastqFormatError when the content is not FASTQ, OSError on I/O failure.
     """
-    hasher, stream = _open_hashed(path)
+    reader, stream, gz = _open(path, hashed=True)
     acc = _Accumulator(quality_offset)
     try:
-        _scan(acc, stream)
-        hasher.drain()
+        _scan_file(acc, reader, stream, gz)
+        reader.drain()
     finally:
-        hasher.close()
-    return _finish(acc, hasher.sha.hexdigest(), hasher.size)
+        reader.close()
+    return _finish(acc, reader.sha.hexdigest(), reader.size)  # type: ignore[union-attr]
 
 
 class _BasicAccumulator:
@@ -652,7 +776,7 @@ class _BasicAccumulator:
 
     def __init__(self) -> None:
         self.reads = 0
-        self.lengths = np.zeros(1, dtype=np.int64)
+        self.lengths = np.zeros(256, dtype=np.int64)
         self.qual_hist = np.zeros(_QDIM, dtype=np.int64)
         self.base_hist = np.zeros(_NBASE, dtype=np.int64)
 
@@ -664,10 +788,17 @@ class _BasicAccumulator:
             self.lengths = grown
         self.lengths += np.bincount(lengths, minlength=len(self.lengths))
 
-    def add_records(self, buf: np.ndarray, seq_starts: np.ndarray, qual_starts: np.ndarray,
-                    lengths: np.ndarray) -> None:
-        self._add_lengths(lengths)
-        count_basic(buf, seq_starts, qual_starts, lengths, self.qual_hist, self.base_hist, BASE_CLASS)
+    def scan(self, buf: Any, end: int, start: int = 0) -> tuple[int, bool]:
+        """As `_Accumulator.scan`, for the basic histograms."""
+        while True:
+            start, records, status, need = scan_basic(buf, start, end, self.qual_hist, self.base_hist, self.lengths,
+                                                      BASE_CLASS, kernel.VECTOR)
+            self.reads += records
+            if status != GROW:
+                return start, status == IRREGULAR
+            grown = np.zeros(max(need + 1, 2 * len(self.lengths)), dtype=np.int64)
+            grown[: len(self.lengths)] = self.lengths
+            self.lengths = grown
 
     def add_batch(self, seq: np.ndarray, qual: np.ndarray, lengths: np.ndarray,
                   seq_lines: list[bytes] | None = None) -> None:  # the line parser's entry (wrapped FASTQ)
@@ -682,12 +813,12 @@ class _BasicAccumulator:
 def fastq_basic_stats(path: str | Path, *, quality_offset: int = 33) -> dict[str, Any]:
     """The summary fields of `seqkit stats -a` (and of DESIGN's FASTQ summary), nothing else: no
     per-position modules, no duplication or adapters, no checksum. The quick look at a file."""
-    with open(path, "rb") as raw:
-        gz = raw.read(2) == b"\x1f\x8b"
-        raw.seek(0)
-        stream: BinaryIO = _gzip_impl.IGzipFile(fileobj=raw, mode="rb") if gz else raw  # type: ignore[attr-defined]
-        acc = _BasicAccumulator()
-        _scan(acc, stream)  # type: ignore[arg-type]
+    reader, stream, gz = _open(path, hashed=False)
+    acc = _BasicAccumulator()
+    try:
+        _scan_file(acc, reader, stream, gz)
+    finally:
+        reader.close()
     lengths = acc.lengths
     total = int((np.arange(len(lengths)) * lengths).sum())
     present = np.flatnonzero(lengths)

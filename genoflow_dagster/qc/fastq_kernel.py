@@ -1,16 +1,20 @@
 """The per-base inner loops of FASTQ QC: tables here, loops in C (`genoflow_dagster/_fastq.c`).
 
-Every FastQC-style counter is a function of (position in read, base) or
-(position, quality byte), so one pass over each read's bytes fills them all:
-no gathered copies of the sequences, no index arrays as large as the block.
-`count_records` reads the bases and qualities in place, at offsets the caller
-found with numpy (record boundaries and the structure checks stay vectorised
-in `qc.fastq`), and adds into the caller's counters, which it never resizes.
+`scan_qc` walks the whole 4-line records of a buffer itself (no newline index
+arrays, no gathered copies) and adds every FastQC-style counter in one pass per
+read: quality per (position, byte), base class per position, read length,
+truncated mean quality, (A/C/G/T count, G/C count) pairs for the GC module, and
+the first hit of each adapter. It returns to Python when the buffer needs more
+data, when a record is longer than the counters (which Python then grows), or
+at the first record that is not plain 4-line FASTQ (the line parser takes over
+there). `scan_basic` does the same walk for the `seqkit stats -a` histograms.
 
-Adapter search is a rolling 2-bit code of the last 12 upper-case A/C/G/T
-bases compared with each adapter's code: FastQC's adapters are 12-mers, so a
-match of the code is a match of the bytes. The first hit per adapter per read
-is counted at its start position, as `bytes.find` would report it.
+Adapter search follows FastQC: a read contains an adapter when its 12 bytes
+occur in it as upper-case A/C/G/T (case-sensitive), counted once per read at
+the first start, as `bytes.find` would report it. The vector path proposes
+starts with a nibble prefilter and confirms them byte by byte; the scalar path
+compares a rolling 2-bit code of the last 12 bases. `VECTOR = False` selects
+the scalar twins of every vector loop (the tests compare the two).
 
 The loops are a small C extension built with the package: a JIT (numba was
 tried) cost 0.6 s and 130 MB of RSS at start-up, more than the whole run of a
@@ -21,9 +25,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from genoflow_dagster._fastq import count_basic, count_records
+from genoflow_dagster._fastq import scan_basic, scan_qc
 
-__all__ = ["ADAPTER_K", "BASE_CLASS", "adapter_codes", "count_basic", "count_records"]
+__all__ = ["ADAPTER_K", "BASE_CLASS", "DRAIN", "GROW", "IRREGULAR", "NEED_DATA", "VECTOR", "adapter_motifs",
+           "scan_basic", "scan_qc"]
 
 # Bits 0-2: A C G T N other (0-5), for per-position base content; lower case counts as upper
 # case, U as T. Bit 3: an upper-case A/C/G/T, the only bases adapter matching accepts (FastQC's
@@ -35,16 +40,18 @@ BASE_CLASS[ord("U")] = BASE_CLASS[ord("u")] = 3
 for _b in "ACGT":
     BASE_CLASS[ord(_b)] |= 8
 ADAPTER_K = 12
+MAX_ADAPTERS = 8
+VECTOR = True
+
+# scan_qc / scan_basic statuses
+NEED_DATA, IRREGULAR, GROW, DRAIN = 0, 1, 2, 3
 
 
-def adapter_codes(adapters: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """The rolling codes `count_records` compares against (one per 12-mer) and their 16-bit prefilter."""
-    codes = np.zeros(len(adapters), dtype=np.int64)
-    for a, motif in enumerate(adapters):
+def adapter_motifs(adapters: list[bytes]) -> bytes:
+    """The adapters as `scan_qc` takes them: 12-mers of upper-case A/C/G/T, concatenated."""
+    if len(adapters) > MAX_ADAPTERS:
+        raise ValueError(f"at most {MAX_ADAPTERS} adapters")
+    for motif in adapters:
         if len(motif) != ADAPTER_K or any(not BASE_CLASS[c] & 8 for c in motif):
             raise ValueError(f"adapter {motif!r} is not a 12-mer of A/C/G/T")
-        for c in motif:
-            codes[a] = (codes[a] << 2) | int(BASE_CLASS[c] & 3)
-    prefilter = np.zeros(1 << 16, dtype=np.bool_)
-    prefilter[codes & 0xFFFF] = True
-    return codes, prefilter
+    return b"".join(adapters)
