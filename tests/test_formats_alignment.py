@@ -1,4 +1,4 @@
-"""SAM rules (pure parser, asserting reason and line) and CRAM decoding without a network reference."""
+"""SAM rules (pure parser, asserting reason and line), the same rules on BAM/CRAM, CRAM without a network reference."""
 
 import hashlib
 import io
@@ -257,3 +257,117 @@ def test_validate_file_reports_cram_references_it_could_not_find():
         pytest.skip("../shared/corpora is absent")
     result = validate_file(cram)
     assert result.valid and result.details["cram_references_unavailable"] == ["17"]
+
+
+def _binary_from_sam(path: Path, text: str, reference: Path | None = None) -> Path:
+    """BAM (or CRAM, by suffix) from SAM text; the header text is stored as given (pysam keeps it verbatim)."""
+    import pysam
+
+    header_text = "".join(line for line in text.splitlines(True) if line.startswith("@"))
+    header = pysam.AlignmentHeader.from_text(header_text)
+    mode = "wc" if path.suffix == ".cram" else "wb"
+    save = pysam.set_verbosity(0)
+    try:
+        with pysam.AlignmentFile(str(path), mode, header=header,
+                                 reference_filename=str(reference) if reference else None) as out:
+            for line in text.splitlines():
+                if not line.startswith("@"):
+                    out.write(pysam.AlignedSegment.fromstring(line, header))
+    finally:
+        pysam.set_verbosity(save)
+    return path
+
+
+def _binary_rejects(path: Path) -> tuple[str, int | None]:
+    with pytest.raises(FormatError) as info:
+        validate_bam_or_cram(path, path.suffix[1:], details={})
+    assert info.value.message and info.value.reason.isupper()
+    return info.value.reason, info.value.line
+
+
+BAD_HEADERS = [
+    ("@SQ\tSN:c\tLN:100\n@HD\tVN:1.6\n", "SAM_HD_NOT_FIRST", 2),
+    ("@HD\tVN:1.6\tSS:coordinate\n" + SQ, "SAM_HD_SS_INVALID", 1),
+    ("@HD\tVN:1.6\tSO:sorted\n" + SQ, "SAM_HD_SO_INVALID", 1),
+    (SQ + "@RG\tID:1\n@RG\tID:1\n", "SAM_RG_DUPLICATE_ID", 3),
+    (SQ + "@RG\tID:1\tDT:2021-02-29\n", "SAM_RG_DATE_INVALID", 2),
+    (SQ + "@RG\tID:1\tPI:1000-1500\n", "SAM_RG_PI_INVALID", 2),
+    (SQ + "@RG\tID:1\tPL:454\n", "SAM_RG_PL_INVALID", 2),
+    (SQ + "@RG\tID:1\tFO:ACGU\n", "SAM_RG_FO_INVALID", 2),
+    (SQ + "@PG\tID:bwa\n@PG\tID:bwa\n", "SAM_PG_DUPLICATE_ID", 3),
+    (SQ + "@PG\tID:a\tPP:b\n", "SAM_PG_PP_UNKNOWN", 2),
+    ("@CO\tx\n@SQ\tSN:c\tLN:100\tDS:d\tDS:e\n", "SAM_HEADER_TAG_DUPLICATE", 2),
+    ("@SQ\tSN:c\tLN:100\tAN:c\n", "SAM_SQ_ALT_NAME_DUPLICATE", 1),
+    ("@SQ\tSN:c\tLN:100\tM5:7FC56270E7A70FA81A5935B72EACBE29\n", "SAM_SQ_M5_INVALID", 1),
+]
+
+
+@pytest.mark.parametrize(("header", "reason", "line"), BAD_HEADERS)
+def test_bam_from_a_bad_sam_header_is_refused_like_the_sam(tmp_path, header, reason, line):
+    sam = header + _record()
+    assert _rejects(sam) == (reason, line)
+    bam = _binary_from_sam(tmp_path / "x.bam", sam)
+    assert _binary_rejects(bam) == (reason, line)
+
+
+def test_bam_header_that_htslib_refuses_gets_the_sam_reason(tmp_path):
+    # htslib cannot even open this one ('Duplicate entry'): without the stored-text check it was a bare decode error
+    bam = _binary_from_sam(tmp_path / "x.bam", SQ + SQ)
+    assert _binary_rejects(bam) == ("SAM_SQ_DUPLICATE", 2)
+
+
+def test_bam_header_check_falls_back_to_htslib_text(tmp_path, monkeypatch):
+    import genoflow_dagster.formats.alignment as alignment
+
+    bam = _binary_from_sam(tmp_path / "x.bam", SQ + "@RG\tID:1\n@RG\tID:1\n" + _record())
+    monkeypatch.setattr(alignment, "_stored_header_text", lambda path, fmt: None)  # e.g. a codec not read here
+    assert _binary_rejects(bam) == ("SAM_RG_DUPLICATE_ID", 3)
+
+
+def test_bam_reference_name_the_spec_forbids_is_a_warning(tmp_path):
+    text = "@SQ\tSN:chr1,chr3\tLN:100\n"
+    assert _rejects(text) == ("SAM_SQ_NAME_INVALID", 1)
+    details: dict = {}
+    assert validate_bam_or_cram(_binary_from_sam(tmp_path / "x.bam", text), "bam", details=details) == 0
+    assert [(w["reason"], w["line"]) for w in details["header_warnings"]] == [("SAM_SQ_NAME_INVALID", 1)]
+
+
+def test_good_bam_passes_with_its_records_counted(tmp_path):
+    text = "@HD\tVN:1.6\tSO:coordinate\n" + SQ + "@RG\tID:1\tPL:illumina\n@PG\tID:b\tPP:a\n@PG\tID:a\n"
+    bam = _binary_from_sam(tmp_path / "x.bam", text + _record("2H2S46M2S2H", "A" * 50, "*") + _record())
+    assert validate_bam_or_cram(bam, "bam", details={}) == 2
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        (_record("24M1S25M", "A" * 50, "*"), "SAM_CIGAR_CLIP_MISPLACED"),
+        (_record("2S1H46M1H2S", "A" * 50, "*"), "SAM_CIGAR_CLIP_MISPLACED"),
+        (f"r\t0\tc\t1\t0\t4H32M\t*\t0\t0\t{SEQ36[4:]}\t*\t{MM_OK}\tMN:i:36\n", "SAM_MN_LENGTH_MISMATCH"),
+    ],
+)
+def test_bam_record_rules_give_the_record_number(tmp_path, record, reason):
+    sam = SQ + _record(name="ok") + record
+    assert _rejects(sam) == (reason, 3)
+    assert _binary_rejects(_binary_from_sam(tmp_path / "x.bam", sam)) == (reason, 2)
+
+
+def test_bam_record_with_mn_matching_its_sequence_passes(tmp_path):
+    sam = SQ + f"r\t0\tc\t1\t0\t36M\t*\t0\t0\t{SEQ36}\t*\t{MM_OK}\tMN:i:36\n"
+    assert validate_bam_or_cram(_binary_from_sam(tmp_path / "x.bam", sam), "bam", details={}) == 1
+
+
+@pytest.mark.parametrize(
+    ("header", "reason", "line"),
+    [
+        (SQ + "@RG\tID:1\n@RG\tID:1\n", "SAM_RG_DUPLICATE_ID", 3),
+        ("@HD\tVN:1.6\tSS:coordinate\n" + SQ, "SAM_HD_SS_INVALID", 1),
+        (SQ + "@PG\tID:a\tPP:b\n", "SAM_PG_PP_UNKNOWN", 2),
+    ],
+)
+def test_cram_header_gets_the_sam_header_rules(tmp_path, monkeypatch, header, reason, line):
+    fasta = tmp_path / "ref.fa"
+    fasta.write_text(">c\n" + "ACGTTGCA" * 12 + "ACGT\n")
+    monkeypatch.setenv("REF_PATH", str(tmp_path / "%s"))
+    cram = _binary_from_sam(tmp_path / "x.cram", header + _record(), fasta)
+    assert _binary_rejects(cram) == (reason, line)

@@ -1,7 +1,12 @@
 """SAM (checked line by line against the SAM specification), BAM and CRAM (decoded with pysam).
 
 SAM rules follow SAMv1 (header tags, mandatory fields, optional-field types)
-and, for the base-modification tags MM/ML/MN, SAMtags. BAM files must end
+and, for the base-modification tags MM/ML/MN, SAMtags. BAM and CRAM headers
+get the same header rules: their text is read as stored in the file (htslib
+rebuilds the text it hands out, e.g. it adds @SQ lines and moves @HD first),
+and a rejection gives the line within that text. Their records get the
+per-record rules that need no text parsing: CIGAR clip placement, CIGAR vs
+SEQ length, MN vs SEQ length. BAM files must end
 with the BGZF EOF block (a missing one means a truncated copy). CRAM decoding
 uses local references only (REF_PATH, REF_CACHE or the given FASTA), never the
 network: when a reference is not available locally, the records are decoded
@@ -11,16 +16,20 @@ and the missing references are noted in `details`.
 
 from __future__ import annotations
 
+import bz2
 import datetime
+import lzma
 import math
 import os
 import re
 import struct
+import zlib
 from pathlib import Path
 from typing import BinaryIO
 
 from genoflow_dagster.errors import ErrorCode
 from genoflow_dagster.formats.errors import FormatError
+from genoflow_dagster.formats.io import DECOMPRESSION_ERRORS, open_decompressed
 from genoflow_dagster.formats.lines import numbered_lines
 
 BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
@@ -73,6 +82,14 @@ class _Header:
         self.programs: set[bytes] = set()
         self.previous_programs: list[tuple[bytes, int]] = []  # (PP value, line)
         self.lines = 0
+        # BAM/CRAM: names the spec forbids are noted here instead of refused (records name references by
+        # index, so such a name never has to be parsed; htslib's own colons.bam test uses 'chr1,chr3').
+        self.name_warnings: list[dict] | None = None
+
+    def bad_name(self, message: str, number: int) -> None:
+        if self.name_warnings is None:
+            raise FormatError("SAM_SQ_NAME_INVALID", message, number)
+        self.name_warnings.append({"reason": "SAM_SQ_NAME_INVALID", "line": number, "message": message})
 
     def finish(self) -> None:
         """Checks that need the whole header: every @PG PP names a declared @PG ID."""
@@ -169,13 +186,12 @@ def _sq_line(values: dict[bytes, bytes], number: int, header: _Header) -> None:
         raise FormatError("SAM_SQ_LENGTH_INVALID", f"@SQ at line {number}: LN must be 1..2^31-1", number)
     name = values[b"SN"]
     if not _REF_NAME.match(name):
-        raise FormatError("SAM_SQ_NAME_INVALID", f"@SQ at line {number}: SN {_show(name)} has a character "
-                          "reference names cannot contain", number)
+        header.bad_name(f"@SQ at line {number}: SN {_show(name)} has a character reference names cannot contain",
+                        number)
     alternatives = values[b"AN"].split(b",") if b"AN" in values else []
     for alt in alternatives:
         if not _REF_NAME.match(alt):
-            raise FormatError("SAM_SQ_NAME_INVALID", f"@SQ at line {number}: alternative name {_show(alt)} is "
-                              "invalid", number)
+            header.bad_name(f"@SQ at line {number}: alternative name {_show(alt)} is invalid", number)
     if b"AH" in values and values[b"AH"] != b"*" and not _REF_NAME.match(values[b"AH"]):
         raise FormatError("SAM_SQ_AH_INVALID", f"@SQ at line {number}: AH must be '*' or a reference name", number)
     if b"TP" in values and values[b"TP"] not in (b"linear", b"circular"):
@@ -287,17 +303,18 @@ def _alignment_line(line: bytes, number: int, references: dict[bytes, int]) -> N
         _optional_fields(fields[11:], flags, seq, number)
 
 
-def _check_clips(ops: list[tuple[bytes, bytes]], cigar: bytes, number: int) -> None:
+def _check_clips(ops: list[tuple[bytes, bytes]], cigar: bytes, number: int, where: str = "") -> None:
     """SAMv1 1.4.6: H only as the first or last operation; only H between an S and the end of the CIGAR."""
+    where = where or f"line {number}"
     last = len(ops) - 1
     first_inner = 1 if ops[0][1] == b"H" else 0
     last_inner = last - 1 if last > 0 and ops[last][1] == b"H" else last
     for i, (_, op) in enumerate(ops):
         if op == b"H" and 0 < i < last:
-            raise FormatError("SAM_CIGAR_CLIP_MISPLACED", f"line {number}: CIGAR {cigar[:40]!r} has a hard clip (H) "
+            raise FormatError("SAM_CIGAR_CLIP_MISPLACED", f"{where}: CIGAR {cigar[:40]!r} has a hard clip (H) "
                               "inside the alignment; H may only be the first or last operation", number)
         if op == b"S" and i != first_inner and i != last_inner:
-            raise FormatError("SAM_CIGAR_CLIP_MISPLACED", f"line {number}: CIGAR {cigar[:40]!r} has a soft clip (S) "
+            raise FormatError("SAM_CIGAR_CLIP_MISPLACED", f"{where}: CIGAR {cigar[:40]!r} has a soft clip (S) "
                               "inside the alignment; S may only be at either end (outside any H)", number)
 
 
@@ -501,6 +518,139 @@ def _unavailable_references(header: dict, reference_fasta: str | None) -> list[s
     return missing
 
 
+# A header text larger than this is not read here (htslib still reads it when decoding the records).
+_MAX_HEADER_TEXT = 256 * 1024 * 1024
+_CRAM_FILE_DEFINITION = 26  # "CRAM", major and minor version, 20-byte file id
+
+
+def _check_header_text(text: bytes, fmt: str, details: dict | None) -> None:
+    """The SAM header rules on a BAM/CRAM header text; `line` is the line within that text.
+
+    Blank lines are skipped, as htslib does; a NUL ends the text (writers pad it with NULs). A reference
+    name with a character the spec forbids is accepted and listed in `details["header_warnings"]`.
+    """
+    header = _Header()
+    header.name_warnings = []
+    try:
+        for number, line in enumerate(text.split(b"\0", 1)[0].split(b"\n"), start=1):
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if line:
+                _header_line(line, number, header)
+        header.finish()
+    except FormatError as exc:
+        raise FormatError(exc.reason, f"{fmt.upper()} header: {exc.message}", exc.line) from None
+    if header.name_warnings and details is not None:
+        details["header_warnings"] = header.name_warnings
+
+
+def _stored_header_text(path: Path, fmt: str) -> bytes | None:
+    """The header text exactly as the file stores it; None when it cannot be read here."""
+    try:
+        return _bam_header_text(path) if fmt == "bam" else _cram_header_text(path)
+    except (*DECOMPRESSION_ERRORS, lzma.LZMAError, IndexError, ValueError, struct.error):
+        return None  # damaged: decoding the file with htslib says what is wrong
+
+
+def _bam_header_text(path: Path) -> bytes | None:
+    """SAMv1 4.2: magic 'BAM\\1', int32 l_text, then the text."""
+    with open_decompressed(path) as fh:
+        head = fh.read(8)
+        if len(head) < 8 or head[:4] != b"BAM\x01":
+            return None
+        (length,) = struct.unpack("<i", head[4:])
+        if not 0 <= length <= _MAX_HEADER_TEXT:
+            return None
+        text = fh.read(length)
+    return text if len(text) == length else None
+
+
+def _itf8(data: bytes, i: int) -> tuple[int, int]:
+    """CRAM ITF8 integer at data[i]: (value, offset after it)."""
+    first = data[i]
+    if first < 0x80:
+        return first, i + 1
+    if first < 0xC0:
+        return ((first & 0x3F) << 8) | data[i + 1], i + 2
+    if first < 0xE0:
+        return ((first & 0x1F) << 16) | int.from_bytes(data[i + 1:i + 3], "big"), i + 3
+    if first < 0xF0:
+        return ((first & 0x0F) << 24) | int.from_bytes(data[i + 1:i + 4], "big"), i + 4
+    return ((first & 0x0F) << 28) | (int.from_bytes(data[i + 1:i + 4], "big") << 4) | (data[i + 4] & 0x0F), i + 5
+
+
+def _ltf8_end(data: bytes, i: int) -> int:
+    """Offset after the CRAM LTF8 integer at data[i] (its value is not needed)."""
+    first, extra = data[i], 0
+    while extra < 8 and first & (0x80 >> extra):
+        extra += 1
+    return i + 1 + extra
+
+
+def _cram_header_text(path: Path) -> bytes | None:
+    """CRAM 2.x/3.x: the first container's first block (content type FILE_HEADER) holds int32 l_text and the text.
+
+    Raw, gzip, bzip2 and lzma blocks are read; any other codec (or CRAM 1.x/4.x) returns None.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(_CRAM_FILE_DEFINITION + 512)
+        major = head[4]
+        if head[:4] != b"CRAM" or major not in (2, 3):
+            return None
+        i = _CRAM_FILE_DEFINITION + 4  # int32 container length
+        for _ in range(4):  # reference id, start, span, number of records
+            _, i = _itf8(head, i)
+        i = _ltf8_end(head, i) if major >= 3 else _itf8(head, i)[1]  # record counter
+        i = _ltf8_end(head, i)  # bases
+        _, i = _itf8(head, i)  # number of blocks
+        landmarks, i = _itf8(head, i)
+        for _ in range(landmarks):
+            _, i = _itf8(head, i)
+        if major >= 3:
+            i += 4  # container CRC32
+        method, content_type = head[i], head[i + 1]
+        _, i = _itf8(head, i + 2)  # content id
+        size, i = _itf8(head, i)
+        raw_size, i = _itf8(head, i)
+        if content_type != 0 or not 0 <= size <= _MAX_HEADER_TEXT or raw_size > _MAX_HEADER_TEXT:
+            return None
+        fh.seek(i)
+        data = fh.read(size)
+    if len(data) < size:
+        return None
+    if method == 1:
+        data = zlib.decompressobj(wbits=31).decompress(data, raw_size + 1)
+    elif method == 2:
+        data = bz2.BZ2Decompressor().decompress(data, raw_size + 1)
+    elif method == 3:
+        data = lzma.LZMADecompressor().decompress(data, raw_size + 1)
+    elif method != 0:
+        return None
+    (length,) = struct.unpack("<i", data[:4])
+    text = data[4:4 + length]
+    return text if 0 <= length == len(text) else None
+
+
+_CIGAR_CACHE_SIZE = 4096  # distinct CIGARs remembered per file: memory stays flat on long-read data
+def _binary_cigar_query(segment, cigar: str, record: int) -> int:
+    """The query length a decoded record's CIGAR implies; its clips must be at the ends (SAMv1 1.4.6)."""
+    if "H" in cigar or "S" in cigar:
+        encoded = cigar.encode()
+        _check_clips(_CIGAR_OP.findall(encoded), encoded, record, f"record {record}")
+    return segment.infer_query_length(always=False) or 0
+
+
+def _check_binary_mn(mn: object, length: int, record: int) -> None:
+    """SAMtags 1.7: MN, when given with MM, is the SEQ length the modifications were called on."""
+    if not isinstance(mn, int):
+        raise FormatError("SAM_MN_INVALID", f"record {record}: MN (sequence length the modifications refer to) "
+                          "must be an integer", record)
+    if mn != length:
+        raise FormatError("SAM_MN_LENGTH_MISMATCH", f"record {record}: the base modifications (MM) were written for "
+                          f"a {mn}-base sequence (MN) but SEQ has {length} bases; the read was probably clipped "
+                          "after modification calling", record)
+
+
 # htslib's SAM_* field bits: every field but SEQ (0x200), the one that needs the reference to decode.
 _ALL_FIELDS_BUT_SEQ = 0x1FFF & ~0x200
 
@@ -527,6 +677,9 @@ def validate_bam_or_cram(path: Path, fmt: str, reference_fasta: str | None = Non
         if CRAM_EOF_SIGNATURE not in tail:
             raise FormatError("CRAM_MISSING_EOF", "the CRAM file lacks its end-of-file container: it is truncated")
     mode = "rb" if fmt == "bam" else "rc"
+    text = _stored_header_text(path, fmt)
+    if text is not None:  # before htslib parses it: htslib refuses some of these headers with a bare error
+        _check_header_text(text, fmt, details)
     records = 0
     missing: list[str] = []
     try:
@@ -542,14 +695,24 @@ def validate_bam_or_cram(path: Path, fmt: str, reference_fasta: str | None = Non
                         details["cram_references_unavailable"] = missing
             with pysam.AlignmentFile(str(path), mode, check_sq=False, reference_filename=reference_fasta,
                                      format_options=options) as aln:
+                if text is None:  # a codec read here does not know: htslib's (rebuilt) text, same rules
+                    _check_header_text(str(aln.header).encode(), fmt, details)
+                cigars: dict[str, int] = {}  # CIGAR -> query length, its clips checked once per distinct CIGAR
                 for segment in aln.fetch(until_eof=True):
                     records += 1
-                    if segment.cigartuples and segment.query_sequence:
-                        query = segment.infer_query_length(always=False)
-                        if query is not None and query != len(segment.query_sequence):
-                            raise FormatError("SAM_CIGAR_SEQ_LENGTH_MISMATCH",
-                                              f"record {records}: CIGAR implies {query} bases, SEQ has "
-                                              f"{len(segment.query_sequence)}", records)
+                    cigar = segment.cigarstring
+                    length = segment.query_length  # 0 when SEQ is '*'
+                    if cigar:
+                        query = cigars.get(cigar)
+                        if query is None:
+                            query = _binary_cigar_query(segment, cigar, records)
+                            if len(cigars) < _CIGAR_CACHE_SIZE:
+                                cigars[cigar] = query
+                        if length and query != length:
+                            raise FormatError("SAM_CIGAR_SEQ_LENGTH_MISMATCH", f"record {records}: CIGAR implies "
+                                              f"{query} bases, SEQ has {length}", records)
+                    if length and segment.has_tag("MN") and (segment.has_tag("MM") or segment.has_tag("Mm")):
+                        _check_binary_mn(segment.get_tag("MN"), length, records)
         finally:
             pysam.set_verbosity(save)
     except FormatError:
