@@ -29,11 +29,11 @@ import math
 import mmap
 import os
 import stat
+from array import array
 from collections import Counter
+from itertools import accumulate
 from pathlib import Path
-from typing import Any, BinaryIO
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from genoflow_dagster.qc import fastq_kernel as kernel
 from genoflow_dagster.qc.fastq_kernel import BASE_CLASS, DRAIN, GROW, IRREGULAR, adapter_motifs, scan_basic, scan_qc
@@ -42,6 +42,12 @@ try:
     from isal.isal_zlib import _GzipReader  # what isal's IGzipFile reads through, minus its Python layers
 except ImportError:  # pragma: no cover
     _GzipReader = None
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy is imported by the line parser only: the compiled path, counters (array.array) and the
+# summary below do without it, which saves its import (about 0.1 s) on every run.
 
 BLOCK_BYTES = 4 * 1024 * 1024
 MAP_BYTES = 8 * 1024 * 1024  # plain files are scanned in place, through read-only maps of this many bytes
@@ -76,19 +82,21 @@ CONTAMINANTS: dict[str, bytes] = {
     "PolyG (2-colour no-signal)": b"GGGGGGGGGGGGGGGGGGGG",
 }
 
-# Symbol classes for per-position base content: A C G T N other.
-_BASES = "ACGTN"
-_BASE_CODE = np.full(256, 5, dtype=np.uint8)
-for _i, _b in enumerate(_BASES):
-    _BASE_CODE[ord(_b)] = _i
-    _BASE_CODE[ord(_b.lower())] = _i
-_BASE_CODE[ord("U")] = _BASE_CODE[ord("u")] = 3  # RNA reads: U counts as T, as in FastQC
+# Symbol classes for per-position base content: A C G T N other (lower case as upper, U as T).
 _NBASE = 6
-_CODE_TABLE = _BASE_CODE.tobytes()  # for bytes.translate, several times faster than a numpy lookup
+_CODE_TABLE = bytes(c & 7 for c in BASE_CLASS)  # for bytes.translate, several times faster than a numpy lookup
 
 
 def _codes(seq: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     return np.frombuffer(seq.tobytes().translate(_CODE_TABLE), dtype=np.uint8)
+
+
+def _zeros(n: int) -> array:
+    return array("q", bytes(8 * n))
+
+
 _QDIM = 256  # raw quality byte value; Phred = byte - offset
 
 
@@ -249,19 +257,22 @@ class _Accumulator:
         self.offset = quality_offset
         self.reads = 0
         self.npos = 0
+        # int64 counters, row-major: pos_qual[position * 256 + byte], pos_base[position * 6 + class],
+        # adapter_hist[adapter * capacity + first-hit start]
         self.capacity = 0
-        self.pos_qual = np.zeros((0, _QDIM), dtype=np.int64)
-        self.pos_base = np.zeros((0, _NBASE), dtype=np.int64)
-        self.adapter_hist = np.zeros((len(ADAPTERS), 0), dtype=np.int64)  # [adapter, first-hit start]
+        self.pos_qual = _zeros(0)
+        self.pos_base = _zeros(0)
+        self.adapter_hist = _zeros(0)
         self._reserve(1)
-        self.lengths = np.zeros(256, dtype=np.int64)
-        self.seq_mean_q = np.zeros(_QDIM, dtype=np.int64)
+        self.lengths = _zeros(256)
+        self.seq_mean_q = _zeros(_QDIM)
         # Reads per (ACGT length, GC count): spread over percent bins at the end (see gc_histogram).
         # Short reads' pairs in a dense table filled in C, the others in the Counter.
-        self.gc_table = np.zeros((GC_DIM, GC_DIM), dtype=np.int64)
+        self.gc_dim = GC_DIM
+        self.gc_table = _zeros(GC_DIM * GC_DIM)
         self.seq_gc_pairs: Counter[tuple[int, int]] = Counter()
-        self._overflow = np.zeros((_OVERFLOW, 2), dtype=np.int64)
-        self._dup = np.zeros((DUP_READS, 2), dtype=np.int64)
+        self._overflow = _zeros(2 * _OVERFLOW)
+        self._dup = _zeros(2 * DUP_READS)
         self.dup_seen = 0
         self.dup_counter: Counter[bytes] = Counter()
 
@@ -269,13 +280,15 @@ class _Accumulator:
         """Room for a read of `length` bases in the per-position counters."""
         rows = min(length, POSITION_CAP)
         if rows > self.capacity:
-            rows = min(max(rows, 2 * self.capacity), POSITION_CAP)
-            q = np.zeros((rows, _QDIM), dtype=np.int64)
-            q[: self.capacity] = self.pos_qual
-            b = np.zeros((rows, _NBASE), dtype=np.int64)
-            b[: self.capacity] = self.pos_base
-            a = np.zeros((len(ADAPTERS), rows), dtype=np.int64)
-            a[:, : self.capacity] = self.adapter_hist
+            old = self.capacity
+            rows = min(max(rows, 2 * old), POSITION_CAP)
+            q = _zeros(rows * _QDIM)
+            q[: old * _QDIM] = self.pos_qual
+            b = _zeros(rows * _NBASE)
+            b[: old * _NBASE] = self.pos_base
+            a = _zeros(len(ADAPTERS) * rows)
+            for row in range(len(ADAPTERS)):
+                a[row * rows: row * rows + old] = self.adapter_hist[row * old: (row + 1) * old]
             self.pos_qual, self.pos_base, self.adapter_hist, self.capacity = q, b, a, rows
 
     def _grow(self, npos: int) -> None:
@@ -284,7 +297,7 @@ class _Accumulator:
 
     def _reserve_lengths(self, length: int) -> None:
         if length >= len(self.lengths):
-            grown = np.zeros(max(length + 1, 2 * len(self.lengths)), dtype=np.int64)
+            grown = _zeros(max(length + 1, 2 * len(self.lengths)))
             grown[: len(self.lengths)] = self.lengths
             self.lengths = grown
 
@@ -292,17 +305,20 @@ class _Accumulator:
         """Count the whole 4-line records of buf[start:end] in C. Returns where counting stopped
         and whether the record there is irregular (else it is incomplete, or end was reached)."""
         while True:
-            dup = self._dup[: DUP_READS - self.dup_seen]
+            dup = memoryview(self._dup)[: 2 * (DUP_READS - self.dup_seen)]
             start, records, status, need, n_over, n_dup, longest = scan_qc(
                 buf, start, end, self.pos_qual, self.pos_base, self.adapter_hist, self.seq_mean_q, self.lengths,
                 self.gc_table, self._overflow, dup, POSITION_CAP, _ADAPTER_MOTIFS, BASE_CLASS, kernel.VECTOR)
             if records:
                 self.reads += records
                 self.npos = max(self.npos, min(max(longest, 1), POSITION_CAP))
-            for acgt, gc in self._overflow[:n_over].tolist():
-                self.seq_gc_pairs[acgt, gc] += 1
+            dup.release()
+            over = self._overflow
+            for i in range(0, 2 * n_over, 2):
+                self.seq_gc_pairs[over[i], over[i + 1]] += 1
             if n_dup:
-                self._add_duplicates([bytes(buf[s:s + n]) for s, n in dup[:n_dup].tolist()])
+                pairs = self._dup[: 2 * n_dup]
+                self._add_duplicates([bytes(buf[s:s + n]) for s, n in zip(pairs[::2], pairs[1::2], strict=True)])
             if status == GROW:
                 self._reserve(need)
                 self._reserve_lengths(need)
@@ -312,12 +328,32 @@ class _Accumulator:
     def gc_pairs(self) -> dict[tuple[int, int], int]:
         """Reads per (ACGT length, GC count), in key order."""
         pairs = Counter(self.seq_gc_pairs)
-        acgt, gc = np.nonzero(self.gc_table)
-        for n, g, count in zip(acgt.tolist(), gc.tolist(), self.gc_table[acgt, gc].tolist(), strict=True):
-            pairs[n, g] += count
+        dim, table = self.gc_dim, self.gc_table
+        for n in range(1, min(dim, len(self.lengths))):  # a read has at most as many A/C/G/T as bases
+            row = table[n * dim: n * dim + n + 1]
+            if any(row):
+                for g, count in enumerate(row):
+                    if count:
+                        pairs[n, g] += count
         return dict(sorted(pairs.items()))
 
+    def views(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """numpy views of the counters, for the line parser: pos_qual, pos_base (npos rows),
+        adapter_hist (adapters x npos), lengths, seq_mean_q."""
+        import numpy as np
+
+        def view(a: array) -> np.ndarray:
+            return np.frombuffer(a, dtype=np.int64) if len(a) else np.zeros(0, dtype=np.int64)
+
+        npos = self.npos
+        return (view(self.pos_qual).reshape(self.capacity, _QDIM)[:npos],
+                view(self.pos_base).reshape(self.capacity, _NBASE)[:npos],
+                view(self.adapter_hist).reshape(len(ADAPTERS), self.capacity)[:, :npos],
+                view(self.lengths), view(self.seq_mean_q))
+
     def _add_gc_pairs(self, acgt: np.ndarray, gc: np.ndarray) -> None:
+        import numpy as np
+
         has = acgt > 0
         keys, counts = np.unique(acgt[has].astype(np.int64) * 1_000_003 + gc[has], return_counts=True)
         for key, count in zip(keys.tolist(), counts.tolist(), strict=True):
@@ -333,22 +369,22 @@ class _Accumulator:
     def add_batch(self, seq: np.ndarray, qual: np.ndarray, lengths: np.ndarray,
                   seq_lines: list[bytes] | None = None) -> None:
         """Count one batch: `seq`/`qual` are the concatenated bytes of reads of `lengths`."""
+        import numpy as np
+
         n = len(lengths)
         if n == 0:
             return
         self.reads += n
         maxlen = int(lengths.max())
-        if maxlen >= len(self.lengths):
-            grown = np.zeros(maxlen + 1, dtype=np.int64)
-            grown[: len(self.lengths)] = self.lengths
-            self.lengths = grown
-        self.lengths += np.bincount(lengths, minlength=len(self.lengths))
+        self._reserve_lengths(maxlen)
         total = int(lengths.sum())
+        if total:
+            self._grow(maxlen)
+        npos = self.npos
+        pos_qual, pos_base, _, all_lengths, seq_mean_q = self.views()
+        all_lengths += np.bincount(lengths, minlength=len(all_lengths))
         if total == 0:
             return
-        self._grow(maxlen)
-        npos = self.npos
-        pos_qual, pos_base = self.pos_qual[:npos], self.pos_base[:npos]
         offsets = np.zeros(n, dtype=np.int64)
         np.cumsum(lengths[:-1], out=offsets[1:])
         if int(lengths.min()) == maxlen and maxlen <= POSITION_CAP:
@@ -379,7 +415,7 @@ class _Accumulator:
             acgt = np.add.reduceat((codes <= 3).view(np.uint8), starts, dtype=np.int64)
         # FastQC bins a read by its integer mean quality (truncated).
         mean_q = qsum // lens
-        self.seq_mean_q += np.bincount(np.clip(mean_q, 0, _QDIM - 1), minlength=_QDIM)[:_QDIM]
+        seq_mean_q += np.bincount(np.clip(mean_q, 0, _QDIM - 1), minlength=_QDIM)[:_QDIM]
         self._add_gc_pairs(acgt, gc)
         if self.dup_seen < DUP_READS:
             take = min(n, DUP_READS - self.dup_seen)
@@ -391,17 +427,21 @@ class _Accumulator:
 
     def add_adapter_hits(self, name: str, positions: np.ndarray) -> None:
         """`positions`: 0-based start of the first hit of an adapter in each read that has one."""
+        import numpy as np
+
         if len(positions) == 0:
             return
         row = list(ADAPTERS).index(name)
         positions = np.minimum(positions, self.npos - 1)  # hits start inside reads, so npos >= 1 here
-        self.adapter_hist[row, : self.npos] += np.bincount(positions, minlength=self.npos)
+        self.views()[2][row] += np.bincount(positions, minlength=self.npos)
 
 
 def _count_adapters(acc: _Accumulator, seq: np.ndarray, lengths: np.ndarray) -> None:
     """First hit of each adapter per read, by C-speed substring search over the concatenated
     sequences; a hit that runs across two reads is discarded and the search resumes in the read
     where it ended (so that read's own hits are not missed)."""
+    import numpy as np
+
     data = seq.tobytes()
     ends = np.cumsum(lengths)
     for name, motif in ADAPTERS.items():
@@ -426,6 +466,8 @@ def _fallback(acc: _Accumulator, stream: BinaryIO, head: bytes) -> None:
     """Line-oriented parser for multi-line FASTQ: sequence lines run until a '+' line, and
     quality lines until they are as long as the sequence (so '@' may start a quality line)."""
     import io
+
+    import numpy as np
 
     lines = io.BufferedReader(_Chain(head, stream), buffer_size=BLOCK_BYTES)  # type: ignore[arg-type]
     seqs: list[bytes] = []
@@ -581,7 +623,7 @@ def _scan_file(acc: _Accumulator | _BasicAccumulator, reader: _HashingReader | _
         _scan(acc, stream)
 
 
-def gc_histogram(pairs: dict[tuple[int, int], int]) -> np.ndarray:
+def gc_histogram(pairs: dict[tuple[int, int], int]) -> list[float]:
     """Read GC% histogram over 101 one-percent bins, without the comb of rounding.
 
     A read with `g` G/C among `n` called bases has a GC content anywhere in
@@ -590,26 +632,49 @@ def gc_histogram(pairs: dict[tuple[int, int], int]) -> np.ndarray:
     the same way). Rounding `g / n` to the nearest percent instead gives every
     third bin a double share for 150 bp reads, which reads as a GC anomaly.
     """
-    hist = np.zeros(101, dtype=np.float64)
-    edges = np.arange(102, dtype=np.float64) - 0.5  # bin i covers [i - 0.5, i + 0.5)
+    hist = [0.0] * 101  # bin i covers [i - 0.5, i + 0.5)
     for (n, g), count in pairs.items():
         low = max(0.0, (g - 0.5) / n * 100.0)
         high = min(100.0, (g + 0.5) / n * 100.0)
         if high <= low:
             hist[round(low)] += count
             continue
-        overlap = np.clip(np.minimum(edges[1:], high) - np.maximum(edges[:-1], low), 0.0, None)
-        hist += count * overlap / overlap.sum()
+        first, last = max(0, math.floor(low + 0.5)), min(100, math.ceil(high + 0.5) - 1)
+        overlap = [0.0] * 101
+        for i in range(first, last + 1):
+            overlap[i] = max(min(i + 0.5, high) - max(i - 0.5, low), 0.0)
+        total = _pairwise_sum(overlap)
+        for i in range(first, last + 1):
+            hist[i] += count * overlap[i] / total
     return hist
 
 
-def _percentile(counts: np.ndarray, frac: float) -> float:
+def _pairwise_sum(values: list[float]) -> float:
+    """The float sum numpy's `sum` gives for 8 < len(values) <= 128 (eight running partial sums,
+    combined pairwise, then the tail): the GC histogram is the same to the last bit as it was."""
+    n = len(values)
+    r = values[:8]
+    i = 8
+    while i < n - n % 8:
+        for j in range(8):
+            r[j] += values[i + j]
+        i += 8
+    total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    for x in values[i:]:
+        total += x
+    return total
+
+
+def _percentile(counts: list[int], frac: float) -> float:
     """Smallest value whose cumulative count reaches `frac` of the total (FastQC's definition)."""
-    total = counts.sum()
+    total = sum(counts)
     if total == 0:
         return float("nan")
-    idx = int(np.searchsorted(np.cumsum(counts), frac * total, side="left"))
-    return float(idx)
+    target = frac * total
+    for idx, running in enumerate(accumulate(counts)):
+        if running >= target:
+            return float(idx)
+    return float(len(counts))
 
 
 def base_groups(length: int) -> list[tuple[int, int]]:
@@ -637,16 +702,25 @@ def _round(x: float, nd: int = 4) -> float | None:
     return round(float(x), nd)
 
 
+def _column_sums(flat: array, width: int, first: int, last: int) -> list[int]:
+    """Per-column sums of rows first..last-1 of a row-major int64 table `width` wide."""
+    if last - first == 1:
+        return flat[first * width: last * width].tolist()
+    block = flat[first * width: last * width]
+    return [sum(block[k::width]) for k in range(width)]
+
+
 def _finish(acc: _Accumulator, sha256: str, size_bytes: int) -> dict[str, Any]:
     off = acc.offset
     reads = acc.reads
     lengths = acc.lengths
-    total_bases = int((np.arange(len(lengths)) * lengths).sum())
-    present = np.flatnonzero(lengths)
-    pos_qual, pos_base = acc.pos_qual[: acc.npos], acc.pos_base[: acc.npos]
-    qual_hist = pos_qual.sum(axis=0)
-    phred = np.arange(_QDIM) - off
-    base_tot = pos_base.sum(axis=0)
+    present = [n for n, count in enumerate(lengths) if count]
+    total_bases = sum(n * lengths[n] for n in present)
+    npos = acc.npos
+    qual_hist = _column_sums(acc.pos_qual, _QDIM, 0, npos)
+    phred = [k - off for k in range(_QDIM)]
+    base_tot = _column_sums(acc.pos_base, _NBASE, 0, npos)
+    quality_total = sum(count * p for count, p in zip(qual_hist, phred, strict=True))
 
     def pct(x: float) -> float:
         return _round(100.0 * x / total_bases) if total_bases else 0.0  # type: ignore[return-value]
@@ -654,14 +728,14 @@ def _finish(acc: _Accumulator, sha256: str, size_bytes: int) -> dict[str, Any]:
     metrics: dict[str, Any] = {
         "total_reads": reads,
         "total_bases": total_bases,
-        "min_length": int(present[0]) if len(present) else 0,
-        "max_length": int(present[-1]) if len(present) else 0,
+        "min_length": present[0] if present else 0,
+        "max_length": present[-1] if present else 0,
         "mean_length": _round(total_bases / reads) if reads else 0.0,
-        "gc_percent": pct(int(base_tot[1] + base_tot[2])),
-        "n_percent": pct(int(base_tot[4])),
-        "mean_quality": _round(float((qual_hist * phred).sum()) / total_bases) if total_bases else None,
-        "q20_percent": pct(int(qual_hist[phred >= 20].sum())),
-        "q30_percent": pct(int(qual_hist[phred >= 30].sum())),
+        "gc_percent": pct(base_tot[1] + base_tot[2]),
+        "n_percent": pct(base_tot[4]),
+        "mean_quality": _round(float(quality_total) / total_bases) if total_bases else None,
+        "q20_percent": pct(sum(qual_hist[k] for k in range(_QDIM) if phred[k] >= 20)),
+        "q30_percent": pct(sum(qual_hist[k] for k in range(_QDIM) if phred[k] >= 30)),
         "quality_offset": off,
         "sha256": sha256,
         "size_bytes": size_bytes,
@@ -670,43 +744,42 @@ def _finish(acc: _Accumulator, sha256: str, size_bytes: int) -> dict[str, Any]:
     per_pos_q: list[dict[str, Any]] = []
     per_base_content: list[dict[str, Any]] = []
     per_base_n: list[dict[str, Any]] = []
-    for start, end in base_groups(acc.npos):
+    for start, end in base_groups(npos):
         label = str(start) if start == end else f"{start}-{end}"
-        qh = pos_qual[start - 1:end].sum(axis=0)
-        n = qh.sum()
+        qh = _column_sums(acc.pos_qual, _QDIM, start - 1, end)
+        n = sum(qh)
         if n == 0:
             continue
         qh_phred = qh[off:] if off >= 0 else qh
-        below = int(qh[:off].sum()) if off > 0 else 0
+        below = sum(qh[:off]) if off > 0 else 0
         # Phred values below 0 (Solexa) are folded into 0 for the percentiles.
         if below:
-            qh_phred = qh_phred.copy()
+            qh_phred = list(qh_phred)
             qh_phred[0] += below
         per_pos_q.append({
             "base": label, "start": start, "end": end,
-            "mean": _round(float((qh * phred).sum()) / n, 3),
+            "mean": _round(float(sum(c * p for c, p in zip(qh, phred, strict=True))) / n, 3),
             "median": _percentile(qh_phred, 0.5),
             "lower_quartile": _percentile(qh_phred, 0.25),
             "upper_quartile": _percentile(qh_phred, 0.75),
             "p10": _percentile(qh_phred, 0.10),
             "p90": _percentile(qh_phred, 0.90),
         })
-        bh = pos_base[start - 1:end].sum(axis=0)
-        acgt = bh[:4].sum()
+        bh = _column_sums(acc.pos_base, _NBASE, start - 1, end)
+        acgt = sum(bh[:4])
         content = {b: (_round(100.0 * bh[i] / acgt, 3) if acgt else 0.0) for i, b in enumerate("ACGT")}
         per_base_content.append({"base": label, "start": start, "end": end, **content})
-        per_base_n.append({"base": label, "start": start, "end": end, "N": _round(100.0 * bh[4] / bh.sum(), 3)})
+        per_base_n.append({"base": label, "start": start, "end": end, "N": _round(100.0 * bh[4] / sum(bh), 3)})
 
-    seq_q = np.flatnonzero(acc.seq_mean_q)
+    seq_q = [q for q, count in enumerate(acc.seq_mean_q) if count]
     metrics["per_position_quality"] = per_pos_q
     metrics["per_sequence_quality"] = (
-        {str(int(q) - off): int(acc.seq_mean_q[q]) for q in range(int(seq_q[0]), int(seq_q[-1]) + 1)}
-        if len(seq_q) else {}
+        {str(q - off): acc.seq_mean_q[q] for q in range(seq_q[0], seq_q[-1] + 1)} if seq_q else {}
     )
     metrics["per_base_content"] = per_base_content
-    metrics["per_sequence_gc"] = [round(float(x), 3) for x in gc_histogram(acc.gc_pairs())]
+    metrics["per_sequence_gc"] = [round(x, 3) for x in gc_histogram(acc.gc_pairs())]
     metrics["per_base_n"] = per_base_n
-    metrics["length_distribution"] = {str(int(ln)): int(lengths[ln]) for ln in present}
+    metrics["length_distribution"] = {str(ln): lengths[ln] for ln in present}
 
     dup_total = sum(acc.dup_counter.values())
     distinct = len(acc.dup_counter)
@@ -727,12 +800,11 @@ def _finish(acc: _Accumulator, sha256: str, size_bytes: int) -> dict[str, Any]:
 
     adapters: dict[str, list[float]] = {}
     if reads:
-        width = max(acc.npos, 1)
+        width = max(npos, 1)
+        cap = acc.capacity
         for row, name in enumerate(ADAPTERS):
-            hist = np.zeros(width, dtype=np.int64)
-            hist[: acc.npos] = acc.adapter_hist[row, : acc.npos]
-            cum = np.cumsum(hist) * 100.0 / reads
-            adapters[name] = [_round(float(x), 4) for x in cum]  # type: ignore[misc]
+            hist = acc.adapter_hist[row * cap: row * cap + npos].tolist() + [0] * (width - npos)
+            adapters[name] = [_round(c * 100.0 / reads, 4) for c in accumulate(hist)]  # type: ignore[misc]
     metrics["adapter_content"] = adapters
     metrics["adapter_max_percent"] = max((max(v) for v in adapters.values() if v), default=0.0)
     return metrics
@@ -776,17 +848,9 @@ class _BasicAccumulator:
 
     def __init__(self) -> None:
         self.reads = 0
-        self.lengths = np.zeros(256, dtype=np.int64)
-        self.qual_hist = np.zeros(_QDIM, dtype=np.int64)
-        self.base_hist = np.zeros(_NBASE, dtype=np.int64)
-
-    def _add_lengths(self, lengths: np.ndarray) -> None:
-        self.reads += len(lengths)
-        if len(lengths) and int(lengths.max()) >= len(self.lengths):
-            grown = np.zeros(int(lengths.max()) + 1, dtype=np.int64)
-            grown[: len(self.lengths)] = self.lengths
-            self.lengths = grown
-        self.lengths += np.bincount(lengths, minlength=len(self.lengths))
+        self.lengths = _zeros(256)
+        self.qual_hist = _zeros(_QDIM)
+        self.base_hist = _zeros(_NBASE)
 
     def scan(self, buf: Any, end: int, start: int = 0) -> tuple[int, bool]:
         """As `_Accumulator.scan`, for the basic histograms."""
@@ -796,15 +860,25 @@ class _BasicAccumulator:
             self.reads += records
             if status != GROW:
                 return start, status == IRREGULAR
-            grown = np.zeros(max(need + 1, 2 * len(self.lengths)), dtype=np.int64)
+            self._reserve_lengths(need)
+
+    def _reserve_lengths(self, length: int) -> None:
+        if length >= len(self.lengths):
+            grown = _zeros(max(length + 1, 2 * len(self.lengths)))
             grown[: len(self.lengths)] = self.lengths
             self.lengths = grown
 
     def add_batch(self, seq: np.ndarray, qual: np.ndarray, lengths: np.ndarray,
                   seq_lines: list[bytes] | None = None) -> None:  # the line parser's entry (wrapped FASTQ)
-        self._add_lengths(lengths)
-        self.qual_hist += np.bincount(qual, minlength=_QDIM)[:_QDIM]
-        self.base_hist += np.bincount(_codes(seq), minlength=_NBASE)[:_NBASE]
+        import numpy as np
+
+        self.reads += len(lengths)
+        if len(lengths):
+            self._reserve_lengths(int(lengths.max()))
+        view = np.frombuffer(self.lengths, dtype=np.int64)
+        view += np.bincount(lengths, minlength=len(view))
+        np.frombuffer(self.qual_hist, dtype=np.int64)[:] += np.bincount(qual, minlength=_QDIM)[:_QDIM]
+        np.frombuffer(self.base_hist, dtype=np.int64)[:] += np.bincount(_codes(seq), minlength=_NBASE)[:_NBASE]
 
     def add_adapter_hits(self, name: str, positions: np.ndarray) -> None:
         """Adapters are not part of the basic statistics."""
@@ -820,9 +894,9 @@ def fastq_basic_stats(path: str | Path, *, quality_offset: int = 33) -> dict[str
     finally:
         reader.close()
     lengths = acc.lengths
-    total = int((np.arange(len(lengths)) * lengths).sum())
-    present = np.flatnonzero(lengths)
-    phred = np.arange(_QDIM) - quality_offset
+    present = [n for n, count in enumerate(lengths) if count]
+    total = sum(n * lengths[n] for n in present)
+    phred = [k - quality_offset for k in range(_QDIM)]
 
     def pct(x: int) -> float:
         return _round(100.0 * x / total) if total else 0.0  # type: ignore[return-value]
@@ -830,14 +904,15 @@ def fastq_basic_stats(path: str | Path, *, quality_offset: int = 33) -> dict[str
     return {
         "total_reads": acc.reads,
         "total_bases": total,
-        "min_length": int(present[0]) if len(present) else 0,
-        "max_length": int(present[-1]) if len(present) else 0,
+        "min_length": present[0] if present else 0,
+        "max_length": present[-1] if present else 0,
         "mean_length": _round(total / acc.reads) if acc.reads else 0.0,
-        "gc_percent": pct(int(acc.base_hist[1] + acc.base_hist[2])),
-        "n_percent": pct(int(acc.base_hist[4])),
-        "mean_quality": _round(float((acc.qual_hist * phred).sum()) / total) if total else None,
-        "q20_percent": pct(int(acc.qual_hist[phred >= 20].sum())),
-        "q30_percent": pct(int(acc.qual_hist[phred >= 30].sum())),
+        "gc_percent": pct(acc.base_hist[1] + acc.base_hist[2]),
+        "n_percent": pct(acc.base_hist[4]),
+        "mean_quality": _round(float(sum(c * p for c, p in zip(acc.qual_hist, phred, strict=True))) / total)
+        if total else None,
+        "q20_percent": pct(sum(c for c, p in zip(acc.qual_hist, phred, strict=True) if p >= 20)),
+        "q30_percent": pct(sum(c for c, p in zip(acc.qual_hist, phred, strict=True) if p >= 30)),
     }
 
 

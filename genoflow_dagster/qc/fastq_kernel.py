@@ -23,8 +23,6 @@ tried) cost 0.6 s and 130 MB of RSS at start-up, more than the whole run of a
 
 from __future__ import annotations
 
-import numpy as np
-
 from genoflow_dagster._fastq import scan_basic, scan_qc
 
 __all__ = ["ADAPTER_K", "BASE_CLASS", "DRAIN", "GROW", "IRREGULAR", "NEED_DATA", "VECTOR", "adapter_motifs",
@@ -33,12 +31,13 @@ __all__ = ["ADAPTER_K", "BASE_CLASS", "DRAIN", "GROW", "IRREGULAR", "NEED_DATA",
 # Bits 0-2: A C G T N other (0-5), for per-position base content; lower case counts as upper
 # case, U as T. Bit 3: an upper-case A/C/G/T, the only bases adapter matching accepts (FastQC's
 # search is case-sensitive), whose 2-bit code is then bits 0-1.
-BASE_CLASS = np.full(256, 5, dtype=np.uint8)
+_classes = bytearray([5] * 256)
 for _i, _b in enumerate("ACGTN"):
-    BASE_CLASS[ord(_b)] = BASE_CLASS[ord(_b.lower())] = _i
-BASE_CLASS[ord("U")] = BASE_CLASS[ord("u")] = 3
+    _classes[ord(_b)] = _classes[ord(_b.lower())] = _i
+_classes[ord("U")] = _classes[ord("u")] = 3
 for _b in "ACGT":
-    BASE_CLASS[ord(_b)] |= 8
+    _classes[ord(_b)] |= 8
+BASE_CLASS = bytes(_classes)
 ADAPTER_K = 12
 MAX_ADAPTERS = 8
 VECTOR = True
