@@ -279,9 +279,14 @@ class _Stream:
         if _is_bam(path):
             self.fh = igzip.open(path, "rb")
         else:
+            env = os.environ.copy()
+            if "REF_PATH" not in env:
+                # Without REF_PATH htslib fetches CRAM references by MD5 from the EBI server: never.
+                local = Path(reference_fasta).resolve().parent / "md5" if reference_fasta else Path(os.devnull)
+                env["REF_PATH"] = str(local / "%s")
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", _CONVERT, path, reference_fasta or ""],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
             # `-u` is BGZF at level 0: stored deflate blocks, cheap to inflate.
             self.fh = igzip.IGzipFile(fileobj=self.proc.stdout, mode="rb")
 
@@ -308,7 +313,8 @@ class _Stream:
         if self.proc.stderr:
             self.proc.stderr.close()
         if check and code:
-            raise ValueError(f"samtools view could not read the file: {err.strip()[-500:]}")
+            lines = [line for line in err.splitlines() if line.startswith("[E::")] or err.strip().splitlines()[-1:]
+            raise ValueError(f"samtools view could not read the file: {' '.join(lines[:3])[:500]}")
 
 
 def _read_exact(stream: _Stream, buf: bytearray, need: int) -> None:
