@@ -430,3 +430,14 @@ def test_damaged_input_raises_value_error(tmp_path: Path, bam: Path) -> None:
     for path in (cut, garbage, bad_sam):
         with pytest.raises(ValueError):
             alignment_metrics(path)
+
+
+def test_a_warning_per_record_does_not_stall_the_converter(tmp_path: Path) -> None:
+    """htslib warns once per mapped SAM record without a CIGAR (and treats it as unmapped): far more
+    text than a pipe holds, which must not block the child converting the SAM."""
+    sam = tmp_path / "warns.sam"
+    with open(sam, "w") as fh:
+        fh.write("@SQ\tSN:chr1\tLN:100000\n")
+        fh.writelines(f"r{i}\t0\tchr1\t{i + 1}\t60\t*\t*\t0\t0\tACGT\tIIII\n" for i in range(5000))
+    m = alignment_metrics(sam)
+    assert (m["total"], m["mapped"]) == (5000, 0)

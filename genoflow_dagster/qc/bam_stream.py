@@ -18,6 +18,7 @@ import os
 import struct
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -279,6 +280,7 @@ class _Stream:
         if _is_bam(path):
             self.fh = igzip.open(path, "rb")
         else:
+            self.errors = tempfile.TemporaryFile(prefix="genoflow-samtools-")  # noqa: SIM115 - closed in close()
             env = os.environ.copy()
             if "REF_PATH" not in env:
                 # Without REF_PATH htslib fetches CRAM references by MD5 from the EBI server: never.
@@ -286,7 +288,8 @@ class _Stream:
                 env["REF_PATH"] = str(local / "%s")
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", _CONVERT, path, reference_fasta or ""],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                # stderr to a file, not a pipe: a warning per record must not fill a pipe nobody reads yet.
+                stdout=subprocess.PIPE, stderr=self.errors, env=env)
             # `-u` is BGZF at level 0: stored deflate blocks, cheap to inflate.
             self.fh = igzip.IGzipFile(fileobj=self.proc.stdout, mode="rb")
 
@@ -308,10 +311,10 @@ class _Stream:
             self.proc.stdout.close()
         if not check:
             self.proc.kill()
-        err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
         code = self.proc.wait()
-        if self.proc.stderr:
-            self.proc.stderr.close()
+        self.errors.seek(max(0, self.errors.seek(0, os.SEEK_END) - (64 << 10)))  # the tail says why
+        err = self.errors.read().decode(errors="replace")
+        self.errors.close()
         if check and code:
             lines = [line for line in err.splitlines() if line.startswith("[E::")] or err.strip().splitlines()[-1:]
             raise ValueError(f"samtools view could not read the file: {' '.join(lines[:3])[:500]}")
