@@ -371,3 +371,86 @@ def test_cram_header_gets_the_sam_header_rules(tmp_path, monkeypatch, header, re
     monkeypatch.setenv("REF_PATH", str(tmp_path / "%s"))
     cram = _binary_from_sam(tmp_path / "x.cram", header + _record(), fasta)
     assert _binary_rejects(cram) == (reason, line)
+
+
+def _outcome(text: bytes) -> tuple[str, int | None] | int:
+    try:
+        return validate_sam(io.BytesIO(text), {})
+    except FormatError as exc:
+        return exc.reason, exc.line
+
+
+def _careful_outcome(text: bytes, monkeypatch) -> tuple[str, int | None] | int:
+    """The same file with the common-record fast path switched off: every line checked field by field."""
+    import re
+
+    import genoflow_dagster.formats.alignment as alignment
+
+    with monkeypatch.context() as patch:
+        patch.setattr(alignment, "_COMMON_RECORD", re.compile(rb"(?!)" + rb"()" * 6))
+        return _outcome(text)
+
+
+EDGE_RECORDS = [
+    _record(), _record(flag=65535), _record(flag="65536"), _record(flag="00012"), _record(flag="-1"),
+    "r\t0\tc\t2147483647\t255\t4M\t=\t2147483647\t-2147483647\tACGT\tIIII\n",
+    "r\t0\tc\t2147483648\t60\t4M\t*\t0\t0\tACGT\tIIII\n", "r\t0\tc\t1\t256\t4M\t*\t0\t0\tACGT\tIIII\n",
+    "r\t0\tc\t1\t60\t4M\t*\t0\t-2147483648\tACGT\tIIII\n", "r\t0\tc\t+1\t60\t4M\t*\t0\t0\tACGT\tIIII\n",
+    "r\t0\td\t1\t60\t4M\t*\t0\t0\tACGT\tIIII\n", "r\t0\tc\t1\t60\t4M\td\t1\t0\tACGT\tIIII\n",
+    "r\t0\t*\t0\t0\t*\t*\t0\t0\t*\t*\n", "r\t0\tc\t1\t60\t*\t*\t0\t0\t*\tI\n",
+    "r\t0\tc\t1\t60\t4M\t*\t0\t0\t*\t*\n", "r\t0\tc\t1\t60\t4M\t*\t0\t0\tACGT\tIII\n",
+    "r\t0\tc\t1\t60\t3M\t*\t0\t0\tACGT\tIIII\n", "r\t0\tc\t1\t60\t1S3M\t*\t0\t0\tACGT\t*\n",
+    "r\t0\tc\t1\t60\t1M1S2M\t*\t0\t0\tACGT\t*\n", "r\t0\tc\t1\t60\t4M\t*\t0\t0\tAC GT\tIIII\n",
+    "r\t0\tc\t1\t60\t4M\t*\t0\t0\tACGT\tII I\n", "r\t0\tc\t1\t60\t4M\t*\t0\t0\tACGT\tIIII\t\n",
+    "@r\t0\tc\t1\t60\t4M\t*\t0\t0\tACGT\tIIII\n", "\n", "\r\n", "r\t0\tc\t1\t60\t4M\t*\t0\t0\tACGT\tIIII\r\n",
+    "r\t0\tc\t1\t60\t4M\t*\t0\t0\tACGT\tIIII\r", "r\t0\tc\t1\t60\t4M\t*\t0\t0\tACGT\tIIII\r\r\n",
+    "r\t0\tc\t1\t60\t4M\t*\t0\t0\tACGT\tIIII", "r\t0\tc\t1\t60\t4M\t*\t0\t0\tACGT\n",
+    _record(tags="NM:i:4294967295"), _record(tags="NM:i:4294967296"), _record(tags="NM:i:-2147483649"),
+    _record(tags="NM:i:0\tMD:Z:4\tNM:i:1"), _record(tags="NM:i:0\tNM:i:0"), _record(tags="XA:Z:NM:i:0\tNM:i:0"),
+    _record(tags="XH:H:0A1B\tXB:B:c,1\tXF:f:1.5\tXZ:Z:a b"), _record(tags="XH:H:0A1"), _record(tags="XA:A:ab"),
+    _record(tags="MN:i:4"), _record(tags="Mm:Z:C+m,9;"), _record(tags="mm:Z:x\tMM:Z:"),
+    "r\t0\tc\t1\t60\t36M\t*\t0\t0\t" + SEQ36 + "\t*\t" + MM_OK + "\tMN:i:37\n",
+    "*\t0\tc\t1\t60\t4M\t*\t0\t0\tACGT\tIIII\n", "r" * 255 + "\t0\tc\t1\t60\t4M\t*\t0\t0\tACGT\tIIII\n",
+    "r\t0\tc\t1\t60\t4M\t*\t0\t0\tAC=.\tIIII\n", "r\t0\tc\t1\t60\t2=1X1M\t*\t0\t0\tacgt\t!!~~\n",
+]
+
+
+@pytest.mark.parametrize("record", EDGE_RECORDS)
+def test_fast_path_agrees_with_the_field_by_field_rules(record, monkeypatch):
+    text = (SQ + _record(name="first") + record + _record(name="last")).encode()
+    assert _outcome(text) == _careful_outcome(text, monkeypatch)
+    no_sq = (_record(name="first") + record).encode()  # no @SQ: names are not looked up
+    assert _outcome(no_sq) == _careful_outcome(no_sq, monkeypatch)
+
+
+def test_fast_path_agrees_on_mutated_records(monkeypatch):
+    import random
+
+    rng = random.Random(1122)
+    clipped = _record("2S46M2S", "ACGT" * 12 + "AC", "I" * 50, "NM:i:0\tMD:Z:46\tRG:Z:g\tXH:H:00")
+    seeds = [r.encode() for r in (*EDGE_RECORDS[:2], clipped)]
+    alphabet = b"\t\r\n *=.:-+0123456789ACGTHSMIDNacgtZiABfH!~@MmN"
+    disagreements = []
+    for _ in range(1500):
+        record = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 3)):
+            i = rng.randrange(len(record))
+            if rng.random() < 0.7:
+                record[i] = rng.choice(alphabet)
+            else:
+                record[i:i] = bytes(rng.choice(alphabet) for _ in range(rng.randint(1, 4)))
+        text = SQ.encode() + bytes(record) + _record(name="last").encode()
+        fast, careful = _outcome(text), _careful_outcome(text, monkeypatch)
+        if fast != careful:
+            disagreements.append((bytes(record), fast, careful))
+    assert disagreements == []
+
+
+def test_many_distinct_cigars_stay_correct_past_the_cache():
+    from genoflow_dagster.formats.alignment import _CIGAR_CACHE_SIZE
+
+    lines = [_record(f"1M{i}N1M", "AC", "II", name=f"r{i}") for i in range(_CIGAR_CACHE_SIZE + 50)]
+    text = "@SQ\tSN:c\tLN:100000\n" + "".join(lines)
+    assert _check(text) == len(lines)
+    bad = text + _record(f"1M{_CIGAR_CACHE_SIZE + 99}N2M", "AC", "II")  # a CIGAR the full cache did not keep
+    assert _rejects(bad) == ("SAM_CIGAR_SEQ_LENGTH_MISMATCH", len(lines) + 2)

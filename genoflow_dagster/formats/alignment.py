@@ -70,6 +70,7 @@ _MM_ENTRY = re.compile(rb"^([ACGTUN])([-+])([a-z]+|[0-9]+)([.?]?)((?:,[0-9]+)*)$
 _COMPLEMENT = {b"A": b"T", b"C": b"G", b"G": b"C", b"T": b"A", b"U": b"A"}
 _MODIFICATION_TAGS = frozenset((b"MM", b"Mm", b"ML", b"Ml", b"MN"))
 _QUAL_CHARACTERS = bytes(range(33, 127))
+_CIGAR_CACHE_SIZE = 4096  # distinct CIGARs remembered per file: memory stays flat on long-read data
 
 
 class _Header:
@@ -105,26 +106,97 @@ def _show(value: bytes, limit: int = 30) -> str:
 
 
 def validate_sam(stream: BinaryIO, details: dict) -> int:
+    """Check a SAM text stream line by line; return the number of alignment records.
+
+    Records of the common shape (types A/Z/i/H optional fields, no base modifications) are accepted by
+    one precompiled pattern plus a few length and name checks; any other line, or one that fails a check,
+    goes through the field-by-field rules, which give the reason and line.
+    """
     header = _Header()
-    records = 0
-    in_header = True
+    number = 0
     for number, line in numbered_lines(stream):
         if not line:
             raise FormatError("SAM_BLANK_LINE", f"blank line at line {number}", number)
         if line.startswith(b"@"):
-            if not in_header:
-                raise FormatError("SAM_HEADER_AFTER_RECORDS", f"header line {number} follows alignment records",
-                                  number)
             _header_line(line, number, header)
             continue
-        if in_header:
-            header.finish()
-            in_header = False
-        _alignment_line(line, number, header.references)
-        records += 1
-    if in_header:
         header.finish()
-    return records
+        _alignment_line(line, number, header.references)
+        break
+    else:
+        header.finish()
+        return 0
+    first = number  # the first record's line
+    references = header.references
+    check_names = bool(references)  # without @SQ lines any well-formed name is accepted
+    known = {*references, b"*"}
+    known_next = {*known, b"="}
+    cigars: dict[bytes, int] = {}
+    common = _COMMON_RECORD.fullmatch
+    tag_names = _TAG_NAMES.findall
+    for number, raw in enumerate(stream, start=first + 1):
+        match = common(raw)
+        if match is not None:
+            rname, cigar, rnext, seq, qual, tags = match.groups()
+            length = len(seq)
+            ok = not check_names or (rname in known and rnext in known_next)
+            if ok and cigar != b"*":
+                query = cigars.get(cigar)
+                if query is None:
+                    query = _cigar_query(cigar, cigars)
+                ok = query >= 0 and (query == length or seq == b"*")
+            if ok and qual != b"*":
+                ok = len(qual) == length and seq != b"*"
+            if ok and tags.count(b"\t") > 1:
+                names = tag_names(tags)
+                ok = len(set(names)) == len(names)
+            if ok:
+                continue
+        _record_line(raw, number, references)
+    return number - first + 1
+
+
+# One SAM record of the common shape, every field checked as _alignment_line checks it: QNAME (never '@',
+# so a header line is never taken for a record), FLAG <= 9999, POS/PNEXT < 10^9, MAPQ 0..255, TLEN
+# |x| < 10^9, CIGAR, RNAME/RNEXT names, SEQ/QUAL alphabets, and optional fields of type A, Z, H or i
+# (|i| < 10^9) other than the base modifications MM/Mm. Larger numbers, other field types and MM take
+# the careful path, which accepts them when they are valid.
+_NAME = rb"[0-9A-Za-z!#$%&+./:;?@^_|~\-][0-9A-Za-z!#$%&*+./:;=?@^_|~\-]*"
+_COMMON_RECORD = re.compile(
+    rb"[!-?A-~]{1,254}\t[0-9]{1,4}\t(\*|" + _NAME + rb")\t[0-9]{1,9}\t"
+    rb"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[0-9]{1,2})\t(\*|(?:[0-9]+[MIDNSHPX=])+)\t"
+    rb"(\*|=|" + _NAME + rb")\t[0-9]{1,9}\t-?[0-9]{1,9}\t(\*|[A-Za-z=.]+)\t([!-~]+)"
+    rb"((?:\t(?!M[Mm]:)[A-Za-z][A-Za-z0-9]:(?:Z:[ !-~]*|i:[-+]?[0-9]{1,9}|A:[!-~]|H:(?:[0-9A-F]{2})*))*)"
+    rb"\r?\n?"
+)
+_TAG_NAMES = re.compile(rb"\t(..)")
+
+
+def _cigar_query(cigar: bytes, cache: dict[bytes, int]) -> int:
+    """Bases a well-formed CIGAR consumes from SEQ, or -1 when its clips are misplaced; remembered per CIGAR."""
+    ops = _CIGAR_OP.findall(cigar)
+    query = -1
+    try:
+        if b"H" in cigar or b"S" in cigar:
+            _check_clips(ops, cigar, 0)
+        query = sum(int(n) for n, op in ops if op in b"MIS=X")
+    except FormatError:
+        pass
+    if len(cache) < _CIGAR_CACHE_SIZE:
+        cache[cigar] = query
+    return query
+
+
+def _record_line(raw: bytes, number: int, references: dict[bytes, int]) -> None:
+    """A line after the header, checked field by field (it raises on the first broken rule)."""
+    line = raw[:-1] if raw.endswith(b"\n") else raw
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    if not line:
+        raise FormatError("SAM_BLANK_LINE", f"blank line at line {number}", number)
+    if line.startswith(b"@"):
+        raise FormatError("SAM_HEADER_AFTER_RECORDS", f"header line {number} follows alignment records", number)
+    _alignment_line(line, number, references)
 
 
 def _header_line(line: bytes, number: int, header: _Header) -> None:
@@ -631,7 +703,6 @@ def _cram_header_text(path: Path) -> bytes | None:
     return text if 0 <= length == len(text) else None
 
 
-_CIGAR_CACHE_SIZE = 4096  # distinct CIGARs remembered per file: memory stays flat on long-read data
 def _binary_cigar_query(segment, cigar: str, record: int) -> int:
     """The query length a decoded record's CIGAR implies; its clips must be at the ends (SAMv1 1.4.6)."""
     if "H" in cigar or "S" in cigar:
