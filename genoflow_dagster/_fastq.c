@@ -19,8 +19,7 @@
 #include <string.h>
 
 #if defined(__SSE2__)
-#include <emmintrin.h>
-#include <tmmintrin.h>
+#include <immintrin.h>
 #define HAVE_SSE2 1
 #else
 #define HAVE_SSE2 0
@@ -44,7 +43,7 @@ typedef struct {
     int64_t *pos_qual, *pos_base, *adapter_hist, *seq_mean_q, *len_hist, *gc_table, *overflow, *dup;
     Py_ssize_t n_mean, n_len, gc_dim, overflow_cap, n_overflow, dup_cap, n_dup;
     const uint8_t *base_class;
-    int n_adapters, vector, shuffle;
+    int n_adapters, level, shuffle; /* level: 0 scalar, 1 SSE2 (+SSSE3 adapters), 2 AVX2 */
     uint8_t motifs[MAX_ADAPTERS][ADAPTER_K];
     uint32_t codes[MAX_ADAPTERS];
     uint8_t nibble[ADAPTER_K][16]; /* prefilter: adapters whose byte at offset o has this low nibble */
@@ -56,10 +55,10 @@ typedef struct {
     int64_t b8_reads;
 } qc_t;
 
-static int cpu_shuffle(void) {
+static int cpu_has(int avx2) {
 #if HAVE_SSE2 && defined(__GNUC__)
     __builtin_cpu_init();
-    return __builtin_cpu_supports("ssse3");
+    return avx2 ? __builtin_cpu_supports("avx2") : __builtin_cpu_supports("ssse3");
 #else
     return 0;
 #endif
@@ -239,6 +238,171 @@ __attribute__((target("ssse3"))) static void adapters_shuffle(qc_t *st, const ui
 }
 #endif
 
+#if HAVE_SSE2
+/* Per-position base classes of s[0:lim] into the 8-bit counters (A C G T N all, `stride`
+ * apart) and the read's G/C and A/C/G/T counts: compare 16 (SSE2) or 32 (AVX2) bytes at a
+ * time, lower case folded by OR 0x20 (which maps no other byte onto a/c/g/t/u/n). */
+static void bases_sse2(qc_t *st, const uint8_t *s, Py_ssize_t lim, int64_t *gc_out, int64_t *acgt_out) {
+    static const uint8_t ramp[32] = {255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+                                     0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0};
+    const __m128i lower = _mm_set1_epi8(0x20), zero = _mm_setzero_si128();
+    const __m128i ka = _mm_set1_epi8('a'), kc = _mm_set1_epi8('c'), kg = _mm_set1_epi8('g');
+    const __m128i kt = _mm_set1_epi8('t'), ku = _mm_set1_epi8('u'), kn = _mm_set1_epi8('n');
+    const Py_ssize_t w = st->stride;
+    uint8_t *b8 = st->b8;
+    __m128i vgc = zero, vacgt = zero;
+    int64_t gc = 0, acgt = 0;
+    int chunks = 0;
+    uint8_t tmp[16];
+    for (Py_ssize_t j = 0; j < lim; j += 16) {
+        const uint8_t *src = s + j;
+        if (src + 16 > st->buf_end) {
+            memset(tmp, 0, sizeof(tmp));
+            memcpy(tmp, src, (size_t)(lim - j < 16 ? lim - j : 16));
+            src = tmp;
+        }
+        __m128i v = _mm_or_si128(_mm_loadu_si128((const __m128i *)src), lower);
+        __m128i all = _mm_cmpeq_epi8(zero, zero);
+        if (lim - j < 16) {
+            all = _mm_loadu_si128((const __m128i *)(ramp + 16 - (lim - j)));
+        }
+        __m128i ea = _mm_and_si128(_mm_cmpeq_epi8(v, ka), all);
+        __m128i ec = _mm_and_si128(_mm_cmpeq_epi8(v, kc), all);
+        __m128i eg = _mm_and_si128(_mm_cmpeq_epi8(v, kg), all);
+        __m128i et = _mm_and_si128(_mm_or_si128(_mm_cmpeq_epi8(v, kt), _mm_cmpeq_epi8(v, ku)), all);
+        __m128i en = _mm_and_si128(_mm_cmpeq_epi8(v, kn), all);
+        const __m128i add[6] = {ea, ec, eg, et, en, all};
+        for (int c = 0; c < 6; c++) {
+            __m128i *o = (__m128i *)(b8 + c * w + j);
+            _mm_storeu_si128(o, _mm_sub_epi8(_mm_loadu_si128(o), add[c]));
+        }
+        __m128i egc = _mm_or_si128(ec, eg);
+        vgc = _mm_sub_epi8(vgc, egc);
+        vacgt = _mm_sub_epi8(vacgt, _mm_or_si128(_mm_or_si128(ea, et), egc));
+        if (++chunks == 255 || j + 16 >= lim) {
+            __m128i sg = _mm_sad_epu8(vgc, zero), sa = _mm_sad_epu8(vacgt, zero);
+            gc += _mm_cvtsi128_si64(sg) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(sg, sg));
+            acgt += _mm_cvtsi128_si64(sa) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(sa, sa));
+            vgc = vacgt = zero;
+            chunks = 0;
+        }
+    }
+    if (lim > st->b8_rows) {
+        st->b8_rows = lim;
+    }
+    *gc_out += gc;
+    *acgt_out += acgt;
+}
+
+__attribute__((target("avx2"))) static inline int64_t sum_bytes256(__m256i v) {
+    const __m256i s = _mm256_sad_epu8(v, _mm256_setzero_si256());
+    const __m128i t = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    return _mm_cvtsi128_si64(t) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(t, t));
+}
+
+__attribute__((target("avx2"))) static void bases_avx2(qc_t *st, const uint8_t *s, Py_ssize_t lim, int64_t *gc_out,
+                                                       int64_t *acgt_out) {
+    static const uint8_t ramp[64] = {255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+                                     255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255};
+    const __m256i lower = _mm256_set1_epi8(0x20), zero = _mm256_setzero_si256();
+    const __m256i ka = _mm256_set1_epi8('a'), kc = _mm256_set1_epi8('c'), kg = _mm256_set1_epi8('g');
+    const __m256i kt = _mm256_set1_epi8('t'), ku = _mm256_set1_epi8('u'), kn = _mm256_set1_epi8('n');
+    const Py_ssize_t w = st->stride;
+    uint8_t *b8 = st->b8;
+    __m256i vgc = zero, vacgt = zero;
+    int64_t gc = 0, acgt = 0;
+    int chunks = 0;
+    uint8_t tmp[32];
+    for (Py_ssize_t j = 0; j < lim; j += 32) {
+        const uint8_t *src = s + j;
+        if (src + 32 > st->buf_end) {
+            memset(tmp, 0, sizeof(tmp));
+            memcpy(tmp, src, (size_t)(lim - j < 32 ? lim - j : 32));
+            src = tmp;
+        }
+        __m256i v = _mm256_or_si256(_mm256_loadu_si256((const __m256i *)src), lower);
+        __m256i all = _mm256_cmpeq_epi8(zero, zero);
+        if (lim - j < 32) {
+            all = _mm256_loadu_si256((const __m256i *)(ramp + 32 - (lim - j)));
+        }
+        __m256i ea = _mm256_and_si256(_mm256_cmpeq_epi8(v, ka), all);
+        __m256i ec = _mm256_and_si256(_mm256_cmpeq_epi8(v, kc), all);
+        __m256i eg = _mm256_and_si256(_mm256_cmpeq_epi8(v, kg), all);
+        __m256i et = _mm256_and_si256(_mm256_or_si256(_mm256_cmpeq_epi8(v, kt), _mm256_cmpeq_epi8(v, ku)), all);
+        __m256i en = _mm256_and_si256(_mm256_cmpeq_epi8(v, kn), all);
+        const __m256i add[6] = {ea, ec, eg, et, en, all};
+        for (int c = 0; c < 6; c++) {
+            __m256i *o = (__m256i *)(b8 + c * w + j);
+            _mm256_storeu_si256(o, _mm256_sub_epi8(_mm256_loadu_si256(o), add[c]));
+        }
+        __m256i egc = _mm256_or_si256(ec, eg);
+        vgc = _mm256_sub_epi8(vgc, egc);
+        vacgt = _mm256_sub_epi8(vacgt, _mm256_or_si256(_mm256_or_si256(ea, et), egc));
+        if (++chunks == 255 || j + 32 >= lim) {
+            gc += sum_bytes256(vgc);
+            acgt += sum_bytes256(vacgt);
+            vgc = vacgt = zero;
+            chunks = 0;
+        }
+    }
+    if (lim > st->b8_rows) {
+        st->b8_rows = lim;
+    }
+    *gc_out += gc;
+    *acgt_out += acgt;
+}
+
+/* adapters_shuffle with 32 starts at a time. */
+__attribute__((target("avx2"))) static void adapters_avx2(qc_t *st, const uint8_t *s, Py_ssize_t L) {
+    static const int offs[5] = {0, 3, 6, 9, 11};
+    const __m256i low = _mm256_set1_epi8(0x0F), zero = _mm256_setzero_si256();
+    __m256i table[5];
+    for (int k = 0; k < 5; k++) {
+        table[k] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)st->nibble[offs[k]]));
+    }
+    unsigned live = (1u << st->n_adapters) - 1;
+    const Py_ssize_t last = L - ADAPTER_K;
+    uint8_t tmp[80];
+    uint8_t cand[32];
+    for (Py_ssize_t j = 0; j <= last && live; j += 32) {
+        const uint8_t *w = s + j;
+        if (w + 11 + 32 > st->buf_end) {
+            memset(tmp, 0, sizeof(tmp));
+            Py_ssize_t have = L - j < 43 ? L - j : 43;
+            memcpy(tmp, w, (size_t)have);
+            w = tmp;
+        }
+        __m256i c = _mm256_set1_epi8((char)live);
+        for (int k = 0; k < 5; k++) {
+            __m256i v = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(w + offs[k])), low);
+            c = _mm256_and_si256(c, _mm256_shuffle_epi8(table[k], v));
+        }
+        uint32_t m = ~(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(c, zero));
+        if (last - j < 31) {
+            m &= (1u << (last - j + 1)) - 1;
+        }
+        if (!m) {
+            continue;
+        }
+        _mm256_storeu_si256((__m256i *)cand, c);
+        while (m) {
+            const int lane = __builtin_ctz(m);
+            m &= m - 1;
+            unsigned bits = cand[lane] & live;
+            while (bits) {
+                const int a = __builtin_ctz(bits);
+                bits &= bits - 1;
+                if (memcmp(s + j + lane, st->motifs[a], ADAPTER_K) == 0) {
+                    live &= ~(1u << a);
+                    const Py_ssize_t start = j + lane;
+                    st->adapter_hist[a * st->cap + (start < st->pooled ? start : st->pooled)]++;
+                }
+            }
+        }
+    }
+}
+#endif
+
 /* Per-position and per-read counts of one record (sequence s, quality q, length L). */
 static void count_qc(qc_t *st, const uint8_t *s, const uint8_t *q, Py_ssize_t L) {
     const Py_ssize_t pooled = st->pooled;
@@ -278,64 +442,11 @@ static void count_qc(qc_t *st, const uint8_t *s, const uint8_t *q, Py_ssize_t L)
     /* bases per position, read GC */
     Py_ssize_t done = 0;
 #if HAVE_SSE2
-    if (st->vector && st->b8) {
-        static const uint8_t ramp[32] = {255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-                                         0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0};
-        const __m128i lower = _mm_set1_epi8(0x20), zero = _mm_setzero_si128();
-        const __m128i ka = _mm_set1_epi8('a'), kc = _mm_set1_epi8('c'), kg = _mm_set1_epi8('g');
-        const __m128i kt = _mm_set1_epi8('t'), ku = _mm_set1_epi8('u'), kn = _mm_set1_epi8('n');
-        const Py_ssize_t w = st->stride;
-        uint8_t *b8 = st->b8;
-        __m128i vgc = zero, vacgt = zero;
-        int chunks = 0;
-        uint8_t tmp[16];
-        for (Py_ssize_t j = 0; j < lim; j += 16) {
-            const uint8_t *src = s + j;
-            if (src + 16 > st->buf_end) {
-                memset(tmp, 0, 16);
-                memcpy(tmp, src, (size_t)(lim - j < 16 ? lim - j : 16));
-                src = tmp;
-            }
-            __m128i v = _mm_or_si128(_mm_loadu_si128((const __m128i *)src), lower);
-            __m128i all = _mm_cmpeq_epi8(zero, zero);
-            if (lim - j < 16) {
-                all = _mm_loadu_si128((const __m128i *)(ramp + 16 - (lim - j)));
-            }
-            __m128i ea = _mm_and_si128(_mm_cmpeq_epi8(v, ka), all);
-            __m128i ec = _mm_and_si128(_mm_cmpeq_epi8(v, kc), all);
-            __m128i eg = _mm_and_si128(_mm_cmpeq_epi8(v, kg), all);
-            __m128i et = _mm_and_si128(_mm_or_si128(_mm_cmpeq_epi8(v, kt), _mm_cmpeq_epi8(v, ku)), all);
-            __m128i en = _mm_and_si128(_mm_cmpeq_epi8(v, kn), all);
-            __m128i *o;
-            o = (__m128i *)(b8 + j);
-            _mm_storeu_si128(o, _mm_sub_epi8(_mm_loadu_si128(o), ea));
-            o = (__m128i *)(b8 + w + j);
-            _mm_storeu_si128(o, _mm_sub_epi8(_mm_loadu_si128(o), ec));
-            o = (__m128i *)(b8 + 2 * w + j);
-            _mm_storeu_si128(o, _mm_sub_epi8(_mm_loadu_si128(o), eg));
-            o = (__m128i *)(b8 + 3 * w + j);
-            _mm_storeu_si128(o, _mm_sub_epi8(_mm_loadu_si128(o), et));
-            o = (__m128i *)(b8 + 4 * w + j);
-            _mm_storeu_si128(o, _mm_sub_epi8(_mm_loadu_si128(o), en));
-            o = (__m128i *)(b8 + 5 * w + j);
-            _mm_storeu_si128(o, _mm_sub_epi8(_mm_loadu_si128(o), all));
-            __m128i egc = _mm_or_si128(ec, eg);
-            vgc = _mm_sub_epi8(vgc, egc);
-            vacgt = _mm_sub_epi8(vacgt, _mm_or_si128(_mm_or_si128(ea, et), egc));
-            if (++chunks == 255) {
-                __m128i sg = _mm_sad_epu8(vgc, zero), sa = _mm_sad_epu8(vacgt, zero);
-                gc += _mm_cvtsi128_si64(sg) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(sg, sg));
-                acgt += _mm_cvtsi128_si64(sa) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(sa, sa));
-                vgc = vacgt = zero;
-                chunks = 0;
-            }
-        }
-        __m128i sg = _mm_sad_epu8(vgc, zero), sa = _mm_sad_epu8(vacgt, zero);
-        gc += _mm_cvtsi128_si64(sg) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(sg, sg));
-        acgt += _mm_cvtsi128_si64(sa) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(sa, sa));
-        if (lim > st->b8_rows) {
-            st->b8_rows = lim;
-        }
+    if (st->level >= 2) {
+        bases_avx2(st, s, lim, &gc, &acgt);
+        done = lim;
+    } else if (st->level >= 1) {
+        bases_sse2(st, s, lim, &gc, &acgt);
         done = lim;
     }
 #endif
@@ -348,7 +459,9 @@ static void count_qc(qc_t *st, const uint8_t *s, const uint8_t *q, Py_ssize_t L)
 
     if (st->n_adapters && L >= ADAPTER_K) {
 #if HAVE_SSE2
-        if (st->vector && st->shuffle) {
+        if (st->level >= 2) {
+            adapters_avx2(st, s, L);
+        } else if (st->level >= 1 && st->shuffle) {
             adapters_shuffle(st, s, L);
         } else
 #endif
@@ -456,7 +569,7 @@ static PyObject *scan_qc(PyObject *self, PyObject *args) {
     st.dup_cap = b[8].view.len / 16;
     st.n_adapters = (int)(b[9].view.len / ADAPTER_K);
     st.base_class = b[10].view.buf;
-    st.vector = vector;
+    st.level = vector <= 0 || !HAVE_SSE2 ? 0 : vector >= 2 && cpu_has(1) ? 2 : 1;
     st.pooled = position_cap - 1;
     Py_ssize_t gc_dim = 0;
     while ((gc_dim + 1) * (gc_dim + 1) * 8 <= b[6].view.len) {
@@ -487,7 +600,7 @@ static PyObject *scan_qc(PyObject *self, PyObject *args) {
             st.nibble[k][c & 15] |= (uint8_t)(1u << a);
         }
     }
-    st.shuffle = cpu_shuffle();
+    st.shuffle = cpu_has(0);
 
     Py_ssize_t records = 0, need = 0, max_length = 0;
     int status = NEED_DATA;
@@ -496,7 +609,7 @@ static PyObject *scan_qc(PyObject *self, PyObject *args) {
     if ((size_t)st.cap * Q16_STRIDE * sizeof(uint16_t) <= QUAL16_MAX_BYTES) {
         st.q16 = calloc((size_t)st.cap * Q16_STRIDE, sizeof(uint16_t));
     }
-    st.stride = (st.cap + 31) / 16 * 16;
+    st.stride = (st.cap + 63) / 32 * 32; /* room for a whole vector past the last row */
     st.b8 = calloc((size_t)(6 * st.stride), 1);
     while (p < stop) {
         const uint8_t *seq, *qual, *next;

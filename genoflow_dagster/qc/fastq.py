@@ -317,8 +317,15 @@ class _Accumulator:
             for i in range(0, 2 * n_over, 2):
                 self.seq_gc_pairs[over[i], over[i + 1]] += 1
             if n_dup:
-                pairs = self._dup[: 2 * n_dup]
-                self._add_duplicates([bytes(buf[s:s + n]) for s, n in zip(pairs[::2], pairs[1::2], strict=True)])
+                # one copy of the span these reads lie in, then cheap slices of it (as truncated for
+                # the duplication module), counted by Counter.update's C loop
+                pairs = self._dup[: 2 * n_dup].tolist()
+                first = pairs[0]
+                span = bytes(buf[first:pairs[-2] + pairs[-1]])
+                over, to = DUP_TRUNCATE_OVER, DUP_TRUNCATE_TO
+                self.dup_counter.update([span[s - first: s - first + (to if n > over else n)]
+                                         for s, n in zip(pairs[::2], pairs[1::2], strict=True)])
+                self.dup_seen += n_dup
             if status == GROW:
                 self._reserve(need)
                 self._reserve_lengths(need)
@@ -360,10 +367,7 @@ class _Accumulator:
             self.seq_gc_pairs[divmod(key, 1_000_003)] += count
 
     def _add_duplicates(self, seq_lines: list[bytes]) -> None:
-        for s in seq_lines:
-            if len(s) > DUP_TRUNCATE_OVER:
-                s = s[:DUP_TRUNCATE_TO]
-            self.dup_counter[s] += 1
+        self.dup_counter.update([s[:DUP_TRUNCATE_TO] if len(s) > DUP_TRUNCATE_OVER else s for s in seq_lines])
         self.dup_seen += len(seq_lines)
 
     def add_batch(self, seq: np.ndarray, qual: np.ndarray, lengths: np.ndarray,
