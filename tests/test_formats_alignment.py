@@ -387,7 +387,7 @@ def _careful_outcome(text: bytes, monkeypatch) -> tuple[str, int | None] | int:
     import genoflow_dagster.formats.alignment as alignment
 
     with monkeypatch.context() as patch:
-        patch.setattr(alignment, "_COMMON_RECORD", re.compile(rb"(?!)" + rb"()" * 6))
+        patch.setattr(alignment, "_record_pattern", lambda layouts: re.compile(rb"(?!)" + rb"()" * 6))
         return _outcome(text)
 
 
@@ -415,9 +415,14 @@ EDGE_RECORDS = [
 ]
 
 
+# Valid records whose optional-field layouts the fast path learns before it meets the edge record.
+LAYOUTS = "".join(_record(tags=t) for t in ("NM:i:0", "NM:i:0\tMD:Z:4", "NM:i:1\tXA:Z:a", "XA:Z:NM:i:0",
+                                             "MN:i:4", "XH:H:0A1B\tXZ:Z:a b"))
+
+
 @pytest.mark.parametrize("record", EDGE_RECORDS)
 def test_fast_path_agrees_with_the_field_by_field_rules(record, monkeypatch):
-    text = (SQ + _record(name="first") + record + _record(name="last")).encode()
+    text = (SQ + LAYOUTS + record + _record(name="last")).encode()
     assert _outcome(text) == _careful_outcome(text, monkeypatch)
     no_sq = (_record(name="first") + record).encode()  # no @SQ: names are not looked up
     assert _outcome(no_sq) == _careful_outcome(no_sq, monkeypatch)
@@ -439,7 +444,7 @@ def test_fast_path_agrees_on_mutated_records(monkeypatch):
                 record[i] = rng.choice(alphabet)
             else:
                 record[i:i] = bytes(rng.choice(alphabet) for _ in range(rng.randint(1, 4)))
-        text = SQ.encode() + bytes(record) + _record(name="last").encode()
+        text = SQ.encode() + b"".join(seeds) + bytes(record) + _record(name="last").encode()
         fast, careful = _outcome(text), _careful_outcome(text, monkeypatch)
         if fast != careful:
             disagreements.append((bytes(record), fast, careful))
@@ -454,3 +459,12 @@ def test_many_distinct_cigars_stay_correct_past_the_cache():
     assert _check(text) == len(lines)
     bad = text + _record(f"1M{_CIGAR_CACHE_SIZE + 99}N2M", "AC", "II")  # a CIGAR the full cache did not keep
     assert _rejects(bad) == ("SAM_CIGAR_SEQ_LENGTH_MISMATCH", len(lines) + 2)
+
+
+def test_duplicate_tag_is_found_after_many_layouts_were_learned():
+    names = [f"X{c}" for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"]
+    lines = [_record(tags="\t".join(f"{n}:i:{i}" for n in names[i % 20:i % 20 + 3]), name=f"r{i}") for i in range(60)]
+    text = SQ + "".join(lines) + "".join(lines[:5])
+    assert _check(text) == 65
+    assert _rejects(text + _record(tags="XA:i:1\tXB:i:2\tXA:i:3")) == ("SAM_TAG_DUPLICATE", 67)
+    assert _rejects(text + _record(tags="XA:i:1\tXB:i:2\tXC:Z:x\tXA:i:1")) == ("SAM_TAG_DUPLICATE", 67)

@@ -132,7 +132,8 @@ def validate_sam(stream: BinaryIO, details: dict) -> int:
     known = {*references, b"*"}
     known_next = {*known, b"="}
     cigars: dict[bytes, int] = {}
-    common = _COMMON_RECORD.fullmatch
+    layouts: list[list[bytes]] = []  # optional-field name sequences seen, each with distinct names
+    common = _record_pattern(layouts).fullmatch
     tag_names = _TAG_NAMES.findall
     for number, raw in enumerate(stream, start=first + 1):
         match = common(raw)
@@ -147,9 +148,12 @@ def validate_sam(stream: BinaryIO, details: dict) -> int:
                 ok = query >= 0 and (query == length or seq == b"*")
             if ok and qual != b"*":
                 ok = len(qual) == length and seq != b"*"
-            if ok and tags.count(b"\t") > 1:
+            if ok and tags:  # optional fields in a layout not learned yet (None when a learned one matched)
                 names = tag_names(tags)
                 ok = len(set(names)) == len(names)
+                if ok and len(layouts) < _LAYOUTS_LEARNED:
+                    layouts.append(names)
+                    common = _record_pattern(layouts).fullmatch
             if ok:
                 continue
         _record_line(raw, number, references)
@@ -162,14 +166,23 @@ def validate_sam(stream: BinaryIO, details: dict) -> int:
 # (|i| < 10^9) other than the base modifications MM/Mm. Larger numbers, other field types and MM take
 # the careful path, which accepts them when they are valid.
 _NAME = rb"[0-9A-Za-z!#$%&+./:;?@^_|~\-][0-9A-Za-z!#$%&*+./:;=?@^_|~\-]*"
-_COMMON_RECORD = re.compile(
+_MANDATORY_FIELDS = (
     rb"[!-?A-~]{1,254}\t[0-9]{1,4}\t(\*|" + _NAME + rb")\t[0-9]{1,9}\t"
     rb"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[0-9]{1,2})\t(\*|(?:[0-9]+[MIDNSHPX=])+)\t"
     rb"(\*|=|" + _NAME + rb")\t[0-9]{1,9}\t-?[0-9]{1,9}\t(\*|[A-Za-z=.]+)\t([!-~]+)"
-    rb"((?:\t(?!M[Mm]:)[A-Za-z][A-Za-z0-9]:(?:Z:[ !-~]*|i:[-+]?[0-9]{1,9}|A:[!-~]|H:(?:[0-9A-F]{2})*))*)"
-    rb"\r?\n?"
 )
+_TAG_VALUE = rb"(?:Z:[ !-~]*|i:[-+]?[0-9]{1,9}|A:[!-~]|H:(?:[0-9A-F]{2})*)"
+_ANY_TAGS = rb"((?:\t(?!M[Mm]:)[A-Za-z][A-Za-z0-9]:" + _TAG_VALUE + rb")*)"
 _TAG_NAMES = re.compile(rb"\t(..)")
+# Aligners write the same few optional-field layouts (NM MD AS XS ...) on every record: a layout whose
+# names were found distinct once is spelled out in the pattern, so its records need no duplicate check.
+_LAYOUTS_LEARNED = 16
+
+
+def _record_pattern(layouts: list[list[bytes]]) -> re.Pattern[bytes]:
+    """The common-record pattern: the learned layouts first, then any optional fields (captured, to check)."""
+    learned = b"".join(b"".join(b"\t" + name + b":" + _TAG_VALUE for name in layout) + b"|" for layout in layouts)
+    return re.compile(_MANDATORY_FIELDS + b"(?:" + learned + _ANY_TAGS + rb")\r?\n?")
 
 
 def _cigar_query(cigar: bytes, cache: dict[bytes, int]) -> int:
