@@ -354,9 +354,17 @@ def test_known_sites_match_oracle(tmp_path: Path, indexed: bool, monkeypatch: py
     m = assert_matches_oracle(calls, known, keys)
     assert 0 < m["known"] - vcf_metrics(calls)["known"] < m["novel"]  # known sites add some, not all
     # small chunks and windows: every record still looked up once, wherever the boundaries fall
-    monkeypatch.setattr(variants_module, "_CHUNK", 7)
+    monkeypatch.setattr(variants_module, "_CHUNK_BYTES", 64)
     monkeypatch.setattr(variants_module, "_MERGE_GAP", 0)
     assert vcf_metrics(calls, known_sites=str(known))["known"] == m["known"]
+    if indexed:  # windows of the indexed file instead of one read of it all: per record, merged, few
+        monkeypatch.setattr(variants_module, "_LOAD_WHOLE", 0)
+        for per_region, gap, chunk in ((1, 0, 64), (1, 0, 1 << 20), (1, 300, 64), (1, 10**6, 1 << 20),
+                                       (100, 0, 1 << 20), (10**6, 0, 1 << 20)):
+            monkeypatch.setattr(variants_module, "_RECORDS_PER_REGION", per_region)
+            monkeypatch.setattr(variants_module, "_MERGE_GAP", gap)
+            monkeypatch.setattr(variants_module, "_CHUNK_BYTES", chunk)
+            assert vcf_metrics(calls, known_sites=str(known))["known"] == m["known"], (per_region, gap, chunk)
 
 
 def test_known_sites_bcf_input_and_foreign_contigs(tmp_path: Path) -> None:

@@ -38,11 +38,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
-from itertools import islice
+from collections.abc import Iterator
+from itertools import compress
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pysam
 import pysam.bcftools
 
@@ -59,9 +60,10 @@ _SN_FIELDS = {
 # PSC columns after the set id and sample name, in bcftools' order
 _PSC_COLUMNS = ("hom_ref", "hom_alt", "het", "ts", "tv", "indels", None, None, "hap_ref", "hap_alt", "missing")
 _PER_SAMPLE = ("hom_ref", "hom_alt", "het", "hap_ref", "hap_alt", "missing", "indels", "ts", "tv")
-# ID-less records looked up against the known sites at a time, and the largest gap (bp)
-# between two of them that one region query of the known-sites index still spans
-_CHUNK = 100_000
+# bcftools-query bytes of ID-less records matched with the known sites at a time (~400k
+# records), and the largest gap (bp) between two of them one window of the known sites spans
+_CHUNK_BYTES = 4 << 20
+_KNOWN_BYTES = 2 << 20
 _MERGE_GAP = 1_000
 
 
@@ -169,74 +171,148 @@ def _parse_stats(
 
 
 def _known_site_records(path: str, known_sites: str) -> int:
-    """How many records without an ID share CHROM, POS, REF and an ALT with a known site."""
+    """How many records without an ID share CHROM, POS, REF and an ALT with a known site.
+
+    bcftools reads both files (the same parser as the stats pass, so the same records in
+    any encoding) and prints CHROM, POS, REF, ALT; numpy upper-cases REF and ALT in
+    place, and each line becomes a byte key, so matching is set arithmetic in C. The
+    ID-less records go in chunks of `_CHUNK_BYTES`. A known-sites file of up to
+    `_LOAD_WHOLE` records (or one without an index) is read once into a set; a larger
+    indexed one (dbSNP) only in windows around each chunk's positions.
+    """
     with tempfile.TemporaryDirectory(prefix="genoflow-vcf-") as tmp:
         novel = os.path.join(tmp, "novel.tsv")
-        # the same parser as the stats pass, so the same records, whatever the input's encoding
-        _bcftools("query", "-i", 'ID="."', "-f", r"%CHROM\t%POS\t%REF\t%ALT\n", "-o", novel, path,
-                  writes_file=True)
-        sites = _KnownSites(known_sites)
-        try:
-            hits = 0
-            with open(novel, encoding="utf-8", errors="surrogateescape") as fh:
-                while chunk := list(islice(fh, _CHUNK)):
-                    hits += sites.count_known(_parse_query(chunk))
-            return hits
-        finally:
-            sites.close()
+        _bcftools("query", "-i", 'ID="."', "-f", _ALLELES, "-o", novel, path, writes_file=True)
+        n_known = _indexed_records(known_sites)
+        known_tsv = os.path.join(tmp, "known.tsv")
+        everything: set[bytes] | None = None
+        if n_known is None or n_known <= _LOAD_WHOLE:
+            _bcftools("query", "-f", _ALLELES, "-o", known_tsv, known_sites, writes_file=True)
+            everything = set()
+            for piece in _line_chunks(known_tsv, _KNOWN_BYTES):
+                everything |= _Alleles(piece).key_set()
+        hits = 0
+        for chunk in _line_chunks(novel, _CHUNK_BYTES):
+            calls = _Alleles(chunk)
+            if everything is not None:
+                hits += calls.count_in(everything)
+                continue
+            regions = _windows(calls, os.path.join(tmp, "windows.tsv"), max(1, n_known // _RECORDS_PER_REGION))
+            _bcftools("query", "-R", regions, "-f", _ALLELES, "-o", known_tsv, known_sites, writes_file=True)
+            wanted = calls.key_set()
+            matched: set[bytes] = set()
+            for piece in _line_chunks(known_tsv, _KNOWN_BYTES):
+                matched |= wanted.intersection(_Alleles(piece).key_set())
+            hits += calls.count_in(matched)
+        return hits
 
 
-def _parse_query(lines: Iterable[str]) -> Iterator[tuple[str, int, str, tuple[str, ...]]]:
-    for line in lines:
-        chrom, pos, ref, alt = line.rstrip("\n").split("\t")
-        if alt != ".":
-            yield chrom, int(pos), ref.upper(), tuple(alt.upper().split(","))
+_ALLELES = r"%CHROM\t%POS\t%REF\t%ALT\n"
+# one region query of an indexed file costs about as much as reading this many records;
+# known-sites files up to _LOAD_WHOLE records are read whole into a set (~100 bytes a key)
+_RECORDS_PER_REGION = 1_000
+_LOAD_WHOLE = 1_000_000
 
 
-class _KnownSites:
-    """(chrom, pos, REF, ALT) of a known-sites VCF/BCF, upper case. An indexed file is read
-    only around the positions asked for (a dbSNP-sized file never sits in memory); an
-    unindexed one is loaded into a set once."""
+class _Alleles:
+    """bcftools-query lines (CHROM, POS, REF, ALT) as byte keys, REF and ALT upper case
+    (CHROM stays case-sensitive), one key per line and, for a multi-ALT line, one per ALT."""
 
-    def __init__(self, path: str) -> None:
-        self._vf = pysam.VariantFile(path)
-        self._vf.subset_samples([])  # genotypes are never needed
-        self._all: set[tuple[str, int, str, str]] | None = None
-        if self._vf.index is None:
-            self._all = {key for rec in self._vf for key in _keys(rec)}
+    def __init__(self, chunk: bytes) -> None:
+        if chunk and not chunk.endswith(b"\n"):
+            chunk += b"\n"
+        a = np.frombuffer(chunk, dtype=np.uint8)
+        self._a = a
+        self.ends = np.flatnonzero(a == 10)
+        self.starts = np.concatenate(([0], self.ends[:-1] + 1)).astype(np.int64)[:len(self.ends)]
+        tabs = np.flatnonzero(a == 9)
+        i = np.searchsorted(tabs, self.starts)
+        self.tab1, tab2 = tabs[i], tabs[i + 1]
+        self.tab2 = tab2
+        edge = np.zeros(a.size + 1, dtype=np.int8)  # +1 from REF's first byte to the line end
+        edge[tab2 + 1] = 1
+        edge[self.ends] -= 1
+        alleles = np.cumsum(edge[:-1], dtype=np.int8).view(np.bool_)
+        upper = a.copy()
+        upper[alleles & (a >= 97) & (a <= 122)] -= 32
+        self.keys = upper.tobytes().split(b"\n")[:-1]
+        several = np.zeros(len(self.keys), dtype=np.bool_)
+        several[np.searchsorted(self.ends, np.flatnonzero(alleles & (a == 44)))] = True
+        no_alt = (a[self.ends - 1] == 46) & (a[self.ends - 2] == 9)
+        self.single = (~several & ~no_alt).tolist()
+        self.several = np.flatnonzero(several).tolist()
 
-    def count_known(self, records: Iterable[tuple[str, int, str, tuple[str, ...]]]) -> int:
-        batch = list(records)
-        present = self._all if self._all is not None else self._around(batch)
-        return sum(1 for chrom, pos, ref, alts in batch
-                   if any((chrom, pos, ref, alt) in present for alt in alts))
+    def _exploded(self, j: int) -> list[bytes]:
+        head, _, alts = self.keys[j].rpartition(b"\t")
+        return [head + b"\t" + alt for alt in alts.split(b",")]
 
-    def _around(self, batch: list[tuple[str, int, str, tuple[str, ...]]]) -> set[tuple[str, int, str, str]]:
-        """Known sites in windows covering the batch's positions, one region query per window."""
-        by_chrom: dict[str, set[int]] = {}
-        for chrom, pos, _, _ in batch:
-            by_chrom.setdefault(chrom, set()).add(pos)
-        present: set[tuple[str, int, str, str]] = set()
-        for chrom, positions in by_chrom.items():
-            ordered = sorted(positions)
-            start = end = ordered[0]
-            for pos in [*ordered[1:], None]:
-                if pos is not None and pos - end <= _MERGE_GAP:
-                    end = pos
-                    continue
-                try:
-                    present.update(k for rec in self._vf.fetch(chrom, start - 1, end) for k in _keys(rec))
-                except ValueError:  # contig absent from the known-sites index
-                    break
-                if pos is not None:
-                    start = end = pos
-        return present
+    def key_set(self) -> set[bytes]:
+        keys = set(compress(self.keys, self.single))
+        for j in self.several:
+            keys.update(self._exploded(j))
+        return keys
 
-    def close(self) -> None:
-        self._vf.close()
+    def count_in(self, matched: set[bytes]) -> int:
+        n = sum(map(matched.__contains__, compress(self.keys, self.single)))
+        return n + sum(1 for j in self.several if not matched.isdisjoint(self._exploded(j)))
+
+    def chrom_pos(self) -> tuple[list[bytes], np.ndarray]:
+        """Each line's CHROM, and its POS parsed from the digits between the first two tabs."""
+        a, tab1, tab2 = self._a, self.tab1, self.tab2
+        chunk = a.tobytes()
+        chroms = [chunk[s:e] for s, e in zip(self.starts.tolist(), tab1.tolist(), strict=True)]
+        width = tab2 - tab1 - 1
+        pos = np.zeros(len(chroms), dtype=np.int64)
+        for k in range(int(width.max(initial=0))):
+            has = width > k
+            pos[has] += (a[tab2[has] - 1 - k].astype(np.int64) - 48) * 10**k
+        return chroms, pos
 
 
-def _keys(rec: pysam.VariantRecord) -> Iterator[tuple[str, int, str, str]]:
-    ref = rec.ref.upper() if rec.ref else ""
-    for alt in rec.alts or ():
-        yield rec.chrom, rec.pos, ref, alt.upper()
+def _indexed_records(known_sites: str) -> int | None:
+    """The record count of an indexed known-sites file (from its index), None without an index."""
+    if not any(os.path.exists(known_sites + suffix) for suffix in (".tbi", ".csi")):
+        return None
+    try:
+        return int(_bcftools("index", "-n", known_sites).strip() or 0)
+    except ValueError:  # an index without record counts: take it for a large file
+        return 1 << 40
+
+
+def _windows(calls: _Alleles, out: str, budget: int) -> str:
+    """A bcftools regions file of at most about `budget` windows over the calls' positions:
+    gaps up to `_MERGE_GAP` merged, and wider ones (x4 at a time) until the budget holds."""
+    chroms, pos = calls.chrom_pos()
+    names = list(dict.fromkeys(chroms))
+    code = {c: i for i, c in enumerate(names)}
+    codes = np.fromiter(map(code.__getitem__, chroms), dtype=np.int64, count=len(chroms))
+    order = np.lexsort((pos, codes))
+    c, p = codes[order], pos[order]
+    new_chrom = c[1:] != c[:-1]
+    gaps = p[1:] - p[:-1]
+    gap = _MERGE_GAP
+    while True:
+        first = np.concatenate(([True], new_chrom | (gaps > gap)))
+        if np.count_nonzero(first) <= budget or gap > int(gaps.max(initial=0)):
+            break
+        gap = max(4 * gap, 1)
+    begins = np.flatnonzero(first)
+    lasts = np.concatenate((begins[1:] - 1, [len(p) - 1]))
+    with open(out, "wb") as fh:
+        for b, e in zip(begins.tolist(), lasts.tolist(), strict=True):
+            fh.write(b"%s\t%d\t%d\n" % (names[c[b]], p[b], p[e]))
+    return out
+
+
+def _line_chunks(path: str, size: int) -> Iterator[bytes]:
+    """The file in pieces of about `size` bytes, each ending at a line end."""
+    with open(path, "rb") as fh:
+        rest = b""
+        while block := fh.read(size):
+            block = rest + block
+            cut = block.rfind(b"\n") + 1
+            rest = block[cut:]
+            if cut:
+                yield block[:cut]
+        if rest:
+            yield rest + b"\n"
