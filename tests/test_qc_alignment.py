@@ -441,3 +441,27 @@ def test_a_warning_per_record_does_not_stall_the_converter(tmp_path: Path) -> No
         fh.writelines(f"r{i}\t0\tchr1\t{i + 1}\t60\t*\t*\t0\t0\tACGT\tIIII\n" for i in range(5000))
     m = alignment_metrics(sam)
     assert (m["total"], m["mapped"]) == (5000, 0)
+
+
+def test_mutated_records_give_metrics_or_value_error(tmp_path: Path, edge: dict[str, Path]) -> None:
+    """Bytes of the uncompressed records overwritten at random: the scan returns metrics or raises
+    ValueError, never another exception (an index past a record, a negative size, a loop)."""
+    from isal import igzip
+
+    raw = bytearray(igzip.decompress(edge["bam"].read_bytes()))
+    header_end = raw.index(b"chrB") + 8  # the records start after the last reference's name and length
+    rnd = random.Random(17)
+    outcomes = Counter()
+    for i in range(150):
+        data = bytearray(raw)
+        for _ in range(rnd.choice([1, 4, 16])):
+            data[rnd.randrange(header_end, len(data))] = rnd.choice([0, 1, 0x7F, 0xFF, rnd.randrange(256)])
+        path = tmp_path / f"m{i}.bam"
+        with pysam.BGZFile(str(path), "wb") as out:
+            out.write(bytes(data))
+        try:
+            alignment_metrics(path)
+            outcomes["metrics"] += 1
+        except ValueError:
+            outcomes["ValueError"] += 1
+    assert outcomes["metrics"] and outcomes["ValueError"]

@@ -28,7 +28,7 @@ import numpy as np
 from isal import igzip
 
 CHUNK = 4 << 20  # bytes of uncompressed BAM per batch (about 13,000 short-read records)
-MAX_RECORD = 1 << 28  # a larger block size is taken for corruption (a 100 Mb read with qualities is ~250 MB)
+MAX_RECORD = 1 << 28  # a larger record or header field is taken for corruption (a 100 Mb read is ~250 MB)
 
 _I32 = struct.Struct("<i")
 _U32 = struct.Struct("<I")
@@ -43,18 +43,11 @@ _CSOFT, _CREF_SKIP = 4, 3
 
 @dataclass
 class Header:
+    """The BAM header: its SAM text and the references' names and lengths, in tid order."""
+
     text: str
     names: list[str]
     lengths: list[int]
-
-    @property
-    def sort_order(self) -> str | None:
-        for line in self.text.splitlines():
-            if line.startswith("@HD"):
-                for field in line.split("\t")[1:]:
-                    if field.startswith("SO:"):
-                        return field[3:]
-        return None
 
 
 class Batch:
@@ -162,6 +155,8 @@ class Batch:
                 arrays = v[vt == ord("B")]
                 if arrays.size:
                     head = c[arrays] + 3
+                    if (head + 5 > self.end[idx[arrays]]).any():
+                        raise ValueError("BAM aux array runs past the record's block size")
                     count = self.u32[head + 1].astype(np.int64)
                     elem = _B_ELEM[buf[head]]
                     if (elem == 0).any():
@@ -287,7 +282,7 @@ class _Stream:
                 local = Path(reference_fasta).resolve().parent / "md5" if reference_fasta else Path(os.devnull)
                 env["REF_PATH"] = str(local / "%s")
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", _CONVERT, path, reference_fasta or ""],
+                [sys.executable, "-c", _CONVERT, f"./{path}" if path.startswith("-") else path, reference_fasta or ""],
                 # stderr to a file, not a pipe: a warning per record must not fill a pipe nobody reads yet.
                 stdout=subprocess.PIPE, stderr=self.errors, env=env)
             # `-u` is BGZF at level 0: stored deflate blocks, cheap to inflate.
@@ -333,17 +328,21 @@ def _parse_header(stream: _Stream, buf: bytearray) -> tuple[Header, int]:
     if bytes(buf[:4]) != b"BAM\x01":
         raise ValueError("not a BAM stream (bad magic)")
     l_text = _I32.unpack_from(buf, 4)[0]
+    if not 0 <= l_text <= MAX_RECORD:
+        raise ValueError(f"BAM header text of {l_text} bytes (corrupt?)")
     _read_exact(stream, buf, 8 + l_text + 4)
     text = bytes(buf[8: 8 + l_text]).split(b"\0", 1)[0].decode(errors="replace")
     n_ref = _I32.unpack_from(buf, 8 + l_text)[0]
-    if l_text < 0 or n_ref < 0:
-        raise ValueError("BAM header with a negative length")
+    if n_ref < 0:
+        raise ValueError("BAM header with a negative reference count")
     o = 12 + l_text
     names: list[str] = []
     lengths: list[int] = []
     for _ in range(n_ref):
         _read_exact(stream, buf, o + 4)
         l_name = _I32.unpack_from(buf, o)[0]
+        if not 0 < l_name <= MAX_RECORD:
+            raise ValueError(f"BAM reference name of {l_name} bytes (corrupt?)")
         _read_exact(stream, buf, o + 8 + l_name)
         names.append(bytes(buf[o + 4: o + 4 + l_name]).rstrip(b"\0").decode(errors="replace"))
         lengths.append(_I32.unpack_from(buf, o + 4 + l_name)[0])
