@@ -409,6 +409,9 @@ EDGE_RECORDS = [
     _record(tags="NM:i:0\tMD:Z:4\tNM:i:1"), _record(tags="NM:i:0\tNM:i:0"), _record(tags="XA:Z:NM:i:0\tNM:i:0"),
     _record(tags="XH:H:0A1B\tXB:B:c,1\tXF:f:1.5\tXZ:Z:a b"), _record(tags="XH:H:0A1"), _record(tags="XA:A:ab"),
     _record(tags="MN:i:4"), _record(tags="Mm:Z:C+m,9;"), _record(tags="mm:Z:x\tMM:Z:"),
+    _record(tags="de:f:0.0123\tXF:f:-.5\tXG:f:+12\tXE:f:1e-5"), _record(tags="XF:f:" + "9" * 38),
+    _record(tags="XF:f:" + "9" * 39 + ".5"), _record(tags="XF:f:4" + "0" * 38), _record(tags="XF:f:10."),
+    _record(tags="XF:f:0." + "0" * 39 + "1"), _record(tags="XF:f:0." + "0" * 45 + "1"), _record(tags="XF:f:nan"),
     "r\t0\tc\t1\t60\t36M\t*\t0\t0\t" + SEQ36 + "\t*\t" + MM_OK + "\tMN:i:37\n",
     "*\t0\tc\t1\t60\t4M\t*\t0\t0\tACGT\tIIII\n", "r" * 255 + "\t0\tc\t1\t60\t4M\t*\t0\t0\tACGT\tIIII\n",
     "r\t0\tc\t1\t60\t4M\t*\t0\t0\tAC=.\tIIII\n", "r\t0\tc\t1\t60\t2=1X1M\t*\t0\t0\tacgt\t!!~~\n",
@@ -417,7 +420,7 @@ EDGE_RECORDS = [
 
 # Valid records whose optional-field layouts the fast path learns before it meets the edge record.
 LAYOUTS = "".join(_record(tags=t) for t in ("NM:i:0", "NM:i:0\tMD:Z:4", "NM:i:1\tXA:Z:a", "XA:Z:NM:i:0",
-                                             "MN:i:4", "XH:H:0A1B\tXZ:Z:a b"))
+                                             "MN:i:4", "XH:H:0A1B\tXZ:Z:a b", "XF:f:1"))
 
 
 @pytest.mark.parametrize("record", EDGE_RECORDS)

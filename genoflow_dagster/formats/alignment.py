@@ -108,7 +108,7 @@ def _show(value: bytes, limit: int = 30) -> str:
 def validate_sam(stream: BinaryIO, details: dict) -> int:
     """Check a SAM text stream line by line; return the number of alignment records.
 
-    Records of the common shape (types A/Z/i/H optional fields, no base modifications) are accepted by
+    Records of the common shape (A/Z/i/f/H optional fields, no base modifications) are accepted by
     one precompiled pattern plus a few length and name checks; any other line, or one that fails a check,
     goes through the field-by-field rules, which give the reason and line.
     """
@@ -162,16 +162,19 @@ def validate_sam(stream: BinaryIO, details: dict) -> int:
 
 # One SAM record of the common shape, every field checked as _alignment_line checks it: QNAME (never '@',
 # so a header line is never taken for a record), FLAG <= 9999, POS/PNEXT < 10^9, MAPQ 0..255, TLEN
-# |x| < 10^9, CIGAR, RNAME/RNEXT names, SEQ/QUAL alphabets, and optional fields of type A, Z, H or i
-# (|i| < 10^9) other than the base modifications MM/Mm. Larger numbers, other field types and MM take
-# the careful path, which accepts them when they are valid.
+# |x| < 10^9, CIGAR, RNAME/RNEXT names, SEQ/QUAL alphabets, and optional fields of type A, Z, H, i
+# (|i| < 10^9) or f (plain decimals) other than the base modifications MM/Mm. Larger numbers, exponents,
+# B arrays and MM take the careful path, which accepts them when they are valid.
 _NAME = rb"[0-9A-Za-z!#$%&+./:;?@^_|~\-][0-9A-Za-z!#$%&*+./:;=?@^_|~\-]*"
 _MANDATORY_FIELDS = (
     rb"[!-?A-~]{1,254}\t[0-9]{1,4}\t(\*|" + _NAME + rb")\t[0-9]{1,9}\t"
     rb"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[0-9]{1,2})\t(\*|(?:[0-9]+[MIDNSHPX=])+)\t"
     rb"(\*|=|" + _NAME + rb")\t[0-9]{1,9}\t-?[0-9]{1,9}\t(\*|[A-Za-z=.]+)\t([!-~]+)"
 )
-_TAG_VALUE = rb"(?:Z:[ !-~]*|i:[-+]?[0-9]{1,9}|A:[!-~]|H:(?:[0-9A-F]{2})*)"
+# f: decimals without an exponent, at most 38 digits before the point (below float32's 3.4e38) and 40 after
+# it (a non-zero value stays non-zero in float32); minimap2 writes de:f on every record.
+_TAG_VALUE = (rb"(?:Z:[ !-~]*|i:[-+]?[0-9]{1,9}|f:[-+]?(?:[0-9]{1,38}(?:\.[0-9]{1,40})?|\.[0-9]{1,40})|A:[!-~]|"
+              rb"H:(?:[0-9A-F]{2})*)")
 _ANY_TAGS = rb"((?:\t(?!M[Mm]:)[A-Za-z][A-Za-z0-9]:" + _TAG_VALUE + rb")*)"
 _TAG_NAMES = re.compile(rb"\t(..)")
 # Aligners write the same few optional-field layouts (NM MD AS XS ...) on every record: a layout whose
