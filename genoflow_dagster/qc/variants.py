@@ -1,4 +1,4 @@
-"""Call-set metrics of one VCF/BCF: `bcftools stats` itself, run in-process, plus known/novel.
+"""Call-set metrics of one VCF/BCF: `bcftools stats` itself (pysam's bundle), plus known/novel.
 
 Why bcftools and not a loop of our own: the numbers are meant to *be* bcftools stats',
 and the counting rules (htslib's allele types, `<*>`/`<NON_REF>` as reference, `*` as
@@ -6,13 +6,14 @@ overlap, records counted once per type they contain, PSC's genotype classes, IDD
 clipping) are bcftools' code, not a spec. pysam bundles bcftools, so
 `pysam.bcftools.stats("-I", "-s", "-", path)` runs it without a bcftools install: one
 streaming pass in C over plain, gzip/BGZF or BCF input, no index needed, memory flat in
-the file's size (in a forked child, see `_bcftools`). A per-record Python loop over
-pysam took 18x bcftools' time; this takes bcftools' time plus Python's start-up.
+the file's size. It runs in a forked child (see `_bcftools`: htslib exit()s on some bad
+records). The per-record Python loop over pysam this replaces took 18x bcftools' time
+on 1M records x 10 samples; this takes bcftools' time plus Python's start-up.
 
-Which bcftools: pysam 0.24's bundle is bcftools/htslib 1.24. On VCF <= 4.3 every field
-below equals `bcftools stats` 1.16 except per-sample `ts`/`tv`: from 1.24 bcftools
-counts both ALTs of a het ALT/ALT call (C>T,A called 1/2 adds a ts and a tv; 1.16 took
-only the lower ALT). VCF 4.4 files are read by the newer htslib the newer way.
+Which bcftools: the one pysam bundles, so the version moves with pysam's (0.24: bcftools
+and htslib 1.24). On VCF <= 4.3 every field below equals `bcftools stats` 1.16 except
+per-sample `ts`/`tv` of het ALT/ALT calls: 1.24 counts both ALTs (C>T,A called 1/2 adds
+a ts and a tv), 1.16 only the lower one. VCF 4.4 files are read the newer htslib's way.
 
 Fields, as bcftools stats reports them (SN, TSTV, IDD and PSC lines):
 - `records`, `no_alts`, `snps`, `mnps`, `indels`, `others`, `multiallelic_sites`,
@@ -25,10 +26,11 @@ Fields, as bcftools stats reports them (SN, TSTV, IDD and PSC lines):
   `hom_alt`, `het` (calls with a SNP or reference-like ALT), `hap_ref`, `hap_alt`,
   `missing` (any allele missing), `indels` (non-ref calls of an indel ALT), `ts`, `tv`.
 - `known`: records whose ID is not '.', or, with `known_sites`, whose CHROM, POS and REF
-  (case-insensitive) equal a known site's and that share an ALT with it; `novel`: the
-  rest (records without ALT included), so `known + novel == records`. The ID split is
-  bcftools' own `-I` (free, same pass); known sites are looked up only for the records
-  without an ID, in a second streaming pass (`bcftools query`), in chunks.
+  (REF case-insensitive) equal a known site's and that share an ALT with it (also
+  case-insensitive); `novel`: the rest, records without ALT included, so `known + novel
+  == records`. The ID split is bcftools' own `-I` (same pass, free). Known sites cost a
+  second pass, over the records without an ID only (`_known_site_records`): about half
+  a stats pass in bcftools plus set arithmetic on byte keys.
 
 `het_hom_ratio` = sum of het / sum of hom_alt over samples; `call_rate` = called
 genotypes / (records x samples).
@@ -37,13 +39,13 @@ genotypes / (records x samples).
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from collections.abc import Iterator
 from itertools import compress
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pysam
 import pysam.bcftools
 
@@ -60,7 +62,7 @@ _SN_FIELDS = {
 # PSC columns after the set id and sample name, in bcftools' order
 _PSC_COLUMNS = ("hom_ref", "hom_alt", "het", "ts", "tv", "indels", None, None, "hap_ref", "hap_alt", "missing")
 _PER_SAMPLE = ("hom_ref", "hom_alt", "het", "hap_ref", "hap_alt", "missing", "indels", "ts", "tv")
-# bcftools-query bytes of ID-less records matched with the known sites at a time (~400k
+# bcftools-query bytes of ID-less records matched with the known sites at a time (~180k
 # records), and the largest gap (bp) between two of them one window of the known sites spans
 _CHUNK_BYTES = 4 << 20
 _KNOWN_BYTES = 2 << 20
@@ -111,8 +113,9 @@ def _bcftools(command: str, *args: str, writes_file: bool = False) -> str:
 
     htslib calls exit() on some malformed records (a GT allele beyond the ALTs, in
     bcf_calc_ac), which would end the calling process, a Dagster run worker included. So
-    the command runs in a forked child (bcftools' code in the child, in C, as in-process;
-    the fork costs milliseconds): a crash or exit there becomes a ValueError here.
+    the command runs in a forked child (the same C code as in-process; the fork costs
+    milliseconds, and the child of a threaded process runs only bcftools and os._exit):
+    a crash or exit there becomes a ValueError here. Where there is no fork, in-process.
     """
     with tempfile.TemporaryDirectory(prefix="genoflow-bcftools-") as tmp:
         stdout = os.path.join(tmp, "stdout")
@@ -137,7 +140,12 @@ def _bcftools(command: str, *args: str, writes_file: bool = False) -> str:
                 os.write(2, f"\n{exc}".encode(errors="replace"))
             finally:
                 os._exit(code)
-        _, status = os.waitpid(pid, 0)
+        try:
+            _, status = os.waitpid(pid, 0)
+        except BaseException:  # interrupted: the child must not outlive the call
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
             return "" if writes_file else Path(stdout).read_text(errors="replace")
         how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"status {os.WEXITSTATUS(status)}"
@@ -219,6 +227,8 @@ class _Alleles:
     (CHROM stays case-sensitive), one key per line and, for a multi-ALT line, one per ALT."""
 
     def __init__(self, chunk: bytes) -> None:
+        import numpy as np  # only the known-sites path needs it
+
         if chunk and not chunk.endswith(b"\n"):
             chunk += b"\n"
         a = np.frombuffer(chunk, dtype=np.uint8)
@@ -227,37 +237,50 @@ class _Alleles:
         self.starts = np.concatenate(([0], self.ends[:-1] + 1)).astype(np.int64)[:len(self.ends)]
         tabs = np.flatnonzero(a == 9)
         i = np.searchsorted(tabs, self.starts)
-        self.tab1, tab2 = tabs[i], tabs[i + 1]
-        self.tab2 = tab2
+        self.tab1, self.tab2 = tabs[i], tabs[i + 1]
+        alt_at = tabs[i + 2] + 1
         edge = np.zeros(a.size + 1, dtype=np.int8)  # +1 from REF's first byte to the line end
-        edge[tab2 + 1] = 1
+        edge[self.tab2 + 1] = 1
         edge[self.ends] -= 1
         alleles = np.cumsum(edge[:-1], dtype=np.int8).view(np.bool_)
         upper = a.copy()
         upper[alleles & (a >= 97) & (a <= 122)] -= 32
         self.keys = upper.tobytes().split(b"\n")[:-1]
+        commas = np.flatnonzero(alleles & (a == 44))
         several = np.zeros(len(self.keys), dtype=np.bool_)
-        several[np.searchsorted(self.ends, np.flatnonzero(alleles & (a == 44)))] = True
+        several[np.searchsorted(self.ends, commas)] = True
         no_alt = (a[self.ends - 1] == 46) & (a[self.ends - 2] == 9)
         self.single = (~several & ~no_alt).tolist()
-        self.several = np.flatnonzero(several).tolist()
-
-    def _exploded(self, j: int) -> list[bytes]:
-        head, _, alts = self.keys[j].rpartition(b"\t")
-        return [head + b"\t" + alt for alt in alts.split(b",")]
+        # multi-ALT lines, one "CHROM POS REF ALT" line per ALT, gathered in one go: the ALT
+        # pieces are disjoint and in order, so sorted starts and sorted ends pair up
+        lines = np.flatnonzero(several)
+        piece_beg = np.sort(np.concatenate((alt_at[lines], commas + 1)))
+        piece_end = np.sort(np.concatenate((commas, self.ends[lines])))
+        self.piece_line = np.searchsorted(self.ends, piece_beg)
+        line_beg = self.starts[self.piece_line]
+        begs = np.stack((line_beg, piece_beg, self.ends[self.piece_line]), axis=1).ravel()
+        lens = np.stack((alt_at[self.piece_line] - line_beg, piece_end - piece_beg,
+                         np.ones_like(piece_beg)), axis=1).ravel()
+        offsets = np.cumsum(lens) - lens
+        gather = np.repeat(begs - offsets, lens) + np.arange(int(lens.sum()))
+        self.pieces = upper[gather].tobytes().split(b"\n")[:-1]
 
     def key_set(self) -> set[bytes]:
         keys = set(compress(self.keys, self.single))
-        for j in self.several:
-            keys.update(self._exploded(j))
+        keys.update(self.pieces)
         return keys
 
     def count_in(self, matched: set[bytes]) -> int:
-        n = sum(map(matched.__contains__, compress(self.keys, self.single)))
-        return n + sum(1 for j in self.several if not matched.isdisjoint(self._exploded(j)))
+        import numpy as np
 
-    def chrom_pos(self) -> tuple[list[bytes], np.ndarray]:
-        """Each line's CHROM, and its POS parsed from the digits between the first two tabs."""
+        n = sum(map(matched.__contains__, compress(self.keys, self.single)))
+        hit = np.fromiter(map(matched.__contains__, self.pieces), dtype=np.bool_, count=len(self.pieces))
+        return n + len(np.unique(self.piece_line[hit]))
+
+    def chrom_pos(self) -> tuple[list[bytes], Any]:
+        """Each line's CHROM, and its POS (an int64 array) from the digits between the first two tabs."""
+        import numpy as np
+
         a, tab1, tab2 = self._a, self.tab1, self.tab2
         chunk = a.tobytes()
         chroms = [chunk[s:e] for s, e in zip(self.starts.tolist(), tab1.tolist(), strict=True)]
@@ -282,6 +305,8 @@ def _indexed_records(known_sites: str) -> int | None:
 def _windows(calls: _Alleles, out: str, budget: int) -> str:
     """A bcftools regions file of at most about `budget` windows over the calls' positions:
     gaps up to `_MERGE_GAP` merged, and wider ones (x4 at a time) until the budget holds."""
+    import numpy as np
+
     chroms, pos = calls.chrom_pos()
     names = list(dict.fromkeys(chroms))
     code = {c: i for i, c in enumerate(names)}
