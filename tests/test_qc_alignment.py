@@ -465,3 +465,24 @@ def test_mutated_records_give_metrics_or_value_error(tmp_path: Path, edge: dict[
         except ValueError:
             outcomes["ValueError"] += 1
     assert outcomes["metrics"] and outcomes["ValueError"]
+
+
+def test_sorted_scan_holds_only_the_windows_around_the_current_reads(monkeypatch: pytest.MonkeyPatch,
+                                                                     bam: Path) -> None:
+    """Flat memory on coordinate-sorted input: with 500 bp windows over 8 kb of reference, the depth
+    windows behind the current read are summed and freed as the stream advances."""
+    held: list[int] = []
+    add = alignment._Coverage.add
+
+    def spy(self: alignment._Coverage, *args: object) -> None:
+        add(self, *args)
+        held.append(len(self.windows))
+
+    monkeypatch.setattr(alignment._Coverage, "add", spy)
+    monkeypatch.setattr(bam_stream, "CHUNK", 2000)
+    monkeypatch.setattr(alignment, "WINDOW", 500)
+    expected_windows = sum(CONTIGS.values()) // 500
+    m = alignment_metrics(bam)
+    assert len(held) > 20 and max(held) <= 3 < expected_windows
+    monkeypatch.undo()
+    assert m == alignment_metrics(bam)
