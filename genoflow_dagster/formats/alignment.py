@@ -40,6 +40,7 @@ _HEADER_TAG = re.compile(rb"^@[A-Za-z][A-Za-z]$")
 _FIELD = re.compile(rb"^[A-Za-z][A-Za-z0-9]:")
 _CIGAR = re.compile(rb"^(\*|([0-9]+[MIDNSHPX=])+)$")
 _CIGAR_OP = re.compile(rb"([0-9]+)([MIDNSHPX=])")
+_QUERY_OP_LENGTHS = re.compile(rb"([0-9]+)[MIS=X]")  # the operations that consume SEQ bases
 _QNAME = re.compile(rb"^[!-?A-~]{1,254}$|^\*$")
 _SEQ = re.compile(rb"^(\*|[A-Za-z=.]+)$")
 _TAG = re.compile(rb"^[A-Za-z][A-Za-z0-9]:[AifZHB]:")
@@ -190,12 +191,11 @@ def _record_pattern(layouts: list[list[bytes]]) -> re.Pattern[bytes]:
 
 def _cigar_query(cigar: bytes, cache: dict[bytes, int]) -> int:
     """Bases a well-formed CIGAR consumes from SEQ, or -1 when its clips are misplaced; remembered per CIGAR."""
-    ops = _CIGAR_OP.findall(cigar)
     query = -1
     try:
         if b"H" in cigar or b"S" in cigar:
-            _check_clips(ops, cigar, 0)
-        query = sum(int(n) for n, op in ops if op in b"MIS=X")
+            _check_clips(_CIGAR_OP.findall(cigar), cigar, 0)
+        query = sum(map(int, _QUERY_OP_LENGTHS.findall(cigar)))
     except FormatError:
         pass
     if len(cache) < _CIGAR_CACHE_SIZE:
@@ -367,11 +367,10 @@ def _alignment_line(line: bytes, number: int, references: dict[bytes, int]) -> N
     if not _SEQ.match(seq):
         raise FormatError("SAM_SEQ_INVALID", f"line {number}: SEQ contains characters outside [A-Za-z=.]", number)
     if cigar != b"*":
-        ops = _CIGAR_OP.findall(cigar)
         if b"H" in cigar or b"S" in cigar:
-            _check_clips(ops, cigar, number)
+            _check_clips(_CIGAR_OP.findall(cigar), cigar, number)
         if seq != b"*":
-            query = sum(int(n) for n, op in ops if op in b"MIS=X")
+            query = sum(map(int, _QUERY_OP_LENGTHS.findall(cigar)))
             if query != len(seq):
                 raise FormatError("SAM_CIGAR_SEQ_LENGTH_MISMATCH",
                                   f"line {number}: CIGAR implies {query} bases but SEQ has {len(seq)}", number)
