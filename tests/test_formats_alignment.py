@@ -471,3 +471,43 @@ def test_duplicate_tag_is_found_after_many_layouts_were_learned():
     assert _check(text) == 65
     assert _rejects(text + _record(tags="XA:i:1\tXB:i:2\tXA:i:3")) == ("SAM_TAG_DUPLICATE", 67)
     assert _rejects(text + _record(tags="XA:i:1\tXB:i:2\tXC:Z:x\tXA:i:1")) == ("SAM_TAG_DUPLICATE", 67)
+
+
+def test_mutated_bam_and_cram_headers_always_get_a_coded_result(tmp_path, monkeypatch):
+    """Header text mutated inside valid BGZF (so the mutation reaches the header checks, not a CRC error)."""
+    import gzip
+    import random
+
+    import pysam
+
+    from genoflow_dagster.errors import ErrorCode
+    from genoflow_dagster.formats.validate import validate_file
+
+    rng = random.Random(7)
+    fasta = tmp_path / "ref.fa"
+    fasta.write_text(">c\n" + "ACGTTGCA" * 12 + "ACGT\n")
+    monkeypatch.setenv("REF_PATH", str(tmp_path / "%s"))
+    text = "@HD\tVN:1.6\tSO:coordinate\n" + SQ + "@RG\tID:1\tPL:ILLUMINA\tDT:2020-06-23\n@PG\tID:a\n" + _record()
+    bam = _binary_from_sam(tmp_path / "seed.bam", text).read_bytes()
+    raw = gzip.decompress(bam)
+    cram = _binary_from_sam(tmp_path / "seed.cram", text, fasta).read_bytes()
+    internal = []
+    for n in range(300):
+        if n % 2:
+            data = bytearray(raw)
+            for _ in range(rng.randint(1, 3)):
+                data[rng.randrange(4, 120)] = rng.choice(b"\t\n\r\x00\xff@:ABHDSQRGPIDLN0129")
+            path = tmp_path / "m.bam"
+            with pysam.BGZFile(str(path), "wb") as out:
+                out.write(bytes(data))
+        else:
+            data = bytearray(cram)
+            for _ in range(rng.randint(1, 3)):
+                data[rng.randrange(26, 200)] = rng.randrange(256)
+            path = tmp_path / "m.cram"
+            path.write_bytes(bytes(data))
+        result = validate_file(path)
+        assert result.valid or (result.error_code and result.reason), result
+        if result.error_code == ErrorCode.INTERNAL_ERROR:
+            internal.append(result.message)
+    assert internal == []
