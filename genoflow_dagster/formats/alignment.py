@@ -25,12 +25,15 @@ import re
 import struct
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from genoflow_dagster.errors import ErrorCode
 from genoflow_dagster.formats.errors import FormatError
 from genoflow_dagster.formats.io import DECOMPRESSION_ERRORS, open_decompressed
 from genoflow_dagster.formats.lines import numbered_lines
+
+if TYPE_CHECKING:
+    import pysam
 
 BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 # The CRAM EOF container (v2.1: 30 bytes, v3: 38 with CRC32) has reference id -1 and position 4542278 ("EOF").
@@ -718,7 +721,7 @@ def _cram_header_text(path: Path) -> bytes | None:
     return text if 0 <= length == len(text) else None
 
 
-def _binary_cigar_query(segment, cigar: str, record: int) -> int:
+def _binary_cigar_query(segment: pysam.AlignedSegment, cigar: str, record: int) -> int:
     """The query length a decoded record's CIGAR implies; its clips must be at the ends (SAMv1 1.4.6)."""
     if "H" in cigar or "S" in cigar:
         encoded = cigar.encode()
