@@ -367,6 +367,26 @@ def test_known_sites_match_oracle(tmp_path: Path, indexed: bool, monkeypatch: py
             assert vcf_metrics(calls, known_sites=str(known))["known"] == m["known"], (per_region, gap, chunk)
 
 
+@pytest.mark.parametrize("encoding", ["plain", "bgzf", "gzip", "bcf", "no final newline"])
+def test_id_less_records_cut_from_text_as_bcftools_query_prints_them(
+        tmp_path: Path, encoding: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = write_random_vcf(tmp_path / "calls.vcf", n=300)
+    want = pysam.bcftools.query("-i", 'ID="."', "-f", r"%CHROM\t%POS\t%REF\t%ALT\n", str(plain)).encode()
+    path = tmp_path / "input"
+    if encoding == "bgzf":
+        pysam.tabix_compress(str(plain), str(path))
+    elif encoding == "gzip":
+        path.write_bytes(gzip.compress(plain.read_bytes()))
+    elif encoding == "bcf":
+        pysam.bcftools.view("-Ob", "-o", str(path), str(plain), catch_stdout=False)
+    else:
+        path.write_bytes(plain.read_bytes().rstrip(b"\n") if encoding == "no final newline" else plain.read_bytes())
+    for block, chunk in ((1 << 20, 4 << 20), (100, 50), (7, 1)):  # lines across blocks, many chunks
+        monkeypatch.setattr(variants_module, "_VCF_BLOCK", block)
+        monkeypatch.setattr(variants_module, "_CHUNK_BYTES", chunk)
+        assert b"".join(variants_module._novel_alleles(str(path), str(tmp_path))) == want
+
+
 def test_known_sites_bcf_input_and_foreign_contigs(tmp_path: Path) -> None:
     calls = write_random_vcf(tmp_path / "calls.vcf", n=200)
     known, keys = known_sites_for(calls, tmp_path / "known.vcf")
