@@ -1,12 +1,12 @@
 """FASTQ metrics: `seqkit stats -a` numbers plus FastQC-style module data, in one streaming pass.
 
-How it stays fast without a per-read Python loop: the decompressed stream is
-read in blocks of a few MB into one reused buffer, and a C loop
-(`fastq_kernel.scan_qc`) walks the whole 4-line records of each block and adds
-every per-base and per-read counter in place. Memory stays flat: the counters
-are bounded by the longest read (positions past `POSITION_CAP` are pooled into
-the last bin) and by 256 symbols, whatever the file size; duplication looks at
-the first 100,000 reads only.
+How it stays fast without a per-read Python loop: a plain file is scanned in
+place through a sliding read-only map, a gzip stream is decompressed in blocks
+of a few MB into one reused buffer, and a C loop (`fastq_kernel.scan_qc`) walks
+the whole 4-line records and adds every per-base and per-read counter in place.
+Memory stays flat: the counters are bounded by the longest read (positions past
+`POSITION_CAP` are pooled into the last bin) and by 256 symbols, whatever the
+file size; duplication looks at the first 100,000 reads only.
 
 Definitions follow `seqkit stats -a` (checked against seqkit 2.3):
 - `gc_percent`: G+C (either case) over *all* bases, N and IUPAC codes included
@@ -53,8 +53,9 @@ BLOCK_BYTES = 4 * 1024 * 1024
 MAP_BYTES = 8 * 1024 * 1024  # plain files are scanned in place, through read-only maps of this many bytes
 GZIP_READ_BYTES = 512 * 1024
 POSITION_CAP = 10_000  # per-position counters stop growing here; longer tails are pooled in the last bin
-DUP_READS = 100_000  # FastQC tracks duplication / overrepresentation over the first 100,000 reads
-DUP_TRUNCATE_OVER = 75  # ... and truncates reads longer than 75 bp to 50 bp for that
+DUP_READS = 100_000  # duplication / overrepresentation look at the first 100,000 reads (FastQC: the
+# first 100,000 distinct sequences, counted over the whole file)
+DUP_TRUNCATE_OVER = 75  # ... and, as FastQC, truncate reads longer than 75 bp to 50 bp for that
 DUP_TRUNCATE_TO = 50
 OVERREPRESENTED_MIN_PERCENT = 0.1
 
