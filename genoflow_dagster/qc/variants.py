@@ -184,9 +184,9 @@ def _known_site_records(path: str, known_sites: str) -> int:
     Both sides become "CHROM POS REF ALT" lines: the known sites' from bcftools query,
     the calls' cut by `_novel_alleles`; numpy upper-cases REF and ALT in place and each
     line becomes a byte key, so matching is set arithmetic in C. The ID-less records go
-    in chunks of about `_CHUNK_BYTES`. A known-sites file of up to
-    `_LOAD_WHOLE` records (or one without an index) is read once into a set; a larger
-    indexed one (dbSNP) only in windows around each chunk's positions.
+    in chunks of about `_CHUNK_BYTES`. A known-sites file of up to `_LOAD_WHOLE` records
+    (or one without an index) is read once into a set; a larger indexed one (dbSNP) only
+    in windows around each chunk's positions, so memory stays bounded by the chunk.
     """
     with tempfile.TemporaryDirectory(prefix="genoflow-vcf-") as tmp:
         n_known = _indexed_records(known_sites)
@@ -200,6 +200,8 @@ def _known_site_records(path: str, known_sites: str) -> int:
         hits = 0
         for chunk in _novel_alleles(path, tmp):
             calls = _Alleles(chunk)
+            if not calls.keys:
+                continue
             if everything is not None:
                 hits += calls.count_in(everything)
                 continue
