@@ -107,6 +107,17 @@ CONTRADICTED = {
 }
 
 
+# Rows the EBI vcf-validator passes that GenoFlow refuses on purpose: each has a record with ALT '.' and a
+# sample called 0|1 (allele 1 of none), on which htslib exit()s (bcf_calc_ac: "Incorrect allele").
+REFUSED_ON_PURPOSE = {
+    "vcf/valid/vcfval__v4.2__passed__passed_body_alt.vcf": 22,
+    "vcf/valid/vcfval__v4.3__passed__passed_body_alt.vcf": 22,
+    "vcf/valid/vcfval__v4.4__passed__passed_body_alt.vcf": 22,
+    "vcf/valid/vcfval__v4.4__compressed_files__readable__passed__passed_compressed.vcf.bz2": 22,
+    "vcf/valid/vcfval__v4.4__compressed_files__readable__passed__passed_compressed.vcf.gz": 22,
+}
+
+
 def _vcf_rows():
     import csv
 
@@ -115,7 +126,7 @@ def _vcf_rows():
         return []
     with open(manifest, newline="") as fh:
         return [pytest.param(row, id=row["path"]) for row in csv.DictReader(fh, delimiter="\t")
-                if row["format"] == "vcf" and row["path"] not in CONTRADICTED]
+                if row["format"] == "vcf" and row["path"] not in CONTRADICTED | set(REFUSED_ON_PURPOSE)]
 
 
 @pytest.mark.skipif(not (CORPORA / "MANIFEST.tsv").is_file(), reason="../shared/corpora not present")
@@ -123,3 +134,36 @@ def _vcf_rows():
 def test_corpus_row_agrees(row):
     result = validate_file(CORPORA / row["path"], "vcf")
     assert result.valid == (row["expected"] == "valid"), (result.reason, result.message, row["reason"][:200])
+
+
+@pytest.mark.skipif(not (CORPORA / "MANIFEST.tsv").is_file(), reason="../shared/corpora not present")
+@pytest.mark.parametrize(("path", "line"), REFUSED_ON_PURPOSE.items())
+def test_corpus_row_refused_on_purpose(path, line):
+    result = validate_file(CORPORA / path, "vcf")
+    assert (result.reason, result.line) == ("VCF_GT_ALLELE_OUT_OF_RANGE", line), result.message
+
+
+GT_META = '##ALT=<ID=DEL,Description="deletion">\n##FORMAT=<ID=GT,Number=1,Type=String,Description="g">\n'
+
+
+@pytest.mark.parametrize(
+    ("alt", "gt", "valid"),
+    [
+        (".", "./1", False), (".", "0/1", False), (".", "1", False), (".", "0|1", False), (".", "1|.", False),
+        (".", "0/0", True), (".", "0", True), (".", ".", True), (".", "./.", True),
+        ("T", "0/2", False), ("T", "2", False), ("T", "1|2", False), ("T", "1/1", True), ("T", "1", True),
+        ("T,G", "0/3", False), ("T,G", "2|2", True), ("T,G", "0/1/2", True), ("T,G", "1/1/3", False),
+        ("<DEL>", "0/2", False), ("<DEL>", "1", True), ("<DEL>,T", "2|1", True), ("<DEL>,T", "3", False),
+        ("C[2:300[", "0/2", False), ("C[2:300[", "0/1", True), ("*,T", "2/1", True), ("*,T", "3/1", False),
+    ],
+)
+def test_gt_allele_index_within_the_alt_alleles(tmp_path, alt, gt, valid):
+    """htslib exit()s on a GT allele past the ALTs (ALT '.' has none): refused with the line."""
+    path = tmp_path / "calls.vcf"
+    body = f"1\t99\t.\tC\tT\t.\t.\t.\tGT\t0/1\n1\t100\t.\tC\t{alt}\t.\t.\t.\tGT\t{gt}\n"
+    path.write_text(vcf(meta=GT_META, body=body, samples="S1"))
+    result = validate_file(path)
+    assert result.valid == valid, (result.reason, result.message)
+    if not valid:
+        assert (result.reason, result.line) == ("VCF_GT_ALLELE_OUT_OF_RANGE", 6), result.message
+        assert f"allele {max(int(a) for a in gt.replace('|', '/').split('/') if a != '.')}" in result.message

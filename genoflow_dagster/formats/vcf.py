@@ -369,6 +369,11 @@ def _check_psl(genotype: bytes, psl: bytes, number: int) -> None:
                               f"allele of {genotype.decode(errors='replace')} that is not phased", number)
 
 
+def _out_of_range(genotype: bytes, allele: bytes, alts: list[bytes], number: int) -> str:
+    there = f"there are {len(alts)} ALT allele(s)" if alts else "the record has no ALT allele (ALT is '.')"
+    return f"line {number}: genotype {genotype.decode()} names allele {int(allele)} but {there}"
+
+
 def _tracking_lines(stream: BinaryIO, ends_with_newline: list[bool]):
     for number, raw in enumerate(stream, start=1):
         ends_with_newline[0] = raw.endswith(b"\n")
@@ -559,10 +564,10 @@ def validate_vcf(stream: BinaryIO, details: dict) -> int:
                             raise FormatError("VCF_GT_INVALID", f"line {number}: genotype {value[:20]!r} is invalid",
                                               number)
                         for allele in re.split(rb"[/|]", value):
-                            if alts and allele and allele != b"." and int(allele) > len(alts):
-                                raise FormatError("VCF_GT_ALLELE_OUT_OF_RANGE",
-                                                  f"line {number}: genotype {value.decode()} names allele "
-                                                  f"{int(allele)} but there are {len(alts)} ALT allele(s)", number)
+                            # ALT '.' has no ALT allele: any index above 0 is out of range (htslib exit()s)
+                            if allele and allele != b"." and int(allele) > len(alts):
+                                raise FormatError("VCF_GT_ALLELE_OUT_OF_RANGE", _out_of_range(value, allele, alts,
+                                                                                              number), number)
                     elif value:
                         _check_value(value, fmt[key][1], f"FORMAT/{key.decode(errors='replace')}", number)
         if chrom != last_chrom and contig != last_contig:
