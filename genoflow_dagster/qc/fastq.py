@@ -240,7 +240,12 @@ def _open(path: str | Path, *, hashed: bool) -> tuple[_HashingReader | _MappedRe
     if not gz:
         return reader, reader, False  # type: ignore[return-value]
     if _GzipReader is not None:
-        return reader, _GzipReader(reader, GZIP_READ_BYTES), True
+        try:
+            return reader, _GzipReader(reader, GZIP_READ_BYTES), True
+        except TypeError:  # pragma: no cover - a private isal API: its public wrapper is the fallback
+            from isal import igzip
+
+            return reader, igzip.IGzipFile(fileobj=reader, mode="rb"), True  # type: ignore[arg-type]
     import gzip
 
     return reader, gzip.GzipFile(fileobj=reader, mode="rb"), True  # type: ignore[arg-type]
