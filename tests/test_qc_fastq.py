@@ -270,13 +270,17 @@ def test_irregular_record_midway_hands_over_to_the_line_parser(tmp_path: Path,
     last = b"@z\nAGATCGGAAGAGTT\n+\nIIIIIIIIIIIIII\n"
     (tmp_path / "w.fq").write_bytes(plain.read_bytes() + wrapped_record + last)
     (tmp_path / "u.fq").write_bytes(plain.read_bytes() + b"@w\nACGTACGTACGTACGT\n+\nIIIIIIIIIIIIIIII\n" + last)
+    (tmp_path / "w.fq.gz").write_bytes(gzip.compress((tmp_path / "w.fq").read_bytes()))
     monkeypatch.setattr(fq, "MAP_BYTES", 8192)
-    wrapped = fastq_metrics(tmp_path / "w.fq")
+    monkeypatch.setattr(fq, "BLOCK_BYTES", 8192)
     unwrapped = fastq_metrics(tmp_path / "u.fq")
-    assert wrapped["total_reads"] == 302
-    for key in unwrapped.keys() - {"sha256", "size_bytes"}:
-        assert wrapped[key] == unwrapped[key], key
-    assert wrapped["sha256"] == hashlib.sha256((tmp_path / "w.fq").read_bytes()).hexdigest()
+    for name in ("w.fq", "w.fq.gz"):
+        wrapped = fastq_metrics(tmp_path / name)
+        assert wrapped["total_reads"] == 302
+        for key in unwrapped.keys() - {"sha256", "size_bytes"}:
+            assert wrapped[key] == unwrapped[key], key
+        assert wrapped["sha256"] == hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+        assert fq.fastq_basic_stats(tmp_path / name) == fq.fastq_basic_stats(tmp_path / "u.fq")
 
 
 @pytest.mark.parametrize("tail", [b"", b"\n", b"\n\n", b"\n  \n", b"\r\n"])
