@@ -1,6 +1,7 @@
 """VCF rules added for the EBI vcf-validator and hts-specs conformance files, one small file per rule."""
 
 import bz2
+import random
 
 import pytest
 
@@ -167,3 +168,143 @@ def test_gt_allele_index_within_the_alt_alleles(tmp_path, alt, gt, valid):
     if not valid:
         assert (result.reason, result.line) == ("VCF_GT_ALLELE_OUT_OF_RANGE", 6), result.message
         assert f"allele {max(int(a) for a in gt.replace('|', '/').split('/') if a != '.')}" in result.message
+
+
+# The fast path (compiled checks per INFO key and per FORMAT layout) against the exact rules alone.
+FAST_META = "".join(
+    f'##{kind}=<ID={key},Number={number},Type={typ},Description="d">\n' for kind, key, number, typ in [
+        ("INFO", "DP", "1", "Integer"), ("INFO", "AF", "A", "Float"), ("INFO", "AC", "A", "Integer"),
+        ("INFO", "DB", "0", "Flag"), ("INFO", "XI", ".", "Integer"), ("INFO", "XR", "R", "Float"),
+        ("INFO", "XS", "1", "String"), ("INFO", "XC", "2", "Character"), ("INFO", "XN", "2", "String"),
+        ("INFO", "XG", "G", "Integer"), ("INFO", "MQ", "1", "Float"), ("INFO", "X0", "0", "Integer"),
+        ("FORMAT", "GT", "1", "String"), ("FORMAT", "DP", "1", "Integer"), ("FORMAT", "AD", "R", "Integer"),
+        ("FORMAT", "PL", "G", "Integer"), ("FORMAT", "GL", "G", "Float"), ("FORMAT", "GQ", "1", "Integer"),
+        ("FORMAT", "FT", "1", "String"), ("FORMAT", "HQ", "2", "Integer"), ("FORMAT", "YC", "1", "Character"),
+        ("FORMAT", "YS", ".", "String"), ("FORMAT", "YF", "A", "Float"), ("FORMAT", "Y3", "3", "String"),
+        ("FORMAT", "Y0", "0", "Integer"), ("FORMAT", "YP", "P", "Integer"),
+    ]) + '##ALT=<ID=DEL,Description="d">\n'
+FAST_ALTS = [".", "T", "T,G", "<DEL>", "T,G,A", "*,T", "TA"]
+FAST_INFO = [".", "DP=5", "DP=+5", "DP=-5", "DP=", "DP", "DP=5;DP=6", "AF=0.5", "AF=0.5,0.1", "AF=.", "AF=1e-3",
+             "AF=.5", "AF=5.", "AF=nan", "AF=-0.1", "AF=1.2.3", "AC=1;AF=0.5;DB", "DB=1", "DB=2", "DB=", "XI=1,2,3",
+             "XI=.,1", "XI=1,", "XR=0.1,0.2", "XR=.", "XS=a,b", 'XS="a,b"', "XS=", "XC=a,b", "XC=ab,c", "XC=.",
+             "XN=a,b", "XN=a", "XN=,", "XG=1,2,3", "XG=1", "MQ=60;DP=3", "UNDECLARED=x", "UNDECLARED", "1BAD=1",
+             "=5", ";", "DP=5;", "X0=1,2", "CIGAR=1M", "CIGAR=1X2", "SVLEN=-3", "END=-1", "END=10", "AF=+0.2",
+             "MQ=inf", "DP=5=6", "XS=a=b"]
+FAST_FORMATS = ["GT", "GT:DP", "GT:AD:DP:GQ:PL", "GT:GL", "DP:GT", "DP", "GT:FT:YC:YS", "GT:HQ:YF:Y3", "GT:Y0:YP",
+                "GT:UN", "GT:GT", "AD", ".", "GT:DP:", "GT:PL:GL"]
+FAST_GTS = ["0/1", "1|1", "./.", ".", "1", "0", "0/2", "2", "1/2", "0/1/2", "/0|1", "0/1/", "01/1", "", "0|", "3",
+            ".|1", "1/.", "0/0/0/0", "a/b", "0 /1", "10/1"]
+FAST_VALUES = ["", ".", "1", "-1", "+3", "1,2", "1,2,3", "1.5", "1e5", ".5", "nan", "a", "1,.", ".,.", "1,2,3,4,5,6",
+               "x,y", '"a,b"', "1.", "1.2.3", "5e", "ab", "0,0,0", ",", "1,", "-0.5,-1,-2", "1,2,3,4", "a,b,c", "INF"]
+
+
+def _outcome(text: str, fast: bool, monkeypatch) -> tuple:
+    import io
+
+    from genoflow_dagster.formats import vcf as vcf_module
+    from genoflow_dagster.formats.errors import FormatError
+
+    monkeypatch.setattr(vcf_module, "_FAST", fast)
+    details: dict = {}
+    try:
+        return "valid", vcf_module.validate_vcf(io.BytesIO(text.encode()), details), details
+    except FormatError as exc:
+        return exc.reason, exc.message, exc.line
+
+
+# values that fit the declarations (with one ALT allele), so that valid records are common too
+FAST_GOOD = {"GT": ["0/1", "1|1", "./.", "0/0", "1", "0", "."], "DP": ["5", "0", ".", ""], "GQ": ["99", "."],
+             "AD": ["3,4", ".", "0,0"], "PL": ["10,0,20", "."], "GL": ["-0.1,-1,-5", "."], "FT": ["PASS", "q10"],
+             "HQ": ["1,2", "."], "YC": ["a", "."], "YS": ["a,b,c", "x"], "YF": ["0.5", "."], "Y3": ["a,b,c", "."],
+             "Y0": ["1,2,3"], "YP": ["1,2"], "UN": ["x"]}
+FAST_GOOD_INFO = ["DP=5", "AF=0.5", "AC=1", "DB", "XI=1,2", "XR=0.1,0.2", "XS=a", "XC=a,b", "XN=a,b", "MQ=60"]
+
+
+def _random_sample(rng, keys: list[str]) -> str:
+    values = [rng.choice(FAST_GOOD[key]) if key in FAST_GOOD and rng.random() < 0.85 else
+              rng.choice(FAST_GTS) if key == "GT" else rng.choice(FAST_VALUES) for key in keys]
+    return ":".join(values[:rng.choice([len(keys), len(keys), len(keys), rng.randint(0, len(keys) + 1)])]
+                    + (["1"] if rng.random() < 0.03 else []))
+
+
+def _random_file(rng) -> str:
+    version = rng.choice(["4.2", "4.3", "4.4"])
+    body = []
+    layout = rng.choice(FAST_FORMATS)
+    keys = [] if layout == "." else layout.split(":")
+    for i in range(rng.randint(1, 4)):
+        alt = "T" if rng.random() < 0.6 else rng.choice(FAST_ALTS)
+        info = ";".join(rng.sample(FAST_GOOD_INFO, rng.randint(1, 3))) if rng.random() < 0.6 else \
+            rng.choice(FAST_INFO) if rng.random() < 0.5 else ";".join(rng.sample(FAST_INFO[1:], 2))
+        samples = [_random_sample(rng, keys) if rng.random() < 0.9 else rng.choice(["0/1:5", "."]) for _ in range(3)]
+        body.append("\t".join(["1", str(100 + 10 * i), ".", "C", alt, "50", "PASS", info, layout, *samples]))
+    return vcf(version, FAST_META, "\n".join(body) + "\n", "S1\tS2\tS3")
+
+
+EDGE_RECORDS = [  # (ALT, INFO, FORMAT, sample columns)
+    ("T", "DP=5;AF=0.5;AC=1", "GT:AD:DP:GQ:PL", "0/1:3,4:7:99:10,0,20\t1|1:0,5:5:20:30,10,0\t./.:.:.:.:."),
+    ("T", "DP=5", "GT:AD:DP:GQ:PL", "0/1:3,4,5:7:99:10,0,20\t0/0\t0/1"),  # AD has one value too many
+    ("T", "DP=5", "GT:PL", "1:10,0\t0/1:10,0,20\t.:1,2,3,4"),  # haploid PL=2, diploid 3, '.' any
+    ("T", "DP=5", "GT:PL", "1:10,0,20\t0/1:10,0,20"),  # haploid with three PL values
+    ("T,G", "AF=0.1,0.2", "GT:PL", "1/2:1,2,3,4,5,6\t2:1,2,3\t0/1/2:" + ",".join(["1"] * 10)),  # triploid
+    (".", ".", "GT:PL", "0/0:1,2,3,4,5\t0:.\t.:1"),  # no ALT: A/R/G counts are not checked
+    (".", ".", "GT", "./1\t0/0\t0/0"),
+    ("T", ".", "GT:DP", "0/1:\t0/1::\t0/1"),  # empty values, one more value than keys
+    ("T", ".", "GT:DP", "0/1:5\t0/1:5:6\t0/1"),
+    ("T", ".", "GT:DP", "0/1/\t/0/1\t0/1"),  # 4.4 phasing marks
+    ("T", ".", "GT:HQ:YC", "0|1:1,2:a\t0|1:1:a\t0|1:1,2:ab"),
+    ("T", ".", "GT:YS:Y3", '0/1:a,b,c:x,y,z\t0/1:"q:r":a\t0/1:.:a,b'),
+    ("<DEL>", ".", "GT:YF", "0/1:0.5\t1/1:0.5,0.5\t0/0:."),
+    ("T", ".", "GT:GL", "0/1:-0.1,-1e-5,-5\t0/1:nan,inf,INF\t0/1:-.5,1.,+2"),
+    ("T", ".", "GT:GL", "0/1:1.2.3,1,1\t0/1:1,1,1\t0/1:1,1,1"),
+    ("T", ".", "DP:GT", "5:0/1\t5:0/1\t5:0/1"),
+    ("T", ".", "GT:PSL", "0|1:1,2\t0/1:.,.\t0/1:1,."),
+    ("T", ".", ".", ".\t.\t."),
+    ("T", ".", ".", ".\t0/1\t."),
+    ("T", ".", "GT:DP", "10/1:5\t01/1:5\t0/1:5"),
+    ("T", "AF=-0.5", "GT", "0/1\t0/1\t0/1"),
+    ("T", "DP=5;DP=5", "GT", "0/1\t0/1\t0/1"),
+    ("T", "CIGAR=1X", "GT", "0/1\t0/1\t0/1"),
+    ("T", "XC=a,b;XN=a,b;XS=", "GT", "0/1\t0/1\t0/1"),
+]
+
+
+@pytest.mark.parametrize("version", ["4.2", "4.3", "4.4"])
+@pytest.mark.parametrize(("alt", "info", "layout", "columns"), EDGE_RECORDS)
+def test_fast_path_equals_exact_rules_on_edge_records(monkeypatch, version, alt, info, layout, columns):
+    body = (f"1\t90\t.\tC\tT\t.\t.\tDP=1\t{layout}\t{columns}\n"
+            f"1\t100\t.\tC\t{alt}\t50\tPASS\t{info}\t{layout}\t{columns}\n")
+    text = vcf(version, FAST_META, body, "S1\tS2\tS3")
+    assert _outcome(text, True, monkeypatch) == _outcome(text, False, monkeypatch)
+
+
+def test_fast_path_equals_exact_rules_on_random_records(monkeypatch):
+    rng = random.Random(20261201)
+    outcomes: dict[str, int] = {}
+    for _ in range(3000):
+        text = _random_file(rng)
+        fast = _outcome(text, True, monkeypatch)
+        assert fast == _outcome(text, False, monkeypatch), text
+        outcomes[fast[0]] = outcomes.get(fast[0], 0) + 1
+    assert outcomes["valid"] > 150 and len(outcomes) > 8, outcomes  # both sides of many rules were exercised
+
+
+def test_common_records_take_the_fast_path(tmp_path, monkeypatch):
+    """Typical caller output never reaches the exact per-value rules (so it is as fast as promised)."""
+    from genoflow_dagster.formats import vcf as vcf_module
+
+    def exact(*args):
+        raise AssertionError("the exact rules ran")
+
+    body = "".join(f"1\t{100 + i}\t.\tC\t{alt}\t50\tPASS\tDP=5;AF={af};AC={ac}\tGT:AD:DP:GQ:PL\t{gt}\n"
+                   for i, (alt, af, ac, gt) in enumerate([
+                       ("T", "0.5", "1", "0/1:3,4:7:99:10,0,20\t1|1:0,5:5:20:30,10,0\t./.:.:.:.:."),
+                       ("T,G", "0.5,0.1", "1,1", "1/2:0,3,4:7:99:1,2,3,4,5,6\t0:5,0,0:5:20:0,10,20\t.:.:.:.:."),
+                       ("<DEL>", "0.5", "1", "0/1:3,4:7:99:10,0,20\t0/0:5,0:5\t./."),
+                   ]))
+    path = tmp_path / "calls.vcf"
+    path.write_text(vcf("4.2", FAST_META, body, "S1\tS2\tS3"))
+    monkeypatch.setattr(vcf_module, "_check_samples", exact)
+    monkeypatch.setattr(vcf_module, "_check_info", exact)
+    result = validate_file(path)
+    assert result.valid and result.records == 3, result.message
