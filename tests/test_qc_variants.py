@@ -8,10 +8,12 @@ from htslib's rules, which also checks everything else on every fixture that has
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import random
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pysam
@@ -417,6 +419,54 @@ def test_allele_beyond_alts_is_an_error_not_an_exit(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="Incorrect allele"):
         vcf_metrics(bad)
     assert vcf_metrics(DATA / "edge_cases.vcf")["records"] == 14
+
+
+def test_bzip2_metrics_equal_the_bgzipped_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """htslib cannot read bzip2: the file (and known sites) go through a temporary BGZF copy, then removed."""
+    calls = write_random_vcf(tmp_path / "calls.vcf", n=500)
+    known, _ = known_sites_for(calls, tmp_path / "known.vcf")
+    gz, bz = tmp_path / "calls.vcf.gz", tmp_path / "calls.vcf.bz2"
+    pysam.tabix_compress(str(calls), str(gz))
+    text = calls.read_bytes()
+    bz.write_bytes(bz2.compress(text))
+    known_bz = tmp_path / "known.vcf.bz2"
+    known_bz.write_bytes(bz2.compress(known.read_bytes()))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    want = vcf_metrics(gz)
+    assert want["records"] == 500 and want["samples"] == 4
+    assert vcf_metrics(bz) == want
+    assert compute_metrics(bz, "vcf")["records"] == 500
+    with_known = vcf_metrics(gz, known_sites=str(known))
+    assert with_known["known"] > want["known"]
+    assert vcf_metrics(bz, known_sites=str(known_bz)) == with_known
+    # several bzip2 streams (pbzip2), copied in small reads
+    monkeypatch.setattr(variants_module, "_COPY_CHUNK", 1000)
+    half = text.index(b"\n", len(text) // 2) + 1
+    bz.write_bytes(bz2.compress(text[:half]) + bz2.compress(text[half:]))
+    assert vcf_metrics(bz) == want
+    edge = tmp_path / "edge.vcf.bz2"
+    edge.write_bytes(bz2.compress((DATA / "edge_cases.vcf").read_bytes()))
+    assert vcf_metrics(edge) == vcf_metrics(DATA / "edge_cases.vcf")
+    assert list(scratch.iterdir()) == []
+
+
+def test_bzip2_damaged_or_bomb_is_a_value_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    packed = bz2.compress((DATA / "edge_cases.vcf").read_bytes())
+    bad = tmp_path / "bad.vcf.bz2"
+    for damaged in (packed[:len(packed) // 2], packed[:40] + bytes(40) + packed[80:]):
+        bad.write_bytes(damaged)
+        with pytest.raises(ValueError, match="bzip2"):
+            vcf_metrics(bad)
+    monkeypatch.setattr(variants_module, "_BOMB_MIN_BYTES", 1 << 20)
+    bad.write_bytes(bz2.compress(b"##" + b"x" * (20 << 20) + b"\n"))
+    with pytest.raises(ValueError, match="bomb"):
+        vcf_metrics(bad)
+    assert list(scratch.iterdir()) == []
 
 
 def corpus_vcfs() -> list[Path]:
