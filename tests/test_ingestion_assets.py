@@ -18,7 +18,7 @@ SWAPPED_R2 = b"@r2/2\nTTTTACGTAC\n+\nIIIIIIIIII\n@r1/2\nGGGGCCCCTT\n+\nIIIIIIIII
 BROKEN = b"@r1\nACGTACGT\n+\nIII\n"
 
 
-def _run(tmp_path, files: dict[str, bytes]):
+def _materialize(tmp_path, files: dict[str, bytes]):
     storage = LocalStorage(base_dir=str(tmp_path / "zones"))
     for name, data in files.items():
         storage.put_bytes(data, zones.landing_key("S1", name))
@@ -28,6 +28,11 @@ def _run(tmp_path, files: dict[str, bytes]):
         [raw_files, validated_files, qc_metrics], partition_key="S1", instance=instance, raise_on_error=False,
         resources={"storage": storage, "reference": ReferenceData(fasta_path=str(tmp_path / "none.fa"))},
     )
+    return storage, result
+
+
+def _run(tmp_path, files: dict[str, bytes]):
+    storage, result = _materialize(tmp_path, files)
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     return storage, checks, materialized
@@ -78,15 +83,7 @@ def test_a_samplesheet_naming_a_missing_file_blocks_the_sample(tmp_path):
 
 
 def test_qc_metadata_carries_pair_figures_and_plots(tmp_path):
-    storage = LocalStorage(base_dir=str(tmp_path / "zones"))
-    for name, data in {"x_R1.fastq": GOOD_R1, "x_R2.fastq": GOOD_R2}.items():
-        storage.put_bytes(data, zones.landing_key("S1", name))
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(SAMPLES_PARTITION_NAME, ["S1"])
-    result = dg.materialize(
-        [raw_files, validated_files, qc_metrics], partition_key="S1", instance=instance, raise_on_error=False,
-        resources={"storage": storage, "reference": ReferenceData(fasta_path=str(tmp_path / "none.fa"))},
-    )
+    storage, result = _materialize(tmp_path, {"x_R1.fastq": GOOD_R1, "x_R2.fastq": GOOD_R2})
     summary = json.loads(storage.get_bytes(zones.processed_key("S1", "qc_metrics", "qc.json")))
     [pair] = summary["pairs"]
     assert (pair["r1"], pair["r2"], pair["pairs"], pair["total_bases"]) == ("x_R1.fastq", "x_R2.fastq", 2, 40)
