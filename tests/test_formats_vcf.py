@@ -266,6 +266,9 @@ EDGE_RECORDS = [  # (ALT, INFO, FORMAT, sample columns)
     ("T", "DP=5;DP=5", "GT", "0/1\t0/1\t0/1"),
     ("T", "CIGAR=1X", "GT", "0/1\t0/1\t0/1"),
     ("T", "XC=a,b;XN=a,b;XS=", "GT", "0/1\t0/1\t0/1"),
+    ("<CNV:TR>", "RUS=TT;RUC=2.3;RB=5", "GT", "0/1\t0/1\t0/1"),  # 4.4 tandem repeats read the INFO values
+    ("<CNV:TR>", "RUS=TTT;RUC=30;RB=100", "GT", "0/1\t0/1\t0/1"),
+    ("T", "DP=5;AF=0.5;AC=1;MQ=60;XI=1,2,3;DB", "GT:AD:DP:GQ:PL", "0/1:3,4:7:99:10,0,20\t0/1\t./."),
 ]
 
 
@@ -308,3 +311,21 @@ def test_common_records_take_the_fast_path(tmp_path, monkeypatch):
     monkeypatch.setattr(vcf_module, "_check_info", exact)
     result = validate_file(path)
     assert result.valid and result.records == 3, result.message
+
+
+def test_fast_path_pattern_budget(monkeypatch):
+    """Past the pattern budget new shapes take the exact rules: same results, no growth."""
+    from genoflow_dagster.formats import vcf as vcf_module
+
+    monkeypatch.setattr(vcf_module, "_MAX_PATTERNS", 3)
+    rng = random.Random(7)
+    for _ in range(300):
+        text = _random_file(rng)
+        assert _outcome(text, True, monkeypatch) == _outcome(text, False, monkeypatch), text
+    shapes = ["DP=5", "DP=5;AF=0.5", "AF=0.5", "AC=1", "DB;DP=1", "XS=a"]
+    layouts = [("GT", "0/1\t0/1\t1"), ("GT:DP", "0/1:5\t1|1\t./.:."), ("DP", "5\t5\t.")]
+    body = "".join(f"1\t{100 + i}\t.\tC\tT\t50\tPASS\t{shapes[i % 6]}\t{layouts[i % 3][0]}\t{layouts[i % 3][1]}\n"
+                   for i in range(30))
+    text = vcf("4.2", FAST_META, body, "S1\tS2\tS3")
+    want = ("valid", 30, {"vcf_version": "VCFv4.2"})
+    assert _outcome(text, True, monkeypatch) == _outcome(text, False, monkeypatch) == want

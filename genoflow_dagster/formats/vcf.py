@@ -471,8 +471,8 @@ def _check_samples(columns: list[bytes], keys: list[bytes], fmt: dict[bytes, tup
 _FAST = True  # tests turn it off to compare the two paths
 _FLOAT_BODY = rb"(?:\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|inf|nan|INF|NAN|Inf|NaN)"
 _MAX_FAST_COUNT = 64  # lists declared longer than this take the exact rules
-_MAX_FAST_ALLELES = 99
-_MAX_LAYOUTS = 256  # distinct FORMAT strings whose checked keys and patterns are kept
+_MAX_FAST_ALLELES = 99  # records with more ALT alleles take the exact rules
+_MAX_PATTERNS = 2048  # compiled patterns per file (a few KB each), and FORMAT strings whose keys are kept
 
 
 def _never(value: bytes) -> bool:
@@ -518,32 +518,36 @@ def _list_pattern(typ: bytes, count: bytes, alts: int, ploidy: int | None, stop:
     return rb"(?:" + item + more + b"{%d}" % (expected - 1) + rb"|\.)", False
 
 
-def _info_matcher(key: bytes, declared: tuple[bytes, bytes], alts: int, version: bytes):
-    """fullmatch of the values of INFO `key` the exact rules accept (`_never` for keys they must see)."""
+def _info_value_pattern(key: bytes, declared: tuple[bytes, bytes], alts: int, version: bytes, stop: bytes
+                        ) -> tuple[bytes, bool] | None:
+    """A pattern for the values of INFO `key` the exact rules accept, and whether it matches the empty value
+    (None for keys the rules must see)."""
     count, typ = declared
     if key == b"CIGAR" or (key == b"SVCLAIM" and version >= b"VCFv4.4"):
-        return _never
+        return None
     if typ == b"Flag":
-        return re.compile(rb"[01]?").fullmatch
-    pattern = _list_pattern(typ, count, alts, None, b",", key in _NON_NEGATIVE_INFO)
-    return _never if pattern is None else re.compile(pattern[0]).fullmatch
+        return rb"[01]?", True
+    return _list_pattern(typ, count, alts, None, stop, key in _NON_NEGATIVE_INFO)
 
 
-def _fast_info(info_field: bytes, matchers: dict, info: dict[bytes, tuple[bytes, bytes]], alts: int,
-               version: bytes) -> dict[bytes, bytes] | None:
-    """The INFO entries by key when every one passes its compiled check; None sends the field to `_check_info`."""
-    seen: dict[bytes, bytes] = {}
-    for item in info_field.split(b";"):
-        key, _, value = item.partition(b"=")
-        match = matchers.get(key)
-        if match is None:
-            if key not in info:
-                return None
-            match = matchers[key] = _info_matcher(key, info[key], alts, version)
-        if key in seen or not match(value):
+# An INFO field's keys in order ('AC;AF;DB' for AC=1;AF=0.5;DB): the field's shape
+_INFO_SHAPE = re.compile(rb"=[^;]*").sub
+
+
+def _info_shape_pattern(keys: list[bytes], info: dict[bytes, tuple[bytes, bytes]], alts: int, version: bytes
+                        ) -> bytes | None:
+    """A pattern for whole INFO fields with these (declared) keys in this order, each key once, whose every
+    entry the exact rules accept."""
+    if len(set(keys)) != len(keys):
+        return None
+    items = []
+    for key in keys:
+        pattern = _info_value_pattern(key, info[key], alts, version, b";,")
+        if pattern is None:
             return None
-        seen[key] = value
-    return seen
+        body, matches_empty = pattern  # 'KEY' alone and 'KEY=' both have the value ''
+        items.append(re.escape(key) + (rb"(?:=(?>" + body + rb"))?" if matches_empty else rb"=(?>" + body + rb")"))
+    return b";".join(items)
 
 
 def _allele_pattern(alts: int, missing: bool) -> bytes:
@@ -554,63 +558,107 @@ def _allele_pattern(alts: int, missing: bool) -> bytes:
     return rb"(?>" + b"|".join(choices) + rb")"
 
 
-class _Layout:
-    """One FORMAT string: its checked keys and, per ALT allele count, a fullmatch of all sample columns."""
+def _samples_pattern(keys: list[bytes], fmt: dict[bytes, tuple[bytes, bytes]], alts: int) -> bytes | None:
+    """A pattern for all the sample columns (tab-separated) of a record with these FORMAT keys and ALT count
+    whose every value the exact rules accept."""
+    if not keys or b"PSL" in keys:
+        return None
+    genotyped = keys[0] == b"GT"
+    others = keys[1:] if genotyped else keys
+    if b"GT" in others:  # GT:GT (VCF <= 4.2): both are genotypes
+        return None
 
-    def __init__(self, keys: list[bytes]) -> None:
-        self.keys = keys
-        self._matchers: dict[int, object] = {}
+    def values(ploidy: int | None) -> list[bytes] | None:
+        out = []
+        for key in others:
+            pattern = _list_pattern(fmt[key][1], fmt[key][0], alts, ploidy, b"\t:,")
+            if pattern is None:
+                return None
+            body, matches_empty = pattern
+            out.append(rb"(?>" + body + rb")" if matches_empty else rb"(?>(?:" + body + rb")?)")
+        return out
 
-    def matcher(self, alts: int, fmt: dict[bytes, tuple[bytes, bytes]]):
-        found = self._matchers.get(alts)
-        if found is None:
-            found = self._matchers[alts] = self._build(alts, fmt) or _never
-        return found
+    def chain(patterns: list[bytes]) -> bytes:  # values after the first; trailing ones may be dropped
+        rest = b""
+        for pattern in reversed(patterns):
+            rest = rb"(?::" + pattern + rest + rb")?"
+        return rest
 
-    def _build(self, alts: int, fmt: dict[bytes, tuple[bytes, bytes]]):
-        keys = self.keys
-        if not keys or b"PSL" in keys or alts > _MAX_FAST_ALLELES:
+    if not genotyped:
+        plain = values(None)
+        if plain is None:
             return None
-        genotyped = keys[0] == b"GT"
-        others = keys[1:] if genotyped else keys
-        if b"GT" in others:  # GT:GT (VCF <= 4.2): both are genotypes
-            return None
-
-        def values(ploidy: int | None) -> list[bytes] | None:
-            out = []
-            for key in others:
-                pattern = _list_pattern(fmt[key][1], fmt[key][0], alts, ploidy, b"\t:,")
-                if pattern is None:
-                    return None
-                body, matches_empty = pattern
-                out.append(rb"(?>" + body + rb")" if matches_empty else rb"(?>(?:" + body + rb")?)")
-            return out
-
-        def chain(patterns: list[bytes]) -> bytes:  # values after the first; trailing ones may be dropped
-            rest = b""
-            for pattern in reversed(patterns):
-                rest = rb"(?::" + pattern + rest + rb")?"
-            return rest
-
-        if not genotyped:
+        sample = plain[0] + chain(plain[1:])
+    else:
+        allele, called = _allele_pattern(alts, True), _allele_pattern(alts, False)
+        if not any(fmt[key][0] == b"G" for key in others):  # the ploidy changes no count
             plain = values(None)
             if plain is None:
                 return None
-            sample = plain[0] + chain(plain[1:])
-        else:
-            allele, called = _allele_pattern(alts, True), _allele_pattern(alts, False)
-            if not any(fmt[key][0] == b"G" for key in others):  # the ploidy changes no count
-                plain = values(None)
-                if plain is None:
+            sample = allele + rb"(?:[/|]" + allele + rb")*" + chain(plain)
+        else:  # Number=G counts: diploid, haploid, or no count for a '.' genotype; other ploidies go exact
+            diploid, haploid, unknown = values(2), values(1), values(None)
+            if diploid is None or haploid is None or unknown is None:
+                return None
+            sample = (rb"(?:" + allele + rb"[/|]" + allele + chain(diploid) + rb"|" + called + chain(haploid)
+                      + rb"|\." + chain(unknown) + rb")")
+    return rb"(?>" + sample + rb")(?:\t(?>" + sample + rb"))*"
+
+
+class _FastPath:
+    """The compiled checks of one file, built on first use. A file has few shapes; one that keeps making new
+    ones stops getting patterns after `_MAX_PATTERNS` (its records take the exact rules), so neither memory
+    nor compile time grows with the file."""
+
+    def __init__(self, info: dict[bytes, tuple[bytes, bytes]], fmt: dict[bytes, tuple[bytes, bytes]],
+                 version: bytes) -> None:
+        self.info, self.fmt, self.version = info, fmt, version
+        self.patterns = 0
+        self.info_shapes: dict[tuple[bytes, int], object] = {}  # (INFO shape, ALT count) -> fullmatch
+        self.info_values: dict[tuple[bytes, int], object] = {}  # (INFO key, ALT count) -> fullmatch
+        self.samples: dict[tuple[bytes, int], object] = {}  # (FORMAT, ALT count) -> fullmatch
+        self.format_keys: dict[bytes, list[bytes]] = {}  # FORMAT -> its checked keys
+
+    def _compile(self, pattern: bytes | None):
+        self.patterns += 1
+        return _never if pattern is None else re.compile(pattern).fullmatch
+
+    def info_field(self, field: bytes, alts: int) -> bool:
+        """Whether every entry of the INFO field passes the exact rules, judged by one pattern per shape."""
+        shape = (_INFO_SHAPE(b"", field), alts)
+        match = self.info_shapes.get(shape)
+        if match is None:
+            keys = shape[0].split(b";")
+            if self.patterns >= _MAX_PATTERNS or not all(key in self.info for key in keys):
+                return False  # (an undeclared key: the exact rules declare it, the next record can be fast)
+            match = self.info_shapes[shape] = self._compile(_info_shape_pattern(keys, self.info, alts,
+                                                                                self.version))
+        return bool(match(field))
+
+    def info_entries(self, field: bytes, alts: int) -> dict[bytes, bytes] | None:
+        """The INFO entries by key when every one passes a pattern per key (for fields whose shape got no
+        pattern); None sends the field to `_check_info`."""
+        seen: dict[bytes, bytes] = {}
+        for item in field.split(b";"):
+            key, _, value = item.partition(b"=")
+            match = self.info_values.get((key, alts))
+            if match is None:
+                if self.patterns >= _MAX_PATTERNS or key not in self.info:
                     return None
-                sample = allele + rb"(?:[/|]" + allele + rb")*" + chain(plain)
-            else:
-                diploid, haploid, unknown = values(2), values(1), values(None)
-                if diploid is None or haploid is None or unknown is None:
-                    return None
-                sample = (rb"(?:" + allele + rb"[/|]" + allele + chain(diploid) + rb"|" + called + chain(haploid)
-                          + rb"|\." + chain(unknown) + rb")")
-        return re.compile(rb"(?>" + sample + rb")(?:\t(?>" + sample + rb"))*").fullmatch
+                pattern = _info_value_pattern(key, self.info[key], alts, self.version, b",")
+                match = self.info_values[key, alts] = self._compile(pattern and pattern[0])
+            if key in seen or not match(value):
+                return None
+            seen[key] = value
+        return seen
+
+    def sample_columns(self, format_field: bytes, keys: list[bytes], alts: int, columns: bytes) -> bool:
+        match = self.samples.get((format_field, alts))
+        if match is None:
+            if self.patterns >= _MAX_PATTERNS:
+                return False
+            match = self.samples[format_field, alts] = self._compile(_samples_pattern(keys, self.fmt, alts))
+        return bool(match(columns))
 
 
 def _out_of_range(genotype: bytes, allele: bytes, alts: list[bytes], number: int) -> str:
@@ -647,8 +695,7 @@ def validate_vcf(stream: BinaryIO, details: dict) -> int:
     undeclared: set[str] = set()
     blank_at = 0
     recent_sites: dict[tuple[int, bytes, bytes], int] = {}
-    info_matchers: dict[int, dict] = {}  # per ALT allele count: INFO key -> compiled check
-    layouts: dict[bytes, _Layout] = {}  # FORMAT string -> its keys and compiled sample checks
+    fast = _FastPath(info, fmt, version) if _FAST else None
     for number, line in lines:
         if line.startswith(b"##"):
             if not printable(line):
@@ -752,24 +799,22 @@ def validate_vcf(stream: BinaryIO, details: dict) -> int:
             recent_sites.clear()
         _check_duplicates(recent_sites, position, ref, alts, chrom, number)
         seen_keys: dict[bytes, bytes] = {}
-        if info_field != b".":
-            found = None
-            if _FAST and len(alts) <= _MAX_FAST_ALLELES:
-                matchers = info_matchers.get(len(alts))
-                if matchers is None:
-                    matchers = info_matchers[len(alts)] = {}
-                found = _fast_info(info_field, matchers, info, len(alts), version)
+        n_alts = len(alts)
+        quick = fast if n_alts <= _MAX_FAST_ALLELES else None
+        tandem = v44 and any(a.startswith(b"<CNV:TR") for a in alts)  # needs the INFO values by key
+        if info_field != b"." and not (quick and not tandem and quick.info_field(info_field, n_alts)):
+            found = quick.info_entries(info_field, n_alts) if quick else None
             seen_keys = _check_info(info_field, info, alts, version, undeclared, number) if found is None else found
-        if v44 and any(a.startswith(b"<CNV:TR") for a in alts):
+        if tandem:
             _check_tandem_repeats(seen_keys, alts, number)
         if samples:
-            layout = layouts.get(fields[8])
-            if layout is None:
-                layout = _Layout(_format_keys(fields[8], fmt, version, undeclared, number))
-                if len(layouts) < _MAX_LAYOUTS:
-                    layouts[fields[8]] = layout
-            if not (_FAST and layout.matcher(len(alts), fmt)(fields[9])):
-                _check_samples(fields[9].split(b"\t"), layout.keys, fmt, alts, version, number)
+            keys = fast.format_keys.get(fields[8]) if fast is not None else None
+            if keys is None:
+                keys = _format_keys(fields[8], fmt, version, undeclared, number)
+                if fast is not None and len(fast.format_keys) < _MAX_PATTERNS:
+                    fast.format_keys[fields[8]] = keys
+            if not (quick and quick.sample_columns(fields[8], keys, n_alts, fields[9])):
+                _check_samples(fields[9].split(b"\t"), keys, fmt, alts, version, number)
         if chrom != last_chrom and contig != last_contig:
             if contig in contig_order:
                 raise FormatError("VCF_UNSORTED", f"line {number}: contig {chrom.decode(errors='replace')} "
