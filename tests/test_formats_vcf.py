@@ -329,3 +329,35 @@ def test_fast_path_pattern_budget(monkeypatch):
     text = vcf("4.2", FAST_META, body, "S1\tS2\tS3")
     want = ("valid", 30, {"vcf_version": "VCFv4.2"})
     assert _outcome(text, True, monkeypatch) == _outcome(text, False, monkeypatch) == want
+
+
+def test_fast_path_equals_exact_rules_on_mutated_caller_records(monkeypatch):
+    """Caller-shaped records (many INFO keys, GT:AD:DP:GQ:PL, phased PGT/PID/PS) with a few bytes swapped."""
+    rng = random.Random(3)
+    records = []
+    for i in range(40):
+        alts = rng.choice(["T", "G", "TGA", "G,A"])
+        n = alts.count(",") + 1
+        info = (f"AC={','.join(['3'] * n)};AF={','.join(['0.15'] * n)};AN=20;DP={rng.randint(5, 500)};MQ=60.00;"
+                f"XR={','.join(['-0.5'] * (n + 1))}" + (";DB" if i % 3 else ""))
+        layout = "GT:AD:DP:GQ:PL" if i % 4 else "GT:AD:DP:GQ:FT:YS:PL"
+        pl = ",".join(str(rng.randint(0, 900)) for _ in range((n + 1) * (n + 2) // 2))
+        gts = ["0/1", "1|1", "./.", "0/0"] if n == 1 else ["1/2", "0|2", "./."]
+        samples = [f"{rng.choice(gts)}:{','.join(['4'] * (n + 1))}:9:{rng.randint(0, 99)}"
+                   + (":PASS:a,b" if i % 4 == 0 else "") + f":{pl}" for _ in range(3)]
+        records.append("\t".join(["1", str(100 + 7 * i), rng.choice([".", f"rs{i}"]), "C", alts, "50", "PASS", info,
+                                  layout, *samples]))
+    tokens = [".", ",", ":", "/", "|", "-", "+", "0", "1", "2", "9", "e", "x", "", ";", "=", '"', "1.5", "nan", "10"]
+    valid = 0
+    for _ in range(1500):
+        start = rng.randrange(len(records) - 4)
+        chosen = records[start:start + 4]
+        for _ in range(rng.randint(1, 3)):
+            k = rng.randrange(len(chosen))
+            j = rng.randrange(len(chosen[k]))
+            chosen[k] = chosen[k][:j] + rng.choice(tokens) + chosen[k][j + rng.randint(0, 3):]
+        text = vcf("4.2", FAST_META, "\n".join(chosen) + "\n", "S1\tS2\tS3")
+        fast = _outcome(text, True, monkeypatch)
+        assert fast == _outcome(text, False, monkeypatch), text
+        valid += fast[0] == "valid"
+    assert valid > 100, valid
