@@ -2,8 +2,15 @@
 
 Checks the rules a downstream tool relies on: fixed columns, POS, REF/ALT
 alphabets, QUAL, INFO/FORMAT keys declared in the header and values of the
-declared type and count, GT syntax, and records sorted within each contig
-(a contig does not reappear after another one started).
+declared type and count, GT syntax (allele indexes within the ALT alleles, none
+when ALT is '.'), and records sorted within each contig (a contig does not
+reappear after another one started).
+
+Speed: the INFO field and the sample columns of most records are judged by a
+few compiled patterns (one per INFO shape, one per FORMAT string and ALT
+count; see `_FastPath`) that accept only what the rules accept; a record they
+do not accept is checked rule by rule, which gives the reason and the line.
+About 100k records/s of 10 samples on one core (10k/s rule by rule).
 """
 
 from __future__ import annotations
