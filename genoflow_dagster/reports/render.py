@@ -138,22 +138,20 @@ def _read_plots(metrics: dict[str, Any]) -> dict[str, str]:
     return plots
 
 
+def _mapq_plot(metrics: dict[str, Any]) -> str:
+    dist = metrics.get("mapq_distribution") or {}
+    keys = sorted(dist, key=int)
+    return svg_histogram([dist[k] for k in keys], x_label="mapping quality", labels=keys) if keys else ""
+
+
 def _alignment_plots(metrics: dict[str, Any]) -> dict[str, str]:
     plots: dict[str, str] = {}
-    depth = metrics.get("depth_distribution") or {}
-    if depth:
-        keys = sorted(depth, key=lambda k: int(str(k).split("-")[0].rstrip("+")))
-        plots["depth_distribution"] = svg_histogram([depth[k] for k in keys], x_label="depth (x)", labels=keys)
-    else:
-        breadth = [(k, metrics.get(f"breadth_{k}")) for k in ("1x", "10x", "30x")]
-        if all(isinstance(v, int | float) for _, v in breadth):
-            plots["breadth_of_coverage"] = svg_histogram([float(v) for _, v in breadth],  # type: ignore[arg-type]
-                                                         x_label="% of reference at >= depth",
-                                                         labels=[k for k, _ in breadth])
-    mapq = metrics.get("mapq_distribution") or {}
-    if mapq:
-        keys = sorted(mapq, key=lambda k: int(k))
-        plots["mapq_distribution"] = svg_histogram([mapq[k] for k in keys], x_label="mapping quality", labels=keys)
+    breadth = [(k, metrics.get(f"breadth_{k}")) for k in ("1x", "10x", "30x")]
+    if all(isinstance(v, int | float) for _, v in breadth):
+        plots["breadth_of_coverage"] = svg_histogram([float(v) for _, v in breadth],  # type: ignore[arg-type]
+                                                     x_label="% of reference at >= depth",
+                                                     labels=[k for k, _ in breadth])
+    plots["mapq_distribution"] = _mapq_plot(metrics)
     return plots
 
 
@@ -169,10 +167,14 @@ def svg_image_markdown(title: str, svg: str) -> str:
 
 
 def metadata_plots(fmt: str, metrics: dict[str, Any]) -> str:
-    """The plots of one file's metrics (per-position quality, GC, lengths; depth and MAPQ for alignments) as
-    markdown for asset metadata; empty when the format has none."""
-    plots = _read_plots(metrics) if fmt == "fastq" else _alignment_plots(metrics) if fmt in (
-        "bam", "cram", "sam") else {}
+    """The plots of one file's metrics (per-position quality, GC, lengths; breadth of coverage and MAPQ for
+    alignments) as markdown for asset metadata; empty when the format has none."""
+    if fmt == "fastq":
+        plots = _read_plots(metrics)
+    elif fmt in ("bam", "cram", "sam"):
+        plots = _alignment_plots(metrics)
+    else:
+        return ""
     return "\n\n".join(f"**{name.replace('_', ' ')}**\n\n{svg_image_markdown(name, svg)}"
                          for name, svg in plots.items() if svg)
 
@@ -181,13 +183,9 @@ def render_sample_report(ctx: dict[str, Any]) -> str:
     reads = [dict(entry, plots=_read_plots(entry.get("metrics") or {}))
              for entry in ctx.get("file_metrics", []) if entry.get("format") == "fastq"]
     alignment = ctx.get("alignment") or None
-    depth_plot = ""
-    if alignment and alignment.get("mapq_distribution"):
-        dist = alignment["mapq_distribution"]
-        keys = sorted(dist, key=lambda k: int(k))
-        depth_plot = svg_histogram([dist[k] for k in keys], x_label="mapping quality", labels=keys)
+    mapq_plot = _mapq_plot(alignment) if alignment else ""
     return _ENV.get_template("sample_report.html.j2").render(
-        {**ctx, "reads": reads, "alignment": alignment, "mapq_plot": depth_plot})
+        {**ctx, "reads": reads, "alignment": alignment, "mapq_plot": mapq_plot})
 
 
 def render_cohort_report(rows: list[dict[str, Any]], *, title: str = "GenoFlow cohort QC summary",
