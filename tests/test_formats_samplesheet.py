@@ -29,6 +29,7 @@ def test_a_valid_sheet_gives_its_rows(tmp_path):
         ("S1,a.fq,,,lenient\n", 2, "column qc_profile: 'lenient' must be empty or one of standard, strict"),
         ("S1,a.fq,,,\nS1,b.fq,,,\n", 3, "column sample: 'S1' must be unique in the sheet"),
         ("S 1,a.fq,,,\n", 2, "column sample: 'S 1' must be a sample ID"),
+        ("S" * 65 + ",a.fq,,,\n", 2, "must be a sample ID of 1-64"),  # longer than a partition key may be
         ("S1,,b_R2.fq,,\n", 2, "line 2: fastq_2 needs fastq_1"),
         ("S1,a.fq,,,\nS2,,,,standard\n", 3, "line 3: a row names at least one file"),
     ],

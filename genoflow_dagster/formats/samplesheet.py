@@ -5,7 +5,7 @@ rules, against a pandera schema. One row per sample:
 
 | column | required | meaning |
 |---|---|---|
-| `sample` | yes | the sample ID (letters, digits, `.`, `_`, `-`; unique in the sheet) |
+| `sample` | yes | the sample ID (1-64 letters, digits, `.`, `_`, `-`, as partition keys; unique in the sheet) |
 | `fastq_1`, `fastq_2` | no | the read files (plain file names); `fastq_2` needs `fastq_1` |
 | `bam`, `cram`, `vcf` | no | an uploaded alignment or call set (plain file names) |
 | `qc_profile` | no | `standard` or `strict`: the QC profile this sample is graded by |
@@ -23,13 +23,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+from genoflow_dagster import zones
 from genoflow_dagster.formats.errors import FormatError
 
 SAMPLESHEET_NAME = re.compile(r"^samplesheet\.(csv|tsv|xlsx)$", re.IGNORECASE)
 FILE_COLUMNS = ("fastq_1", "fastq_2", "bam", "cram", "vcf")
 KNOWN_COLUMNS = ("sample", *FILE_COLUMNS, "qc_profile")
 SHEET_PROFILES = ("standard", "strict")
-SAMPLE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 # A plain file name: no directory part, no control characters, not '.' or '..'.
 FILE_NAME_PATTERN = r"^(?!\.{1,2}$)[^/\\\x00-\x1f\x7f]{1,255}$"
 # A samplesheet lists samples, not data: past this size it is not one.
@@ -100,20 +100,29 @@ def _read(path: Path, fmt: str) -> tuple[Any, int]:
     return frame, 1
 
 
+def _is_sample_id(value: str) -> bool:
+    """The partition-key rule (zones.validate_sample_id): a sheet may only name samples the pipeline can run."""
+    try:
+        zones.validate_sample_id(value)
+    except zones.UnsafeKeyError:
+        return False
+    return True
+
+
 def _schema_problems(frame: Any, header_line: int) -> list[tuple[int, str]]:
     import pandera.pandas as pa
 
     def line_of(index: Any) -> int:
         return header_line + 1 + int(index)
 
-    file_name = pa.Check.str_matches(FILE_NAME_PATTERN, error="a plain file name (no '/', '\\' or control characters)")
     optional_file = pa.Column(str, checks=pa.Check(lambda s: (s == "") | s.str.match(FILE_NAME_PATTERN),
-                                                    element_wise=False, error=file_name.error))
+                                                    error="a plain file name (no '/', '\\' or control characters)"))
     schema = pa.DataFrameSchema(
         {
             "sample": pa.Column(str, unique=True, report_duplicates="exclude_first",
-                                checks=pa.Check.str_matches(SAMPLE_ID_PATTERN,
-                                                            error="a sample ID of letters, digits, '.', '_', '-'")),
+                                checks=pa.Check(_is_sample_id, element_wise=True,
+                                                error=f"a sample ID of 1-{zones.MAX_SAMPLE_ID_LENGTH} letters, "
+                                                "digits, '.', '_', '-'")),
             **{column: optional_file for column in FILE_COLUMNS},
             "qc_profile": pa.Column(str, checks=pa.Check.isin(["", *SHEET_PROFILES],
                                                                error=f"empty or one of {', '.join(SHEET_PROFILES)}")),
