@@ -31,12 +31,22 @@ from genoflow_dagster.qc.contamination import (
 )
 from genoflow_dagster.qc.pairs import pair_figures
 from genoflow_dagster.qc.profiles import grade, load_profile
+from genoflow_dagster.qc.reference_match import (
+    FAIL,
+    ReferenceContigs,
+    alignment_contigs,
+    match_contigs,
+    sample_verdict,
+    vcf_contigs,
+)
 from genoflow_dagster.reports.render import metadata_plots
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import Storage
+from genoflow_dagster.samples import ALIGNMENT_FORMATS, VARIANT_FORMATS
 
 QC = "qc"
 CHECK_WITHIN_PROFILE = "qc_metrics_within_profile"
+CHECK_REFERENCE = "qc_metrics_reference_consistent"
 # Bump when metric definitions change, so cached per-file metrics are recomputed.
 METRICS_VERSION = "1"
 
@@ -92,7 +102,14 @@ def worst(statuses: list[str]) -> str:
             asset="qc_metrics",
             blocking=True,
             description="No QC module fails the sample's profile (warnings are shown, they do not block).",
-        )
+        ),
+        dg.AssetCheckSpec(
+            CHECK_REFERENCE,
+            asset="qc_metrics",
+            blocking=True,
+            description="Every uploaded BAM/CRAM/SAM/VCF names the configured reference's contigs (names, "
+            "lengths, M5): a file made against another reference stops before alignment and calling.",
+        ),
     ],
 )
 def qc_metrics(
@@ -114,8 +131,13 @@ def qc_metrics(
     reused = 0
     headline: list[tuple[str, dict[str, Any]]] = []
     metrics_by_name: dict[str, dict[str, Any]] = {}
+    reference_check = reference_consistency(context, storage, sample_id, reference, validation["files"])
+    off_reference = {m["file"] for m in reference_check["files"] if m["status"] == FAIL}
     for row in validation["files"]:
         if not row["valid"]:
+            continue
+        if row["format"] == "cram" and row["path"] in off_reference:
+            context.log.warning(f"{row['path']}: no metrics, a CRAM decodes only against its own reference")
             continue
         key = metrics_key(sample_id, row["sha256"])
         if storage.exists(key):
@@ -171,6 +193,8 @@ def qc_metrics(
         "profile": profile.name,
         "profile_version": profile.version,
         "profile_source": profile_source,
+        "profile_choice": profile_name,  # what load_profile() takes: later stages grade with the same profile
+        "reference_consistency": reference_check,
         "files": files,
         "pairs": pairs,
         "failing": failing,
@@ -212,6 +236,59 @@ def qc_metrics(
             "warning_modules": len(warning),
         },
     )
+    yield dg.AssetCheckResult(
+        check_name=CHECK_REFERENCE,
+        passed=reference_check["status"] != FAIL,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=reference_check["message"][:2000],
+        metadata={
+            "status": reference_check["status"],
+            "reference": reference_check.get("reference") or "",
+            "message": dg.MetadataValue.md(reference_check["message"]),
+            "files": dg.MetadataValue.md(markdown_table(
+                reference_check["files"], ["file", "status", "source", "contigs", "matched", "m5_compared"])),
+        },
+    )
+
+
+def reference_match_key(sample_id: str, sha256: str, reference_sha256: str) -> str:
+    return zones.processed_key(sample_id, "qc_metrics", f"reference-match-v1-{sha256}-{reference_sha256[:16]}.json")
+
+
+def reference_consistency(context: dg.AssetExecutionContext, storage: Storage, sample_id: str,
+                          reference: ReferenceData, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The sample's reference-consistency verdict (qc/reference_match.py), decided once and stored in qc.json.
+
+    Each uploaded alignment or call set is compared with the configured reference; the comparison is
+    cached per (file, reference) content, so a re-run does not download the file again.
+    """
+    try:
+        fasta = reference.fasta()
+    except FileNotFoundError:
+        return sample_verdict([], reference=None, not_graded_reason=f"no reference FASTA at "
+                              f"{reference.fasta_path or '(unset)'} (GENOFLOW_REFERENCE_FASTA)")
+    compared = [r for r in rows if r["valid"] and r["format"] in ALIGNMENT_FORMATS | VARIANT_FORMATS]
+    if not compared:
+        return sample_verdict([], reference=fasta.name)
+    ref = indexed_reference(fasta)
+    contigs = ReferenceContigs.from_fasta(ref.fasta, name=fasta.name)
+    matches = []
+    for row in compared:
+        key = reference_match_key(sample_id, row["sha256"], ref.sha256)
+        if storage.exists(key):
+            matches.append(read_json(storage, key))
+            continue
+        with storage.local_path(row["raw_key"]) as path:
+            try:
+                found = alignment_contigs(path) if row["format"] in ALIGNMENT_FORMATS else vcf_contigs(path)
+                match = match_contigs(found, contigs, file=row["path"]).to_dict()
+            except ValueError as exc:
+                match = {"file": row["path"], "status": FAIL, "message": f"{row['path']}: {exc}", "source": "",
+                         "contigs": 0, "matched": 0, "m5_compared": 0, "mismatches": []}
+        write_json(storage, key, match)
+        context.log.info(match["message"])
+        matches.append(match)
+    return sample_verdict(matches, reference=contigs.label)
 
 
 HEADLINE_FIELDS = {

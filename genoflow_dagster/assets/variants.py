@@ -24,7 +24,7 @@ from genoflow_dagster.assets.artifacts import (
     write_parquet,
 )
 from genoflow_dagster.assets.ingestion import validation_key
-from genoflow_dagster.assets.qc import qc_metrics
+from genoflow_dagster.assets.qc import qc_metrics, summary_key
 from genoflow_dagster.assets.reference import (
     gene_annotation,
     indexed_reference,
@@ -33,7 +33,9 @@ from genoflow_dagster.assets.reference import (
 )
 from genoflow_dagster.partitions import samples_partitions
 from genoflow_dagster.qc.alignment import alignment_metrics
+from genoflow_dagster.qc.alignment_gate import grade_alignment
 from genoflow_dagster.qc.profiles import grade, load_profile
+from genoflow_dagster.qc.reference_match import reference_label
 from genoflow_dagster.qc.variants import vcf_metrics
 from genoflow_dagster.reports.render import metadata_plots
 from genoflow_dagster.resources.compute import Compute
@@ -45,6 +47,7 @@ from genoflow_dagster.variants.call import normalise_vcf
 
 VARIANTS = "variants"
 CHECK_CALLSET = "variant_results_within_profile"
+CHECK_ALIGNED = "aligned_reads_within_profile"
 
 
 def manifest_key(sample_id: str, stage: str) -> str:
@@ -83,6 +86,15 @@ def _put_with_index(storage: Storage, local: Path, key: str) -> dict[str, str | 
     pool="compute",
     description="Reads aligned with minimap2 (mappy, short-read preset): coordinate-sorted, indexed BAM. "
     "An uploaded BAM/SAM/CRAM is sorted and indexed and passes through.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            CHECK_ALIGNED,
+            asset="aligned_reads",
+            blocking=True,
+            description="The aligned BAM meets the alignment floors of the sample's QC profile (mapped %, "
+            "properly paired %, depth), graded like an uploaded BAM; a failed floor stops calling.",
+        )
+    ],
 )
 def aligned_reads(context: dg.AssetExecutionContext, storage: Storage,
                   reference: ReferenceData, compute: Compute) -> dg.MaterializeResult:
@@ -93,9 +105,11 @@ def aligned_reads(context: dg.AssetExecutionContext, storage: Storage,
     bam_key = zones.processed_key(sample_id, "aligned_reads", f"{sample_id}.bam")
     manifest: dict[str, Any] = {"sample_id": sample_id, "source": "none", "bam_key": None, "index_key": None}
     metadata: dict[str, Any] = {}
+    ref_name = ""
 
     if groups or uploaded:
         ref = indexed_reference(reference.fasta())
+        ref_name = reference_label(ref.contigs, reference.fasta().name)
         with scratch_dir("align") as tmp:
             out = tmp / f"{sample_id}.bam"
             if groups:
@@ -120,8 +134,30 @@ def aligned_reads(context: dg.AssetExecutionContext, storage: Storage,
             metadata["plots"] = dg.MetadataValue.md(plots)
     else:
         context.log.info("no reads or alignments among the valid files; nothing to align")
+    # graded with the profile qc_metrics chose and stored (never chosen twice)
+    qc_summary = read_json(storage, summary_key(sample_id))
+    profile = load_profile(qc_summary.get("profile_choice") or qc_summary["profile"])
+    verdict = grade_alignment(manifest.get("metrics"), profile, reference=ref_name)
+    manifest["verdict"] = verdict
     write_json(storage, manifest_key(sample_id, "aligned_reads"), manifest)
-    return dg.MaterializeResult(metadata={"source": manifest["source"], **_clean(metadata)})
+    if verdict["status"] == "fail":
+        context.log.error(f"aligned_reads stopped: {verdict['message']}")
+    check = dg.AssetCheckResult(
+        check_name=CHECK_ALIGNED,
+        passed=verdict["status"] != "fail",
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=verdict["message"][:2000],
+        metadata={
+            "status": verdict["status"],
+            "profile": f"{verdict['profile']} v{verdict['profile_version']}",
+            "message": verdict["message"],
+            "failing_modules": dg.MetadataValue.md(
+                markdown_table(verdict["failing"], ["name", "value", "fail", "message"])),
+            "warning_modules": len(verdict["warnings"]),
+        },
+    )
+    return dg.MaterializeResult(metadata={"source": manifest["source"], "gate": verdict["status"], **_clean(metadata)},
+                                check_results=[check])
 
 
 def _align_groups(context, storage, compute: Compute, groups, valid, ref, out: Path, tmp: Path,
