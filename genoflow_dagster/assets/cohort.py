@@ -12,8 +12,8 @@ import pandas as pd
 
 from genoflow_dagster import zones
 from genoflow_dagster.assets.artifacts import markdown_table, read_parquet, write_parquet
-from genoflow_dagster.assets.qc import qc_metrics, verdict_table_key
-from genoflow_dagster.assets.reports import gather_sample
+from genoflow_dagster.assets.qc import CHECK_WITHIN_PROFILE, qc_metrics, verdict_table_key
+from genoflow_dagster.assets.reports import gate_outcomes, gather_sample, sample_status
 from genoflow_dagster.assets.variants import variant_results, variants_table_key
 from genoflow_dagster.cohort_quality import COHORT_SUMMARY_SCHEMA, run_cohort_expectations, schema_failures
 from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
@@ -33,17 +33,19 @@ def summary_row(sample_id: str, sample: dict[str, Any]) -> dict[str, Any]:
     variant_summary = (sample.get("variant_summary") or {}).get("summary") or {}
     usable = bool(validation) and not validation.get("pair_problems") and not validation.get("orphan_mates") \
         and any(f["valid"] for f in files)
+    status, stopped_at = sample_status(sample)  # every stored gate verdict, in pipeline order
     if qc is None:
-        status, stopped_at = "not_run", ("validated_files_usable" if validation and not usable else "not run yet")
-    else:
-        status = qc["status"]
-        stopped_at = "qc_metrics_within_profile" if status == "fail" else None
+        stopped_at = "validated_files_usable" if validation and not usable else "not run yet"
+    # the stored message of each failed blocking gate; the QC profile's failing modules follow
+    failed_gates = [g["detail"] for g in gate_outcomes(sample) if g["severity"].startswith("ERROR")
+                    and not g["passed"] and g["check"] != CHECK_WITHIN_PROFILE]
     total_reads = sum(m.get("total_reads", 0) for m in reads) if reads else None
     return {
         "sample_id": sample_id,
         "status": status,
         "stopped_at": stopped_at,
-        "failing": "; ".join(f"{m['module']}: {m['message']}" for m in (qc or {}).get("failing", [])) or None,
+        "failing": "; ".join(failed_gates + [f"{m['module']}: {m['message']}"
+                                             for m in (qc or {}).get("failing", [])]) or None,
         "files": len(files),
         "quarantined": sum(1 for f in files if not f["valid"]),
         "total_reads": total_reads,

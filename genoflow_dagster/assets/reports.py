@@ -11,8 +11,9 @@ import dagster as dg
 from genoflow_dagster import __version__, zones
 from genoflow_dagster.assets.artifacts import read_json, read_parquet
 from genoflow_dagster.assets.ingestion import inventory_key, validation_key
-from genoflow_dagster.assets.qc import qc_metrics, summary_key
+from genoflow_dagster.assets.qc import CHECK_REFERENCE, CHECK_WITHIN_PROFILE, qc_metrics, summary_key
 from genoflow_dagster.assets.variants import (
+    CHECK_ALIGNED,
     manifest_key,
     variant_results,
     variants_summary_key,
@@ -77,12 +78,36 @@ def gate_outcomes(sample: dict[str, Any]) -> list[dict[str, Any]]:
                       "passed": not invalid,
                       "detail": "; ".join(f"{f['path']}: {f['reason']}" for f in invalid) or "all files valid"})
     qc = sample.get("qc")
+    reference_check = (qc or {}).get("reference_consistency")
+    if reference_check:
+        gates.append({"check": CHECK_REFERENCE, "severity": "ERROR (blocking)", "status": reference_check["status"],
+                      "passed": reference_check["status"] != "fail", "detail": reference_check["message"]})
     if qc:
-        gates.append({"check": "qc_metrics_within_profile", "severity": "ERROR (blocking)",
+        gates.append({"check": CHECK_WITHIN_PROFILE, "severity": "ERROR (blocking)",
                       "passed": qc["status"] != "fail",
                       "detail": "; ".join(f"{m['module']}: {m['message']}" for m in qc["failing"])
                       or f"{qc['status']} under {qc['profile']}"})
+    aligned_verdict = (sample.get("aligned") or {}).get("verdict")
+    if aligned_verdict:
+        gates.append({"check": CHECK_ALIGNED, "severity": "ERROR (blocking)", "status": aligned_verdict["status"],
+                      "passed": aligned_verdict["status"] != "fail", "detail": aligned_verdict["message"]})
     return gates
+
+
+def sample_status(sample: dict[str, Any]) -> tuple[str, str | None]:
+    """The sample's QC status over every stored gate verdict, and the blocking gate that stopped it (or None).
+
+    The worst of the QC profile's verdict and the aligned BAM's; any failed blocking gate makes it
+    `fail`, so a sample stopped at any gate is never shown as passing. `not_run` before qc_metrics.
+    """
+    gates = gate_outcomes(sample)
+    stopped = next((g["check"] for g in gates if g["severity"].startswith("ERROR") and not g["passed"]), None)
+    if sample.get("qc") is None:
+        return "not_run", stopped
+    rank = {"pass": 0, "warn": 1, "fail": 2}
+    statuses = [sample["qc"]["status"], ((sample.get("aligned") or {}).get("verdict") or {}).get("status")]
+    status = max((s for s in statuses if s in rank), key=rank.__getitem__, default="pass")
+    return ("fail" if stopped else status), stopped
 
 
 @dg.asset(
@@ -148,8 +173,11 @@ def report_context(sample_id: str, sample: dict[str, Any], narrative: Any, *, ru
     rows = [] if variants is None else variants.head(MAX_VARIANT_ROWS).to_dict("records")
     inventory = sample.get("inventory") or {"files": []}
     qc = sample.get("qc") or {}
+    status, stopped_at = sample_status(sample)
     return {
         "sample_id": sample_id,
+        "sample_status": status,
+        "stopped_at": stopped_at,
         "run_id": run_id,
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "qc": qc,
