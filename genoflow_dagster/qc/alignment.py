@@ -56,6 +56,10 @@ coordinate order (whatever the header says) windows behind the current read are
 summed and freed. At the first read out of order the scan starts again in unsorted
 mode, which keeps block boundaries in memory up to SPILL_EVENTS and then spills them
 to a temporary file bucketed by reference range, so memory stays flat there too.
+
+Given a targets BED, the same windows feed the target metrics of `qc.targets`
+(on-target reads, depth and breadth over the targets, per-amplicon depth), whose
+definitions live there.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ from typing import Any
 import numpy as np
 
 from genoflow_dagster.qc.bam_stream import Batch, Header, bam_batches
+from genoflow_dagster.qc.targets import AMPLICON_FLOOR, Targets, TargetScan, load_targets
 
 WINDOW = 1 << 20
 BREADTH_LEVELS = (1, 10, 30)
@@ -134,6 +139,7 @@ class _Coverage:
         self.pending_n = 0
         self.spill: Any = None
         self.segments: dict[int, list[tuple[int, int]]] = {}
+        self.targets: TargetScan | None = None  # fed each summed window when a targets BED is given
 
     def add(self, tid: np.ndarray, pos: np.ndarray, blk_tid: np.ndarray, blk_start: np.ndarray,
             blk_end: np.ndarray) -> None:
@@ -213,6 +219,8 @@ class _Coverage:
                     for level in BREADTH_LEVELS:
                         if self.carry >= level:
                             self.covered[level] += size
+                    if self.targets is not None:
+                        self.targets.add_window(w, None, self.carry)
             else:
                 cov = np.cumsum(diff[:size], dtype=np.int64)
                 if self.carry:
@@ -221,6 +229,8 @@ class _Coverage:
                 self.total_depth += int(cov.sum())
                 for level in BREADTH_LEVELS:
                     self.covered[level] += int(np.count_nonzero(cov >= level))
+                if self.targets is not None:
+                    self.targets.add_window(w, cov, 0)
             self.next_window += 1
             if not self.windows and not self.carry and self.next_window < stop:
                 # Nothing pending: the windows up to the next read are empty.
@@ -255,6 +265,7 @@ class _Scan:
     def __init__(self, header: Header, coverage: _Coverage | None) -> None:
         self.n_ref = len(header.names)
         self.coverage = coverage
+        self.targets = coverage.targets if coverage is not None else None
         self.flag_hist = np.zeros(_FLAG_KEYS, dtype=np.int64)
         self.mapq_hist = np.zeros(256, dtype=np.int64)
         self.isize_hist = np.zeros(3 * (ISIZE_CAP + 1), dtype=np.int64)
@@ -303,6 +314,21 @@ class _Scan:
             brec = rec[block]
             self.coverage.add(tid[covered], b.pos[covered].astype(np.int64), tid[brec], ref_start[block],
                               ref_start[block] + length[block])
+            if self.targets is not None:
+                self._add_target_reads(b, flag, tid, rec, op, length)
+
+    def _add_target_reads(self, b: Batch, flag: np.ndarray, tid: np.ndarray, rec: np.ndarray, op: np.ndarray,
+                          length: np.ndarray) -> None:
+        """Primary mapped records' alignment spans, as htslib's bam_endpos (at least one base)."""
+        assert self.coverage is not None and self.targets is not None
+        span = np.bincount(rec, weights=np.where(_CIGAR_MIDNX[op], length, 0), minlength=len(flag))
+        primary = ((flag & (_UNMAP | _SECONDARY | _SUPP)) == 0) & (tid >= 0)
+        t = tid[primary]
+        contig = self.coverage.lengths[t]
+        pos = b.pos[primary].astype(np.int64)
+        start = self.coverage.offsets[t] + np.clip(pos, 0, contig)
+        end = self.coverage.offsets[t] + np.clip(pos + np.maximum(span[primary].astype(np.int64), 1), 0, contig)
+        self.targets.add_reads(start, end)
 
     def _add_inserts(self, b: Batch, flag: np.ndarray, tid: np.ndarray, mtid: np.ndarray, sel: np.ndarray) -> None:
         """Mapped reads with a mapped mate into samtools stats' insert-size histograms, by orientation."""
@@ -374,26 +400,32 @@ def alignment_metrics(
     *,
     reference_fasta: str | None = None,
     reference_lengths: dict[str, int] | None = None,
+    targets_bed: str | Path | Targets | None = None,
+    amplicon_floor: int = AMPLICON_FLOOR,
 ) -> dict[str, Any]:
     """Flagstat, stats-like, MAPQ and coverage metrics of one SAM/BAM/CRAM (see the module docstring).
 
     `reference_lengths` wins over the header's @SQ lengths, which win over the FASTA's
     .fai. CRAM needs `reference_fasta`; htslib is kept off the network (REF_PATH).
     No index is needed and any record order is accepted.
-    Raises ValueError for unreadable or malformed input.
+    With `targets_bed` (a BED path, validated first, or loaded `Targets`) the target
+    metrics of qc/targets.py are added (on-target reads, depth and breadth over the
+    targets, per-amplicon depth against `amplicon_floor`); without it `targets_bed` is None.
+    Raises ValueError for unreadable or malformed input, or an unusable targets BED.
     """
     path = str(path)
+    targets = load_targets(targets_bed) if isinstance(targets_bed, str | Path) else targets_bed
     if reference_fasta and "REF_PATH" not in os.environ:
         # htslib would otherwise ask the EBI reference server for unknown MD5s.
         os.environ["REF_PATH"] = str(Path(reference_fasta).resolve().parent / "md5" / "%s")
     try:
-        return _metrics(path, reference_fasta, reference_lengths, sorted_mode=True)
+        return _metrics(path, reference_fasta, reference_lengths, targets, amplicon_floor, sorted_mode=True)
     except _NotSorted:
-        return _metrics(path, reference_fasta, reference_lengths, sorted_mode=False)
+        return _metrics(path, reference_fasta, reference_lengths, targets, amplicon_floor, sorted_mode=False)
 
 
-def _metrics(path: str, reference_fasta: str | None, reference_lengths: dict[str, int] | None, *,
-             sorted_mode: bool) -> dict[str, Any]:
+def _metrics(path: str, reference_fasta: str | None, reference_lengths: dict[str, int] | None,
+             targets: Targets | None, amplicon_floor: int, *, sorted_mode: bool) -> dict[str, Any]:
     batches = bam_batches(path, reference_fasta)
     try:
         header = next(batches)
@@ -408,6 +440,11 @@ def _metrics(path: str, reference_fasta: str | None, reference_lengths: dict[str
         if ref_total:
             contig_lengths = np.array([lengths.get(name, 0) for name in header.names], dtype=np.int64)
             coverage = _Coverage(contig_lengths, sorted_mode=sorted_mode)
+            if targets is not None:
+                coverage.targets = TargetScan(targets, list(header.names), coverage.lengths, coverage.offsets, WINDOW,
+                                              amplicon_floor=amplicon_floor)
+        elif targets is not None:
+            raise ValueError("target metrics need the contig lengths (no @SQ lengths, reference or FASTA given)")
         scan = _Scan(header, coverage)
         for batch in batches:
             assert isinstance(batch, Batch)
@@ -421,11 +458,13 @@ def _metrics(path: str, reference_fasta: str | None, reference_lengths: dict[str
         metrics["mean_depth"] = round(coverage.total_depth / ref_total, 4)
         for level in BREADTH_LEVELS:
             metrics[f"breadth_{level}x"] = round(100.0 * coverage.covered[level] / ref_total, 4)
+        metrics.update(coverage.targets.metrics() if coverage.targets is not None else {"targets_bed": None})
     else:
         metrics["reference_length"] = None
         metrics["mean_depth"] = None
         for level in BREADTH_LEVELS:
             metrics[f"breadth_{level}x"] = None
+        metrics["targets_bed"] = None
     return metrics
 
 
