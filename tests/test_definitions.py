@@ -25,6 +25,8 @@ EXPECTED_CHECKS = {
     ("validated_files", "validated_files_usable"),
     ("validated_files", "validated_files_all_valid"),
     ("qc_metrics", "qc_metrics_within_profile"),
+    ("qc_metrics", "qc_metrics_reference_consistent"),
+    ("aligned_reads", "aligned_reads_within_profile"),
     ("variant_results", "variant_results_within_profile"),
     ("cohort_qc_summary", "cohort_qc_summary_matches_schema"),
 }
@@ -51,6 +53,8 @@ def test_checks_exist_and_gates_block():
              for spec in defs.resolve_assets_def(key).check_specs}
     assert specs["validated_files_usable"].blocking
     assert specs["qc_metrics_within_profile"].blocking
+    assert specs["qc_metrics_reference_consistent"].blocking
+    assert specs["aligned_reads_within_profile"].blocking
     assert not specs["validated_files_all_valid"].blocking
 
 
@@ -59,7 +63,8 @@ def test_sample_pipeline_job_holds_every_per_sample_asset_and_its_gates():
     selected = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
     assert selected == set(PER_SAMPLE)
     checks = {key.name for key in job.asset_layer.asset_graph.asset_check_keys}
-    assert {"validated_files_usable", "qc_metrics_within_profile"} <= checks
+    assert {"validated_files_usable", "qc_metrics_within_profile", "qc_metrics_reference_consistent",
+            "aligned_reads_within_profile"} <= checks
     assert job.partitions_def is not None and job.partitions_def.name == "samples"
 
 
