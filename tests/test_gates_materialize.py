@@ -13,10 +13,12 @@ from genoflow_dagster import zones
 from genoflow_dagster.assets.cohort import summary_row
 from genoflow_dagster.assets.ingestion import raw_files, validated_files
 from genoflow_dagster.assets.qc import qc_metrics
-from genoflow_dagster.assets.reports import gate_outcomes, gather_sample
+from genoflow_dagster.assets.reports import gate_outcomes, gather_sample, report_context
 from genoflow_dagster.assets.variants import aligned_reads, manifest_key, variant_calls
 from genoflow_dagster.demo.generate import generate_demo
 from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
+from genoflow_dagster.reports.render import render_sample_report
+from genoflow_dagster.resources.ai import Narrative
 from genoflow_dagster.resources.compute import Compute
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import LocalStorage
@@ -96,6 +98,10 @@ def test_reads_of_another_genome_stop_at_aligned_reads_with_a_plain_message(env,
     shown = {g["check"]: g for g in gate_outcomes(sample)}
     assert not shown["aligned_reads_within_profile"]["passed"]
     assert shown["aligned_reads_within_profile"]["detail"] == manifest["verdict"]["message"]
+    page = render_sample_report(report_context("S1", sample, Narrative("-", "offline", None), run_id="r"))
+    assert 'QC <span class="badge fail">FAIL</span>' in page
+    assert "stopped by <code>aligned_reads_within_profile</code>" in page
+    assert plain in page
 
 
 @needs_shared
