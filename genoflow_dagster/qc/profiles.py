@@ -1,7 +1,8 @@
 """QC profiles and grading: FastQC-style pass / warn / fail from a stored metrics dict.
 
-A profile is a YAML file (`profiles/standard.yaml`, `profiles/strict.yaml`, or any
-path of the same shape):
+A profile is a YAML file: one shipped with the package (`profiles/<name>.yaml`:
+`standard` (WGS), `strict`, `exome`, `panel`, `amplicon`; `shipped_profiles()`
+lists them), or any path of the same shape:
 
 ```yaml
 name: standard
@@ -20,7 +21,11 @@ checks:
 Grading reads nothing but the metrics dict, so switching profile re-grades a
 sample without recomputing anything. A module's status is the worst of its
 checks; its `value`/`warn`/`fail`/`message` come from the check that decided it.
-Comparisons are strict, as in FastQC (a median of exactly 25 passes a warn of 25).
+Comparisons are strict, as in FastQC (a median of exactly 25 passes a warn of 25),
+except where FastQC's own test includes the bound: a check with `inclusive: true`
+is crossed at the bound too. That is FastQC's per-sequence quality rule (a modal
+mean quality of exactly 20 fails, of 27 warns), so `per_sequence_quality_mode`
+checks are inclusive unless a profile says `inclusive: false`.
 
 A check whose metric is absent (or below its `min_support`) normally passes
 with a "not graded" message. With `if_missing: not_graded` it does not count
@@ -71,6 +76,12 @@ class Threshold:
     min_support: dict[str, float] = field(default_factory=dict)
     label: str | None = None
     if_missing: str = "pass"  # "pass" | "not_graded"
+    inclusive: bool | None = None  # the bound itself is crossed; None: as FastQC for this metric
+
+    @property
+    def at_bound(self) -> bool:
+        """Whether a value equal to a bound crosses it."""
+        return self.metric in _FASTQC_INCLUSIVE if self.inclusive is None else self.inclusive
 
 
 @dataclass(frozen=True)
@@ -90,7 +101,8 @@ class QCProfile:
                     "module": t.module, "metric": t.metric, "direction": t.direction, "warn": t.warn,
                     "fail": t.fail, "formats": list(t.formats), "min_support": t.min_support or None,
                     "label": t.label,
-                    "if_missing": t.if_missing if t.if_missing != "pass" else None}.items() if v is not None}
+                    "if_missing": t.if_missing if t.if_missing != "pass" else None,
+                    "inclusive": t.inclusive}.items() if v is not None}
                 for t in self.thresholds
             ],
         }
@@ -122,6 +134,7 @@ def _profile_from_dict(data: dict[str, Any], source: str) -> QCProfile:
                 min_support=dict(raw.get("min_support") or {}),
                 label=raw.get("label"),
                 if_missing=if_missing,
+                inclusive=None if raw.get("inclusive") is None else bool(raw["inclusive"]),
             ))
         except (KeyError, TypeError, AttributeError) as exc:
             raise ProfileError(f"{source}: check {i + 1} is malformed ({exc})") from exc
@@ -129,19 +142,29 @@ def _profile_from_dict(data: dict[str, Any], source: str) -> QCProfile:
                      thresholds=tuple(checks), description=str(data.get("description") or ""))
 
 
+def shipped_profiles() -> tuple[str, ...]:
+    """Names of the profiles shipped in the package's `profiles/` directory, sorted."""
+    folder = resources.files("genoflow_dagster.qc").joinpath("profiles")
+    return tuple(sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml")))
+
+
 def load_profile(name_or_path: str) -> QCProfile:
-    """`standard` or `strict` (packaged), or a path to a custom YAML profile of the same shape."""
-    if name_or_path in ("standard", "strict"):
+    """A shipped profile by name (`shipped_profiles()`), or a path to a custom YAML profile of the same shape."""
+    if name_or_path in shipped_profiles():
         text = resources.files("genoflow_dagster.qc").joinpath("profiles", f"{name_or_path}.yaml").read_text()
         source = name_or_path
     else:
         path = Path(name_or_path)
         if not path.is_file():
-            raise ProfileError(f"unknown QC profile {name_or_path!r}: not 'standard', 'strict' or a YAML file")
+            raise ProfileError(f"unknown QC profile {name_or_path!r}: not one of "
+                               f"{', '.join(shipped_profiles())} or a YAML file")
         text = path.read_text()
         source = str(path)
     return _profile_from_dict(yaml.safe_load(text), source)
 
+
+# Metrics whose FastQC test includes its bound (PerSequenceQualityScores: mode <= error / warn).
+_FASTQC_INCLUSIVE = frozenset({"per_sequence_quality_mode"})
 
 # FastQC limits.txt keys -> our checks (module, metric, direction); kmer and tile are not graded.
 _FASTQC_LIMITS = {
@@ -219,6 +242,8 @@ def _higher(a: float, b: float) -> bool:
 def _base_content_diff(m: dict[str, Any]) -> tuple[float | None, str]:
     worst, where = None, ""
     for row in m.get("per_base_content") or []:
+        if row["A"] is None:  # no A/C/G/T in this group: FastQC's NaN, which never crosses a bound
+            continue
         d = max(abs(row["A"] - row["T"]), abs(row["G"] - row["C"]))
         if worst is None or d > worst:
             worst, where = d, f"at position {row.get('base')}"
@@ -226,20 +251,36 @@ def _base_content_diff(m: dict[str, Any]) -> tuple[float | None, str]:
 
 
 def _gc_deviation(m: dict[str, Any]) -> tuple[float | None, str]:
-    """FastQC's per-sequence GC rule: fit a normal to the observed read-GC histogram (its
-    mode as mean, its spread as sd), and report the summed absolute deviation as % of reads."""
+    """FastQC's per-sequence GC rule (PerSequenceGCContent): the centre is the first modal bin,
+    averaged with the neighbours on both sides that stay above 90% of it (unless that run reaches
+    either end of the scale); the spread is the standard deviation about that centre (n - 1); the
+    normal density times the total is compared bin by bin, and the summed absolute difference is
+    reported as % of the total."""
     hist = m.get("per_sequence_gc") or []
-    total = sum(hist)
+    total = 0.0
+    for h in hist:
+        total += h
     if total == 0:
         return None, ""
-    mode = max(range(len(hist)), key=lambda i: hist[i])
-    var = sum(h * (i - mode) ** 2 for i, h in enumerate(hist)) / total
-    sd = math.sqrt(var) or 1e-9
-    expected = [math.exp(-((i - mode) ** 2) / (2 * sd * sd)) / (sd * math.sqrt(2 * math.pi)) for i in
-                range(len(hist))]
-    scale = total / (sum(expected) or 1.0)
-    deviation = sum(abs(h - e * scale) for h, e in zip(hist, expected, strict=True))
-    return round(100.0 * deviation / total, 3), f"(mode {mode}% GC)"
+    first = max(range(len(hist)), key=lambda i: (hist[i], -i))
+    floor = hist[first] - hist[first] / 10
+    up = next((i for i in range(first, len(hist)) if not hist[i] > floor), None)
+    down = next((i for i in range(first - 1, -1, -1) if not hist[i] > floor), None)
+    mode = float(first) if up is None or down is None else sum(range(down + 1, up)) / (up - down - 1)
+    var = 0.0
+    for i, h in enumerate(hist):
+        var += (i - mode) ** 2 * h
+    # Java's double arithmetic where a tiny total (< 2 reads' weight) leaves no spread to fit:
+    # x / 0 is infinite (or NaN), the square root of a negative NaN; a NaN deviation never fails.
+    var = var / (total - 1) if total != 1 else (math.inf if var else math.nan)
+    sd = math.sqrt(var) if var >= 0 else math.nan
+    if not sd or math.isnan(sd):
+        return None, "(no spread to fit a normal to)"
+    deviation = 0.0
+    for i, h in enumerate(hist):
+        density = 1 / math.sqrt(2 * math.pi * sd * sd) * math.e ** -((i - mode) ** 2 / (2 * sd * sd))
+        deviation += abs(density * total - h)
+    return deviation / total * 100, f"(mode {mode:g}% GC)"
 
 
 def _seq_quality_mode(m: dict[str, Any]) -> tuple[float | None, str]:
@@ -261,10 +302,11 @@ def _overrepresented_max(m: dict[str, Any]) -> tuple[float | None, str]:
 
 def _adapter_max(m: dict[str, Any]) -> tuple[float | None, str]:
     worst, where = 0.0, ""
+    positions = m.get("adapter_content_positions") or []  # FastQC's base groups, when stored
     for name, values in (m.get("adapter_content") or {}).items():
         for i, v in enumerate(values):
             if v > worst:
-                worst, where = v, f"({name} at position {i + 1})"
+                worst, where = v, f"({name} at position {positions[i] if i < len(positions) else i + 1})"
     return worst, where
 
 
@@ -291,6 +333,25 @@ def _contamination(m: dict[str, Any]) -> tuple[float | None, str]:
     return float(value), f"of {screen.get('reads_sampled', 0):,} reads vs {target} ({shares})"
 
 
+# Metrics that exist only when a targets BED was given (qc/targets.py): absent, they say why.
+TARGET_METRICS = ("on_target_reads_percent", "target_mean_depth", "target_breadth_1x", "target_breadth_10x",
+                  "target_breadth_20x", "target_breadth_30x", "amplicons_below_floor",
+                  "amplicons_below_floor_percent", "min_amplicon_depth")
+
+
+def _targeted(m: dict[str, Any], name: str) -> tuple[float | None, str]:
+    value = m.get(name)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None, "no targets BED configured" if not m.get("targets_bed") else "not available"
+    where = ""
+    if name.startswith("amplicons_below_floor"):
+        where = f"({m.get('amplicons_below_floor')} of {m.get('amplicons')} amplicons below {m.get('amplicon_floor')}x)"
+    elif name == "min_amplicon_depth" and m.get("amplicon_depths"):
+        low = min(m["amplicon_depths"], key=lambda a: a["mean_depth"])
+        where = f"({low['name']}, {low['chrom']}:{low['start'] + 1}-{low['end']})"
+    return float(value), where
+
+
 DERIVED: dict[str, Callable[[dict[str, Any]], tuple[float | None, str]]] = {
     "per_base_quality_lower_quartile": lambda m: _worst_position(m.get("per_position_quality"), "lower_quartile",
                                                                  _lower),
@@ -305,6 +366,7 @@ DERIVED: dict[str, Callable[[dict[str, Any]], tuple[float | None, str]]] = {
     "length_spread": _length_spread,
     "zero_length_reads": _zero_length,
     "contamination_percent": _contamination,
+    **{name: (lambda m, name=name: _targeted(m, name)) for name in TARGET_METRICS},
 }
 
 _LABELS = {
@@ -322,6 +384,15 @@ _LABELS = {
     "deduplicated_percent": "deduplicated % (first 100k reads)",
     "duplication_percent": "duplicated % (first 100k reads)",
     "contamination_percent": "reads mapping better to a contaminant %",
+    "on_target_reads_percent": "primary mapped reads overlapping a target %",
+    "target_mean_depth": "mean depth over the targets",
+    "target_breadth_1x": "target bases at >= 1x %",
+    "target_breadth_10x": "target bases at >= 10x %",
+    "target_breadth_20x": "target bases at >= 20x %",
+    "target_breadth_30x": "target bases at >= 30x %",
+    "amplicons_below_floor": "amplicons below the depth floor",
+    "amplicons_below_floor_percent": "amplicons below the depth floor %",
+    "min_amplicon_depth": "lowest amplicon mean depth",
 }
 
 
@@ -355,11 +426,11 @@ def _judge(t: Threshold, value: float) -> tuple[str, str | None, Any]:
     for status, bound in (("fail", t.fail), ("warn", t.warn)):
         if bound is None:
             continue
-        if t.direction == "min" and value < float(bound):  # type: ignore[arg-type]
-            return status, (f"< {status} threshold {_fmt(float(bound))} "  # type: ignore[arg-type]
+        if t.direction == "min" and (value < float(bound) or (t.at_bound and value == float(bound))):  # type: ignore[arg-type]
+            return status, (f"{'<=' if t.at_bound else '<'} {status} threshold {_fmt(float(bound))} "  # type: ignore[arg-type]
                             f"({_margin(float(bound) - value)} below)"), bound  # type: ignore[arg-type]
-        if t.direction == "max" and value > float(bound):  # type: ignore[arg-type]
-            return status, (f"> {status} threshold {_fmt(float(bound))} "  # type: ignore[arg-type]
+        if t.direction == "max" and (value > float(bound) or (t.at_bound and value == float(bound))):  # type: ignore[arg-type]
+            return status, (f"{'>=' if t.at_bound else '>'} {status} threshold {_fmt(float(bound))} "  # type: ignore[arg-type]
                             f"({_margin(value - float(bound))} above)"), bound  # type: ignore[arg-type]
         if t.direction == "range":
             lo, hi = bound  # type: ignore[misc]
