@@ -44,15 +44,24 @@ CONTAMINANT_SUFFIXES = (".fa", ".fasta", ".fna", ".fa.gz", ".fasta.gz", ".fna.gz
 
 
 def reference_paths() -> dict[str, str | list[str] | None]:
-    """Reference FASTA, annotation (GTF/GFF3), known-sites VCF and contaminant FASTAs:
-    explicit env, else the data dir."""
+    """Reference FASTA, annotation (GTF/GFF3), known-sites VCF, contaminant FASTAs and targets BED:
+    explicit env, else the data dir (targets: env only)."""
     ref_dir = data_dir() / "reference"
     return {
         "fasta_path": os.environ.get("GENOFLOW_REFERENCE_FASTA", str(ref_dir / "genome.fa")),
         "annotation_path": os.environ.get("GENOFLOW_ANNOTATION", str(ref_dir / "annotation.gtf")),
         "known_sites_path": os.environ.get("GENOFLOW_KNOWN_SITES", str(ref_dir / "known_sites.vcf.gz")),
         "contaminant_paths": contaminant_paths(),
+        "targets_path": targets_path(),
     }
+
+
+def targets_path() -> str | None:
+    """The lab's targets BED (GENOFLOW_TARGETS): exome/panel capture targets, or an amplicon or
+    ARTIC-style primer scheme. Unset means no targets: target metrics are not computed and the
+    exome/panel/amplicon profiles list their target checks as not graded. No data-dir default:
+    a stray file must not turn a WGS lab's samples into targeted ones."""
+    return os.environ.get("GENOFLOW_TARGETS", "").strip() or None
 
 
 def contaminant_dir() -> Path:

@@ -26,7 +26,8 @@ def test_a_valid_sheet_gives_its_rows(tmp_path):
     ("body", "line", "fragment"),
     [
         ("S1,../etc/passwd,,,\n", 2, "column fastq_1: '../etc/passwd' must be a plain file name"),
-        ("S1,a.fq,,,lenient\n", 2, "column qc_profile: 'lenient' must be empty or one of standard, strict"),
+        ("S1,a.fq,,,lenient\n", 2,
+         "column qc_profile: 'lenient' must be empty or one of amplicon, exome, panel, standard, strict"),
         ("S1,a.fq,,,\nS1,b.fq,,,\n", 3, "column sample: 'S1' must be unique in the sheet"),
         ("S 1,a.fq,,,\n", 2, "column sample: 'S 1' must be a sample ID"),
         ("S" * 65 + ",a.fq,,,\n", 2, "must be a sample ID of 1-64"),  # longer than a partition key may be
@@ -70,3 +71,20 @@ def test_tsv_and_xlsx_sheets(tmp_path):
     workbook.save(path)
     result = validate_file(path)
     assert (result.valid, result.reason, result.line) == (False, "SAMPLESHEET_FIELD_INVALID", 4)
+
+
+def test_shipped_assay_profiles_and_a_targets_bed(tmp_path):
+    """Every profile shipped in qc/profiles/ is accepted by name; `targets` names an uploaded BED (no path)."""
+    from genoflow_dagster.formats.samplesheet import named_files
+    from genoflow_dagster.qc.profiles import shipped_profiles
+
+    header = "sample,fastq_1,fastq_2,qc_profile,targets\n"
+    rows = "".join(f"S{i},S{i}_R1.fq.gz,S{i}_R2.fq.gz,{name},panel.bed\n" for i, name in enumerate(shipped_profiles()))
+    result = _validate(tmp_path, header + rows)
+    assert result.valid, result.message
+    sheet = result.details["samplesheet"]
+    assert {r["qc_profile"] for r in sheet} >= {"exome", "panel", "amplicon", "standard", "strict"}
+    assert named_files(sheet[0]) == ["S0_R1.fq.gz", "S0_R2.fq.gz", "panel.bed"]
+    refused = _validate(tmp_path, header + "S1,a.fq,,amplicon,/data/scheme.bed\n")
+    assert (refused.valid, refused.line) == (False, 2)
+    assert "column targets: '/data/scheme.bed' must be a plain file name" in refused.message

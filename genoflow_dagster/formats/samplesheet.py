@@ -8,7 +8,8 @@ rules, against a pandera schema. One row per sample:
 | `sample` | yes | the sample ID (1-64 letters, digits, `.`, `_`, `-`, as partition keys; unique in the sheet) |
 | `fastq_1`, `fastq_2` | no | the read files (plain file names); `fastq_2` needs `fastq_1` |
 | `bam`, `cram`, `vcf` | no | an uploaded alignment or call set (plain file names) |
-| `qc_profile` | no | `standard` or `strict`: the QC profile this sample is graded by |
+| `qc_profile` | no | a profile shipped in `qc/profiles/` (`standard`, `strict`, `exome`, `panel`, `amplicon`) |
+| `targets` | no | a targets BED uploaded with the sample (plain file name): capture targets or amplicon scheme |
 
 A row must name at least one file. Other columns are kept and ignored. Every
 broken field is reported (pandera's lazy validation) with its 1-based line, the
@@ -28,8 +29,7 @@ from genoflow_dagster.formats.errors import FormatError
 
 SAMPLESHEET_NAME = re.compile(r"^samplesheet\.(csv|tsv|xlsx)$", re.IGNORECASE)
 FILE_COLUMNS = ("fastq_1", "fastq_2", "bam", "cram", "vcf")
-KNOWN_COLUMNS = ("sample", *FILE_COLUMNS, "qc_profile")
-SHEET_PROFILES = ("standard", "strict")
+KNOWN_COLUMNS = ("sample", *FILE_COLUMNS, "qc_profile", "targets")
 # A plain file name: no directory part, no control characters, not '.' or '..'.
 FILE_NAME_PATTERN = r"^(?!\.{1,2}$)[^/\\\x00-\x1f\x7f]{1,255}$"
 # A samplesheet lists samples, not data: past this size it is not one.
@@ -78,7 +78,15 @@ def rows_for_sample(samplesheet: list[dict[str, Any]], sample_id: str) -> list[d
 
 
 def named_files(row: dict[str, Any]) -> list[str]:
-    return [row[column] for column in FILE_COLUMNS if row.get(column)]
+    """Every file the row names, the targets BED included: the sample is complete when all have arrived."""
+    return [row[column] for column in (*FILE_COLUMNS, "targets") if row.get(column)]
+
+
+def sheet_profiles() -> tuple[str, ...]:
+    """The `qc_profile` values a sheet may name: the profiles shipped in the package (never a path)."""
+    from genoflow_dagster.qc.profiles import shipped_profiles
+
+    return shipped_profiles()
 
 
 def _read(path: Path, fmt: str) -> tuple[Any, int]:
@@ -115,6 +123,7 @@ def _schema_problems(frame: Any, header_line: int) -> list[tuple[int, str]]:
     def line_of(index: Any) -> int:
         return header_line + 1 + int(index)
 
+    profiles = sheet_profiles()
     optional_file = pa.Column(str, checks=pa.Check(lambda s: (s == "") | s.str.match(FILE_NAME_PATTERN),
                                                     error="a plain file name (no '/', '\\' or control characters)"))
     schema = pa.DataFrameSchema(
@@ -123,9 +132,9 @@ def _schema_problems(frame: Any, header_line: int) -> list[tuple[int, str]]:
                                 checks=pa.Check(_is_sample_id, element_wise=True,
                                                 error=f"a sample ID of 1-{zones.MAX_SAMPLE_ID_LENGTH} letters, "
                                                 "digits, '.', '_', '-'")),
-            **{column: optional_file for column in FILE_COLUMNS},
-            "qc_profile": pa.Column(str, checks=pa.Check.isin(["", *SHEET_PROFILES],
-                                                               error=f"empty or one of {', '.join(SHEET_PROFILES)}")),
+            **{column: optional_file for column in (*FILE_COLUMNS, "targets")},
+            "qc_profile": pa.Column(str, checks=pa.Check.isin(["", *profiles],
+                                                               error=f"empty or one of {', '.join(profiles)}")),
         },
         checks=[
             pa.Check(lambda df: (df[list(FILE_COLUMNS)] != "").any(axis=1), error="a row names at least one file"),

@@ -17,6 +17,8 @@ class ReferenceData(dg.ConfigurableResource):
     known_sites_path: str | None = None
     # FASTAs the QC contamination screen compares reads against (GENOFLOW_CONTAMINANTS); none = not screened
     contaminant_paths: list[str] = []
+    # the lab's targets BED (GENOFLOW_TARGETS): capture targets or an amplicon/primer scheme; none = untargeted
+    targets_path: str | None = None
 
     def fasta(self) -> Path:
         path = Path(self.fasta_path)
@@ -42,6 +44,23 @@ class ReferenceData(dg.ConfigurableResource):
                 f"contaminant FASTA not found: {', '.join(missing)}; fix GENOFLOW_CONTAMINANTS"
             )
         return paths
+
+    def targets(self) -> Path | None:
+        """The configured targets BED, checked with the project's BED validator; None when not configured.
+        A configured BED that is missing raises FileNotFoundError, an invalid one ValueError (target
+        metrics quietly left out would let a targeted profile grade nothing)."""
+        if not self.targets_path:
+            return None
+        path = Path(self.targets_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"targets BED not found: {path}; fix GENOFLOW_TARGETS")
+        from genoflow_dagster.formats.validate import validate_file
+
+        result = validate_file(path, "bed")
+        if not result.valid:
+            where = f" at line {result.line}" if result.line else ""
+            raise ValueError(f"targets BED {path} is not valid BED{where}: {result.reason}: {result.message}")
+        return path
 
 
 def _optional(path: str | None) -> Path | None:
