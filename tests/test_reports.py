@@ -100,3 +100,21 @@ def test_report_lists_not_graded_checks_and_read_pairs():
     assert '<span class="badge not_graded">not graded</span>' in page
     assert "not graded (not configured)" in page
     assert "<h2>Read pairs</h2>" in page and "x_R2.fq" in page and "4.50" in page
+
+
+def test_sample_status_reads_every_stored_gate_verdict():
+    from genoflow_dagster.assets.reports import sample_status
+
+    validation = {"files": [{"path": "a.bam", "valid": True}]}
+    qc = {"status": "pass", "profile": "standard", "failing": [],
+          "reference_consistency": {"status": "pass", "message": "a.bam: 1 contig(s) match q"}}
+    aligned = {"verdict": {"status": "warn", "message": "warn under standard v1: mean depth: 3 < 10"}}
+    assert sample_status({"validation": validation, "qc": qc, "aligned": aligned}) == ("warn", None)
+    off = {**qc, "reference_consistency": {"status": "fail", "message": "a.bam: none of its 85 contigs ..."}}
+    assert sample_status({"validation": validation, "qc": off}) == ("fail", "qc_metrics_reference_consistent")
+    unmapped = {"verdict": {"status": "fail", "message": "0.0% of reads map to q: is this the right reference?"}}
+    assert sample_status({"validation": validation, "qc": qc, "aligned": unmapped}) == \
+        ("fail", "aligned_reads_within_profile")
+    not_graded = {**qc, "reference_consistency": {"status": "not_graded", "message": "not graded: no reference"}}
+    assert sample_status({"validation": validation, "qc": not_graded}) == ("pass", None)
+    assert sample_status({"validation": validation, "qc": None}) == ("not_run", None)
