@@ -1,32 +1,59 @@
 """Short-read alignment with minimap2 (mappy, preset ``sr``) into a sorted, indexed BAM.
 
-mappy returns hits, not SAM: this module turns them into proper records
-(pair flags, mate fields, TLEN, soft clips, NM/MC/RG tags), keeping unmapped
-reads and dropping secondary and supplementary hits. Reads stream from the
-FASTQ files in batches; nothing holds the whole file. The BAM is written
-unsorted to a temporary file, sorted and indexed under temporary names, and
-renamed into place last, so `out_bam` either exists complete or not at all.
+mappy returns hits, not SAM. This module writes the records `minimap2 -ax sr`
+writes for the same reads and reference (flag, POS, MAPQ, CIGAR, mate fields,
+TLEN, NM, and the SA tags of split reads), following minimap2's own SAM
+writer (format.c) and pairing rules (pe.c) rather than the SAM spec's
+latitude, so a BAM from GenoFlow and one from the CLI can be compared record
+by record. Three things mappy leaves to the caller:
+
+- Read 2 of a pair: mappy maps the reverse complement of read 2 (minimap2's
+  fragment mode wants both mates on one strand) and flips the strand of its
+  hits back but not their query interval, which still counts from the end of
+  read 2. The interval is turned back here before clips are placed; used as
+  it is, a read-through adapter's clip lands on the wrong end.
+- Supplementary alignments (the other pieces of a split read) are written
+  with flag 0x800, hard clips and their own SEQ slice, and every piece names
+  the others in an `SA` tag; secondary hits are dropped, as `-x sr` does.
+- Proper pairs: minimap2 marks the pair its pairing step chose; mappy does not
+  expose the mark, so it is recomputed from the same rule (forward mate
+  first, reverse mate starting at most max(800 - both read lengths, 100) bp
+  after the forward mate ends, one contig).
+
+Mapping runs in worker processes over batches of reads (mappy holds the GIL,
+so threads do not help): the parent reads the FASTQ once and hands batches to
+`threads` forked workers, which share the loaded index copy-on-write and
+return their records as compressed SAM text. The parent appends them, in
+input order, to one temporary file that `samtools sort` turns into the BAM.
+The BAM is sorted and indexed under temporary names and renamed into place
+last, so `out_bam` either exists complete or not at all.
 """
 
 from __future__ import annotations
 
-import contextlib
+import concurrent.futures
 import itertools
+import multiprocessing
 import os
+import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import mappy
 import pysam
+from isal import igzip
 
 PRESET = "sr"
-BATCH_PAIRS = 2_000
+BATCH_PAIRS = 4_000
 LOG_EVERY_READS = 200_000
-# FR pairs further apart than this are not "proper": about twice the widest common library insert.
-MAX_PROPER_INSERT = 1_000
 BAI_MAX_CONTIG = 2**29 - 1  # .bai cannot address beyond 512 Mbp; larger contigs need .csi
+# minimap2's `sr` preset: fragments up to 800 bp; the pairing gap never drops below max_gap (100).
+MAX_FRAG_LEN = 800
+MIN_PAIR_GAP = 100
+PAIRING_BONUS = 33  # minimap2's pe_bonus
 
 FLAG_PAIRED = 0x1
 FLAG_PROPER = 0x2
@@ -36,8 +63,10 @@ FLAG_REVERSE = 0x10
 FLAG_MATE_REVERSE = 0x20
 FLAG_READ1 = 0x40
 FLAG_READ2 = 0x80
+FLAG_SUPPLEMENTARY = 0x800
 
 _Read = tuple[str, str, str | None]  # name, sequence, quality string (None for FASTA input)
+_Template = tuple[str, _Read, _Read | None]  # R1's name as read (minimap2 hashes it), read 1, read 2 or None
 _COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
 
 
@@ -95,13 +124,11 @@ def align_reads(
 
     `reference_fasta` supplies the contig lengths for the header (its .fai).
     The read group is `read_group` (default: the sample id) with SM=sample_id.
-    `threads` goes to sorting and indexing: mappy holds the GIL while mapping
-    (measured: two Python threads map no faster than one), so mapping stays
-    on one thread here and scales out by running samples in separate processes.
-    Returns counts (reads, mapped, paired, properly_paired, ...), seconds and
-    the mappy version. Raises FileNotFoundError for a missing FASTQ, ValueError
-    on a reference that cannot be loaded or on R1/R2 files whose read names or
-    counts disagree.
+    `threads` worker processes map (one is mapped in this process) and the
+    same number sorts and indexes. Returns counts (reads, mapped, paired,
+    properly_paired, supplementary, ...), seconds and the mappy version.
+    Raises FileNotFoundError for a missing FASTQ, ValueError on a reference
+    that cannot be loaded or on R1/R2 files whose read names or counts disagree.
     """
     started = time.monotonic()
     say = log or (lambda _message: None)
@@ -119,40 +146,32 @@ def align_reads(
     if missing:
         raise ValueError(f"index {reference} has contigs not in {reference_fasta}: {sorted(missing)[:5]}")
     rg_id = read_group or sample_id
-    header = pysam.AlignmentHeader.from_dict(
-        {
-            "HD": {"VN": "1.6", "SO": "unsorted"},
-            "SQ": [{"SN": name, "LN": length} for name, length in contigs],
-            "RG": [{"ID": rg_id, "SM": sample_id, "LB": sample_id, "PL": "ILLUMINA"}],
-            "PG": [{"ID": "minimap2", "PN": "minimap2", "VN": mappy.__version__,
-                    "CL": f"mappy.Aligner(preset={PRESET!r}).map"}],
-        }
-    )
-    tid = {name: i for i, (name, _) in enumerate(contigs)}
-    counts = {"reads": 0, "pairs": 0, "mapped": 0, "paired": 0, "properly_paired": 0, "supplementary_skipped": 0}
+    header_text = _header_text(contigs, rg_id, sample_id)
 
-    tmp_unsorted = out_bam.with_name(f".{out_bam.name}.{os.getpid()}.unsorted.bam")
+    tmp_sam = out_bam.with_name(f".{out_bam.name}.{os.getpid()}.sam.gz")
     tmp_sorted = out_bam.with_name(f".{out_bam.name}.{os.getpid()}.sorted.bam")
     use_csi = any(length > BAI_MAX_CONTIG for _, length in contigs)
     index_suffix = ".csi" if use_csi else ".bai"
     tmp_index = Path(str(tmp_sorted) + index_suffix)
     say(f"aligning {Path(r1).name}" + (f" + {Path(r2).name}" if r2 else "") + f" with mappy {mappy.__version__} "
-        f"(preset {PRESET}, {threads} thread(s))")
+        f"(preset {PRESET}, {threads} worker(s))")
+    counts: Counter[str] = Counter()
     try:
-        with pysam.AlignmentFile(str(tmp_unsorted), "wbu", header=header) as bam:
-            records = _reads(r1, r2)
-            mapper = _Mapper(aligner)
+        with open(tmp_sam, "wb") as sam:
+            sam.write(igzip.compress(header_text.encode(), compresslevel=1))
             next_log = log_every
-            for batch_hits in _map_batches(mapper, records):
-                for reads, hits in batch_hits:
-                    for segment in _to_segments(header, reads, hits, tid, rg_id, counts):
-                        bam.write(segment)
+            for chunk, batch_counts in _mapped_batches(aligner, _reads(r1, r2), rg_id, threads):
+                sam.write(chunk)
+                counts.update(batch_counts)
                 if counts["reads"] >= next_log:
                     rate = counts["reads"] / max(time.monotonic() - started, 1e-9)
                     say(f"{counts['reads']:,} reads aligned, {counts['mapped']:,} mapped ({rate:,.0f} reads/s)")
                     next_log += log_every
-        sort_args = ["-@", str(threads), "-m", "512M", "-T", str(tmp_sorted) + ".chunk", "-o", str(tmp_sorted)]
-        pysam.sort(*sort_args, str(tmp_unsorted), catch_stdout=False)
+        mapped_at = time.monotonic()
+        say(f"sorting {counts['reads']:,} reads")
+        sort_args = ["-@", str(threads), "-m", "768M", "-T", str(tmp_sorted) + ".chunk", "-o", str(tmp_sorted)]
+        pysam.sort(*sort_args, str(tmp_sam), catch_stdout=False)
+        tmp_sam.unlink()
         index_args = ["-c"] if use_csi else ["-b"]
         pysam.index(*index_args, "-@", str(threads), str(tmp_sorted), str(tmp_index), catch_stdout=False)
         # Index first, BAM last: a BAM at `out_bam` always has its (newer) index beside it.
@@ -161,16 +180,22 @@ def align_reads(
         tmp_index.replace(str(out_bam) + index_suffix)
         tmp_sorted.replace(out_bam)
     finally:
-        for path in (tmp_unsorted, tmp_sorted, tmp_index):
+        for path in (tmp_sam, tmp_sorted, tmp_index):
             path.unlink(missing_ok=True)
-        for chunk in out_bam.parent.glob(f"{tmp_sorted.name}.chunk*"):
-            chunk.unlink(missing_ok=True)
+        for chunk_file in out_bam.parent.glob(f"{tmp_sorted.name}.chunk*"):
+            chunk_file.unlink(missing_ok=True)
 
     seconds = time.monotonic() - started
     stats: dict[str, Any] = {
-        **counts,
+        "reads": counts["reads"],
+        "pairs": counts["pairs"],
+        "mapped": counts["mapped"],
+        "paired": counts["paired"],
+        "properly_paired": counts["properly_paired"],
+        "supplementary": counts["supplementary"],
         "mapped_percent": round(100.0 * counts["mapped"] / counts["reads"], 3) if counts["reads"] else 0.0,
         "seconds": round(seconds, 3),
+        "mapping_seconds": round(mapped_at - started, 3),
         "reads_per_second": round(counts["reads"] / seconds, 1) if seconds > 0 else None,
         "aligner": "minimap2 (mappy)",
         "mappy_version": mappy.__version__,
@@ -180,33 +205,45 @@ def align_reads(
         "index": str(out_bam) + index_suffix,
     }
     say(f"aligned {counts['reads']:,} reads in {seconds:.1f} s: {stats['mapped_percent']:.2f}% mapped, "
-        f"{counts['properly_paired']:,} properly paired")
+        f"{counts['properly_paired']:,} properly paired, {counts['supplementary']:,} supplementary records")
     return stats
+
+
+def _header_text(contigs: list[tuple[str, int]], rg_id: str, sample_id: str) -> str:
+    lines = ["@HD\tVN:1.6\tSO:unsorted"]
+    lines += [f"@SQ\tSN:{name}\tLN:{length}" for name, length in contigs]
+    lines.append(f"@RG\tID:{rg_id}\tSM:{sample_id}\tLB:{sample_id}\tPL:ILLUMINA")
+    lines.append(f"@PG\tID:minimap2\tPN:minimap2\tVN:{mappy.__version__}\tCL:mappy.Aligner(preset='{PRESET}').map")
+    return "\n".join(lines) + "\n"
 
 
 # --- reading ------------------------------------------------------------------------------------
 
 
-def _strip_mate(name: str) -> str:
-    return name[:-2] if name.endswith(("/1", "/2")) else name
+def _template_name(name: str) -> str:
+    """minimap2 drops a trailing '/<digit>' from paired read names (mm_qname_len)."""
+    return name[:-2] if len(name) >= 3 and name[-2] == "/" and name[-1].isdigit() else name
 
 
-def _reads(r1: str | Path, r2: str | Path | None) -> Iterator[tuple[_Read, _Read | None]]:
-    """Yield (read1, read2) in lockstep (read2 None for single-end); mismatched mates raise ValueError."""
+def _reads(r1: str | Path, r2: str | Path | None) -> Iterator[_Template]:
+    """Yield (R1 name as read, read1, read2) in lockstep (read2 None for single-end).
+
+    Mismatched mates raise ValueError.
+    """
     first = mappy.fastx_read(str(r1), read_comment=False)
     if r2 is None:
         for name, seq, qual in first:
-            yield (name, seq, qual), None
+            yield name, (name, seq, qual), None
         return
     second = mappy.fastx_read(str(r2), read_comment=False)
     for number, (a, b) in enumerate(itertools.zip_longest(first, second), start=1):
         if a is None or b is None:
             shorter = r1 if a is None else r2
             raise ValueError(f"{Path(shorter).name} ends at read {number - 1}; its mate file has more reads")
-        name1, name2 = _strip_mate(a[0]), _strip_mate(b[0])
+        name1, name2 = _template_name(a[0]), _template_name(b[0])
         if name1 != name2:
-            raise ValueError(f"read {number}: mate names differ ({a[0]!r} vs {b[0]!r})")
-        yield (name1, a[1], a[2]), (name2, b[1], b[2])
+            raise ValueError(f"read {number}: mate names differ ({a[0]} vs {b[0]})")
+        yield a[0], (name1, a[1], a[2]), (name2, b[1], b[2])
 
 
 def _batched(iterable: Iterator[Any], size: int) -> Iterator[list[Any]]:
@@ -216,26 +253,139 @@ def _batched(iterable: Iterator[Any], size: int) -> Iterator[list[Any]]:
 
 # --- mapping ------------------------------------------------------------------------------------
 
-
-class _Mapper:
-    """The aligner with its reusable ThreadBuffer (mappy's per-caller scratch memory)."""
-
-    def __init__(self, aligner: mappy.Aligner):
-        self.aligner = aligner
-        self.buf = mappy.ThreadBuffer()
-
-    def map_batch(self, batch: list[tuple[_Read, _Read | None]]) -> list[tuple[tuple[_Read, _Read | None], list]]:
-        out = []
-        for pair in batch:
-            a, b = pair
-            hits = self.aligner.map(a[1], b[1], buf=self.buf) if b else self.aligner.map(a[1], buf=self.buf)
-            out.append((pair, list(hits)))
-        return out
+# The aligner of this process: set before the workers are forked, so they share its index pages.
+_ALIGNER: mappy.Aligner | None = None
+_BUFFER: mappy.ThreadBuffer | None = None
 
 
-def _map_batches(mapper: _Mapper, records: Iterator) -> Iterator[list]:
-    for batch in _batched(records, BATCH_PAIRS):
-        yield mapper.map_batch(batch)
+def _mapped_batches(aligner: mappy.Aligner, records: Iterator[_Template], rg_id: str,
+                    workers: int) -> Iterator[tuple[bytes, Counter[str]]]:
+    """(compressed SAM text, counts) for each batch of reads, in input order."""
+    global _ALIGNER, _BUFFER
+    _ALIGNER, _BUFFER = aligner, None
+    batches = _batched(records, BATCH_PAIRS)
+    if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
+        for batch in batches:
+            yield _map_batch(batch, rg_id)
+        return
+    context = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        pending: list[concurrent.futures.Future] = []
+        try:
+            for batch in batches:
+                pending.append(pool.submit(_map_batch, batch, rg_id))
+                if len(pending) >= 2 * workers:  # bounded: at most 2 batches per worker in flight
+                    yield pending.pop(0).result()
+            while pending:
+                yield pending.pop(0).result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _map_batch(batch: list[_Template], rg_id: str) -> tuple[bytes, Counter[str]]:
+    global _BUFFER
+    aligner = _ALIGNER
+    assert aligner is not None
+    if _BUFFER is None:
+        _BUFFER = mappy.ThreadBuffer()
+    counts: Counter[str] = Counter()
+    lines: list[str] = []
+    # The read name goes to mappy as it does in the CLI: minimap2 breaks ties between equally good
+    # placements (MAPQ 0 repeats) with a hash of it.
+    for name, read1, read2 in batch:
+        if read2 is None:
+            hits = [_Hit.of(h, len(read1[1]), False) for h in aligner.map(read1[1], name=name, buf=_BUFFER)]
+            lines += _single_records(read1, hits, rg_id, counts)
+        else:
+            length2 = len(read2[1])
+            mapped = aligner.map(read1[1], read2[1], name=name, buf=_BUFFER)
+            hits = [_Hit.of(h, length2, h.read_num == 2) for h in mapped]
+            lines += _pair_records(read1, read2, hits, rg_id, counts)
+    return igzip.compress("".join(lines).encode(), compresslevel=1), counts
+
+
+class _Hit(NamedTuple):
+    """One primary or supplementary alignment, in the read's own orientation (as the CLI reports it)."""
+
+    read_num: int
+    ctg: str
+    r_st: int
+    r_en: int
+    rev: bool
+    q_st: int
+    q_en: int
+    mapq: int
+    cigar: str
+    nm: int
+    primary: bool  # minimap2's parent == id: a primary or a supplementary piece, never secondary
+
+    @classmethod
+    def of(cls, hit: Any, read_length: int, flip: bool) -> _Hit:
+        rev = hit.strand < 0
+        q_st, q_en = hit.q_st, hit.q_en
+        if flip:  # read 2 was mapped reverse-complemented; mappy flips its strand back, not its interval
+            q_st, q_en = read_length - hit.q_en, read_length - hit.q_st
+        return cls(hit.read_num, hit.ctg, hit.r_st, hit.r_en, rev, q_st, q_en, hit.mapq, hit.cigar_str,
+                   hit.NM, bool(hit.is_primary))
+
+
+def _pieces(hits: list[_Hit], read_num: int) -> list[_Hit]:
+    """The read's primary and supplementary alignments in minimap2's order; the first is the primary."""
+    return [h for h in hits if h.read_num == read_num and h.primary]
+
+
+def _is_proper(h1: _Hit | None, h2: _Hit | None, qlen_sum: int) -> bool:
+    """minimap2's pairing rule (mm_pair): FR on one contig, the reverse mate starting after the forward one."""
+    if h1 is None or h2 is None or h1.ctg != h2.ctg or h1.rev == h2.rev:
+        return False
+    forward, reverse = (h2, h1) if h1.rev else (h1, h2)
+    max_gap = max(MAX_FRAG_LEN - qlen_sum, MIN_PAIR_GAP)
+    return forward.r_st <= reverse.r_st and reverse.r_st - forward.r_en <= max_gap
+
+
+def _pair_primaries(pieces1: list[_Hit], pieces2: list[_Hit], qlen_sum: int) -> tuple[list[_Hit], list[_Hit], bool]:
+    """Each mate's pieces with its primary first, and whether the primaries are a proper pair.
+
+    minimap2 pairs the mates' pieces and makes the best-scoring proper pair
+    the primaries (pe.c), which need not be the first pieces mappy lists when
+    a mate is split. The alignment score is not exposed by mappy, so it is
+    recomputed from the CIGAR and NM with the `sr` scoring.
+    """
+    if not pieces1 or not pieces2:
+        return pieces1, pieces2, False
+    if _is_proper(pieces1[0], pieces2[0], qlen_sum) or (len(pieces1) == 1 and len(pieces2) == 1):
+        return pieces1, pieces2, _is_proper(pieces1[0], pieces2[0], qlen_sum)
+    best: tuple[int, int, int] | None = None
+    # a pair scoring more than the pairing bonus below the mates' best pieces is not considered (pe.c)
+    threshold = max(map(_score, pieces1)) + max(map(_score, pieces2)) - PAIRING_BONUS
+    for i, a in enumerate(pieces1):
+        for j, b in enumerate(pieces2):
+            if _is_proper(a, b, qlen_sum):
+                score = _score(a) + _score(b)
+                if score >= threshold and (best is None or score > best[0]):
+                    best = (score, i, j)
+    if best is None:
+        return pieces1, pieces2, False
+    _, i, j = best
+    return ([pieces1[i], *pieces1[:i], *pieces1[i + 1:]], [pieces2[j], *pieces2[:j], *pieces2[j + 1:]], True)
+
+
+_CIGAR_RUN = re.compile(r"(\d+)([MIDNSHP=X])")
+
+
+def _score(hit: _Hit) -> int:
+    """The `sr` preset's alignment score of a hit: match 2, mismatch -8, gaps min(12 + 2l, 24 + l)."""
+    matched = gaps = gap_bases = 0
+    for length, op in _CIGAR_RUN.findall(hit.cigar):
+        n = int(length)
+        if op in "M=X":
+            matched += n
+        elif op in "ID":
+            gaps += min(12 + 2 * n, 24 + n)
+            gap_bases += n
+    mismatches = hit.nm - gap_bases
+    return 2 * (matched - mismatches) - 8 * mismatches - gaps
 
 
 # --- records ------------------------------------------------------------------------------------
@@ -245,124 +395,105 @@ def _revcomp(seq: str) -> str:
     return seq.translate(_COMPLEMENT)[::-1]
 
 
-def _primary(hits: list, read_num: int, counts: dict[str, int]) -> Any | None:
-    """The first primary hit of one mate; further primary hits are supplementary pieces (not written)."""
-    chosen = None
-    for hit in hits:
-        if hit.read_num != read_num or not hit.is_primary:
+def _cigar(hit: _Hit, length: int, clip: str) -> str:
+    left, right = (length - hit.q_en, hit.q_st) if hit.rev else (hit.q_st, length - hit.q_en)
+    return (f"{left}{clip}" if left else "") + hit.cigar + (f"{right}{clip}" if right else "")
+
+
+def _sa_tag(pieces: list[_Hit], this: _Hit, length: int) -> str:
+    """minimap2's SA:Z: the read's other pieces, each with a CIGAR of clips and one M, I or D run."""
+    fields = []
+    for q in pieces:
+        if q is this:
             continue
-        if chosen is None:
-            chosen = hit
+        qspan, rspan = q.q_en - q.q_st, q.r_en - q.r_st
+        if qspan < rspan:
+            ops = f"{qspan}M{rspan - qspan}D"
         else:
-            counts["supplementary_skipped"] += 1
-    return chosen
+            ops = f"{rspan}M" + (f"{qspan - rspan}I" if qspan > rspan else "")
+        clip5, clip3 = (length - q.q_en, q.q_st) if q.rev else (q.q_st, length - q.q_en)
+        cigar = (f"{clip5}S" if clip5 else "") + ops + (f"{clip3}S" if clip3 else "")
+        fields.append(f"{q.ctg},{q.r_st + 1},{'-' if q.rev else '+'},{cigar},{q.mapq},{q.nm};")
+    return "\tSA:Z:" + "".join(fields) if fields else ""
 
 
-def _to_segments(
-    header: pysam.AlignmentHeader,
-    pair: tuple[_Read, _Read | None],
-    hits: list,
-    tid: dict[str, int],
-    rg_id: str,
-    counts: dict[str, int],
-) -> list[pysam.AlignedSegment]:
-    read1, read2 = pair
-    if read2 is None:
-        hit = _primary(hits, 1, counts)
-        counts["reads"] += 1
-        counts["mapped"] += hit is not None
-        segment = _segment(header, read1, hit, tid, rg_id, 0)
-        return [segment]
+def _records(read: _Read, pieces: list[_Hit], flag: int, mate_fields: Callable[[_Hit | None], tuple[str, int, int]],
+             tags: str, counts: Counter[str]) -> list[str]:
+    """SAM lines for one read: its primary (or unmapped) record and its supplementary pieces."""
+    name, seq, qual = read
+    qual = qual if qual is not None else "*"
+    if not pieces:
+        rname, pos, rnext, pnext, tlen = mate_fields(None)
+        return [f"{name}\t{flag | FLAG_UNMAPPED}\t{rname}\t{pos}\t0\t*\t{rnext}\t{pnext}\t{tlen}\t{seq}\t{qual}"
+                f"{tags}\n"]
+    counts["mapped"] += 1
+    counts["supplementary"] += len(pieces) - 1
+    length = len(seq)
+    lines = []
+    for number, hit in enumerate(pieces):
+        record_flag = flag | (FLAG_REVERSE if hit.rev else 0)
+        if number == 0:
+            cigar = _cigar(hit, length, "S")
+            s, q = seq, qual
+        else:
+            record_flag = (record_flag & ~FLAG_PROPER) | FLAG_SUPPLEMENTARY
+            cigar = _cigar(hit, length, "H")
+            s, q = seq[hit.q_st:hit.q_en], qual[hit.q_st:hit.q_en] if qual != "*" else "*"
+        if hit.rev:
+            s, q = _revcomp(s), q[::-1] if q != "*" else "*"
+        _, _, rnext, pnext, tlen = mate_fields(hit)
+        lines.append(f"{name}\t{record_flag}\t{hit.ctg}\t{hit.r_st + 1}\t{hit.mapq}\t{cigar}\t{rnext}\t{pnext}\t"
+                     f"{tlen}\t{s}\t{q}\tNM:i:{hit.nm}{tags}{_sa_tag(pieces, hit, length)}\n")
+    return lines
 
+
+def _single_records(read: _Read, hits: list[_Hit], rg_id: str, counts: Counter[str]) -> list[str]:
+    counts["reads"] += 1
+    return _records(read, _pieces(hits, 1), 0, lambda _hit: ("*", 0, "*", 0, 0), f"\tRG:Z:{rg_id}", counts)
+
+
+def _pair_records(read1: _Read, read2: _Read, hits: list[_Hit], rg_id: str, counts: Counter[str]) -> list[str]:
     counts["reads"] += 2
     counts["pairs"] += 1
     counts["paired"] += 2
-    h1, h2 = _primary(hits, 1, counts), _primary(hits, 2, counts)
-    counts["mapped"] += (h1 is not None) + (h2 is not None)
-    proper = _is_proper(h1, h2)
+    pieces1, pieces2, proper = _pair_primaries(_pieces(hits, 1), _pieces(hits, 2), len(read1[1]) + len(read2[1]))
+    pieces = (pieces1, pieces2)
+    primary = (pieces1[0] if pieces1 else None, pieces2[0] if pieces2 else None)
     counts["properly_paired"] += 2 * proper
-    base = FLAG_PAIRED | (FLAG_PROPER if proper else 0)
-    s1 = _segment(header, read1, h1, tid, rg_id, base | FLAG_READ1)
-    s2 = _segment(header, read2, h2, tid, rg_id, base | FLAG_READ2)
-    _set_mate(s1, s2, h2)
-    _set_mate(s2, s1, h1)
-    if h1 is not None and h2 is not None and h1.ctg == h2.ctg:
-        left = min(h1.r_st, h2.r_st)
-        span = max(h1.r_en, h2.r_en) - left
-        first_is_1 = h1.r_st <= h2.r_st
-        s1.template_length = span if first_is_1 else -span
-        s2.template_length = -span if first_is_1 else span
-    return [s1, s2]
+    lines = []
+    for index, read in enumerate((read1, read2)):
+        mate = primary[1 - index]
+        flag = FLAG_PAIRED | (FLAG_READ1 if index == 0 else FLAG_READ2)
+        if proper:
+            flag |= FLAG_PROPER
+        if mate is None:
+            flag |= FLAG_MATE_UNMAPPED
+        elif mate.rev:
+            flag |= FLAG_MATE_REVERSE
+        tags = f"\tRG:Z:{rg_id}"
+        if mate is not None:
+            mate_length = len((read1, read2)[1 - index][1])
+            tags += f"\tMC:Z:{_cigar(mate, mate_length, 'S')}"
+        lines += _records(read, pieces[index], flag, _mate_fields_for(mate), tags, counts)
+    return lines
 
 
-def _is_proper(h1: Any | None, h2: Any | None) -> bool:
-    """Both mapped to one contig, forward/reverse facing each other, insert within MAX_PROPER_INSERT."""
-    if h1 is None or h2 is None or h1.ctg != h2.ctg or h1.strand == h2.strand:
-        return False
-    forward, reverse = (h1, h2) if h1.strand > 0 else (h2, h1)
-    if forward.r_st > reverse.r_en:
-        return False
-    return max(h1.r_en, h2.r_en) - min(h1.r_st, h2.r_st) <= MAX_PROPER_INSERT
+def _mate_fields_for(mate: _Hit | None) -> Callable[[_Hit | None], tuple[str, int, str, int, int]]:
+    """RNAME/POS for an unmapped read and RNEXT/PNEXT/TLEN for any record of it, as minimap2 writes them."""
 
+    def fields(hit: _Hit | None) -> tuple[str, int, str, int, int]:
+        if hit is None:  # unmapped: placed at its mate, if the mate is mapped
+            if mate is None:
+                return "*", 0, "*", 0, 0
+            return mate.ctg, mate.r_st + 1, "=", mate.r_st + 1, 0
+        if mate is None:
+            return hit.ctg, hit.r_st + 1, "=", hit.r_st + 1, 0
+        if hit.ctg != mate.ctg:
+            return hit.ctg, hit.r_st + 1, mate.ctg, mate.r_st + 1, 0
+        this5 = hit.r_en - 1 if hit.rev else hit.r_st
+        mate5 = mate.r_en - 1 if mate.rev else mate.r_st
+        tlen = mate5 - this5
+        tlen += 1 if tlen > 0 else -1 if tlen < 0 else 0
+        return hit.ctg, hit.r_st + 1, "=", mate.r_st + 1, tlen
 
-def _segment(
-    header: pysam.AlignmentHeader, read: _Read, hit: Any | None, tid: dict[str, int], rg_id: str, flag: int
-) -> pysam.AlignedSegment:
-    name, seq, qual = read
-    segment = pysam.AlignedSegment(header)
-    segment.query_name = name
-    if hit is None:
-        segment.flag = flag | FLAG_UNMAPPED
-        segment.reference_id = -1
-        segment.reference_start = -1
-        segment.mapping_quality = 0
-        segment.query_sequence = seq
-        if qual is not None:
-            segment.query_qualities = pysam.qualitystring_to_array(qual)
-    else:
-        length = len(seq)
-        if hit.strand < 0:
-            seq = _revcomp(seq)
-            qual = qual[::-1] if qual is not None else None
-            clip_left, clip_right = length - hit.q_en, hit.q_st
-            flag |= FLAG_REVERSE
-        else:
-            clip_left, clip_right = hit.q_st, length - hit.q_en
-        cigar = [(op, n) for n, op in hit.cigar]
-        if clip_left:
-            cigar.insert(0, (4, clip_left))
-        if clip_right:
-            cigar.append((4, clip_right))
-        segment.flag = flag
-        segment.reference_id = tid[hit.ctg]
-        segment.reference_start = hit.r_st
-        segment.mapping_quality = hit.mapq
-        segment.cigartuples = cigar
-        segment.query_sequence = seq
-        if qual is not None:
-            segment.query_qualities = pysam.qualitystring_to_array(qual)
-        segment.set_tag("NM", hit.NM, value_type="i")
-    segment.set_tag("RG", rg_id, value_type="Z")
-    return segment
-
-
-def _set_mate(segment: pysam.AlignedSegment, mate: pysam.AlignedSegment, mate_hit: Any | None) -> None:
-    """Mate fields per the SAM spec; an unmapped read with a mapped mate takes the mate's position."""
-    if mate_hit is None:
-        segment.flag |= FLAG_MATE_UNMAPPED
-        if segment.is_unmapped:
-            segment.next_reference_id = -1
-            segment.next_reference_start = -1
-        else:
-            segment.next_reference_id = segment.reference_id
-            segment.next_reference_start = segment.reference_start
-        return
-    if segment.is_unmapped:
-        segment.reference_id = mate.reference_id
-        segment.reference_start = mate.reference_start
-    segment.next_reference_id = mate.reference_id
-    segment.next_reference_start = mate.reference_start
-    if mate_hit.strand < 0:
-        segment.flag |= FLAG_MATE_REVERSE
-    with contextlib.suppress(ValueError):
-        segment.set_tag("MC", mate.cigarstring, value_type="Z")
+    return fields
