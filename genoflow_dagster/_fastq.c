@@ -158,7 +158,18 @@ static void flush_b8(qc_t *st) {
     st->b8_reads = 0;
 }
 
-/* First hit of each adapter by the rolling 2-bit code of the last 12 upper-case A/C/G/T. */
+/* Whether the 12 bytes at s are the motif (upper-case A/C/G/T) in either case: FastQC upper-cases
+ * reads before it looks for adapters. b & 0xDF is an upper-case letter L only for b = L or l. */
+static inline int motif_at(const uint8_t *s, const uint8_t *motif) {
+    for (int k = 0; k < ADAPTER_K; k++) {
+        if ((s[k] & 0xDF) != motif[k]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* First hit of each adapter by the rolling 2-bit code of the last 12 A/C/G/T of either case. */
 static void adapters_scalar(qc_t *st, const uint8_t *s, Py_ssize_t L) {
     const uint32_t mask = (1u << 24) - 1;
     unsigned live = (1u << st->n_adapters) - 1;
@@ -227,7 +238,7 @@ __attribute__((target("ssse3"))) static void adapters_shuffle(qc_t *st, const ui
             while (bits) {
                 const int a = __builtin_ctz(bits);
                 bits &= bits - 1;
-                if (memcmp(s + j + lane, st->motifs[a], ADAPTER_K) == 0) {
+                if (motif_at(s + j + lane, st->motifs[a])) {
                     live &= ~(1u << a);
                     const Py_ssize_t start = j + lane;
                     st->adapter_hist[a * st->cap + (start < st->pooled ? start : st->pooled)]++;
@@ -240,18 +251,18 @@ __attribute__((target("ssse3"))) static void adapters_shuffle(qc_t *st, const ui
 
 #if HAVE_SSE2
 /* Per-position base classes of s[0:lim] into the 8-bit counters (A C G T N all, `stride`
- * apart) and the read's G/C and A/C/G/T counts: compare 16 (SSE2) or 32 (AVX2) bytes at a
- * time, lower case folded by OR 0x20 (which maps no other byte onto a/c/g/t/u/n). */
-static void bases_sse2(qc_t *st, const uint8_t *s, Py_ssize_t lim, int64_t *gc_out, int64_t *acgt_out) {
+ * apart) and the read's G/C count over s[0:min(lim, gc_len)]: compare 16 (SSE2) or 32 (AVX2)
+ * bytes at a time, lower case folded by OR 0x20 (which maps no other byte onto a/c/g/t/n). */
+static void bases_sse2(qc_t *st, const uint8_t *s, Py_ssize_t lim, Py_ssize_t gc_len, int64_t *gc_out) {
     static const uint8_t ramp[32] = {255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
                                      0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0,   0};
     const __m128i lower = _mm_set1_epi8(0x20), zero = _mm_setzero_si128();
     const __m128i ka = _mm_set1_epi8('a'), kc = _mm_set1_epi8('c'), kg = _mm_set1_epi8('g');
-    const __m128i kt = _mm_set1_epi8('t'), ku = _mm_set1_epi8('u'), kn = _mm_set1_epi8('n');
+    const __m128i kt = _mm_set1_epi8('t'), kn = _mm_set1_epi8('n');
     const Py_ssize_t w = st->stride;
     uint8_t *b8 = st->b8;
-    __m128i vgc = zero, vacgt = zero;
-    int64_t gc = 0, acgt = 0;
+    __m128i vgc = zero;
+    int64_t gc = 0;
     int chunks = 0;
     uint8_t tmp[16];
     for (Py_ssize_t j = 0; j < lim; j += 16) {
@@ -269,7 +280,7 @@ static void bases_sse2(qc_t *st, const uint8_t *s, Py_ssize_t lim, int64_t *gc_o
         __m128i ea = _mm_and_si128(_mm_cmpeq_epi8(v, ka), all);
         __m128i ec = _mm_and_si128(_mm_cmpeq_epi8(v, kc), all);
         __m128i eg = _mm_and_si128(_mm_cmpeq_epi8(v, kg), all);
-        __m128i et = _mm_and_si128(_mm_or_si128(_mm_cmpeq_epi8(v, kt), _mm_cmpeq_epi8(v, ku)), all);
+        __m128i et = _mm_and_si128(_mm_cmpeq_epi8(v, kt), all);
         __m128i en = _mm_and_si128(_mm_cmpeq_epi8(v, kn), all);
         const __m128i add[6] = {ea, ec, eg, et, en, all};
         for (int c = 0; c < 6; c++) {
@@ -277,13 +288,14 @@ static void bases_sse2(qc_t *st, const uint8_t *s, Py_ssize_t lim, int64_t *gc_o
             _mm_storeu_si128(o, _mm_sub_epi8(_mm_loadu_si128(o), add[c]));
         }
         __m128i egc = _mm_or_si128(ec, eg);
+        if (gc_len - j < 16) { /* only the first gc_len bases count for the read's GC */
+            egc = gc_len <= j ? zero : _mm_and_si128(egc, _mm_loadu_si128((const __m128i *)(ramp + 16 - (gc_len - j))));
+        }
         vgc = _mm_sub_epi8(vgc, egc);
-        vacgt = _mm_sub_epi8(vacgt, _mm_or_si128(_mm_or_si128(ea, et), egc));
         if (++chunks == 255 || j + 16 >= lim) {
-            __m128i sg = _mm_sad_epu8(vgc, zero), sa = _mm_sad_epu8(vacgt, zero);
+            __m128i sg = _mm_sad_epu8(vgc, zero);
             gc += _mm_cvtsi128_si64(sg) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(sg, sg));
-            acgt += _mm_cvtsi128_si64(sa) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(sa, sa));
-            vgc = vacgt = zero;
+            vgc = zero;
             chunks = 0;
         }
     }
@@ -291,7 +303,6 @@ static void bases_sse2(qc_t *st, const uint8_t *s, Py_ssize_t lim, int64_t *gc_o
         st->b8_rows = lim;
     }
     *gc_out += gc;
-    *acgt_out += acgt;
 }
 
 __attribute__((target("avx2"))) static inline int64_t sum_bytes256(__m256i v) {
@@ -300,17 +311,17 @@ __attribute__((target("avx2"))) static inline int64_t sum_bytes256(__m256i v) {
     return _mm_cvtsi128_si64(t) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(t, t));
 }
 
-__attribute__((target("avx2"))) static void bases_avx2(qc_t *st, const uint8_t *s, Py_ssize_t lim, int64_t *gc_out,
-                                                       int64_t *acgt_out) {
+__attribute__((target("avx2"))) static void bases_avx2(qc_t *st, const uint8_t *s, Py_ssize_t lim, Py_ssize_t gc_len,
+                                                       int64_t *gc_out) {
     static const uint8_t ramp[64] = {255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
                                      255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255};
     const __m256i lower = _mm256_set1_epi8(0x20), zero = _mm256_setzero_si256();
     const __m256i ka = _mm256_set1_epi8('a'), kc = _mm256_set1_epi8('c'), kg = _mm256_set1_epi8('g');
-    const __m256i kt = _mm256_set1_epi8('t'), ku = _mm256_set1_epi8('u'), kn = _mm256_set1_epi8('n');
+    const __m256i kt = _mm256_set1_epi8('t'), kn = _mm256_set1_epi8('n');
     const Py_ssize_t w = st->stride;
     uint8_t *b8 = st->b8;
-    __m256i vgc = zero, vacgt = zero;
-    int64_t gc = 0, acgt = 0;
+    __m256i vgc = zero;
+    int64_t gc = 0;
     int chunks = 0;
     uint8_t tmp[32];
     for (Py_ssize_t j = 0; j < lim; j += 32) {
@@ -328,7 +339,7 @@ __attribute__((target("avx2"))) static void bases_avx2(qc_t *st, const uint8_t *
         __m256i ea = _mm256_and_si256(_mm256_cmpeq_epi8(v, ka), all);
         __m256i ec = _mm256_and_si256(_mm256_cmpeq_epi8(v, kc), all);
         __m256i eg = _mm256_and_si256(_mm256_cmpeq_epi8(v, kg), all);
-        __m256i et = _mm256_and_si256(_mm256_or_si256(_mm256_cmpeq_epi8(v, kt), _mm256_cmpeq_epi8(v, ku)), all);
+        __m256i et = _mm256_and_si256(_mm256_cmpeq_epi8(v, kt), all);
         __m256i en = _mm256_and_si256(_mm256_cmpeq_epi8(v, kn), all);
         const __m256i add[6] = {ea, ec, eg, et, en, all};
         for (int c = 0; c < 6; c++) {
@@ -336,12 +347,14 @@ __attribute__((target("avx2"))) static void bases_avx2(qc_t *st, const uint8_t *
             _mm256_storeu_si256(o, _mm256_sub_epi8(_mm256_loadu_si256(o), add[c]));
         }
         __m256i egc = _mm256_or_si256(ec, eg);
+        if (gc_len - j < 32) { /* only the first gc_len bases count for the read's GC */
+            egc = gc_len <= j ? zero
+                              : _mm256_and_si256(egc, _mm256_loadu_si256((const __m256i *)(ramp + 32 - (gc_len - j))));
+        }
         vgc = _mm256_sub_epi8(vgc, egc);
-        vacgt = _mm256_sub_epi8(vacgt, _mm256_or_si256(_mm256_or_si256(ea, et), egc));
         if (++chunks == 255 || j + 32 >= lim) {
             gc += sum_bytes256(vgc);
-            acgt += sum_bytes256(vacgt);
-            vgc = vacgt = zero;
+            vgc = zero;
             chunks = 0;
         }
     }
@@ -349,7 +362,6 @@ __attribute__((target("avx2"))) static void bases_avx2(qc_t *st, const uint8_t *
         st->b8_rows = lim;
     }
     *gc_out += gc;
-    *acgt_out += acgt;
 }
 
 /* adapters_shuffle with 32 starts at a time. */
@@ -392,7 +404,7 @@ __attribute__((target("avx2"))) static void adapters_avx2(qc_t *st, const uint8_
             while (bits) {
                 const int a = __builtin_ctz(bits);
                 bits &= bits - 1;
-                if (memcmp(s + j + lane, st->motifs[a], ADAPTER_K) == 0) {
+                if (motif_at(s + j + lane, st->motifs[a])) {
                     live &= ~(1u << a);
                     const Py_ssize_t start = j + lane;
                     st->adapter_hist[a * st->cap + (start < st->pooled ? start : st->pooled)]++;
@@ -407,7 +419,9 @@ __attribute__((target("avx2"))) static void adapters_avx2(qc_t *st, const uint8_
 static void count_qc(qc_t *st, const uint8_t *s, const uint8_t *q, Py_ssize_t L) {
     const Py_ssize_t pooled = st->pooled;
     const Py_ssize_t lim = L < pooled ? L : pooled; /* positions below lim have their own row */
-    int64_t qsum = 0, gc = 0, acgt = 0;
+    int64_t qsum = 0, gc = 0;
+    /* FastQC's per-sequence GC looks at the first 100s (or 1000s) of bases of a read over 100 (1000) */
+    const Py_ssize_t gc_len = L > 1000 ? L / 1000 * 1000 : L > 100 ? L / 100 * 100 : L;
 
     /* quality per position */
     if (st->q32) {
@@ -443,18 +457,17 @@ static void count_qc(qc_t *st, const uint8_t *s, const uint8_t *q, Py_ssize_t L)
     Py_ssize_t done = 0;
 #if HAVE_SSE2
     if (st->level >= 2) {
-        bases_avx2(st, s, lim, &gc, &acgt);
+        bases_avx2(st, s, lim, gc_len, &gc);
         done = lim;
     } else if (st->level >= 1) {
-        bases_sse2(st, s, lim, &gc, &acgt);
+        bases_sse2(st, s, lim, gc_len, &gc);
         done = lim;
     }
 #endif
     for (Py_ssize_t j = done; j < L; j++) {
         const uint8_t cls = st->base_class[s[j]] & 7;
         st->pos_base[(j < pooled ? j : pooled) * 6 + cls]++;
-        acgt += cls <= 3;
-        gc += cls == 1 || cls == 2;
+        gc += (cls == 1 || cls == 2) && j < gc_len;
     }
 
     if (st->n_adapters && L >= ADAPTER_K) {
@@ -475,11 +488,11 @@ static void count_qc(qc_t *st, const uint8_t *s, const uint8_t *q, Py_ssize_t L)
         st->seq_mean_q[mean < st->n_mean ? mean : st->n_mean - 1]++;
     }
     st->len_hist[L]++;
-    if (acgt > 0) {
-        if (acgt < st->gc_dim) {
-            st->gc_table[acgt * st->gc_dim + gc]++;
+    if (gc_len > 0) {
+        if (gc_len < st->gc_dim) {
+            st->gc_table[gc_len * st->gc_dim + gc]++;
         } else {
-            st->overflow[2 * st->n_overflow] = acgt;
+            st->overflow[2 * st->n_overflow] = gc_len;
             st->overflow[2 * st->n_overflow + 1] = gc;
             st->n_overflow++;
         }
@@ -591,7 +604,7 @@ static PyObject *scan_qc(PyObject *self, PyObject *args) {
         memcpy(st.motifs[a], motifs + a * ADAPTER_K, ADAPTER_K);
         for (int k = 0; k < ADAPTER_K; k++) {
             const uint8_t c = st.motifs[a][k];
-            if (!(st.base_class[c] & 8)) {
+            if (!(st.base_class[c] & 8) || c > 'Z') {
                 release(b, 11);
                 PyErr_SetString(PyExc_ValueError, "scan_qc: adapters must be upper-case A/C/G/T");
                 return NULL;
@@ -691,7 +704,7 @@ static PyObject *scan_basic(PyObject *self, PyObject *args) {
 #if HAVE_SSE2
     const __m128i lower = _mm_set1_epi8(0x20), zero = _mm_setzero_si128();
     const __m128i ka = _mm_set1_epi8('a'), kc = _mm_set1_epi8('c'), kg = _mm_set1_epi8('g');
-    const __m128i kt = _mm_set1_epi8('t'), ku = _mm_set1_epi8('u'), kn = _mm_set1_epi8('n');
+    const __m128i kt = _mm_set1_epi8('t'), kn = _mm_set1_epi8('n');
     __m128i acc[5] = {zero, zero, zero, zero, zero};
     int chunks = 0;
 #endif
@@ -727,7 +740,7 @@ static PyObject *scan_basic(PyObject *self, PyObject *args) {
                 acc[0] = _mm_sub_epi8(acc[0], _mm_cmpeq_epi8(v, ka));
                 acc[1] = _mm_sub_epi8(acc[1], _mm_cmpeq_epi8(v, kc));
                 acc[2] = _mm_sub_epi8(acc[2], _mm_cmpeq_epi8(v, kg));
-                acc[3] = _mm_sub_epi8(acc[3], _mm_or_si128(_mm_cmpeq_epi8(v, kt), _mm_cmpeq_epi8(v, ku)));
+                acc[3] = _mm_sub_epi8(acc[3], _mm_cmpeq_epi8(v, kt));
                 acc[4] = _mm_sub_epi8(acc[4], _mm_cmpeq_epi8(v, kn));
                 if (++chunks == 255) {
                     for (int c = 0; c < 5; c++) {

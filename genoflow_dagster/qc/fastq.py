@@ -20,23 +20,65 @@ Definitions follow `seqkit stats -a` (checked against seqkit 2.3):
 FASTQ wrapped over several lines (legal, rare), and anything else that is not
 plain 4-line records, is handed from that record on to a simple line-oriented
 parser with the same counters (numpy per batch of reads).
+
+The module data are FastQC's own numbers (0.11.9, default options, grouping on;
+tests/test_qc_fastqc_equivalence.py runs FastQC and compares every table), by
+FastQC's rules, on reads upper-cased as FastQC reads them:
+- base groups (`base_groups`): positions alone up to 75 bp, else 1-9 alone and
+  equal groups (2, 5, 10, 20, 50, ... wide) fewer than 75 in all, the first
+  widened to start at 10. A group's quality mean / median / quartiles / 10th and
+  90th percentiles are the averages of its positions' own statistics, the
+  percentiles only over positions with more than 100 bases (none: None, FastQC's
+  NaN); a position's percentile k is the first Phred whose running count reaches
+  bases * k // 100.
+- base content: A/C/G/T % of A+C+G+T per group (U counts as none of them); N %
+  of all bases per group.
+- per-sequence GC: reads cut to whole hundreds past 100 bp (thousands past
+  1,000), G+C over all bytes of what is left, spread by FastQC's GCModel, so the
+  table does not sum to the number of reads; empty reads are left out.
+- length distribution: `length_distribution` per exact length, and
+  `length_distribution_groups` FastQC's binned table.
+- overrepresented: every sequence (reads over 75 bp cut to 50) above 0.1% of the
+  reads, however few reads there are, by count.
+- adapter content: % of reads with the adapter at or before each position, over
+  positions 1 .. longest read - 11, averaged per base group.
+
+Known differences, by design: duplication and overrepresented sequences look at
+the first 100,000 reads (FastQC: the first 100,000 distinct sequences, counted
+over the whole file), so they equal FastQC's on files of up to 100,000 reads
+only; positions past POSITION_CAP (10,000) are pooled, so reads longer than
+10 kb get other groups; the quality offset is given (33 unless said otherwise)
+where FastQC guesses it from the lowest quality byte; `possible_source` names
+sources from a short list of its own; there is no per-tile quality module.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 import mmap
+import operator
 import os
 import stat
 from array import array
 from collections import Counter
+from collections.abc import Callable
 from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from genoflow_dagster.qc import fastq_kernel as kernel
-from genoflow_dagster.qc.fastq_kernel import BASE_CLASS, DRAIN, GROW, IRREGULAR, adapter_motifs, scan_basic, scan_qc
+from genoflow_dagster.qc.fastq_kernel import (
+    ADAPTER_K,
+    BASE_CLASS,
+    DRAIN,
+    GROW,
+    IRREGULAR,
+    adapter_motifs,
+    scan_basic,
+    scan_qc,
+)
 
 try:
     from isal.isal_zlib import _GzipReader  # what isal's IGzipFile reads through, minus its Python layers
@@ -55,22 +97,24 @@ GZIP_READ_BYTES = 512 * 1024
 POSITION_CAP = 10_000  # per-position counters stop growing here; longer tails are pooled in the last bin
 DUP_READS = 100_000  # duplication / overrepresentation look at the first 100,000 reads (FastQC: the
 # first 100,000 distinct sequences, counted over the whole file)
-DUP_TRUNCATE_OVER = 75  # ... and, as FastQC, truncate reads longer than 75 bp to 50 bp for that
-DUP_TRUNCATE_TO = 50
-OVERREPRESENTED_MIN_PERCENT = 0.1
+DUP_TRUNCATE_OVER = 75  # ... and, as FastQC 0.11, truncate reads longer than 75 bp to 50 bp for that
+DUP_TRUNCATE_TO = 50  # (FastQC 0.12 truncates every read longer than 50 bp)
+OVERREPRESENTED_MIN_PERCENT = 0.1  # FastQC lists sequences above its warn limit, which is this
 
-# FastQC's adapter list (Configuration/adapter_list.txt): the first 12 bp of each adapter.
+# FastQC's adapter lists (Configuration/adapter_list.txt of 0.11 and 0.12, together): the first
+# 12 bp of each adapter. 0.11 has the SOLiD adapter, 0.12 poly-A and poly-G instead.
 ADAPTERS: dict[str, bytes] = {
     "Illumina Universal Adapter": b"AGATCGGAAGAG",
     "Illumina Small RNA 3' Adapter": b"TGGAATTCTCGG",
     "Illumina Small RNA 5' Adapter": b"GATCGTCGGACT",
     "Nextera Transposase Sequence": b"CTGTCTCTTATA",
+    "SOLID Small RNA Adapter": b"CGCCTTGGCCGT",
     "PolyA": b"AAAAAAAAAAAA",
     "PolyG": b"GGGGGGGGGGGG",
 }
 
 _ADAPTER_MOTIFS = adapter_motifs(list(ADAPTERS.values()))
-GC_DIM = 512  # reads with fewer A/C/G/T than this keep their (ACGT, GC) pair in a dense table
+GC_DIM = 512  # reads whose GC length (`gc_length`) is below this keep their (length, GC) pair in a dense table
 _OVERFLOW = 4096  # longer reads' pairs come back from C in batches of this many
 
 # A few well-known contaminants, to name the likely source of an overrepresented sequence.
@@ -272,7 +316,7 @@ class _Accumulator:
         self._reserve(1)
         self.lengths = _zeros(256)
         self.seq_mean_q = _zeros(_QDIM)
-        # Reads per (ACGT length, GC count): spread over percent bins at the end (see gc_histogram).
+        # Reads per (GC length, G/C count): spread over percent bins at the end (see gc_histogram).
         # Short reads' pairs in a dense table filled in C, the others in the Counter.
         self.gc_dim = GC_DIM
         self.gc_table = _zeros(GC_DIM * GC_DIM)
@@ -329,7 +373,7 @@ class _Accumulator:
                 first = pairs[0]
                 span = bytes(buf[first:pairs[-2] + pairs[-1]])
                 over, to = DUP_TRUNCATE_OVER, DUP_TRUNCATE_TO
-                self.dup_counter.update([span[s - first: s - first + (to if n > over else n)]
+                self.dup_counter.update([span[s - first: s - first + (to if n > over else n)].upper()  # as FastQC
                                          for s, n in zip(pairs[::2], pairs[1::2], strict=True)])
                 self.dup_seen += n_dup
             if status == GROW:
@@ -339,10 +383,10 @@ class _Accumulator:
                 return start, status == IRREGULAR
 
     def gc_pairs(self) -> dict[tuple[int, int], int]:
-        """Reads per (ACGT length, GC count), in key order."""
+        """Reads per (GC length, G/C count) (`gc_length`), in key order."""
         pairs = Counter(self.seq_gc_pairs)
         dim, table = self.gc_dim, self.gc_table
-        for n in range(1, min(dim, len(self.lengths))):  # a read has at most as many A/C/G/T as bases
+        for n in range(1, min(dim, len(self.lengths))):  # a read's GC length is at most its length
             row = table[n * dim: n * dim + n + 1]
             if any(row):
                 for g, count in enumerate(row):
@@ -364,16 +408,16 @@ class _Accumulator:
                 view(self.adapter_hist).reshape(len(ADAPTERS), self.capacity)[:, :npos],
                 view(self.lengths), view(self.seq_mean_q))
 
-    def _add_gc_pairs(self, acgt: np.ndarray, gc: np.ndarray) -> None:
+    def _add_gc_pairs(self, gc_len: np.ndarray, gc: np.ndarray) -> None:
         import numpy as np
 
-        has = acgt > 0
-        keys, counts = np.unique(acgt[has].astype(np.int64) * 1_000_003 + gc[has], return_counts=True)
+        has = gc_len > 0
+        keys, counts = np.unique(gc_len[has].astype(np.int64) * 1_000_003 + gc[has], return_counts=True)
         for key, count in zip(keys.tolist(), counts.tolist(), strict=True):
             self.seq_gc_pairs[divmod(key, 1_000_003)] += count
 
     def _add_duplicates(self, seq_lines: list[bytes]) -> None:
-        self.dup_counter.update([s[:DUP_TRUNCATE_TO] if len(s) > DUP_TRUNCATE_OVER else s for s in seq_lines])
+        self.dup_counter.update([(s[:DUP_TRUNCATE_TO] if len(s) > DUP_TRUNCATE_OVER else s).upper() for s in seq_lines])
         self.dup_seen += len(seq_lines)
 
     def add_batch(self, seq: np.ndarray, qual: np.ndarray, lengths: np.ndarray,
@@ -407,11 +451,14 @@ class _Accumulator:
             pos_base[:maxlen] += np.bincount(
                 (codes2 + col * _NBASE).ravel(), minlength=maxlen * _NBASE).reshape(maxlen, _NBASE)
             qsum = qual2.sum(axis=1, dtype=np.int64)
-            gc = np.count_nonzero((codes2 == 1) | (codes2 == 2), axis=1)
-            acgt = np.count_nonzero(codes2 <= 3, axis=1)
+            gc_len = np.full(n, gc_length(maxlen), dtype=np.int64)
+            gc = np.count_nonzero((codes2[:, :gc_len[0]] == 1) | (codes2[:, :gc_len[0]] == 2), axis=1)
             lens = lengths
         else:
             pos = np.arange(total, dtype=np.int64) - np.repeat(offsets, lengths)
+            all_gc_len = np.where(lengths > 1000, lengths // 1000 * 1000,
+                                  np.where(lengths > 100, lengths // 100 * 100, lengths))
+            in_gc = pos < np.repeat(all_gc_len, lengths)
             if maxlen > POSITION_CAP:
                 np.minimum(pos, POSITION_CAP - 1, out=pos)
             codes = _codes(seq)
@@ -421,12 +468,12 @@ class _Accumulator:
             starts = offsets[nonzero]
             lens = lengths[nonzero]
             qsum = np.add.reduceat(qual, starts, dtype=np.int64)
-            gc = np.add.reduceat(((codes == 1) | (codes == 2)).view(np.uint8), starts, dtype=np.int64)
-            acgt = np.add.reduceat((codes <= 3).view(np.uint8), starts, dtype=np.int64)
+            gc = np.add.reduceat((((codes == 1) | (codes == 2)) & in_gc).view(np.uint8), starts, dtype=np.int64)
+            gc_len = all_gc_len[nonzero]
         # FastQC bins a read by its integer mean quality (truncated).
         mean_q = qsum // lens
         seq_mean_q += np.bincount(np.clip(mean_q, 0, _QDIM - 1), minlength=_QDIM)[:_QDIM]
-        self._add_gc_pairs(acgt, gc)
+        self._add_gc_pairs(gc_len, gc)
         if self.dup_seen < DUP_READS:
             take = min(n, DUP_READS - self.dup_seen)
             if seq_lines is None:
@@ -448,11 +495,11 @@ class _Accumulator:
 
 def _count_adapters(acc: _Accumulator, seq: np.ndarray, lengths: np.ndarray) -> None:
     """First hit of each adapter per read, by C-speed substring search over the concatenated
-    sequences; a hit that runs across two reads is discarded and the search resumes in the read
-    where it ended (so that read's own hits are not missed)."""
+    sequences (upper-cased, as FastQC reads them); a hit that runs across two reads is discarded
+    and the search resumes in the read where it ended (so that read's own hits are not missed)."""
     import numpy as np
 
-    data = seq.tobytes()
+    data = seq.tobytes().upper()
     ends = np.cumsum(lengths)
     for name, motif in ADAPTERS.items():
         k = len(motif)
@@ -633,77 +680,148 @@ def _scan_file(acc: _Accumulator | _BasicAccumulator, reader: _HashingReader | _
         _scan(acc, stream)
 
 
-def gc_histogram(pairs: dict[tuple[int, int], int]) -> list[float]:
-    """Read GC% histogram over 101 one-percent bins, without the comb of rounding.
+def gc_length(length: int) -> int:
+    """How much of a read FastQC's per-sequence GC module looks at: all of it up to 100 bases,
+    whole hundreds up to 1,000, whole thousands beyond (fewer GC models to keep)."""
+    if length > 1000:
+        return length // 1000 * 1000
+    if length > 100:
+        return length // 100 * 100
+    return length
 
-    A read with `g` G/C among `n` called bases has a GC content anywhere in
-    ((g - 0.5) / n, (g + 0.5) / n); its count is spread over the percent bins
-    that interval overlaps, in proportion to the overlap (FastQC spreads counts
-    the same way). Rounding `g / n` to the nearest percent instead gives every
-    third bin a double share for 150 bp reads, which reads as a GC anomaly.
-    """
-    hist = [0.0] * 101  # bin i covers [i - 0.5, i + 0.5)
+
+def _java_round(x: float) -> int:
+    """Java's Math.round: the nearest integer, halves towards positive infinity."""
+    r = math.floor(x)
+    return r + 1 if x - r >= 0.5 else r
+
+
+def _gc_model(n: int) -> Callable[[int], list[tuple[int, float]]]:
+    """FastQC's GCModel for reads of `n` bases: a G/C count g claims the percent bins from
+    round(100 (g - 0.5) / n) to round(100 (g + 0.5) / n) (counts clipped to [0, n]) and adds
+    1 / (how many counts claim that bin) to each. A read thus adds more or less than 1 in all,
+    so the histogram does not sum to the number of reads. Both bounds grow with g, so how many
+    counts claim a bin is found by bisection (O(log n) per bin, not O(n) per length)."""
+
+    def low(g: int) -> int:
+        return _java_round(min(max(g - 0.5, 0.0), n) * 100 / n)
+
+    def high(g: int) -> int:
+        return _java_round(min(max(g + 0.5, 0.0), n) * 100 / n)
+
+    def at_most(bound: Callable[[int], int], p: int) -> int:  # how many g in 0..n have bound(g) <= p
+        a, b = 0, n + 1
+        while a < b:
+            mid = (a + b) // 2
+            if bound(mid) <= p:
+                a = mid + 1
+            else:
+                b = mid
+        return a
+
+    claims = [at_most(low, p) - at_most(high, p - 1) for p in range(101)]
+    return lambda g: [(p, 1.0 / claims[p]) for p in range(low(g), high(g) + 1)]
+
+
+def gc_histogram(pairs: dict[tuple[int, int], int]) -> list[float]:
+    """FastQC's per-sequence GC table: 101 one-percent bins, from reads' (GC length, G/C count)
+    pairs (`gc_length`; empty reads are left out) spread over bins by `_gc_model`. The
+    spreading is why there is no rounding comb (150 bp reads are cut to 100 bp first)."""
+    hist = [0.0] * 101
+    models: dict[int, Callable[[int], list[tuple[int, float]]]] = {}
     for (n, g), count in pairs.items():
-        low = max(0.0, (g - 0.5) / n * 100.0)
-        high = min(100.0, (g + 0.5) / n * 100.0)
-        if high <= low:
-            hist[round(low)] += count
-            continue
-        first, last = max(0, math.floor(low + 0.5)), min(100, math.ceil(high + 0.5) - 1)
-        overlap = [0.0] * 101
-        for i in range(first, last + 1):
-            overlap[i] = max(min(i + 0.5, high) - max(i - 0.5, low), 0.0)
-        total = _pairwise_sum(overlap)
-        for i in range(first, last + 1):
-            hist[i] += count * overlap[i] / total
+        model = models.get(n)
+        if model is None:
+            model = models[n] = _gc_model(n)
+        for p, weight in model(g):
+            hist[p] += count * weight
     return hist
 
 
-def _pairwise_sum(values: list[float]) -> float:
-    """The float sum numpy's `sum` gives for 8 < len(values) <= 128 (eight running partial sums,
-    combined pairwise, then the tail): the GC histogram is the same to the last bit as it was."""
-    n = len(values)
-    r = values[:8]
-    i = 8
-    while i < n - n % 8:
-        for j in range(8):
-            r[j] += values[i + j]
-        i += 8
-    total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-    for x in values[i:]:
-        total += x
-    return total
-
-
-def _percentile(counts: list[int], frac: float) -> float:
-    """Smallest value whose cumulative count reaches `frac` of the total (FastQC's definition)."""
-    total = sum(counts)
-    if total == 0:
-        return float("nan")
-    target = frac * total
-    for idx, running in enumerate(accumulate(counts)):
-        if running >= target:
-            return float(idx)
-    return float(len(counts))
-
-
 def base_groups(length: int) -> list[tuple[int, int]]:
-    """FastQC's linear base groups (1-based, inclusive): positions 1-9 alone, then equal-width
-    groups chosen so that there are about 75 of them at most, which keeps plots legible."""
+    """FastQC's (0.11/0.12) linear base groups, 1-based and inclusive, for reads up to `length`:
+    every position alone up to 75 bp; beyond, positions 1-9 alone and then groups of the first
+    of 2, 5, 10, 20, 50, 100, ... that gives fewer than 75 groups in all, the first of them
+    widened to start at 10 (10-49 then 50-99 for a width of 50)."""
     if length <= 75:
         return [(i, i) for i in range(1, length + 1)]
-    groups = [(i, i) for i in range(1, 10)]
-    width = 1
-    for w in (2, 5, 10, 50, 100, 500, 1000, 5000, 10_000):
-        width = w
-        if 9 + math.ceil((length - 9) / w) <= 75:
-            break
-    start = 10
+    width, multiplier = 0, 1
+    while not width:
+        for base in (2, 5, 10):
+            candidate = base * multiplier
+            if 9 + -(-(length - 9) // candidate) < 75:
+                width = candidate
+                break
+        multiplier *= 10
+    groups = []
+    start = 1
     while start <= length:
-        end = min(start + width - 1, length)
-        groups.append((start, end))
+        if start < 10:
+            end = start
+        elif start == 10 and width > 10:
+            end = width - 1
+        else:
+            end = start + width - 1
+        groups.append((start, min(end, length)))
         start = end + 1
     return groups
+
+
+def length_groups(lengths: dict[int, int]) -> list[dict[str, Any]]:
+    """FastQC's sequence length distribution table: read lengths (plus one empty length either
+    side) in at most ~50 bins of 1, 2, 5, 10, 20, 50, ... bases; the padding bins at either end
+    are left out when they are empty, as in fastqc_data.txt."""
+    present = sorted(n for n, count in lengths.items() if count)
+    low = present[0] if present else 0
+    high = (present[-1] if present else 0) + 1
+    if low > 0:
+        low -= 1
+    width, base = 0, 1
+    while not width:
+        for division in (1, 2, 5):
+            if (high - low) // (base * division) <= 50:
+                width = base * division
+                break
+        base *= 10
+    first = low // width * width
+    starts = list(range(first, high + 1, width))
+    rows = []
+    for i, start in enumerate(starts):
+        end = min(start + width - 1, high)
+        count = sum(lengths.get(n, 0) for n in range(start, end + 1))
+        if count == 0 and i in (0, len(starts) - 1):
+            continue
+        rows.append({"length": str(start) if width == 1 else f"{start}-{end}", "start": start, "end": end,
+                     "count": count})
+    return rows
+
+
+def _position_quality(row: list[int], total: int, off: int) -> tuple[float | None, list[float] | None]:
+    """One position's mean Phred and its 50/25/75/10/90th percentiles as FastQC's QualityCount
+    has them: the mean over bytes at or above the offset; percentile k is the first Phred where
+    the running count (from the offset up) reaches total * k // 100 (integer division), and is
+    only worked out at positions with more than 100 bases. `row` starts at byte `off`."""
+    cum = list(accumulate(row))
+    above = cum[-1] if cum else 0
+    mean = sum(map(operator.mul, row, range(len(row)))) / above if above else None
+    if total <= 100:
+        return mean, None
+    out = []
+    for k in (50, 25, 75, 10, 90):
+        i = bisect.bisect_left(cum, total * k // 100)
+        out.append(float(i) if i < len(cum) else -1.0)
+    return mean, out
+
+
+def _group_mean(values: list[float | None]) -> float | None:
+    """FastQC averages a group's per-position statistics over the positions that have one."""
+    have = [v for v in values if v is not None]
+    if not have:
+        return None
+    total = 0.0
+    for v in have:
+        total += v
+    return total / len(have)
 
 
 def _round(x: float, nd: int = 4) -> float | None:
@@ -751,35 +869,31 @@ def _finish(acc: _Accumulator, sha256: str, size_bytes: int) -> dict[str, Any]:
         "size_bytes": size_bytes,
     }
 
+    # Per position first (FastQC's QualityCount), then FastQC's groups average them.
+    top = max((k for k in range(_QDIM) if qual_hist[k]), default=off)
+    stats = []
+    for p in range(npos):
+        row = acc.pos_qual[p * _QDIM: (p + 1) * _QDIM]
+        total = sum(row)
+        stats.append(_position_quality(row[max(off, 0): top + 1].tolist(), total, max(off, 0)) if total
+                     else (None, None))
     per_pos_q: list[dict[str, Any]] = []
     per_base_content: list[dict[str, Any]] = []
     per_base_n: list[dict[str, Any]] = []
     for start, end in base_groups(npos):
         label = str(start) if start == end else f"{start}-{end}"
-        qh = _column_sums(acc.pos_qual, _QDIM, start - 1, end)
-        n = sum(qh)
-        if n == 0:
-            continue
-        qh_phred = qh[off:] if off >= 0 else qh
-        below = sum(qh[:off]) if off > 0 else 0
-        # Phred values below 0 (Solexa) are folded into 0 for the percentiles.
-        if below:
-            qh_phred = list(qh_phred)
-            qh_phred[0] += below
+        group = stats[start - 1: end]
+        quantiles = [_group_mean([s[1][k] if s[1] else None for s in group]) for k in range(5)]
         per_pos_q.append({
-            "base": label, "start": start, "end": end,
-            "mean": _round(float(sum(c * p for c, p in zip(qh, phred, strict=True))) / n, 3),
-            "median": _percentile(qh_phred, 0.5),
-            "lower_quartile": _percentile(qh_phred, 0.25),
-            "upper_quartile": _percentile(qh_phred, 0.75),
-            "p10": _percentile(qh_phred, 0.10),
-            "p90": _percentile(qh_phred, 0.90),
+            "base": label, "start": start, "end": end, "mean": _group_mean([s[0] for s in group]),
+            "median": quantiles[0], "lower_quartile": quantiles[1], "upper_quartile": quantiles[2],
+            "p10": quantiles[3], "p90": quantiles[4],
         })
         bh = _column_sums(acc.pos_base, _NBASE, start - 1, end)
         acgt = sum(bh[:4])
-        content = {b: (_round(100.0 * bh[i] / acgt, 3) if acgt else 0.0) for i, b in enumerate("ACGT")}
+        content = {b: (bh[i] / acgt * 100 if acgt else None) for i, b in enumerate("ACGT")}
         per_base_content.append({"base": label, "start": start, "end": end, **content})
-        per_base_n.append({"base": label, "start": start, "end": end, "N": _round(100.0 * bh[4] / sum(bh), 3)})
+        per_base_n.append({"base": label, "start": start, "end": end, "N": 100 * (bh[4] / sum(bh))})
 
     seq_q = [q for q, count in enumerate(acc.seq_mean_q) if count]
     metrics["per_position_quality"] = per_pos_q
@@ -787,35 +901,48 @@ def _finish(acc: _Accumulator, sha256: str, size_bytes: int) -> dict[str, Any]:
         {str(q - off): acc.seq_mean_q[q] for q in range(seq_q[0], seq_q[-1] + 1)} if seq_q else {}
     )
     metrics["per_base_content"] = per_base_content
-    metrics["per_sequence_gc"] = [round(x, 3) for x in gc_histogram(acc.gc_pairs())]
+    metrics["per_sequence_gc"] = gc_histogram(acc.gc_pairs())
     metrics["per_base_n"] = per_base_n
     metrics["length_distribution"] = {str(ln): lengths[ln] for ln in present}
+    metrics["length_distribution_groups"] = length_groups({ln: lengths[ln] for ln in present})
 
     dup_total = sum(acc.dup_counter.values())
     distinct = len(acc.dup_counter)
     metrics["duplication_reads_examined"] = dup_total
-    metrics["deduplicated_percent"] = _round(100.0 * distinct / dup_total) if dup_total else 100.0
-    metrics["duplication_percent"] = _round(100.0 - metrics["deduplicated_percent"])
+    metrics["deduplicated_percent"] = distinct / dup_total * 100 if dup_total else 100.0
+    metrics["duplication_percent"] = 100.0 - metrics["deduplicated_percent"]
     over = []
-    if dup_total:
-        for s, count in acc.dup_counter.most_common(50):
-            percent = 100.0 * count / dup_total
-            if not s:
-                continue  # zero-length reads are graded by the length module, not here
-            if percent <= OVERREPRESENTED_MIN_PERCENT or count < 2:
-                break
-            over.append({"sequence": s.decode("ascii", "replace"), "count": count,
-                         "percent": _round(percent), "possible_source": _possible_source(s)})
+    for s, count in acc.dup_counter.items():
+        percent = count / dup_total * 100
+        if percent > OVERREPRESENTED_MIN_PERCENT:
+            over.append({"sequence": s.decode("ascii", "replace"), "count": count, "percent": percent,
+                         "possible_source": _possible_source(s)})
+    over.sort(key=lambda row: (-row["count"], row["sequence"]))
     metrics["overrepresented_sequences"] = over
 
+    # FastQC: each read with an adapter counts at every position from its first hit on, over
+    # positions 1 .. longest read - 11 (the last start a 12-mer has); a group holds the mean of
+    # its positions' percentages.
     adapters: dict[str, list[float]] = {}
-    if reads:
-        width = max(npos, 1)
+    positions: list[str] = []
+    longest = present[-1] if present else 0
+    if reads and longest > ADAPTER_K:
+        width = longest - ADAPTER_K + 1
+        groups = base_groups(width)
+        positions = [str(a) if a == b else f"{a}-{b}" for a, b in groups]
         cap = acc.capacity
         for row, name in enumerate(ADAPTERS):
-            hist = acc.adapter_hist[row * cap: row * cap + npos].tolist() + [0] * (width - npos)
-            adapters[name] = [_round(c * 100.0 / reads, 4) for c in accumulate(hist)]  # type: ignore[misc]
+            hist = acc.adapter_hist[row * cap: row * cap + min(npos, width)].tolist()
+            cumulative = list(accumulate(hist + [0] * (width - len(hist))))
+            values = []
+            for start, end in groups:
+                total = 0.0
+                for c in cumulative[start - 1: end]:
+                    total += c * 100.0 / reads
+                values.append(total / (end - start + 1))
+            adapters[name] = values
     metrics["adapter_content"] = adapters
+    metrics["adapter_content_positions"] = positions
     metrics["adapter_max_percent"] = max((max(v) for v in adapters.values() if v), default=0.0)
     return metrics
 
@@ -832,14 +959,17 @@ def _possible_source(seq: bytes) -> str | None:
 def fastq_metrics(path: str | Path, *, quality_offset: int = 33) -> dict[str, Any]:
     """Metrics of one FASTQ file (plain, gzip or BGZF), in one pass over its bytes.
 
-    Returns the `qc --json` FASTQ fields (see DESIGN.md) plus FastQC module data:
-    `per_position_quality` (FastQC base groups, each with mean, median,
-    lower/upper quartile, p10, p90 in Phred), `per_sequence_quality` (histogram of
-    the truncated mean read quality), `per_base_content` (A/C/G/T % of ACGT),
-    `per_sequence_gc` (101-bin histogram of read GC%), `per_base_n`,
-    `length_distribution`, `duplication_percent` (100 - FastQC's "total
-    deduplicated percentage" over the first 100,000 reads), `overrepresented_sequences`,
-    `adapter_content` (cumulative % of reads per position), and `sha256` of the file's bytes.
+    Returns the `qc --json` FASTQ fields (see DESIGN.md) plus FastQC module data
+    (FastQC's numbers, see the module docstring): `per_position_quality` (FastQC
+    base groups, each with mean, median, lower/upper quartile, p10, p90 in Phred;
+    None where FastQC has NaN), `per_sequence_quality` (histogram of the truncated
+    mean read quality), `per_base_content` (A/C/G/T % of ACGT), `per_sequence_gc`
+    (FastQC's 101-bin GC table), `per_base_n`, `length_distribution` (per length)
+    and `length_distribution_groups` (FastQC's bins), `deduplicated_percent`
+    (FastQC's "total deduplicated percentage", first 100,000 reads) and
+    `duplication_percent` (100 minus it), `overrepresented_sequences`,
+    `adapter_content` (per adapter, FastQC's % per base group, labelled by
+    `adapter_content_positions`), and `sha256` of the file's bytes.
 
     Raises FastqFormatError when the content is not FASTQ, OSError on I/O failure.
     """

@@ -3,15 +3,17 @@
 `scan_qc` walks the whole 4-line records of a buffer itself (no newline index
 arrays, no gathered copies) and adds every FastQC-style counter in one pass per
 read: quality per (position, byte), base class per position, read length,
-truncated mean quality, (A/C/G/T count, G/C count) pairs for the GC module, and
-the first hit of each adapter. It returns to Python when the buffer needs more
+truncated mean quality, (length, G/C count) pairs for the GC module, and the
+first hit of each adapter. The GC pair is FastQC's: a read longer than 100 bases
+is cut to whole hundreds (longer than 1,000, to whole thousands) and its G/C
+counted over what is left, N and every other byte in the length. It returns to Python when the buffer needs more
 data, when a record is longer than the counters (which Python then grows), or
 at the first record that is not plain 4-line FASTQ (the line parser takes over
 there). `scan_basic` does the same walk for the `seqkit stats -a` histograms.
 
 Adapter search follows FastQC: a read contains an adapter when its 12 bytes
-occur in it as upper-case A/C/G/T (case-sensitive), counted once per read at
-the first start, as `bytes.find` would report it. The vector path proposes
+occur in it as A/C/G/T of either case (FastQC upper-cases every read first),
+counted once per read at the first start, as `bytes.upper().find` would report it. The vector path proposes
 starts with a nibble prefilter and confirms them byte by byte; the scalar path
 compares a rolling 2-bit code of the last 12 bases. `VECTOR` caps the vector
 width: 2 = AVX2 where the CPU has it, 1 = SSE2/SSSE3, 0 = the scalar twins of
@@ -30,13 +32,13 @@ __all__ = ["ADAPTER_K", "BASE_CLASS", "DRAIN", "GROW", "IRREGULAR", "NEED_DATA",
            "scan_basic", "scan_qc"]
 
 # Bits 0-2: A C G T N other (0-5), for per-position base content; lower case counts as upper
-# case, U as T. Bit 3: an upper-case A/C/G/T, the only bases adapter matching accepts (FastQC's
-# search is case-sensitive), whose 2-bit code is then bits 0-1.
+# case (FastQC upper-cases reads), U is "other" (FastQC counts it as none of A/C/G/T/N).
+# Bit 3: an A/C/G/T of either case, the only bases adapter matching accepts, whose 2-bit code
+# is then bits 0-1.
 _classes = bytearray([5] * 256)
 for _i, _b in enumerate("ACGTN"):
     _classes[ord(_b)] = _classes[ord(_b.lower())] = _i
-_classes[ord("U")] = _classes[ord("u")] = 3
-for _b in "ACGT":
+for _b in "ACGTacgt":
     _classes[ord(_b)] |= 8
 BASE_CLASS = bytes(_classes)
 ADAPTER_K = 12
@@ -52,6 +54,6 @@ def adapter_motifs(adapters: list[bytes]) -> bytes:
     if len(adapters) > MAX_ADAPTERS:
         raise ValueError(f"at most {MAX_ADAPTERS} adapters")
     for motif in adapters:
-        if len(motif) != ADAPTER_K or any(not BASE_CLASS[c] & 8 for c in motif):
+        if len(motif) != ADAPTER_K or any(c not in b"ACGT" for c in motif):
             raise ValueError(f"adapter {motif!r} is not a 12-mer of A/C/G/T")
     return b"".join(adapters)
