@@ -87,7 +87,7 @@ def test_real_illumina_pairs_are_identical_to_the_cli(tmp_path):
 
 
 def test_clipped_pairs_match_the_cli_on_both_mates_and_strands(simulated, tmp_path):
-    root, reference, r1, r2 = simulated
+    _, reference, r1, r2 = simulated
     ours = tmp_path / "ours.bam"
     stats = align_reads(reference, r1, r2, ours, sample_id="SIM", reference_fasta=reference, threads=2)
     same, mapped, differing = _compare(ours, _cli(reference, [r1, r2], tmp_path / "cli.sam"))
@@ -102,7 +102,7 @@ def test_clipped_pairs_match_the_cli_on_both_mates_and_strands(simulated, tmp_pa
 
 
 def test_single_end_reads_match_the_cli(simulated, tmp_path):
-    root, reference, r1, _ = simulated
+    _, reference, r1, _ = simulated
     ours = tmp_path / "se.bam"
     align_reads(reference, r1, None, ours, sample_id="SE", reference_fasta=reference)
     same, mapped, differing = _compare(ours, _cli(reference, [r1], tmp_path / "se.sam"))
@@ -110,7 +110,7 @@ def test_single_end_reads_match_the_cli(simulated, tmp_path):
 
 
 def test_worker_processes_write_the_same_records_as_one(simulated, tmp_path):
-    root, reference, r1, r2 = simulated
+    _, reference, r1, r2 = simulated
     one, two = tmp_path / "one.bam", tmp_path / "two.bam"
     align_reads(reference, r1, r2, one, sample_id="SIM", reference_fasta=reference, threads=1)
     align_reads(reference, r1, r2, two, sample_id="SIM", reference_fasta=reference, threads=2)
