@@ -41,6 +41,7 @@ from genoflow_dagster.reports.render import metadata_plots
 from genoflow_dagster.resources.compute import Compute
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import Storage
+from genoflow_dagster.sample_targets import sample_targets
 from genoflow_dagster.samples import ALIGNMENT_FORMATS, VARIANT_FORMATS
 from genoflow_dagster.variants.annotate import annotate_variants, summarise_variants
 from genoflow_dagster.variants.call import normalise_vcf
@@ -78,6 +79,12 @@ def _put_with_index(storage: Storage, local: Path, key: str) -> dict[str, str | 
     return {"key": key, "index_key": None}
 
 
+class AlignedReadsConfig(dg.Config):
+    # a targets BED for this run (exome/panel targets, amplicon or primer scheme); else the sample's
+    # samplesheet `targets`, else GENOFLOW_TARGETS (see sample_targets.py)
+    targets: str | None = None
+
+
 @dg.asset(
     group_name=VARIANTS,
     partitions_def=samples_partitions,
@@ -96,7 +103,7 @@ def _put_with_index(storage: Storage, local: Path, key: str) -> dict[str, str | 
         )
     ],
 )
-def aligned_reads(context: dg.AssetExecutionContext, storage: Storage,
+def aligned_reads(context: dg.AssetExecutionContext, config: AlignedReadsConfig, storage: Storage,
                   reference: ReferenceData, compute: Compute) -> dg.MaterializeResult:
     sample_id = zones.validate_sample_id(context.partition_key)
     validation, valid = _valid_files(storage, sample_id)
@@ -110,7 +117,9 @@ def aligned_reads(context: dg.AssetExecutionContext, storage: Storage,
     if groups or uploaded:
         ref = indexed_reference(reference.fasta())
         ref_name = reference_label(ref.contigs, reference.fasta().name)
-        with scratch_dir("align") as tmp:
+        with scratch_dir("align") as tmp, sample_targets(
+                storage, run_config=config.targets, sheet_row=validation.get("samplesheet"), valid=valid,
+                configured=reference.targets(), tmp=tmp) as targets:
             out = tmp / f"{sample_id}.bam"
             if groups:
                 manifest.update(_align_groups(context, storage, compute, groups, valid, ref, out, tmp, sample_id))
@@ -118,7 +127,11 @@ def aligned_reads(context: dg.AssetExecutionContext, storage: Storage,
                 manifest.update(_pass_through(context, storage, uploaded[0], ref, out))
             stored = _put_with_index(storage, out, bam_key)
             manifest.update(bam_key=stored["key"], index_key=stored["index_key"], reference_sha256=ref.sha256)
-            metrics = alignment_metrics(out, reference_fasta=str(ref.fasta))
+            metrics = alignment_metrics(out, reference_fasta=str(ref.fasta), targets_bed=targets.targets)
+            if targets.regions_bed is not None:  # the regions variant_calls restricts calling to
+                targets.record["regions_key"] = storage.put_file(
+                    targets.regions_bed, zones.processed_key(sample_id, "aligned_reads", "targets.bed")).key
+            manifest["targets"] = targets.record
         manifest["metrics"] = metrics
         metadata = {
             "bam_uri": dg.MetadataValue.path(storage.uri(bam_key)),
@@ -128,6 +141,11 @@ def aligned_reads(context: dg.AssetExecutionContext, storage: Storage,
             "mean_depth": metrics.get("mean_depth"),
             "mean_mapq": metrics.get("mean_mapq"),
             "breadth_10x": metrics.get("breadth_10x"),
+            "targets": manifest["targets"].get("name"),
+            "on_target_reads_percent": metrics.get("on_target_reads_percent"),
+            "target_mean_depth": metrics.get("target_mean_depth"),
+            "target_breadth_20x": metrics.get("target_breadth_20x"),
+            "amplicons_below_floor": metrics.get("amplicons_below_floor"),
         }
         plots = metadata_plots("bam", metrics)
         if plots:
@@ -210,10 +228,13 @@ def variant_calls(context: dg.AssetExecutionContext, storage: Storage,
         out = tmp / f"{sample_id}.vcf.gz"
         if aligned.get("bam_key"):
             ref = indexed_reference(reference.fasta())
-            with storage.local_path(aligned["bam_key"]) as bam:
-                context.log.info("calling variants with bcftools mpileup | call")
+            regions_key = (aligned.get("targets") or {}).get("regions_key")
+            with storage.local_path(aligned["bam_key"]) as bam, (
+                    storage.local_path(regions_key) if regions_key else contextlib.nullcontext()) as targets_bed:
+                context.log.info("calling variants with bcftools mpileup | call"
+                                 + (f" within {aligned['targets']['regions']} target regions" if targets_bed else ""))
                 stats = compute.run(context, "call_variants", reference_fasta=ref.fasta, bam=bam,
-                                    out_vcf_gz=out, sample_id=sample_id)
+                                    out_vcf_gz=out, sample_id=sample_id, targets_bed=targets_bed)
             manifest["source"] = "called"
         elif vcfs:
             upload = vcfs[0]
