@@ -70,7 +70,8 @@ def cmd_qc(args: argparse.Namespace) -> int:
             print(f"{args.path}: INVALID {result.error_code}/{result.reason}: {result.message}", file=sys.stderr)
         return EXIT_USAGE if result.error_code == ErrorCode.STORAGE_ERROR else EXIT_INVALID
     metrics = compute_metrics(
-        Path(args.path), result.format, reference_fasta=args.reference, known_sites=args.known_sites
+        Path(args.path), result.format, reference_fasta=args.reference, known_sites=args.known_sites,
+        targets_bed=args.targets,
     )
     if args.contaminant and result.format == "fastq":
         if not args.reference:
@@ -81,7 +82,8 @@ def cmd_qc(args: argparse.Namespace) -> int:
         metrics["contamination"] = screen_contamination(Path(args.path), Path(args.reference),
                                                         [Path(p) for p in args.contaminant])
     verdict = grade({**metrics, "format": result.format}, load_profile(args.profile))
-    metrics = {"path": args.path, **metrics, "modules": verdict["modules"], "qc_status": verdict["status"],
+    metrics = {"path": args.path, **metrics, "modules": verdict["modules"], "not_graded": verdict["not_graded"],
+               "qc_status": verdict["status"],
                "profile": verdict["profile"], "profile_version": verdict["profile_version"]}
     if args.json:
         _emit(metrics)
@@ -92,6 +94,8 @@ def cmd_qc(args: argparse.Namespace) -> int:
                 print(f"  {key:28s} {value}")
         for module in verdict["modules"]:
             print(f"  [{module['status']:4s}] {module['name']}: {module.get('message') or ''}")
+        for module in verdict["not_graded"]:  # checks the profile makes that this input cannot answer
+            print(f"  [----] {module['name']}: {module.get('message') or ''}")
     return EXIT_OK
 
 
@@ -165,9 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     qc.add_argument("path", metavar="PATH")
     qc.add_argument("--format", type=_format_arg, default=None)
     qc.add_argument("--json", action="store_true")
-    qc.add_argument("--profile", default="standard", help="standard, strict, or a YAML profile path")
+    qc.add_argument("--profile", default="standard",
+                    help="a shipped profile (standard, strict, exome, panel, amplicon) or a YAML profile path")
     qc.add_argument("--reference", default=None, help="reference FASTA (depth/breadth for BAM, CRAM decoding)")
     qc.add_argument("--known-sites", default=None, help="known-sites VCF (known/novel split)")
+    qc.add_argument("--targets", default=None, metavar="BED",
+                    help="targets BED or ARTIC-style primer scheme (BAM: on-target, target depth/breadth, amplicons)")
     qc.add_argument("--contaminant", action="append", default=[], metavar="FASTA",
                     help="contaminant reference for the FASTQ contamination screen (repeatable; needs --reference)")
     qc.set_defaults(func=cmd_qc)

@@ -216,3 +216,23 @@ def test_unusable_targets_bed_is_refused(tmp_path: Path, data: dict[str, Path]) 
         load_targets(half)
     with pytest.raises(ValueError, match="not found"):
         load_targets(tmp_path / "missing.bed")
+
+
+def test_cli_qc_grades_target_metrics_or_says_not_graded(data: dict[str, Path]) -> None:
+    import json
+    import sys
+
+    def qc(*args: str) -> dict:
+        out = subprocess.run([sys.executable, "-m", "genoflow_dagster.cli", "qc", "--json", str(data["real"]), *args],
+                             check=True, capture_output=True, text=True).stdout
+        return json.loads(out)
+
+    with_targets = qc("--profile", "amplicon", "--targets", str(data["primers"]))
+    assert with_targets["target_kind"] == "primer scheme" and with_targets["not_graded"] == []
+    depth = [m for m in with_targets["modules"] if m["name"] == "amplicon depth"]
+    assert depth and depth[0]["status"] == "fail"  # 100 read pairs: every amplicon under 20x
+    without = qc("--profile", "exome")
+    assert without["targets_bed"] is None
+    assert {m["metric"] for m in without["not_graded"]} == {"on_target_reads_percent", "target_mean_depth",
+                                                            "target_breadth_20x"}
+    assert all(m["message"].endswith("not graded (no targets BED configured)") for m in without["not_graded"])

@@ -54,7 +54,7 @@ _STATUS_RANK = {"pass": 0, "warn": 1, "fail": 2}
 
 
 class QCConfig(dg.Config):
-    profile: str | None = None  # `standard`, `strict` or a path to a custom YAML profile
+    profile: str | None = None  # a shipped profile (standard, strict, exome, panel, amplicon) or a YAML path
     # reads taken from the start of each R1 for the contamination screen (when contaminants are configured)
     contamination_sample_reads: int = DEFAULT_SAMPLE_READS
 

@@ -20,7 +20,8 @@ def compute_metrics(path: str | Path, format: str, **context: Any) -> dict[str, 
     """Metrics of one file by format.
 
     Context keys used where they apply: `reference_fasta` (CRAM decoding, coverage
-    lengths), `reference_lengths`, `known_sites` (VCF known/novel), `quality_offset` (FASTQ).
+    lengths), `reference_lengths`, `targets_bed` (alignment target metrics), `known_sites`
+    (VCF known/novel), `quality_offset` (FASTQ).
     Unknown context keys are ignored so callers can pass one context for every format.
     Raises ValueError for an unsupported format.
     """
@@ -34,7 +35,8 @@ def compute_metrics(path: str | Path, format: str, **context: Any) -> dict[str, 
         from genoflow_dagster.qc.alignment import alignment_metrics
 
         metrics = alignment_metrics(path, reference_fasta=context.get("reference_fasta"),
-                                    reference_lengths=context.get("reference_lengths"))
+                                    reference_lengths=context.get("reference_lengths"),
+                                    targets_bed=context.get("targets_bed"))
     elif fmt in ("vcf", "bcf"):
         from genoflow_dagster.qc.variants import vcf_metrics
 
