@@ -47,8 +47,8 @@ Known differences, by design: duplication and overrepresented sequences look at
 the first 100,000 reads (FastQC: the first 100,000 distinct sequences, counted
 over the whole file), so they equal FastQC's on files of up to 100,000 reads
 only; positions past POSITION_CAP (10,000) are pooled, so reads longer than
-10 kb get other groups; the quality offset is given (33 unless said otherwise)
-where FastQC guesses it from the lowest quality byte; `possible_source` names
+10 kb get other groups; the quality offset is 33 unless said otherwise, where
+FastQC guesses it from the lowest quality byte (`quality_offset=None` guesses too); `possible_source` names
 sources from a short list of its own; there is no per-tile quality module.
 """
 
@@ -303,8 +303,8 @@ class _Accumulator:
     the modules report.
     """
 
-    def __init__(self, quality_offset: int) -> None:
-        self.offset = quality_offset
+    def __init__(self, quality_offset: int | None) -> None:
+        self.offset = quality_offset  # None: FastQC's guess, at the end
         self.reads = 0
         self.npos = 0
         # int64 counters, row-major: pos_qual[position * 256 + byte], pos_base[position * 6 + class],
@@ -839,13 +839,15 @@ def _column_sums(flat: array, width: int, first: int, last: int) -> list[int]:
 
 
 def _finish(acc: _Accumulator, sha256: str, size_bytes: int) -> dict[str, Any]:
-    off = acc.offset
     reads = acc.reads
     lengths = acc.lengths
     present = [n for n, count in enumerate(lengths) if count]
     total_bases = sum(n * lengths[n] for n in present)
     npos = acc.npos
     qual_hist = _column_sums(acc.pos_qual, _QDIM, 0, npos)
+    off = acc.offset
+    if off is None:  # FastQC 0.11's guess: Illumina 1.3/1.5 (64) when no quality byte is below '@'
+        off = 64 if min((k for k in range(_QDIM) if qual_hist[k]), default=33) >= 64 else 33
     phred = [k - off for k in range(_QDIM)]
     base_tot = _column_sums(acc.pos_base, _NBASE, 0, npos)
     quality_total = sum(count * p for count, p in zip(qual_hist, phred, strict=True))
@@ -956,7 +958,7 @@ def _possible_source(seq: bytes) -> str | None:
     return None
 
 
-def fastq_metrics(path: str | Path, *, quality_offset: int = 33) -> dict[str, Any]:
+def fastq_metrics(path: str | Path, *, quality_offset: int | None = 33) -> dict[str, Any]:
     """Metrics of one FASTQ file (plain, gzip or BGZF), in one pass over its bytes.
 
     Returns the `qc --json` FASTQ fields (see DESIGN.md) plus FastQC module data
@@ -970,6 +972,9 @@ def fastq_metrics(path: str | Path, *, quality_offset: int = 33) -> dict[str, An
     `duplication_percent` (100 minus it), `overrepresented_sequences`,
     `adapter_content` (per adapter, FastQC's % per base group, labelled by
     `adapter_content_positions`), and `sha256` of the file's bytes.
+
+    `quality_offset` is 33 (Sanger / Illumina 1.8+, as seqkit assumes); None takes
+    FastQC 0.11's guess instead (64 when no quality byte is below '@').
 
     Raises FastqFormatError when the content is not FASTQ, OSError on I/O failure.
     """
