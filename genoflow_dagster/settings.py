@@ -119,3 +119,14 @@ def reference_cache_dir() -> Path:
 def compute_mode() -> str:
     """`in_process` (default) or `subprocess` (Dagster Pipes) for alignment and calling."""
     return os.environ.get("GENOFLOW_COMPUTE", "in_process").strip().lower()
+
+
+def compute_threads() -> int:
+    """Worker processes for alignment and calling (GENOFLOW_THREADS; default: the CPUs this process may use)."""
+    raw = os.environ.get("GENOFLOW_THREADS", "").strip()
+    if raw:
+        threads = int(raw)
+        if threads < 1:
+            raise ValueError(f"GENOFLOW_THREADS must be a positive number, not {raw!r}")
+        return threads
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)

@@ -26,7 +26,8 @@ def _call(kwargs: dict[str, Any], log: Log) -> dict[str, Any]:
 
     log(f"calling variants on {kwargs['bam']}")
     return call_variants(kwargs["reference_fasta"], kwargs["bam"], kwargs["out_vcf_gz"],
-                         sample_id=kwargs["sample_id"], targets_bed=kwargs.get("targets_bed"))
+                         sample_id=kwargs["sample_id"], targets_bed=kwargs.get("targets_bed"),
+                         threads=int(kwargs.get("threads", 1)), log=log)
 
 
 TASKS: dict[str, Callable[[dict[str, Any], Log], dict[str, Any]]] = {

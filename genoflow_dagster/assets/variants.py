@@ -189,7 +189,8 @@ def _align_groups(context, storage, compute: Compute, groups, valid, ref, out: P
             r2 = stack.enter_context(storage.local_path(valid[group["r2"]]["raw_key"])) if group["r2"] else None
             context.log.info(f"aligning {group['r1']}" + (f" + {group['r2']}" if group["r2"] else " (single-end)"))
             stats.append(compute.run(context, "align_reads", reference=ref.mmi, r1=r1, r2=r2, out_bam=part,
-                                     sample_id=sample_id, reference_fasta=ref.fasta, threads=2))
+                                     sample_id=sample_id, reference_fasta=ref.fasta,
+                                     threads=settings.compute_threads()))
         parts.append(part)
     if len(parts) > 1:
         pysam.merge("-f", "-o", str(out), *[str(p) for p in parts], catch_stdout=False)
@@ -234,7 +235,8 @@ def variant_calls(context: dg.AssetExecutionContext, storage: Storage,
                 context.log.info("calling variants with bcftools mpileup | call"
                                  + (f" within {aligned['targets']['regions']} target regions" if targets_bed else ""))
                 stats = compute.run(context, "call_variants", reference_fasta=ref.fasta, bam=bam,
-                                    out_vcf_gz=out, sample_id=sample_id, targets_bed=targets_bed)
+                                    out_vcf_gz=out, sample_id=sample_id, targets_bed=targets_bed,
+                                    threads=settings.compute_threads())
             manifest["source"] = "called"
         elif vcfs:
             upload = vcfs[0]

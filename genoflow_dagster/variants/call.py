@@ -2,7 +2,12 @@
 
 Calling is `bcftools mpileup | call -mv | norm -m -any -f ref`, run as three
 steps through uncompressed BCF in a private temporary folder (pysam's bundled
-tools cannot pipe into each other). Normalising after calling matters: the
+tools cannot pipe into each other). mpileup is single-threaded, so with
+`threads` > 1 the genome is cut into chunks that are piled up and called in
+forked worker processes, then concatenated in genome order before `norm`.
+Each chunk's pileup starts `CHUNK_PAD` bases before it and only sites inside
+the chunk are kept, so reads that start before a chunk boundary and the
+per-position depth cap see the same reads as in one pass over the genome. Normalising after calling matters: the
 caller may emit an indel in any equivalent position and multiallelic sites
 as one record, while annotation and comparison want one allele per record,
 left-aligned and trimmed, exactly as `bcftools norm` defines it.
@@ -13,12 +18,15 @@ first, so a VCF at the final path is always complete and indexed.
 
 from __future__ import annotations
 
+import concurrent.futures
 import gzip
+import multiprocessing
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pysam
 import pysam.bcftools
@@ -39,8 +47,14 @@ def call_variants(
     min_mapq: int = 20,
     max_depth: int = 250,
     threads: int = 1,
+    targets_bed: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Call SNVs and indels from a sorted, indexed BAM into a normalised, bgzipped, indexed VCF.
+
+    `targets_bed` (a BED file) restricts calling to the sites inside its
+    intervals (exome, panel); without it the whole reference is called.
+    `threads` worker processes call chunks of the genome in parallel.
 
     Read groups are ignored (every read belongs to this sample) and the single
     sample column is renamed to `sample_id`, so an uploaded BAM whose SM tags
@@ -52,29 +66,34 @@ def call_variants(
     Raises pysam.utils.SamtoolsError when a bcftools step fails.
     """
     started = time.monotonic()
+    say = log or (lambda _message: None)
     reference_fasta = str(reference_fasta)
     ensure_faidx(reference_fasta)
+    contigs = read_fai(reference_fasta)
+    threads = max(1, int(threads))
+    targets = _read_targets(targets_bed) if targets_bed is not None else None
     out = Path(out_vcf_gz)
+    mpileup_args = (
+        "--fasta-ref", reference_fasta,
+        "--min-BQ", str(min_base_quality),
+        "--min-MQ", str(min_mapq),
+        "--max-depth", str(max_depth),
+        "--ignore-RG",
+        "--annotate", "FORMAT/AD,FORMAT/DP",
+    )
     with tempfile.TemporaryDirectory(prefix=".call-", dir=out.parent) as tmp_dir:
         tmp = Path(tmp_dir)
-        pileup, raw, renamed, names = tmp / "pileup.bcf", tmp / "calls.bcf", tmp / "renamed.bcf", tmp / "samples.txt"
-        pysam.bcftools.mpileup(
-            "--fasta-ref", reference_fasta,
-            "--min-BQ", str(min_base_quality),
-            "--min-MQ", str(min_mapq),
-            "--max-depth", str(max_depth),
-            "--ignore-RG",
-            "--annotate", "FORMAT/AD,FORMAT/DP",
-            "--output-type", "u",
-            "--output", str(pileup),
-            str(bam),
-            catch_stdout=False,
-        )
-        pysam.bcftools.call(
-            "--multiallelic-caller", "--variants-only",
-            "--output-type", "u", "--output", str(raw), str(pileup),
-            catch_stdout=False,
-        )
+        raw, renamed, names = tmp / "calls.bcf", tmp / "renamed.bcf", tmp / "samples.txt"
+        chunks = genome_chunks(contigs, threads, targets)
+        target_bases = sum(e - s for v in (targets or {}).values() for s, e in v)
+        say(f"calling {len(chunks)} chunk(s) of the genome with bcftools mpileup | call on {threads} process(es)"
+            + (f", restricted to {target_bases:,} target bases" if targets is not None else ""))
+        parts = _call_chunks(str(bam), chunks, mpileup_args, tmp, threads, say)
+        if len(parts) == 1:
+            parts[0].replace(raw)
+        else:
+            pysam.bcftools.concat("--output-type", "u", "--output", str(raw), *map(str, parts),
+                                  catch_stdout=False)
         names.write_text(f"{sample_id}\n")
         pysam.bcftools.reheader("--samples", str(names), "--output", str(renamed), str(raw), catch_stdout=False)
         result = tmp / "out.vcf.gz"
@@ -93,8 +112,119 @@ def call_variants(
         min_base_quality=min_base_quality,
         min_mapq=min_mapq,
         max_depth=max_depth,
+        chunks=len(chunks),
+        threads=threads,
+        targets_bed=str(targets_bed) if targets_bed is not None else None,
     )
     return stats
+
+
+# --- chunks -------------------------------------------------------------------------------------
+
+CHUNK_PAD = 2_000  # bases of pileup before a chunk: longer than a short-read fragment, so the pileup has settled
+MIN_CHUNK = 50_000
+
+
+class Chunk(NamedTuple):
+    """The sites one worker calls: 0-based half-open intervals, in genome order; None means the whole genome."""
+
+    sites: tuple[tuple[str, int, int], ...] | None
+
+
+def genome_chunks(contigs: list[tuple[str, int]], workers: int,
+                  targets: dict[str, list[tuple[int, int]]] | None = None) -> list[Chunk]:
+    """Cut the sites to call into about 4 chunks per worker (at least MIN_CHUNK bases each), in genome order.
+
+    The sites are the whole genome, or the target intervals when there are
+    targets (contigs without one are left out). Small contigs share a chunk;
+    a long one is cut. One worker without targets gets a single whole-genome chunk.
+    """
+    if workers == 1 and targets is None:
+        return [Chunk(None)]
+    intervals = [(name, s, e) for name, length in contigs
+                 for s, e in (targets.get(name, []) if targets is not None else [(0, length)]) if e > s]
+    total = sum(e - s for _, s, e in intervals)
+    size = max(MIN_CHUNK, -(-total // (4 * workers))) if workers > 1 else max(total, 1)
+    chunks: list[Chunk] = []
+    current: list[tuple[str, int, int]] = []
+    filled = 0
+    for name, s, e in intervals:
+        while s < e:
+            take = min(e - s, size - filled)
+            current.append((name, s, s + take))
+            filled += take
+            s += take
+            if filled >= size:
+                chunks.append(Chunk(tuple(current)))
+                current, filled = [], 0
+    if current:
+        chunks.append(Chunk(tuple(current)))
+    return chunks
+
+
+def _read_targets(bed: str | Path) -> dict[str, list[tuple[int, int]]]:
+    """BED intervals by contig, sorted and merged (header, track and browser lines skipped)."""
+    by_contig: dict[str, list[tuple[int, int]]] = {}
+    with open(bed) as fh:
+        for line in fh:
+            if not line.strip() or line.startswith(("#", "track", "browser")):
+                continue
+            fields = line.rstrip("\n").split("\t")
+            by_contig.setdefault(fields[0], []).append((int(fields[1]), int(fields[2])))
+    merged: dict[str, list[tuple[int, int]]] = {}
+    for contig, intervals in by_contig.items():
+        out: list[tuple[int, int]] = []
+        for start, end in sorted(intervals):
+            if out and start <= out[-1][1]:
+                out[-1] = (out[-1][0], max(out[-1][1], end))
+            else:
+                out.append((start, end))
+        merged[contig] = out
+    return merged
+
+
+def _call_chunks(bam: str, chunks: list[Chunk], mpileup_args: tuple[str, ...], tmp: Path, workers: int,
+                 say: Callable[[str], None]) -> list[Path]:
+    """Pile up and call each chunk into its own BCF (in worker processes when workers > 1); genome order."""
+    jobs = [(bam, chunk, mpileup_args, tmp / f"chunk{number:05d}") for number, chunk in enumerate(chunks)]
+    if not jobs:  # no target on any reference contig: an empty call set with the right header
+        jobs = [(bam, Chunk(()), mpileup_args, tmp / "chunk00000")]
+    if workers == 1 or len(jobs) == 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [_call_chunk(*job) for job in jobs]
+    done = 0
+    parts: list[Path] = []
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        for part in pool.map(_call_chunk, *zip(*jobs, strict=True)):
+            parts.append(part)
+            done += 1
+            if done % max(1, len(jobs) // 4) == 0 or done == len(jobs):
+                say(f"called {done}/{len(jobs)} chunks")
+    return parts
+
+
+def _call_chunk(bam: str, chunk: Chunk, mpileup_args: tuple[str, ...], prefix: Path) -> Path:
+    """mpileup | call over the chunk's sites; the pileup reads from CHUNK_PAD bases before each stretch."""
+    pileup, calls = Path(f"{prefix}.pileup.bcf"), Path(f"{prefix}.bcf")
+    where: list[str] = []
+    if chunk.sites is not None:
+        regions, sites = Path(f"{prefix}.regions.tsv"), Path(f"{prefix}.sites.tsv")
+        padded: list[tuple[str, int, int]] = []
+        for name, s, e in chunk.sites:
+            s = max(0, s - CHUNK_PAD)
+            if padded and padded[-1][0] == name and s <= padded[-1][2]:
+                padded[-1] = (name, padded[-1][1], e)
+            else:
+                padded.append((name, s, e))
+        # tab-separated CHROM, BEG, END, 1-based inclusive (bcftools' own region-file layout)
+        regions.write_text("".join(f"{n}\t{s + 1}\t{e}\n" for n, s, e in padded) or "\x01\t1\t1\n")
+        sites.write_text("".join(f"{n}\t{s + 1}\t{e}\n" for n, s, e in chunk.sites) or "\x01\t1\t1\n")
+        where = ["--regions-file", str(regions), "--targets-file", str(sites)]
+    pysam.bcftools.mpileup(*mpileup_args, *where, "--output-type", "u", "--output", str(pileup), bam,
+                           catch_stdout=False)
+    pysam.bcftools.call("--multiallelic-caller", "--variants-only", "--output-type", "u", "--output", str(calls),
+                        str(pileup), catch_stdout=False)
+    pileup.unlink()
+    return calls
 
 
 def normalise_vcf(in_vcf: str | Path, out_vcf_gz: str | Path, *, reference_fasta: str | Path | None) -> dict[str, Any]:
