@@ -110,3 +110,20 @@ def test_chunks_cover_the_genome_once_in_order():
     assert genome_chunks(contigs, 1) == [call_module.Chunk(None)]
     targeted = genome_chunks(contigs, 1, {"b": [(10, 20), (100, 200)]})
     assert targeted == [call_module.Chunk((("b", 10, 20), ("b", 100, 200)))]
+
+
+def test_real_amplicon_reads_give_the_cli_pipelines_calls(tmp_path):
+    """ERR5069949 (NextSeq ARTIC, SARS-CoV-2): the CLI pipeline with bcftools' own defaults calls the same."""
+    realdata = GENOME.parents[3] / "realdata"
+    reference = tmp_path / "MN908947.3.fasta"
+    shutil.copyfile(realdata / "MN908947.3.fasta", reference)
+    pysam.faidx(str(reference))
+    r1, r2 = realdata / "ERR5069949_test_1.fastq.gz", realdata / "ERR5069949_test_2.fastq.gz"
+    ours_bam, ours_vcf = tmp_path / "ours.bam", tmp_path / "ours.vcf.gz"
+    align_reads(reference, r1, r2, ours_bam, sample_id="ERR5069949", reference_fasta=reference, threads=2)
+    call_variants(reference, ours_bam, ours_vcf, sample_id="ERR5069949", threads=2)
+    _run(f"minimap2 -ax sr {reference} {r1} {r2} | samtools sort -o cli.bam - && samtools index cli.bam "
+         f"&& bcftools mpileup -f {reference} cli.bam | bcftools call -mv "
+         f"| bcftools norm -f {reference} -m -any -Oz -o cli.vcf.gz", tmp_path)
+    ours = [site[:4] for site in _sites(ours_vcf)]
+    assert len(ours) >= 10 and ours == [site[:4] for site in _sites(tmp_path / "cli.vcf.gz")]
