@@ -315,13 +315,12 @@ class _Scan:
             self.coverage.add(tid[covered], b.pos[covered].astype(np.int64), tid[brec], ref_start[block],
                               ref_start[block] + length[block])
             if self.targets is not None:
-                self._add_target_reads(b, flag, tid, rec, op, length)
+                self._add_target_reads(b, flag, tid, before[first + n_ops] - before[first])
 
-    def _add_target_reads(self, b: Batch, flag: np.ndarray, tid: np.ndarray, rec: np.ndarray, op: np.ndarray,
-                          length: np.ndarray) -> None:
-        """Primary mapped records' alignment spans, as htslib's bam_endpos (at least one base)."""
+    def _add_target_reads(self, b: Batch, flag: np.ndarray, tid: np.ndarray, span: np.ndarray) -> None:
+        """Primary mapped records' alignment spans (`span`: reference bases each CIGAR consumes), as
+        htslib's bam_endpos (at least one base)."""
         assert self.coverage is not None and self.targets is not None
-        span = np.bincount(rec, weights=np.where(_CIGAR_MIDNX[op], length, 0), minlength=len(flag))
         primary = ((flag & (_UNMAP | _SECONDARY | _SUPP)) == 0) & (tid >= 0)
         t = tid[primary]
         contig = self.coverage.lengths[t]
