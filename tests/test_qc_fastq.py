@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import shutil
 import subprocess
 from pathlib import Path
@@ -299,3 +300,92 @@ def test_empty_file(tmp_path: Path) -> None:
     m = fastq_metrics(path)
     assert m["total_reads"] == 0 and m["sha256"] == hashlib.sha256(b"").hexdigest()
     assert fq.fastq_basic_stats(path)["total_reads"] == 0
+
+
+# ---------------------------------------------------------------- FastQC's rules, without FastQC
+# (tests/test_qc_fastqc_equivalence.py runs FastQC itself on real and generated files)
+
+def test_base_groups_are_fastqcs() -> None:
+    assert fq.base_groups(75) == [(i, i) for i in range(1, 76)]
+    groups = fq.base_groups(151)  # Illumina 2x151: 1-9, then 5 wide
+    assert groups[8:11] == [(9, 9), (10, 14), (15, 19)] and groups[-1] == (150, 151) and len(groups) == 38
+    groups = fq.base_groups(1000)  # 20 wide, the first group from 10 to 19
+    assert groups[9:12] == [(10, 19), (20, 39), (40, 59)] and groups[-2:] == [(980, 999), (1000, 1000)]
+    groups = fq.base_groups(2492)  # nanopore: 50 wide, 10-49 first
+    assert groups[9:12] == [(10, 49), (50, 99), (100, 149)] and groups[-1] == (2450, 2492)
+    for length in range(76, 20_000, 37):
+        groups = fq.base_groups(length)
+        assert len(groups) <= 75 and groups[-1][1] == length  # FastQC plans 10-59, 60-109..: 10-49 may add one
+        assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(groups))
+
+
+def test_position_percentiles_need_more_than_100_bases_and_use_an_integer_target(tmp_path: Path) -> None:
+    """101 reads, 25 at Q10 and 76 at Q30: the 25th percentile's target is 101 * 25 // 100 = 25
+    bases, reached at Q10 (a fractional target, 25.25, would give Q30). With 100 reads FastQC
+    leaves the percentiles out (NaN), but still reports the mean."""
+    def reads(n: int) -> bytes:
+        return b"".join(b"@r%d\nACGT\n+\n%s\n" % (i, (b"+" if i < 25 else b"?") * 4) for i in range(n))
+
+    (tmp_path / "a.fq").write_bytes(reads(101))
+    (tmp_path / "b.fq").write_bytes(reads(100))
+    row = fastq_metrics(tmp_path / "a.fq")["per_position_quality"][0]
+    assert (row["lower_quartile"], row["p10"], row["median"], row["p90"]) == (10.0, 10.0, 30.0, 30.0)
+    assert row["mean"] == pytest.approx((25 * 10 + 76 * 30) / 101)
+    row = fastq_metrics(tmp_path / "b.fq")["per_position_quality"][0]
+    assert row["median"] is None and row["lower_quartile"] is None and row["mean"] == pytest.approx(25.0)
+
+
+def test_group_statistics_average_the_positions(tmp_path: Path) -> None:
+    """A group's median is the mean of its positions' medians (here 10 and 40 in a 10-11 group),
+    not the median of the pooled bases."""
+    qual = b"I" * 9 + b"+I" + b"I" * 69  # position 10 at Q10, 11 at Q40; 80 bp reads: groups of 2 from 10
+    (tmp_path / "g.fq").write_bytes(b"".join(b"@r%d\n%s\n+\n%s\n" % (i, b"A" * 80, qual) for i in range(200)))
+    rows = {r["base"]: r for r in fastq_metrics(tmp_path / "g.fq")["per_position_quality"]}
+    assert rows["10-11"]["median"] == 25.0 and rows["10-11"]["mean"] == 25.0
+
+
+def test_gc_table_follows_fastqcs_model(tmp_path: Path) -> None:
+    """Reads past 100 bp count over whole hundreds only, and a read adds 1 / (counts claiming a
+    bin) to each bin it claims: one all-G read of 4 bp adds 1/2 to bin 88 and 1 to 89..100."""
+    (tmp_path / "g.fq").write_bytes(b"@a\nGGGG\n+\nIIII\n")
+    hist = fastq_metrics(tmp_path / "g.fq")["per_sequence_gc"]
+    assert hist[88] == 0.5 and hist[89:] == [1.0] * 12 and sum(hist[:88]) == 0
+    # 100 G then 99 A: GC over the first 100 bases only, so 100% (199 bases would give 50%); bin 100
+    # is claimed by 99 and 100 G/C of 100, so the read adds 1/2
+    (tmp_path / "h.fq").write_bytes(b"@a\n" + b"G" * 100 + b"A" * 99 + b"\n+\n" + b"I" * 199 + b"\n")
+    hist = fastq_metrics(tmp_path / "h.fq")["per_sequence_gc"]
+    assert hist[100] == 0.5 and sum(hist) == 0.5
+
+
+def test_overrepresented_on_a_tiny_file_lists_every_sequence_over_0_1_percent(tmp_path: Path) -> None:
+    """FastQC lists any sequence above 0.1% of reads, a single read among 100 included."""
+    rng = np.random.default_rng(1)
+    seqs = [bytes(rng.choice(np.frombuffer(b"ACGT", dtype=np.uint8), 60)) for _ in range(99)]
+    seqs.append(seqs[0].lower())  # upper-cased as FastQC reads it: the same sequence as the first
+    (tmp_path / "t.fq").write_bytes(b"".join(b"@r%d\n%s\n+\n%s\n" % (i, s, b"I" * 60) for i, s in enumerate(seqs)))
+    m = fastq_metrics(tmp_path / "t.fq")
+    over = m["overrepresented_sequences"]
+    assert len(over) == 99 and over[0] == {"sequence": seqs[0].decode(), "count": 2, "percent": 2.0,
+                                           "possible_source": None}
+    assert {row["count"] for row in over[1:]} == {1} and m["deduplicated_percent"] == 99.0
+
+
+def test_lower_case_adapters_count_as_fastqc_upper_cases_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    body = b"".join(b"@r%d\n%s\n+\n%s\n" % (i, b"ACGTTGCA" + (b"agatcggaagag" if i % 2 else b"AGATCGGAAGAG") + b"TT",
+                                            b"I" * 22) for i in range(40))
+    (tmp_path / "a.fq").write_bytes(body)
+    for level in (0, 1, 2):
+        monkeypatch.setattr(fq.kernel, "VECTOR", level)
+        m = fastq_metrics(tmp_path / "a.fq")
+        assert m["adapter_content_positions"][-1] == "11" and m["adapter_content"]["Illumina Universal Adapter"] == \
+            [0.0] * 8 + [100.0] * 3
+
+
+@pytest.mark.parametrize(("mode", "status"), [(20, "fail"), (21, "warn"), (27, "warn"), (28, "pass")])
+def test_per_sequence_quality_grades_its_bound_inclusively_as_fastqc(mode: int, status: str) -> None:
+    from genoflow_dagster.qc.profiles import grade, load_profile
+
+    metrics = {"format": "fastq", "total_reads": 10, "min_length": 50, "max_length": 50,
+               "per_sequence_quality": {str(mode): 10}}
+    verdict = {m["name"]: m for m in grade(metrics, load_profile("standard"))["modules"]}
+    assert verdict["per sequence quality scores"]["status"] == status
