@@ -45,11 +45,17 @@ FastQC's rules, on reads upper-cased as FastQC reads them:
 
 Known differences, by design: duplication and overrepresented sequences look at
 the first 100,000 reads (FastQC: the first 100,000 distinct sequences, counted
-over the whole file), so they equal FastQC's on files of up to 100,000 reads
-only; positions past POSITION_CAP (10,000) are pooled, so reads longer than
-10 kb get other groups; the quality offset is 33 unless said otherwise, where
-FastQC guesses it from the lowest quality byte (`quality_offset=None` guesses too); `possible_source` names
-sources from a short list of its own; there is no per-tile quality module.
+over the whole file, with a correction for the duplication levels it could not
+see), so they equal FastQC's on files of up to 100,000 reads only (on larger
+files they are a sample of the start of the file); positions past POSITION_CAP
+(10,000) are pooled, so reads longer than 10 kb get other groups; the quality
+offset is 33 unless said otherwise, where FastQC guesses it from the lowest
+quality byte (`quality_offset=None` guesses too); `possible_source` names sources
+from a short list of its own; there is no per-tile quality module; FastQC warns
+on adapter content when no read is longer than 12 bp, which is not graded here.
+Newer FastQC (0.12 and its current source) differs from 0.11.9: poly-A and
+poly-G adapters instead of SOLiD (`ADAPTERS` has all seven), every read over
+50 bp cut to 50 for duplication, trailing all-zero adapter groups dropped.
 """
 
 from __future__ import annotations
@@ -98,7 +104,7 @@ POSITION_CAP = 10_000  # per-position counters stop growing here; longer tails a
 DUP_READS = 100_000  # duplication / overrepresentation look at the first 100,000 reads (FastQC: the
 # first 100,000 distinct sequences, counted over the whole file)
 DUP_TRUNCATE_OVER = 75  # ... and, as FastQC 0.11, truncate reads longer than 75 bp to 50 bp for that
-DUP_TRUNCATE_TO = 50  # (FastQC 0.12 truncates every read longer than 50 bp)
+DUP_TRUNCATE_TO = 50  # (newer FastQC truncates every read longer than 50 bp)
 OVERREPRESENTED_MIN_PERCENT = 0.1  # FastQC lists sequences above its warn limit, which is this
 
 # FastQC's adapter lists (Configuration/adapter_list.txt of 0.11 and 0.12, together): the first
