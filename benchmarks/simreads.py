@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import resource
 import shutil
 import subprocess
 import threading
@@ -132,19 +131,22 @@ def normalise(in_vcf: Path, reference: Path, out_vcf_gz: Path) -> Path:
 
 @dataclass(frozen=True)
 class Measured:
-    """Wall seconds of one process (tree); peak RSS of its largest single process and of the whole tree."""
+    """Wall seconds of one process (tree); peak RSS of its largest single process, peak PSS of the whole tree."""
 
     seconds: float
     max_rss_mb: float
-    tree_rss_mb: float
+    tree_pss_mb: float
 
 
 def run_measured(cmd: list[str], *, log: Path) -> Measured:
-    """Run `cmd` (stdout and stderr to `log`), reap it with wait4, and sample its process tree's RSS every 0.1 s.
+    """Run `cmd` (stdout and stderr to `log`), reap it with wait4, and sample its process tree's PSS every 0.1 s.
 
     wait4's ru_maxrss covers the child and every descendant it waited for, but
     is the peak of the largest single process; processes running side by side
     (a pipe, worker processes) add up, which only the sampled tree sum shows.
+    The sum is of PSS (proportional set size: a page shared by n processes
+    counts 1/n in each), so forked workers sharing one index copy-on-write
+    are not counted n times, as summed RSS would.
     Raises CalledProcessError on a non-zero exit, with the log's tail as stderr.
     """
     with open(log, "w") as log_fh:
@@ -162,11 +164,10 @@ def run_measured(cmd: list[str], *, log: Path) -> Measured:
     if proc.returncode != 0:
         raise subprocess.CalledProcessError(proc.returncode, cmd, stderr=log.read_text()[-3000:])
     largest = usage.ru_maxrss / 1024
-    return Measured(seconds, largest, max(peak[0] / 2**20, largest))
+    return Measured(seconds, largest, peak[0] / 2**20)
 
 
 def _sample_tree(root: int, peak: list[int], done: threading.Event) -> None:
-    page = resource.getpagesize()
     while not done.wait(0.1):
         parents: dict[int, int] = {}
         for entry in os.scandir("/proc"):
@@ -188,9 +189,9 @@ def _sample_tree(root: int, peak: list[int], done: threading.Event) -> None:
         total = 0
         for pid in tree:
             try:
-                with open(f"/proc/{pid}/statm") as fh:
-                    total += int(fh.read().split()[1]) * page
-            except (OSError, ValueError, IndexError):
+                with open(f"/proc/{pid}/smaps_rollup") as fh:
+                    total += next(int(line.split()[1]) for line in fh if line.startswith("Pss:")) * 1024
+            except (OSError, ValueError, IndexError, StopIteration):
                 continue
         peak[0] = max(peak[0], total)
 
