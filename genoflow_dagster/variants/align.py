@@ -23,8 +23,9 @@ by record. Three things mappy leaves to the caller:
 Mapping runs in worker processes over batches of reads (mappy holds the GIL,
 so threads do not help): the parent reads the FASTQ once and hands batches to
 `threads` forked workers, which share the loaded index copy-on-write and
-return their records as compressed SAM text. The parent appends them, in
-input order, to one temporary file that `samtools sort` turns into the BAM.
+return their records as compressed SAM text. The parent writes them, in
+input order, into a pipe read by `samtools sort` in a child process, so
+sorting overlaps mapping as in `minimap2 | samtools sort`.
 The BAM is sorted and indexed under temporary names and renamed into place
 last, so `out_bam` either exists complete or not at all.
 """
@@ -32,6 +33,7 @@ last, so `out_bam` either exists complete or not at all.
 from __future__ import annotations
 
 import concurrent.futures
+import errno
 import itertools
 import multiprocessing
 import os
@@ -40,7 +42,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import mappy
 import pysam
@@ -156,8 +158,14 @@ def align_reads(
     say(f"aligning {Path(r1).name}" + (f" + {Path(r2).name}" if r2 else "") + f" with mappy {mappy.__version__} "
         f"(preset {PRESET}, {threads} worker(s))")
     counts: Counter[str] = Counter()
+    sort_args = ["-@", str(threads), "-m", "768M", "-T", str(tmp_sorted) + ".chunk", "-o", str(tmp_sorted)]
+    sorter = None
     try:
-        with open(tmp_sam, "wb") as sam:
+        # samtools sort reads the records through a pipe while the workers map, as `minimap2 | samtools sort`
+        # does: its parsing overlaps the mapping instead of following it.
+        os.mkfifo(tmp_sam)
+        sorter = _start_sorter(sort_args, tmp_sam)
+        with _open_pipe(tmp_sam, sorter) as sam:
             sam.write(igzip.compress(header_text.encode(), compresslevel=1))
             next_log = log_every
             for chunk, batch_counts in _mapped_batches(aligner, _reads(r1, r2), rg_id, threads):
@@ -169,9 +177,9 @@ def align_reads(
                     next_log += log_every
         mapped_at = time.monotonic()
         say(f"sorting {counts['reads']:,} reads")
-        sort_args = ["-@", str(threads), "-m", "768M", "-T", str(tmp_sorted) + ".chunk", "-o", str(tmp_sorted)]
-        pysam.sort(*sort_args, str(tmp_sam), catch_stdout=False)
-        tmp_sam.unlink()
+        sorter.join()
+        if sorter.exitcode != 0:
+            raise RuntimeError(f"samtools sort failed (exit code {sorter.exitcode}) on the aligned reads")
         index_args = ["-c"] if use_csi else ["-b"]
         pysam.index(*index_args, "-@", str(threads), str(tmp_sorted), str(tmp_index), catch_stdout=False)
         # Index first, BAM last: a BAM at `out_bam` always has its (newer) index beside it.
@@ -180,6 +188,9 @@ def align_reads(
         tmp_index.replace(str(out_bam) + index_suffix)
         tmp_sorted.replace(out_bam)
     finally:
+        if sorter is not None and sorter.is_alive():
+            sorter.kill()
+            sorter.join()
         for path in (tmp_sam, tmp_sorted, tmp_index):
             path.unlink(missing_ok=True)
         for chunk_file in out_bam.parent.glob(f"{tmp_sorted.name}.chunk*"):
@@ -207,6 +218,37 @@ def align_reads(
     say(f"aligned {counts['reads']:,} reads in {seconds:.1f} s: {stats['mapped_percent']:.2f}% mapped, "
         f"{counts['properly_paired']:,} properly paired, {counts['supplementary']:,} supplementary records")
     return stats
+
+
+def _start_sorter(sort_args: list[str], fifo: Path) -> multiprocessing.process.BaseProcess:
+    """A child process running `samtools sort` on the records written to `fifo`."""
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    process = context.Process(target=_sort, args=(sort_args, str(fifo)), name="samtools-sort", daemon=True)
+    process.start()
+    return process
+
+
+def _open_pipe(fifo: Path, reader: multiprocessing.process.BaseProcess) -> BinaryIO:
+    """Open `fifo` for writing once `reader` has opened it; a reader that died instead raises RuntimeError.
+
+    (A plain open() would wait for ever for a reader that is gone.)
+    """
+    while True:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:
+                raise
+            if not reader.is_alive():
+                raise RuntimeError(f"samtools sort stopped before reading (exit code {reader.exitcode})") from None
+            time.sleep(0.005)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "wb", buffering=1 << 20)
+
+
+def _sort(sort_args: list[str], source: str) -> None:
+    pysam.sort(*sort_args, source, catch_stdout=False)
 
 
 def _header_text(contigs: list[tuple[str, int]], rg_id: str, sample_id: str) -> str:
@@ -298,11 +340,65 @@ def _map_batch(batch: list[_Template], rg_id: str) -> tuple[bytes, Counter[str]]
             hits = [_Hit.of(h, len(read1[1]), False) for h in aligner.map(read1[1], name=name, buf=_BUFFER)]
             lines += _single_records(read1, hits, rg_id, counts)
         else:
-            length2 = len(read2[1])
-            mapped = aligner.map(read1[1], read2[1], name=name, buf=_BUFFER)
-            hits = [_Hit.of(h, length2, h.read_num == 2) for h in mapped]
-            lines += _pair_records(read1, read2, hits, rg_id, counts)
+            mapped = [h for h in aligner.map(read1[1], read2[1], name=name, buf=_BUFFER) if h.is_primary]
+            if len(mapped) == 2 and mapped[0].read_num == 1 and mapped[1].read_num == 2:
+                lines.append(_plain_pair(read1, read2, mapped[0], mapped[1], rg_id, counts))
+            else:
+                length2 = len(read2[1])
+                hits = [_Hit.of(h, length2, h.read_num == 2) for h in mapped]
+                lines += _pair_records(read1, read2, hits, rg_id, counts)
     return igzip.compress("".join(lines).encode(), compresslevel=1), counts
+
+
+def _plain_pair(read1: _Read, read2: _Read, h1: Any, h2: Any, rg_id: str, counts: Counter[str]) -> str:
+    """The common case written directly: both mates mapped, one piece each (same records as _pair_records)."""
+    name, seq1, qual1 = read1
+    seq2, qual2 = read2[1], read2[2]
+    len1, len2 = len(seq1), len(seq2)
+    rev1, rev2 = h1.strand < 0, h2.strand < 0
+    # read 2's interval is counted from its end (see the module docstring); in reference orientation the
+    # left clip of a reverse hit is the read's 3' end
+    q1s, q1e = h1.q_st, h1.q_en
+    q2s, q2e = len2 - h2.q_en, len2 - h2.q_st
+    cigar1 = (f"{len1 - q1e}S" if rev1 and len1 - q1e else f"{q1s}S" if not rev1 and q1s else "") + h1.cigar_str + (
+        f"{q1s}S" if rev1 and q1s else f"{len1 - q1e}S" if not rev1 and len1 - q1e else "")
+    cigar2 = (f"{len2 - q2e}S" if rev2 and len2 - q2e else f"{q2s}S" if not rev2 and q2s else "") + h2.cigar_str + (
+        f"{q2s}S" if rev2 and q2s else f"{len2 - q2e}S" if not rev2 and len2 - q2e else "")
+    ctg1, ctg2, pos1, pos2 = h1.ctg, h2.ctg, h1.r_st, h2.r_st
+    proper = False
+    tlen1 = tlen2 = 0
+    if ctg1 == ctg2:
+        if rev1 != rev2:
+            forward, reverse = (h2, h1) if rev1 else (h1, h2)
+            proper = (forward.r_st <= reverse.r_st
+                      and reverse.r_st - forward.r_en <= max(MAX_FRAG_LEN - len1 - len2, MIN_PAIR_GAP))
+        five1 = h1.r_en - 1 if rev1 else pos1
+        five2 = h2.r_en - 1 if rev2 else pos2
+        tlen1 = five2 - five1
+        tlen1 += 1 if tlen1 > 0 else -1 if tlen1 < 0 else 0
+        tlen2 = -tlen1
+        rnext1 = rnext2 = "="
+    else:
+        rnext1, rnext2 = ctg2, ctg1
+    flag1 = FLAG_PAIRED | FLAG_READ1 | (FLAG_PROPER if proper else 0)
+    flag2 = FLAG_PAIRED | FLAG_READ2 | (FLAG_PROPER if proper else 0)
+    if rev1:
+        flag1 |= FLAG_REVERSE
+        flag2 |= FLAG_MATE_REVERSE
+        seq1, qual1 = seq1.translate(_COMPLEMENT)[::-1], qual1[::-1] if qual1 is not None else None
+    if rev2:
+        flag2 |= FLAG_REVERSE
+        flag1 |= FLAG_MATE_REVERSE
+        seq2, qual2 = seq2.translate(_COMPLEMENT)[::-1], qual2[::-1] if qual2 is not None else None
+    counts["reads"] += 2
+    counts["pairs"] += 1
+    counts["paired"] += 2
+    counts["mapped"] += 2
+    counts["properly_paired"] += 2 * proper
+    return (f"{name}\t{flag1}\t{ctg1}\t{pos1 + 1}\t{h1.mapq}\t{cigar1}\t{rnext1}\t{pos2 + 1}\t{tlen1}\t{seq1}\t"
+            f"{qual1 or '*'}\tNM:i:{h1.NM}\tRG:Z:{rg_id}\tMC:Z:{cigar2}\n"
+            f"{name}\t{flag2}\t{ctg2}\t{pos2 + 1}\t{h2.mapq}\t{cigar2}\t{rnext2}\t{pos1 + 1}\t{tlen2}\t{seq2}\t"
+            f"{qual2 or '*'}\tNM:i:{h2.NM}\tRG:Z:{rg_id}\tMC:Z:{cigar1}\n")
 
 
 class _Hit(NamedTuple):
