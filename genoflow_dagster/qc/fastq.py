@@ -747,8 +747,9 @@ def gc_histogram(pairs: dict[tuple[int, int], int]) -> list[float]:
 def base_groups(length: int) -> list[tuple[int, int]]:
     """FastQC's (0.11/0.12) linear base groups, 1-based and inclusive, for reads up to `length`:
     every position alone up to 75 bp; beyond, positions 1-9 alone and then groups of the first
-    of 2, 5, 10, 20, 50, 100, ... that gives fewer than 75 groups in all, the first of them
-    widened to start at 10 (10-49 then 50-99 for a width of 50)."""
+    of 2, 5, 10, 20, 50, 100, ... for which FastQC's estimate, 9 + ceil((length - 9) / width),
+    is below 75; the first group is widened to start at 10 (10-49 then 50-99 for a width of 50),
+    which can make one group more than the estimate."""
     if length <= 75:
         return [(i, i) for i in range(1, length + 1)]
     width, multiplier = 0, 1
