@@ -162,8 +162,9 @@ def main() -> None:
               "miss by a few points when a pair sits exactly at the threshold (the pair bonus of 33). Such a read "
               "has its primary and supplementary pieces swapped, and its mate's RNEXT/PNEXT follow.",
               "- minimap2 versions: the Debian CLI (2.24) and mappy (2.31) extend alignments differently in "
-              "places (long reads under the short-read preset above all, one generated single-end read); against the CLI built from mappy's own sources every record is "
-              "identical, so the difference is the minimap2 version, not GenoFlow.", ""]
+              "places (long reads under the short-read preset above all, one generated single-end read); "
+              "against the CLI built from mappy's own sources every record is identical, so the difference is "
+              "the minimap2 version, not GenoFlow.", ""]
     replace_section(SECTION, "\n".join(lines))
 
 
