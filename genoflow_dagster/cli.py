@@ -40,7 +40,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     exit_code = EXIT_OK
     for raw in args.paths:
-        result = validate_file(Path(raw), args.format, max_bytes=args.max_bytes or settings.max_file_bytes())
+        result = validate_file(Path(raw), args.format, max_bytes=args.max_bytes or settings.max_file_bytes(),
+                               strict=args.strict)
         result.path = raw
         if result.error_code == ErrorCode.STORAGE_ERROR:
             exit_code = EXIT_USAGE
@@ -49,7 +50,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if args.json:
             _emit(result.to_json())
         elif result.valid:
-            print(f"{raw}: valid {result.format} ({result.records:,} records, {result.size_bytes:,} bytes)")
+            counts = result.details.get("warning_counts", {})
+            noted = f", {sum(counts.values()):,} warning(s)" if counts else ""
+            print(f"{raw}: valid {result.format} ({result.records:,} records, {result.size_bytes:,} bytes{noted})")
+            for warning in result.warnings:
+                where = f" at line {warning['line']}" if warning["line"] else ""
+                print(f"  warning {warning['reason']}{where}: {warning['message']}")
         else:
             where = f" at line {result.line}" if result.line else ""
             print(f"{raw}: INVALID {result.error_code}/{result.reason}{where}: {result.message}")
@@ -163,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--format", type=_format_arg, default=None)
     validate.add_argument("--json", action="store_true", help="one JSON object per line, in argument order")
     validate.add_argument("--max-bytes", type=int, default=None, help="size limit (default 5 GB)")
+    validate.add_argument("--strict", action="store_true",
+                          help="refuse files with warnings too (deviations the reference tools read anyway)")
     validate.set_defaults(func=cmd_validate)
 
     qc = sub.add_parser("qc", help="QC metrics for one file (exit 1 if it is invalid)")

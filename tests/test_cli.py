@@ -7,7 +7,7 @@ import sys
 import pytest
 
 VALIDATE_FIELDS = ["path", "format", "valid", "error_code", "reason", "message", "line", "records",
-                   "size_bytes", "sha256"]
+                   "size_bytes", "sha256", "warnings"]
 FASTQ_QC_FIELDS = {"total_reads", "total_bases", "min_length", "max_length", "mean_length", "gc_percent",
                    "n_percent", "mean_quality", "q20_percent", "q30_percent", "per_position_quality",
                    "per_sequence_gc", "length_distribution", "duplication_percent",
@@ -37,7 +37,7 @@ def test_validate_json_follows_the_contract(fastqs):
     first, second = lines
     assert first["path"] == str(good) and first["valid"] is True and first["format"] == "fastq"
     assert first["error_code"] is None and first["records"] == 2 and first["size_bytes"] == good.stat().st_size
-    assert len(first["sha256"]) == 64
+    assert len(first["sha256"]) == 64 and first["warnings"] == []
     assert second["valid"] is False and second["error_code"] == "VALIDATION_ERROR"
     assert second["reason"] == "FASTQ_QUALITY_LENGTH_MISMATCH" and second["line"] == 8
 

@@ -9,6 +9,7 @@ import pytest
 
 from genoflow_dagster.formats.alignment import validate_bam_or_cram, validate_sam
 from genoflow_dagster.formats.errors import FormatError
+from genoflow_dagster.formats.validate import validate_file
 
 DATA = Path(__file__).parent / "data" / "alignment"
 SQ = "@SQ\tSN:c\tLN:100\n"
@@ -329,7 +330,18 @@ def test_bam_reference_name_the_spec_forbids_is_a_warning(tmp_path):
     assert _rejects(text) == ("SAM_SQ_NAME_INVALID", 1)
     details: dict = {}
     assert validate_bam_or_cram(_binary_from_sam(tmp_path / "x.bam", text), "bam", details=details) == 0
-    assert [(w["reason"], w["line"]) for w in details["header_warnings"]] == [("SAM_SQ_NAME_INVALID", 1)]
+    assert [(w["reason"], w["line"]) for w in details["warnings"]] == [("SAM_SQ_NAME_INVALID", 1)]
+
+
+def test_a_warning_leaves_the_file_valid_and_strict_mode_refuses_it(tmp_path):
+    bam = _binary_from_sam(tmp_path / "x.bam", "@SQ\tSN:chr1,chr3\tLN:100\n")
+    lenient = validate_file(bam)
+    assert lenient.valid and lenient.error_code is None
+    assert [(w["reason"], w["line"]) for w in lenient.to_json()["warnings"]] == [("SAM_SQ_NAME_INVALID", 1)]
+    assert "chr1,chr3" in lenient.warnings[0]["message"] and "b'" not in lenient.warnings[0]["message"]
+    strict = validate_file(bam, strict=True)
+    assert not strict.valid and strict.error_code == "VALIDATION_ERROR"
+    assert (strict.reason, strict.line) == ("SAM_SQ_NAME_INVALID", 1) and "strict mode" in strict.message
 
 
 def test_good_bam_passes_with_its_records_counted(tmp_path):

@@ -31,6 +31,7 @@ from genoflow_dagster.errors import ErrorCode
 from genoflow_dagster.formats.errors import FormatError
 from genoflow_dagster.formats.io import DECOMPRESSION_ERRORS, open_decompressed
 from genoflow_dagster.formats.lines import numbered_lines
+from genoflow_dagster.formats.result import warn
 
 if TYPE_CHECKING:
     import pysam
@@ -617,7 +618,7 @@ def _check_header_text(text: bytes, fmt: str, details: dict | None) -> None:
     """The SAM header rules on a BAM/CRAM header text; `line` is the line within that text.
 
     Blank lines are skipped, as htslib does; a NUL ends the text (writers pad it with NULs). A reference
-    name with a character the spec forbids is accepted and listed in `details["header_warnings"]`.
+    name with a character the spec forbids is accepted with a warning.
     """
     header = _Header()
     header.name_warnings = []
@@ -630,8 +631,8 @@ def _check_header_text(text: bytes, fmt: str, details: dict | None) -> None:
         header.finish()
     except FormatError as exc:
         raise FormatError(exc.reason, f"{fmt.upper()} header: {exc.message}", exc.line) from None
-    if header.name_warnings and details is not None:
-        details["header_warnings"] = header.name_warnings
+    for warning in header.name_warnings:
+        warn(details, warning["reason"], f"{fmt.upper()} header: {warning['message']}", warning["line"])
 
 
 def _stored_header_text(path: Path, fmt: str) -> bytes | None:

@@ -1,11 +1,34 @@
-"""The result of validating one file: the `validate --json` contract of DESIGN.md."""
+"""The result of validating one file: the `validate --json` contract of DESIGN.md.
+
+Validation has two severities, as Picard's VALIDATION_STRINGENCY and
+vcf-validator have them. An error (a `FormatError` raised by a validator)
+makes the file unusable: it cannot be parsed, or it breaks a rule the
+downstream tools depend on. A warning (`warn()`) records a deviation from the
+specification that the reference tools read anyway: the file stays valid,
+with the warning listed, unless validation runs in strict mode, where the
+first warning refuses it.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from genoflow_dagster.errors import ErrorCode
+
+# A file can repeat one deviation on every record: the first few of each reason are kept, all are counted.
+WARNINGS_KEPT_PER_REASON = 5
+
+
+def warn(details: dict[str, Any] | None, reason: str, message: str, line: int | None = None) -> None:
+    """Record a warning (a deviation the reference tools read anyway) in a validator's `details`."""
+    if details is None:
+        return
+    counts: Counter[str] = details.setdefault("warning_counts", Counter())
+    counts[reason] += 1
+    if counts[reason] <= WARNINGS_KEPT_PER_REASON:
+        details.setdefault("warnings", []).append({"reason": reason, "line": line, "message": message})
 
 
 @dataclass
@@ -22,8 +45,10 @@ class ValidationResult:
     records: int = 0
     size_bytes: int = 0
     sha256: str | None = None
+    # Deviations the reference tools read anyway: {reason, line, message}, the first few of each reason.
+    warnings: list[dict[str, Any]] = field(default_factory=list)
     # Not part of the JSON contract: extra facts validators learn on the way
-    # (compression, quality encoding, read names for pairing, ...).
+    # (compression, quality encoding, read names for pairing, warning counts, ...).
     details: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict[str, Any]:

@@ -161,8 +161,13 @@ class _LineCappedReader(io.RawIOBase):
 
 
 def validate_file(path: str | Path, format: str | None = None, *, name: str | None = None,
-                  max_bytes: int = DEFAULT_MAX_BYTES, reference_fasta: str | None = None) -> ValidationResult:
-    """Validate one file. `format` forces the format; otherwise it is detected (content, then name)."""
+                  max_bytes: int = DEFAULT_MAX_BYTES, reference_fasta: str | None = None,
+                  strict: bool = False) -> ValidationResult:
+    """Validate one file. `format` forces the format; otherwise it is detected (content, then name).
+
+    Warnings (deviations the reference tools read anyway) leave the file valid and are listed in
+    `warnings`; with `strict`, the first warning refuses the file (VALIDATION_ERROR with its reason).
+    """
     path = Path(path)
     result = ValidationResult(path=str(path), format=format, valid=False)
     try:
@@ -178,6 +183,12 @@ def validate_file(path: str | Path, format: str | None = None, *, name: str | No
         return _fail(result, ErrorCode.FILE_TOO_LARGE, "FILE_TOO_LARGE",
                      f"the file is {info.st_size:,} bytes; the limit is {max_bytes:,}")
     _validate_regular_file(path, format, name, reference_fasta, result)
+    result.warnings = list(result.details.get("warnings", []))
+    if strict and result.valid and result.warnings:
+        first = result.warnings[0]
+        total = sum(result.details.get("warning_counts", {}).values())
+        _fail(result, ErrorCode.VALIDATION_ERROR, first["reason"],
+              f"strict mode refuses warnings ({total:,} in this file); the first: {first['message']}", first["line"])
     if result.sha256 is None:  # rejected before (or while) streaming: checksum the stored bytes for quarantine
         result.sha256 = _safe_sha(path)
     return result
