@@ -152,3 +152,22 @@ def test_without_a_reference_the_consistency_check_says_not_graded(env):
     assert gate.metadata["status"].value == "not_graded"
     assert gate.description.startswith("not graded: no reference FASTA at")
     assert "qc_metrics" in materialized
+
+
+@needs_shared
+def test_the_samplesheets_profile_grades_every_stage_of_a_real_amplicon_sample(env, sars_cov_2):
+    """ERR5069949 (ARTIC amplicons) with `qc_profile: amplicon`: the FASTQ modules amplicon libraries trip
+    only warn, and the alignment and call-set gates grade with the same profile qc_metrics chose."""
+    from genoflow_dagster.assets.variants import variant_results
+
+    sheet = env / "samplesheet.csv"
+    sheet.write_text("sample,fastq_1,fastq_2,qc_profile\nS1,S1_R1.fastq.gz,S1_R2.fastq.gz,amplicon\n")
+    files = {"S1_R1.fastq.gz": REALDATA / "ERR5069949_test_1.fastq.gz",
+             "S1_R2.fastq.gz": REALDATA / "ERR5069949_test_2.fastq.gz", "samplesheet.csv": sheet}
+    storage, checks, materialized = _materialize(env, files, sars_cov_2, assets=[*PIPELINE, variant_results])
+    assert checks["qc_metrics_within_profile"].passed
+    assert checks["aligned_reads_within_profile"].passed
+    assert "variant_results" in materialized
+    assert checks["variant_results_within_profile"].metadata["profile"].value.startswith("amplicon")
+    qc = json.loads(storage.get_bytes(zones.processed_key("S1", "qc_metrics", "qc.json")))
+    assert qc["profile"] == "amplicon" and qc["profile_source"].startswith("samplesheet")

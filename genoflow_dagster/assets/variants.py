@@ -269,7 +269,8 @@ def _reference_if_present(reference: ReferenceData) -> str | None:
 
 
 class VariantResultsConfig(dg.Config):
-    profile: str | None = None  # the QC profile whose call-set ranges grade this sample
+    # Overrides the QC profile whose call-set ranges grade this sample; by default the one qc_metrics chose.
+    profile: str | None = None
 
 
 @dg.asset(
@@ -322,17 +323,21 @@ def variant_results(context: dg.AssetExecutionContext, config: VariantResultsCon
         )
     )
     if metrics:
-        verdict = grade({**metrics, "format": "vcf"}, load_profile(config.profile or settings.default_qc_profile()))
+        # the profile qc_metrics chose and stored (samplesheet, run config or default), unless overridden here
+        qc_summary = read_json(storage, summary_key(sample_id)) if storage.exists(summary_key(sample_id)) else {}
+        chosen = config.profile or qc_summary.get("profile_choice") or qc_summary.get("profile")
+        verdict = grade({**metrics, "format": "vcf"}, load_profile(chosen or settings.default_qc_profile()))
         bad = [m for m in verdict["modules"] if m["status"] != "pass"]
         passed = not bad
         detail = markdown_table(bad, ["name", "status", "value", "warn", "fail", "message"])
+        graded_by = f"{verdict['profile']} v{verdict['profile_version']}"
     else:
-        passed, detail = True, "no call set for this sample"
+        passed, detail, graded_by = True, "no call set for this sample", ""
     yield dg.AssetCheckResult(
         check_name=CHECK_CALLSET,
         passed=passed,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"outside_range": dg.MetadataValue.md(detail)},
+        metadata={"outside_range": dg.MetadataValue.md(detail), "profile": graded_by},
     )
 
 
