@@ -523,3 +523,27 @@ def test_mutated_bam_and_cram_headers_always_get_a_coded_result(tmp_path, monkey
         if result.error_code == ErrorCode.INTERNAL_ERROR:
             internal.append(result.message)
     assert internal == []
+
+
+def test_cram_2_0_without_an_eof_container_is_valid(tmp_path, monkeypatch):
+    """The EOF container is optional before CRAM 2.1 (CRAM 2.1 spec, "End of file marker"): not even a warning."""
+    cram, _, _ = _write_cram(tmp_path)
+    monkeypatch.setenv("REF_PATH", str(tmp_path / "%s"))
+    import pysam
+
+    v21 = tmp_path / "v21.cram"
+    with pysam.AlignmentFile(str(cram), "rc") as source, \
+            pysam.AlignmentFile(str(v21), "wc", template=source, format_options=["version=2.1"]) as out:
+        for segment in source.fetch(until_eof=True):
+            out.write(segment)
+    data = v21.read_bytes()
+    assert data[:6] == b"CRAM\x02\x01" and data[-30:].find(b"EOF") > 0
+    v20 = tmp_path / "v20.cram"
+    v20.write_bytes(data[:4] + b"\x02\x00" + data[6:-30])  # CRAM 2.0 has no EOF container: same containers otherwise
+    details: dict = {}
+    assert validate_bam_or_cram(v20, "cram", details=details) == 2
+    assert details["cram_eof_container"] == "absent (optional in CRAM 2.0)"
+    v21.write_bytes(data[:-30])
+    with pytest.raises(FormatError) as info:
+        validate_bam_or_cram(v21, "cram")
+    assert info.value.reason == "CRAM_MISSING_EOF" and "CRAM 2.1" in info.value.message

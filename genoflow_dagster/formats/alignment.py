@@ -743,6 +743,22 @@ def _check_binary_mn(mn: object, length: int, record: int) -> None:
 
 # htslib's SAM_* field bits: every field but SEQ (0x200), the one that needs the reference to decode.
 _ALL_FIELDS_BUT_SEQ = 0x1FFF & ~0x200
+# The EOF container is "optional in version preceding 2.1 but required in later versions" (CRAM 2.1,
+# "End of file marker"); CRAM 3.0 section 9 keeps it "required in version 3 or later".
+CRAM_EOF_REQUIRED_FROM = (2, 1)
+
+
+def _cram_without_eof(path: Path, details: dict | None) -> None:
+    """No EOF container: a truncated copy from CRAM 2.1 on; a CRAM 1.x/2.0 file may simply not have one."""
+    with open(path, "rb") as fh:
+        definition = fh.read(6)
+    version = (definition[4], definition[5]) if len(definition) == 6 and definition[:4] == b"CRAM" else None
+    if version is None or version >= CRAM_EOF_REQUIRED_FROM:
+        which = f"CRAM {version[0]}.{version[1]}" if version else "CRAM"
+        raise FormatError("CRAM_MISSING_EOF", f"the {which} file lacks its end-of-file container (required from "
+                          "CRAM 2.1 on): it is truncated")
+    if details is not None:  # optional before 2.1, so not a deviation: noted, the records are still read to the end
+        details["cram_eof_container"] = f"absent (optional in CRAM {version[0]}.{version[1]})"
 
 
 def validate_bam_or_cram(path: Path, fmt: str, reference_fasta: str | None = None,
@@ -765,7 +781,7 @@ def validate_bam_or_cram(path: Path, fmt: str, reference_fasta: str | None = Non
     if fmt == "cram":
         _ensure_local_references(reference_path)
         if CRAM_EOF_SIGNATURE not in tail:
-            raise FormatError("CRAM_MISSING_EOF", "the CRAM file lacks its end-of-file container: it is truncated")
+            _cram_without_eof(path, details)
     mode = "rb" if fmt == "bam" else "rc"
     text = _stored_header_text(path, fmt)
     if text is not None:  # before htslib parses it: htslib refuses some of these headers with a bare error
