@@ -26,6 +26,7 @@
 #endif
 
 #define ADAPTER_K 12
+#define DUP_AHEAD 16 /* reads between a hash's prefetch and its probe (dup_update) */
 #define MAX_ADAPTERS 8    /* one bit each in the prefilter's bytes */
 #define BASE8_READS 255
 #define QUAL32_MAX_BYTES (2 << 20) /* beyond this many positions' worth, count in int64 directly */
@@ -541,9 +542,9 @@ enum { NEED_DATA = 0, IRREGULAR = 1, GROW = 2, DRAIN = 3 };
  * fastq_kernel.py) and stops at `consumed` with `status`: NEED_DATA (the record there is
  * incomplete, or end was reached), IRREGULAR (the line parser must take over there), GROW
  * (the record there has `need` bases: the per-position counters need min(need, position_cap)
- * rows and len_hist need + 1 entries), DRAIN (the overflow pairs are full). `overflow`
- * receives (ACGT, GC) of reads with gc_dim or more A/C/G/T, `dup` (start, length) of the
- * first len(dup) / 2 sequences. */
+ * rows and len_hist need + 1 entries), DRAIN (the overflow or dup pairs are full). `overflow`
+ * receives (GC length, GC) of reads whose GC length is gc_dim or more, `dup` (start, length)
+ * of every sequence counted (for dup_update; an empty `dup` records none). */
 static PyObject *scan_qc(PyObject *self, PyObject *args) {
     PyObject *o[11];
     Py_ssize_t start, end, position_cap;
@@ -637,11 +638,11 @@ static PyObject *scan_qc(PyObject *self, PyObject *args) {
             need = L;
             break;
         }
-        if (st.n_overflow == st.overflow_cap) {
+        if (st.n_overflow == st.overflow_cap || (st.dup_cap && st.n_dup == st.dup_cap)) {
             status = DRAIN;
             break;
         }
-        if (st.n_dup < st.dup_cap) {
+        if (st.dup_cap) {
             st.dup[2 * st.n_dup] = seq - buf;
             st.dup[2 * st.n_dup + 1] = L;
             st.n_dup++;
@@ -882,7 +883,157 @@ static PyObject *scan_records(PyObject *self, PyObject *args) {
     return Py_BuildValue("nni", pos, records, irregular);
 }
 
+/* dup_update(buf, pairs, n, slots, counts, arena, state, truncate_over, truncate_to)
+ *
+ * FastQC's duplication / overrepresented-sequence counting (OverRepresentedSeqs) over the n
+ * sequences at buf[start:start + length] ((start, length) int64 pairs): each read, upper-cased
+ * and cut to truncate_to bases when longer than truncate_over, counts once in state[2] (all
+ * reads); a sequence already tracked gains one, a new one is tracked until len(counts) distinct
+ * ones are (then the set is frozen, state[1] = 1). state[3] is the read count when the set last
+ * changed or a tracked sequence was seen while not frozen (FastQC's countAtUniqueLimit), state[0]
+ * how many are tracked. Tracked sequence i is at arena[i * stride]: its length, then its bytes;
+ * `slots` (uint64, a power of two, more than len(counts)) is an open-addressing index: the hash's
+ * top 32 bits, then i + 1 (0: empty), so a probe reads the arena only when the hashes agree. */
+static PyObject *dup_update(PyObject *self, PyObject *args) {
+    Py_buffer bufs[7];
+    Py_ssize_t n, over, to;
+    if (!PyArg_ParseTuple(args, "y*y*nw*w*w*w*nn", &bufs[0], &bufs[1], &n, &bufs[2], &bufs[3], &bufs[4], &bufs[5],
+                          &over, &to)) {
+        return NULL;
+    }
+    const Py_ssize_t limit = bufs[3].len / 8, n_slots = bufs[2].len / 8;
+    const Py_ssize_t stride = limit ? bufs[4].len / limit : 0;
+    int ok = n >= 0 && n * 16 <= bufs[1].len && limit > 0 && bufs[3].len % 8 == 0 && bufs[2].len % 8 == 0 &&
+             n_slots > limit && (n_slots & (n_slots - 1)) == 0 && stride > over && stride <= 256 && to <= over &&
+             to >= 0 && bufs[4].len == limit * stride && bufs[5].len == 32;
+    const int64_t *pairs = bufs[1].buf;
+    for (Py_ssize_t i = 0; ok && i < n; i++) {
+        ok = pairs[2 * i] >= 0 && pairs[2 * i + 1] >= 0 && pairs[2 * i] + pairs[2 * i + 1] <= bufs[0].len;
+    }
+    if (!ok) {
+        for (int i = 0; i < 6; i++) {
+            PyBuffer_Release(&bufs[i]);
+        }
+        PyErr_SetString(PyExc_ValueError, "dup_update: inconsistent buffer sizes or pairs");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    const uint8_t *buf = bufs[0].buf;
+    uint64_t *slots = bufs[2].buf;
+    int64_t *counts = bufs[3].buf, *state = bufs[5].buf;
+    uint8_t *arena = bufs[4].buf;
+    const uint64_t mask = (uint64_t)n_slots - 1;
+    /* The slot (and then the arena entry) a read needs is fetched DUP_AHEAD (DUP_AHEAD / 2) reads
+     * ahead of its probe: the index and arena are far bigger than the caches. */
+    uint8_t ring[DUP_AHEAD][264];
+    uint64_t hashes[DUP_AHEAD];
+    Py_ssize_t lens[DUP_AHEAD];
+    for (Py_ssize_t i = 0; i < n + DUP_AHEAD; i++) {
+        const Py_ssize_t next = i;  /* read to prepare now; read i - DUP_AHEAD is probed below */
+        if (i >= DUP_AHEAD) {
+            const Py_ssize_t r = (i - DUP_AHEAD) % DUP_AHEAD;
+            const uint8_t *seq = ring[r];
+            const Py_ssize_t L = lens[r];
+            const uint64_t h = hashes[r], tag = h & 0xFFFFFFFF00000000ull;
+            state[2]++;
+            uint64_t at = h & mask;
+            for (;;) {
+                const uint64_t e = slots[at];
+                if (e == 0) {
+                    if (!state[1]) {
+                        const int64_t idx = state[0]++;
+                        uint8_t *entry = arena + idx * stride;
+                        entry[0] = (uint8_t)L;
+                        memcpy(entry + 1, seq, (size_t)L);
+                        counts[idx] = 1;
+                        slots[at] = tag | (uint64_t)(idx + 1);
+                        state[3] = state[2];
+                        if (state[0] == limit) {
+                            state[1] = 1;
+                        }
+                    }
+                    break;
+                }
+                if ((e & 0xFFFFFFFF00000000ull) == tag) {
+                    const uint8_t *entry = arena + ((Py_ssize_t)(e & 0xFFFFFFFFull) - 1) * stride;
+                    if (entry[0] == L && memcmp(entry + 1, seq, (size_t)L) == 0) {
+                        counts[(e & 0xFFFFFFFFull) - 1]++;
+                        if (!state[1]) {
+                            state[3] = state[2];
+                        }
+                        break;
+                    }
+                }
+                at = (at + 1) & mask;
+            }
+        }
+        const Py_ssize_t half = i - DUP_AHEAD / 2;
+        if (half >= 0 && half < n) {
+            const uint64_t e = slots[hashes[half % DUP_AHEAD] & mask];
+            if (e) {
+                __builtin_prefetch(arena + ((Py_ssize_t)(e & 0xFFFFFFFFull) - 1) * stride);
+            }
+        }
+        if (next < n) {
+            const Py_ssize_t r = next % DUP_AHEAD;
+            Py_ssize_t L = pairs[2 * next + 1];
+            if (L > over) {
+                L = to;
+            }
+            uint8_t *seq = ring[r];
+            const uint8_t *s = buf + pairs[2 * next];
+            for (Py_ssize_t k = 0; k < L; k++) {
+                const uint8_t c = s[k];
+                seq[k] = (uint8_t)(c - ((uint8_t)(c - 'a') < 26u ? 32 : 0));
+            }
+            memset(seq + L, 0, 8);
+            uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)L;
+            for (Py_ssize_t k = 0; k < L; k += 8) {
+                uint64_t w;
+                memcpy(&w, seq + k, 8);
+                h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+                h ^= h >> 29;
+            }
+            hashes[r] = h;
+            lens[r] = L;
+            __builtin_prefetch(slots + (h & mask));
+        }
+    }
+    Py_END_ALLOW_THREADS
+    for (int i = 0; i < 6; i++) {
+        PyBuffer_Release(&bufs[i]);
+    }
+    Py_RETURN_NONE;
+}
+
+/* dup_unseen(at_limit, total, level, observed) -> float
+ *
+ * FastQC's (DuplicationLevel.getCorrectedCount) probability that a sequence occurring `level`
+ * times among `total` reads had none of them in the first `at_limit`: the product over i below
+ * at_limit of ((total - i) - level) / (total - i), in that order, taken as 0 once it falls below
+ * 1 - observed / (observed + 0.01). */
+static PyObject *dup_unseen(PyObject *self, PyObject *args) {
+    long long at_limit, total, level, observed;
+    if (!PyArg_ParseTuple(args, "LLLL", &at_limit, &total, &level, &observed)) {
+        return NULL;
+    }
+    const double limit = 1.0 - (double)observed / ((double)observed + 0.01);
+    double p = 1.0;
+    Py_BEGIN_ALLOW_THREADS
+    for (long long i = 0; i < at_limit; i++) {
+        p *= (double)((total - i) - level) / (double)(total - i);
+        if (p < limit) {
+            p = 0.0;
+            break;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    return PyFloat_FromDouble(p);
+}
+
 static PyMethodDef methods[] = {
+    {"dup_unseen", dup_unseen, METH_VARARGS, "FastQC's chance that a duplicated sequence was not tracked."},
+    {"dup_update", dup_update, METH_VARARGS, "FastQC's duplicate counting over (start, length) sequences of a buffer."},
     {"scan_records", scan_records, METH_VARARGS, "Validate whole 4-line FASTQ records from the start of a buffer."},
     {"scan_qc", scan_qc, METH_VARARGS, "Count the records of a buffer into the FastQC-style counters."},
     {"scan_basic", scan_basic, METH_VARARGS, "Whole-file quality, base and length histograms of a buffer's records."},

@@ -389,3 +389,27 @@ def test_per_sequence_quality_grades_its_bound_inclusively_as_fastqc(mode: int, 
                "per_sequence_quality": {str(mode): 10}}
     verdict = {m["name"]: m for m in grade(metrics, load_profile("standard"))["modules"]}
     assert verdict["per sequence quality scores"]["status"] == status
+
+
+def test_duplicates_track_the_first_distinct_sequences_and_count_them_to_the_end(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FastQC's rule with a limit of 5 distinct sequences: A-E are tracked (the set is frozen at
+    read 5), F and G never are, A's later copies still count; all 9 reads are the denominator.
+    The deduplicated % corrects each duplication level for what tracking missed: a level seen
+    `observed` times is scaled by 1 / (1 - prod_{i < 5} (9 - i - level) / (9 - i))."""
+    monkeypatch.setattr(fq, "DUP_UNIQUE", 5)
+    reads = [b"AAAA", b"CCCC", b"GGGG", b"TTTT", b"ACAC", b"GTGT", b"aaaa", b"AAAA", b"CGCG"]
+    (tmp_path / "d.fq").write_bytes(b"".join(b"@r%d\n%s\n+\nIIII\n" % (i, s) for i, s in enumerate(reads)))
+    m = fastq_metrics(tmp_path / "d.fq")
+    over = {row["sequence"]: (row["count"], row["percent"]) for row in m["overrepresented_sequences"]}
+    assert over == {"AAAA": (3, 3 / 9 * 100), **{s: (1, 1 / 9 * 100) for s in ("CCCC", "GGGG", "TTTT", "ACAC")}}
+    assert m["duplication_reads_examined"] == 9
+
+    def unseen(level: int) -> float:
+        p = 1.0
+        for i in range(5):
+            p *= (9 - i - level) / (9 - i)
+        return p
+
+    ones, threes = 4 / (1 - unseen(1)), 1 / (1 - unseen(3))
+    assert m["deduplicated_percent"] == pytest.approx(100 * (ones + threes) / (ones + 3 * threes), rel=1e-12)

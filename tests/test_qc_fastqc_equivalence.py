@@ -237,6 +237,23 @@ def _phred64(path: Path) -> Path:
     return path
 
 
+def _many_distinct(path: Path) -> Path:
+    """150,000 reads of 36 bp, three in four distinct and the rest drawn from 2,000 sequences
+    (a few of them hot): more than the 100,000 distinct sequences FastQC tracks, so its count
+    goes on past the limit and its deduplicated % is corrected for what tracking missed."""
+    rng = np.random.default_rng(100)
+    alphabet = np.frombuffer(b"ACGT", dtype=np.uint8)
+    reads = alphabet[rng.integers(0, 4, (150_000, 36))]
+    pool = alphabet[rng.integers(0, 4, (2_000, 36))]
+    drawn = rng.random(150_000) < 0.25
+    picks = np.where(rng.random(150_000) < 0.05, rng.integers(0, 3, 150_000), rng.integers(0, 2_000, 150_000))
+    reads[drawn] = pool[picks[drawn]]
+    quals = (rng.integers(2, 41, (150_000, 36)) + 33).astype(np.uint8)
+    path.write_bytes(b"".join(b"@m%d\n%s\n+\n%s\n" % (i, reads[i].tobytes(), quals[i].tobytes())
+                             for i in range(150_000)))
+    return path
+
+
 def _mode_27(path: Path) -> Path:
     """Every read's mean quality exactly 27: FastQC warns (mode <= 27), per-base quality passes."""
     rng = np.random.default_rng(27)
@@ -255,6 +272,7 @@ GENERATED = {
         folder / "long.fastq", [int(x) for x in np.random.default_rng(2).integers(150, 4200, 400)], 2),
     "mode27.fastq": lambda folder: _mode_27(folder / "mode27.fastq"),
     "phred64.fastq": lambda folder: _phred64(folder / "phred64.fastq"),
+    "distinct150k.fastq": lambda folder: _many_distinct(folder / "distinct150k.fastq"),
 }
 OFFSETS = {"phred64.fastq": None}  # FastQC's guess; the others: the default, 33
 

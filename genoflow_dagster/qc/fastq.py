@@ -6,7 +6,7 @@ of a few MB into one reused buffer, and a C loop (`fastq_kernel.scan_qc`) walks
 the whole 4-line records and adds every per-base and per-read counter in place.
 Memory stays flat: the counters are bounded by the longest read (positions past
 `POSITION_CAP` are pooled into the last bin) and by 256 symbols, whatever the
-file size; duplication looks at the first 100,000 reads only.
+file size; duplication tracks 100,000 distinct sequences at most (about 10 MB).
 
 Definitions follow `seqkit stats -a` (checked against seqkit 2.3):
 - `gc_percent`: G+C (either case) over *all* bases, N and IUPAC codes included
@@ -38,21 +38,21 @@ FastQC's rules, on reads upper-cased as FastQC reads them:
   table does not sum to the number of reads; empty reads are left out.
 - length distribution: `length_distribution` per exact length, and
   `length_distribution_groups` FastQC's binned table.
-- overrepresented: every sequence (reads over 75 bp cut to 50) above 0.1% of the
-  reads, however few reads there are, by count.
+- duplication and overrepresented sequences: reads over 75 bp cut to 50; the
+  first 100,000 distinct sequences are tracked and counted to the end of the
+  file (in C: `fastq_kernel.dup_update`); the deduplicated % corrects each
+  duplication level for the sequences tracking missed, as FastQC does
+  (`deduplicated_percent`); every tracked sequence above 0.1% of all reads is
+  overrepresented, however few reads there are.
 - adapter content: % of reads with the adapter at or before each position, over
   positions 1 .. longest read - 11, averaged per base group.
 
-Known differences, by design: duplication and overrepresented sequences look at
-the first 100,000 reads (FastQC: the first 100,000 distinct sequences, counted
-over the whole file, with a correction for the duplication levels it could not
-see), so they equal FastQC's on files of up to 100,000 reads only (on larger
-files they are a sample of the start of the file); positions past POSITION_CAP
-(10,000) are pooled, so reads longer than 10 kb get other groups; the quality
-offset is 33 unless said otherwise, where FastQC guesses it from the lowest
-quality byte (`quality_offset=None` guesses too); `possible_source` names sources
-from a short list of its own; there is no per-tile quality module; FastQC warns
-on adapter content when no read is longer than 12 bp, which is not graded here.
+Known differences, by design: positions past POSITION_CAP (10,000) are pooled,
+so reads longer than 10 kb get other groups; the quality offset is 33 unless
+said otherwise, where FastQC guesses it from the lowest quality byte
+(`quality_offset=None` guesses too); `possible_source` names sources from a
+short list of its own; there is no per-tile quality module; FastQC warns on
+adapter content when no read is longer than 12 bp, which is not graded here.
 Newer FastQC (0.12 and its current source) differs from 0.11.9: poly-A and
 poly-G adapters instead of SOLiD (`ADAPTERS` has all seven), every read over
 50 bp cut to 50 for duplication, trailing all-zero adapter groups dropped.
@@ -82,6 +82,8 @@ from genoflow_dagster.qc.fastq_kernel import (
     GROW,
     IRREGULAR,
     adapter_motifs,
+    dup_unseen,
+    dup_update,
     scan_basic,
     scan_qc,
 )
@@ -101,10 +103,13 @@ BLOCK_BYTES = 4 * 1024 * 1024
 MAP_BYTES = 8 * 1024 * 1024  # plain files are scanned in place, through read-only maps of this many bytes
 GZIP_READ_BYTES = 512 * 1024
 POSITION_CAP = 10_000  # per-position counters stop growing here; longer tails are pooled in the last bin
-DUP_READS = 100_000  # duplication / overrepresentation look at the first 100,000 reads (FastQC: the
-# first 100,000 distinct sequences, counted over the whole file)
+DUP_UNIQUE = 100_000  # duplication / overrepresentation track the first 100,000 distinct sequences, counted
+# over the whole file (FastQC's OBSERVATION_CUTOFF)
+DUP_SLOTS = 1 << 18  # their open-addressing index (uint32), under 40% full
+DUP_BATCH = 8192  # reads handed from scan_qc to dup_update at a time
 DUP_TRUNCATE_OVER = 75  # ... and, as FastQC 0.11, truncate reads longer than 75 bp to 50 bp for that
 DUP_TRUNCATE_TO = 50  # (newer FastQC truncates every read longer than 50 bp)
+DUP_STRIDE = DUP_TRUNCATE_OVER + 1  # bytes per tracked sequence in the arena: its length, then the bases
 OVERREPRESENTED_MIN_PERCENT = 0.1  # FastQC lists sequences above its warn limit, which is this
 
 # FastQC's adapter lists (Configuration/adapter_list.txt of 0.11 and 0.12, together): the first
@@ -328,9 +333,13 @@ class _Accumulator:
         self.gc_table = _zeros(GC_DIM * GC_DIM)
         self.seq_gc_pairs: Counter[tuple[int, int]] = Counter()
         self._overflow = _zeros(2 * _OVERFLOW)
-        self._dup = _zeros(2 * DUP_READS)
-        self.dup_seen = 0
-        self.dup_counter: Counter[bytes] = Counter()
+        # FastQC's duplicate counting, in C (`kernel.dup_update`): (start, length) of each read
+        # counted come back from scan_qc in batches; the tracked sequences live in the arena.
+        self._dup = _zeros(2 * DUP_BATCH)
+        self.dup_slots = _zeros(DUP_SLOTS)
+        self.dup_counts = _zeros(DUP_UNIQUE)
+        self.dup_arena = bytearray(DUP_UNIQUE * DUP_STRIDE)
+        self.dup_state = _zeros(4)  # tracked, frozen, reads, reads at the unique limit
 
     def _reserve(self, length: int) -> None:
         """Room for a read of `length` bases in the per-position counters."""
@@ -361,27 +370,17 @@ class _Accumulator:
         """Count the whole 4-line records of buf[start:end] in C. Returns where counting stopped
         and whether the record there is irregular (else it is incomplete, or end was reached)."""
         while True:
-            dup = memoryview(self._dup)[: 2 * (DUP_READS - self.dup_seen)]
             start, records, status, need, n_over, n_dup, longest = scan_qc(
                 buf, start, end, self.pos_qual, self.pos_base, self.adapter_hist, self.seq_mean_q, self.lengths,
-                self.gc_table, self._overflow, dup, POSITION_CAP, _ADAPTER_MOTIFS, BASE_CLASS, kernel.VECTOR)
+                self.gc_table, self._overflow, self._dup, POSITION_CAP, _ADAPTER_MOTIFS, BASE_CLASS, kernel.VECTOR)
             if records:
                 self.reads += records
                 self.npos = max(self.npos, min(max(longest, 1), POSITION_CAP))
-            dup.release()
             over = self._overflow
             for i in range(0, 2 * n_over, 2):
                 self.seq_gc_pairs[over[i], over[i + 1]] += 1
             if n_dup:
-                # one copy of the span these reads lie in, then cheap slices of it (as truncated for
-                # the duplication module), counted by Counter.update's C loop
-                pairs = self._dup[: 2 * n_dup].tolist()
-                first = pairs[0]
-                span = bytes(buf[first:pairs[-2] + pairs[-1]])
-                over, to = DUP_TRUNCATE_OVER, DUP_TRUNCATE_TO
-                self.dup_counter.update([span[s - first: s - first + (to if n > over else n)].upper()  # as FastQC
-                                         for s, n in zip(pairs[::2], pairs[1::2], strict=True)])
-                self.dup_seen += n_dup
+                self._count_duplicates(buf, self._dup, n_dup)
             if status == GROW:
                 self._reserve(need)
                 self._reserve_lengths(need)
@@ -422,9 +421,20 @@ class _Accumulator:
         for key, count in zip(keys.tolist(), counts.tolist(), strict=True):
             self.seq_gc_pairs[divmod(key, 1_000_003)] += count
 
-    def _add_duplicates(self, seq_lines: list[bytes]) -> None:
-        self.dup_counter.update([(s[:DUP_TRUNCATE_TO] if len(s) > DUP_TRUNCATE_OVER else s).upper() for s in seq_lines])
-        self.dup_seen += len(seq_lines)
+    def _count_duplicates(self, buf: Any, pairs: Any, n: int) -> None:
+        """FastQC's duplicate counting for the n reads at (start, length) `pairs` of buf."""
+        dup_update(buf, pairs, n, self.dup_slots, self.dup_counts, self.dup_arena, self.dup_state,
+                   DUP_TRUNCATE_OVER, DUP_TRUNCATE_TO)
+
+    def duplicates(self, min_count: float) -> tuple[list[int], dict[bytes, int], int, int]:
+        """The counts of the tracked sequences; those seen more than `min_count` times (upper
+        case, as cut) with their counts; all reads counted; and the read count when the tracked
+        set last changed (FastQC's countAtUniqueLimit)."""
+        arena, stride = self.dup_arena, DUP_STRIDE
+        counts = self.dup_counts[: self.dup_state[0]].tolist()
+        frequent = {bytes(arena[i * stride + 1: i * stride + 1 + arena[i * stride]]): c
+                    for i, c in enumerate(counts) if c > min_count}
+        return counts, frequent, self.dup_state[2], self.dup_state[3]
 
     def add_batch(self, seq: np.ndarray, qual: np.ndarray, lengths: np.ndarray,
                   seq_lines: list[bytes] | None = None) -> None:
@@ -443,10 +453,11 @@ class _Accumulator:
         npos = self.npos
         pos_qual, pos_base, _, all_lengths, seq_mean_q = self.views()
         all_lengths += np.bincount(lengths, minlength=len(all_lengths))
-        if total == 0:
-            return
         offsets = np.zeros(n, dtype=np.int64)
         np.cumsum(lengths[:-1], out=offsets[1:])
+        self._count_duplicates(seq, np.ascontiguousarray(np.stack([offsets, lengths], axis=1), dtype=np.int64), n)
+        if total == 0:
+            return
         if int(lengths.min()) == maxlen and maxlen <= POSITION_CAP:
             # Same-length reads (the usual Illumina case): 2-D views, no per-base position array.
             qual2 = qual.reshape(n, maxlen)
@@ -480,13 +491,6 @@ class _Accumulator:
         mean_q = qsum // lens
         seq_mean_q += np.bincount(np.clip(mean_q, 0, _QDIM - 1), minlength=_QDIM)[:_QDIM]
         self._add_gc_pairs(gc_len, gc)
-        if self.dup_seen < DUP_READS:
-            take = min(n, DUP_READS - self.dup_seen)
-            if seq_lines is None:
-                buf = seq.tobytes()
-                seq_lines = [buf[o:o + ln] for o, ln in zip(offsets[:take].tolist(), lengths[:take].tolist(),
-                                                            strict=True)]
-            self._add_duplicates(seq_lines[:take])
 
     def add_adapter_hits(self, name: str, positions: np.ndarray) -> None:
         """`positions`: 0-based start of the first hit of an adapter in each read that has one."""
@@ -915,14 +919,14 @@ def _finish(acc: _Accumulator, sha256: str, size_bytes: int) -> dict[str, Any]:
     metrics["length_distribution"] = {str(ln): lengths[ln] for ln in present}
     metrics["length_distribution_groups"] = length_groups({ln: lengths[ln] for ln in present})
 
-    dup_total = sum(acc.dup_counter.values())
-    distinct = len(acc.dup_counter)
-    metrics["duplication_reads_examined"] = dup_total
-    metrics["deduplicated_percent"] = distinct / dup_total * 100 if dup_total else 100.0
+    # the sequences that may be over OVERREPRESENTED_MIN_PERCENT (the exact test is below)
+    counts, frequent, counted, at_limit = acc.duplicates(acc.dup_state[2] * OVERREPRESENTED_MIN_PERCENT / 100 * 0.999)
+    metrics["duplication_reads_examined"] = counted
+    metrics["deduplicated_percent"] = deduplicated_percent(counts, counted, at_limit)
     metrics["duplication_percent"] = 100.0 - metrics["deduplicated_percent"]
     over = []
-    for s, count in acc.dup_counter.items():
-        percent = count / dup_total * 100
+    for s, count in frequent.items():
+        percent = count / counted * 100
         if percent > OVERREPRESENTED_MIN_PERCENT:
             over.append({"sequence": s.decode("ascii", "replace"), "count": count, "percent": percent,
                          "possible_source": _possible_source(s)})
@@ -956,6 +960,29 @@ def _finish(acc: _Accumulator, sha256: str, size_bytes: int) -> dict[str, Any]:
     return metrics
 
 
+def _corrected_count(at_limit: int, total: int, level: int, observed: int) -> float:
+    """FastQC's estimate of how many distinct sequences occur `level` times in the file, from the
+    `observed` ones among the tracked: those seen after tracking stopped (at read `at_limit` of
+    `total`) are missed with probability prod_{i < at_limit} (total - i - level) / (total - i),
+    a product FastQC stops (as 0) once it falls below 1 - observed / (observed + 0.01)."""
+    if at_limit == total or total - observed < at_limit:
+        return float(observed)
+    return observed / (1 - dup_unseen(at_limit, total, level, observed))
+
+
+def deduplicated_percent(counts: list[int], total: int, at_limit: int) -> float:
+    """FastQC's "total deduplicated percentage": distinct sequences over reads, each duplication
+    level's count of distinct sequences corrected for those tracking missed (`_corrected_count`);
+    100 for an empty file."""
+    levels = Counter(counts)
+    distinct = reads = 0.0
+    for level, observed in levels.items():
+        corrected = _corrected_count(at_limit, total, level, observed)
+        distinct += corrected
+        reads += corrected * level
+    return distinct / reads * 100 if reads else 100.0
+
+
 def _possible_source(seq: bytes) -> str | None:
     s = seq.upper()
     for name, contaminant in CONTAMINANTS.items():
@@ -975,7 +1002,7 @@ def fastq_metrics(path: str | Path, *, quality_offset: int | None = 33) -> dict[
     mean read quality), `per_base_content` (A/C/G/T % of ACGT), `per_sequence_gc`
     (FastQC's 101-bin GC table), `per_base_n`, `length_distribution` (per length)
     and `length_distribution_groups` (FastQC's bins), `deduplicated_percent`
-    (FastQC's "total deduplicated percentage", first 100,000 reads) and
+    (FastQC's "total deduplicated percentage") and
     `duplication_percent` (100 minus it), `overrepresented_sequences`,
     `adapter_content` (per adapter, FastQC's % per base group, labelled by
     `adapter_content_positions`), and `sha256` of the file's bytes.

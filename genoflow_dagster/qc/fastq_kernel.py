@@ -6,10 +6,17 @@ read: quality per (position, byte), base class per position, read length,
 truncated mean quality, (length, G/C count) pairs for the GC module, and the
 first hit of each adapter. The GC pair is FastQC's: a read longer than 100 bases
 is cut to whole hundreds (longer than 1,000, to whole thousands) and its G/C
-counted over what is left, N and every other byte in the length. It returns to Python when the buffer needs more
-data, when a record is longer than the counters (which Python then grows), or
-at the first record that is not plain 4-line FASTQ (the line parser takes over
-there). `scan_basic` does the same walk for the `seqkit stats -a` histograms.
+counted over what is left, N and every other byte in the length. It returns to
+Python when the buffer needs more data, when a record is longer than the
+counters (which Python then grows), or at the first record that is not plain
+4-line FASTQ (the line parser takes over there). `scan_basic` does the same walk
+for the `seqkit stats -a` histograms.
+
+`scan_qc` also hands back where each read it counted lies, in batches, and
+`dup_update` counts them as FastQC's duplication module does: each read
+upper-cased and cut (over 75 bases: to 50), the first 100,000 distinct ones
+tracked in a hash table, then only those counted on to the end of the file;
+`dup_unseen` is FastQC's correction for duplicates that tracking missed.
 
 Adapter search follows FastQC: a read contains an adapter when its 12 bytes
 occur in it as A/C/G/T of either case (FastQC upper-cases every read first),
@@ -26,10 +33,10 @@ tried) cost 0.6 s and 130 MB of RSS at start-up, more than the whole run of a
 
 from __future__ import annotations
 
-from genoflow_dagster._fastq import scan_basic, scan_qc
+from genoflow_dagster._fastq import dup_unseen, dup_update, scan_basic, scan_qc
 
 __all__ = ["ADAPTER_K", "BASE_CLASS", "DRAIN", "GROW", "IRREGULAR", "NEED_DATA", "VECTOR", "adapter_motifs",
-           "scan_basic", "scan_qc"]
+           "dup_unseen", "dup_update", "scan_basic", "scan_qc"]
 
 # Bits 0-2: A C G T N other (0-5), for per-position base content; lower case counts as upper
 # case (FastQC upper-cases reads), U is "other" (FastQC counts it as none of A/C/G/T/N).
