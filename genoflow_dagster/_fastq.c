@@ -928,8 +928,7 @@ static PyObject *dup_update(PyObject *self, PyObject *args) {
     uint8_t ring[DUP_AHEAD][264];
     uint64_t hashes[DUP_AHEAD];
     Py_ssize_t lens[DUP_AHEAD];
-    for (Py_ssize_t i = 0; i < n + DUP_AHEAD; i++) {
-        const Py_ssize_t next = i;  /* read to prepare now; read i - DUP_AHEAD is probed below */
+    for (Py_ssize_t i = 0; i < n + DUP_AHEAD; i++) { /* probe read i - DUP_AHEAD, prepare read i */
         if (i >= DUP_AHEAD) {
             const Py_ssize_t r = (i - DUP_AHEAD) % DUP_AHEAD;
             const uint8_t *seq = ring[r];
@@ -974,14 +973,14 @@ static PyObject *dup_update(PyObject *self, PyObject *args) {
                 __builtin_prefetch(arena + ((Py_ssize_t)(e & 0xFFFFFFFFull) - 1) * stride);
             }
         }
-        if (next < n) {
-            const Py_ssize_t r = next % DUP_AHEAD;
-            Py_ssize_t L = pairs[2 * next + 1];
+        if (i < n) {
+            const Py_ssize_t r = i % DUP_AHEAD;
+            Py_ssize_t L = pairs[2 * i + 1];
             if (L > over) {
                 L = to;
             }
             uint8_t *seq = ring[r];
-            const uint8_t *s = buf + pairs[2 * next];
+            const uint8_t *s = buf + pairs[2 * i];
             for (Py_ssize_t k = 0; k < L; k++) {
                 const uint8_t c = s[k];
                 seq[k] = (uint8_t)(c - ((uint8_t)(c - 'a') < 26u ? 32 : 0));
