@@ -35,7 +35,6 @@ VCF_HEAD = ("##fileformat=VCFv4.2\n##contig=<ID=chr1>\n##INFO=<ID=DP,Number=1,Ty
         ("a.sam", "@SQ\tSN:c\tLN:100\nr\t0\tc\t1\t60\t4M\t*\t0\t0\tACG\tIII\n", "SAM_CIGAR_SEQ_LENGTH_MISMATCH", 2),
         ("a.gtf", 'c\ts\texon\t1\t10\t.\t+\t.\ttranscript_id "t";\n', "GTF_GENE_ID_MISSING", 1),
         ("a.gff3", "##gff-version 3\nc\ts\tmRNA\t1\t10\t.\t+\t.\tID=m;Parent=nope\n", "GFF3_PARENT_UNDEFINED", 2),
-        ("a.csv", "a,b\n1,2\n3\n", "TABLE_COLUMN_COUNT", 3),
     ],
 )
 def test_bad_files_get_their_reason_and_line(tmp_path, name, content, reason, line):

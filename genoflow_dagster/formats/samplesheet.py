@@ -35,6 +35,9 @@ FILE_NAME_PATTERN = r"^(?!\.{1,2}$)[^/\\\x00-\x1f\x7f]{1,255}$"
 # A samplesheet lists samples, not data: past this size it is not one.
 MAX_SAMPLESHEET_BYTES = 16 * 1024 * 1024
 MAX_REPORTED_FIELDS = 20
+# Table deviations an ordinary table may have (warnings) but a samplesheet may not: the pipeline reads the
+# sheet itself, a ragged row stops pandas, and a column of values without a name is a shifted column.
+SHEET_ERRORS = ("TABLE_COLUMN_COUNT", "TABLE_BLANK_HEADER")
 
 
 def is_samplesheet(name: str) -> bool:
@@ -45,13 +48,21 @@ def validate_samplesheet(path: Path, fmt: str, details: dict) -> int:
     """Check the sheet against the schema; put its rows in `details["samplesheet"]`; return the row count.
 
     Raises FormatError `SAMPLESHEET_TOO_LARGE`, `SAMPLESHEET_COLUMN_MISSING` or
-    `SAMPLESHEET_FIELD_INVALID` (message lists every broken field, line of the first).
+    `SAMPLESHEET_FIELD_INVALID` (message lists every broken field, line of the first), or the first
+    table warning in `SHEET_ERRORS` the format's own validator recorded, as an error.
     """
+    for warning in details.get("warnings", []):
+        if warning["reason"] in SHEET_ERRORS:
+            raise FormatError(warning["reason"], f"{warning['message']} (refused in a samplesheet)", warning["line"])
     if path.stat().st_size > MAX_SAMPLESHEET_BYTES:
         raise FormatError("SAMPLESHEET_TOO_LARGE",
                           f"a samplesheet over {MAX_SAMPLESHEET_BYTES // 1024**2} MiB is not a samplesheet")
     frame, first_line = _read(path, fmt)
     frame.columns = [str(c).strip().lower() for c in frame.columns]
+    for number, column in enumerate(frame.columns, start=1):
+        if column in ("", "nan", "none") and (frame.iloc[:, number - 1].fillna("").astype(str).str.strip() != "").any():
+            raise FormatError("TABLE_BLANK_HEADER", f"line {first_line}: column {number} of the samplesheet has no "
+                              "header label but holds data", first_line)
     if "sample" not in frame.columns:
         raise FormatError("SAMPLESHEET_COLUMN_MISSING",
                           f"the samplesheet has no 'sample' column (columns: {', '.join(frame.columns)})", first_line)
@@ -160,7 +171,7 @@ def _schema_problems(frame: Any, header_line: int) -> list[tuple[int, str]]:
                 continue
             column = str(case.get("column"))
             value = frame.loc[index, column]
-            problems.append((line, f"line {line}, column {column}: {value!r} must be {check}"))
+            problems.append((line, f"line {line}, column {column}: '{value}' must be {check}"))
         problems.sort(key=lambda p: p[0])
         return problems
     return []

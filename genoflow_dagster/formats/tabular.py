@@ -1,4 +1,4 @@
-"""CSV, TSV (UTF-8, RFC 4180 quoting, one column count) and XLSX (a safe Office Open XML workbook)."""
+"""CSV, TSV (UTF-8, RFC 4180 quoting; what readers take anyway is a warning) and XLSX (a safe OOXML workbook)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import BinaryIO
 from genoflow_dagster.errors import ErrorCode
 from genoflow_dagster.formats.errors import FormatError
 from genoflow_dagster.formats.io import ZIP_ERRORS
+from genoflow_dagster.formats.result import warn
 
 XLSX_MAX_UNCOMPRESSED = 1024**3  # 1 GiB across all parts
 XLSX_MAX_RATIO = 200  # deflate rarely beats ~100:1 on real sheets; bombs reach 1000:1 and more
@@ -24,10 +25,17 @@ _SCAN_CHUNK = 1024 * 1024
 
 
 def validate_delimited(stream: BinaryIO, delimiter: str, details: dict) -> int:
-    """Rows after the header; every row has the header's number of columns, no header label and no row
-    is blank. The delimiter is sniffed from the first lines when the expected one does not split them
-    (a `.csv` export that is really tab- or semicolon-separated); text is UTF-8 (a BOM is fine), and
-    bytes that are not UTF-8 are read as Latin-1, noted in the details (spreadsheet exports often are)."""
+    """Rows after the header. The delimiter is sniffed from the first lines when the expected one does not
+    split them (a `.csv` export that is really tab- or semicolon-separated); text is UTF-8 (a BOM is fine),
+    and bytes that are not UTF-8 are read as Latin-1, noted in the details (spreadsheet exports often are).
+
+    Errors: quoting that RFC 4180 section 2 does not allow (`TABLE_QUOTING`), no header (`TABLE_NO_HEADER`).
+    Warnings, as pandas, polars and Python's csv read these files anyway: a row with another number of fields
+    than the header (RFC 4180 section 2.4 says "should"), a blank row and a column that holds data under a
+    blank header label (frictionless' blank-row and blank-label; not RFC 4180 rules), SAM-style `@` lines before
+    the header (GATK's tables). A blank first label is the row-name column R's write.csv and pandas' to_csv
+    write: not a deviation. A samplesheet turns some of these into errors (samplesheet.py).
+    """
     delimiter = _sniff_delimiter(stream, delimiter)
     details["delimiter"] = delimiter
     fallback = _Latin1Fallback()
@@ -35,37 +43,72 @@ def validate_delimited(stream: BinaryIO, delimiter: str, details: dict) -> int:
     text = _LineCounter(reader_stream)
     reader = csv.reader(text, delimiter=delimiter, quotechar='"', strict=True)
     width = None
+    header_line = 0
+    unlabeled: list[int] = []  # columns after the first whose header label is blank
     rows = 0
     blank_at = None
     try:
         for row in reader:
             if not any(cell.strip() for cell in row):
                 if len(row) > 1:  # ",,": a row of empty cells, not just a stray line break
-                    raise FormatError("TABLE_BLANK_ROW", f"line {reader.line_num}: a row with every cell empty",
-                                      reader.line_num)
-                blank_at = blank_at or reader.line_num
+                    warn(details, "TABLE_BLANK_ROW", f"line {reader.line_num}: a row with every cell empty",
+                         reader.line_num)
+                else:
+                    blank_at = blank_at or reader.line_num
                 continue
-            if blank_at is not None:
-                raise FormatError("TABLE_BLANK_ROW", f"line {blank_at}: a blank row inside the table", blank_at)
+            if blank_at is not None:  # blank lines at the end are a trailing line break, not a blank row
+                warn(details, "TABLE_BLANK_ROW", f"line {blank_at}: a blank row inside the table", blank_at)
+                blank_at = None
             if width is None:
+                if _SAM_HEADER_LINE.match(row[0]):
+                    warn(details, "TABLE_PREAMBLE", f"line {reader.line_num}: a SAM-style header line ({row[0]}) "
+                         "before the column header; read as a preamble, as GATK writes it", reader.line_num)
+                    continue
                 width = len(row)
-                blank = [i + 1 for i, label in enumerate(row) if not label.strip()]
-                if blank:
-                    raise FormatError("TABLE_BLANK_HEADER", f"line {reader.line_num}: column {blank[0]} of the header "
-                                      "has no label", reader.line_num)
+                header_line = reader.line_num
+                details["header_line"] = header_line
+                unlabeled = [i for i, label in enumerate(row) if i > 0 and not label.strip()]
+                if row and not row[0].strip():
+                    details["blank_first_label"] = True
                 continue
             if len(row) != width:
-                raise FormatError("TABLE_COLUMN_COUNT",
-                                  f"line {reader.line_num}: {len(row)} columns where the header has {width}",
-                                  reader.line_num)
+                warn(details, "TABLE_COLUMN_COUNT",
+                     f"line {reader.line_num}: {len(row)} field{'s' if len(row) != 1 else ''} where the header has "
+                     f"{width}", reader.line_num)
+            if unlabeled:
+                for i in [i for i in unlabeled if i < len(row) and row[i].strip()]:
+                    warn(details, "TABLE_BLANK_HEADER", f"line {header_line}: column {i + 1} has no header label "
+                         f"but holds data (first at line {reader.line_num})", header_line)
+                    unlabeled.remove(i)
             rows += 1
     except csv.Error as exc:
-        raise FormatError("TABLE_QUOTING", f"line {reader.line_num}: {exc}", reader.line_num) from None
+        raise FormatError("TABLE_QUOTING", f"line {reader.line_num}: {_quoting_problem(exc)}",
+                          reader.line_num) from None
     if width is None:
         raise FormatError("TABLE_NO_HEADER", "the table has no header row", 1, ErrorCode.EMPTY_FILE)
     details["columns"] = width
     details["encoding"] = "latin-1" if fallback.used else "utf-8"
     return rows
+
+
+# GATK writes its tables (CollectReadCounts, ModelSegments, ...) after a SAM header: @HD, @SQ, @RG, @PG, @CO.
+_SAM_HEADER_LINE = re.compile(r"^@(HD|SQ|RG|PG|CO)$")
+
+
+def _quoting_problem(exc: csv.Error) -> str:
+    """Python's csv messages in the words of RFC 4180 section 2 (they quote characters the Python way)."""
+    text = str(exc)
+    if "expected after" in text:
+        return "text follows a closing double quote before the next delimiter (RFC 4180 section 2.7)"
+    if "unexpected end of data" in text:
+        return "a quoted field is not closed before the end of the file (RFC 4180 section 2.6)"
+    if "NUL" in text:
+        return "the line holds a NUL byte: not text"
+    if "field larger than field limit" in text:
+        return f"a field is longer than {csv.field_size_limit():,} characters"
+    if "new-line character seen in unquoted field" in text:
+        return "a carriage return inside an unquoted field (RFC 4180 section 2.6: such fields must be quoted)"
+    return text
 
 
 _DELIMITERS = (",", "\t", ";", "|")
@@ -244,19 +287,12 @@ def _validate_xlsx(path: Path, details: dict) -> int:
     text = 0
     try:
         for sheet in workbook.worksheets:
-            header_seen = False
-            for number, row in enumerate(sheet.iter_rows(values_only=True), start=1):
+            # No header or blank-row rules: ECMA-376 has no header row, and workbooks are laid out for people
+            # (blank rows in POI's SampleSS, spacer columns, titles and multi-line headers in frictionless'
+            # examples). A samplesheet's header is checked where it is read (samplesheet.py).
+            for row in sheet.iter_rows(values_only=True):
                 rows += 1
                 text += sum(len(value) for value in row if isinstance(value, str))
-                # Blank rows are allowed: a workbook is often laid out for people (POI's SampleSS has them).
-                filled = [value is not None and str(value).strip() != "" for value in row]
-                if not header_seen and any(filled):
-                    header_seen = True
-                    last = max(i for i, f in enumerate(filled) if f)
-                    if not all(filled[: last + 1]):
-                        column = filled.index(False) + 1
-                        raise FormatError("TABLE_BLANK_HEADER", f"sheet {sheet.title!r} row {number}: column {column} "
-                                          "of the header has no label", number)
                 if text > XLSX_MAX_TEXT:  # shared strings repeat one stored string in every cell that names it
                     raise FormatError("ZIP_BOMB", f"the workbook's cells hold more than {XLSX_MAX_TEXT:,} characters "
                                       f"of text by row {rows:,}: refused as a shared-string bomb")
@@ -264,3 +300,4 @@ def _validate_xlsx(path: Path, details: dict) -> int:
     finally:
         workbook.close()
     return rows
+
