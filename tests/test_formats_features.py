@@ -8,14 +8,34 @@ import pytest
 from genoflow_dagster.formats.bed import validate_bed
 from genoflow_dagster.formats.errors import FormatError
 from genoflow_dagster.formats.gff import validate_gff3, validate_gtf
+from genoflow_dagster.formats.validate import validate_file
 
 DATA = Path(__file__).parent / "data" / "features"
 HEADER = "##gff-version 3\n"
+# Shared corpora (outside the repository): real producers' files and conformance suites; skipped when absent.
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+REALWORLD = SHARED / "realworld"
+CORPORA = SHARED / "corpora"
 
 
 def run(validator, text: str | bytes) -> int:
     data = text.encode() if isinstance(text, str) else text
     return validator(io.BytesIO(data), {})
+
+
+def warnings_of(validator, text: str) -> list[tuple[str, int | None]]:
+    """Validates `text` (it must be valid) and returns its warnings as (reason, line)."""
+    details: dict = {}
+    validator(io.BytesIO(text.encode()), details)
+    for warning in details.get("warnings", []):
+        assert "b'" not in warning["message"] and f"line {warning['line']}" in warning["message"]
+    return [(w["reason"], w["line"]) for w in details.get("warnings", [])]
+
+
+def shared_file(path: Path) -> Path:
+    if not path.is_file():
+        pytest.skip(f"{path} is not here (the shared corpora live outside the repository)")
+    return path
 
 
 def rejects(validator, text: str) -> tuple[str, int | None]:
@@ -60,6 +80,100 @@ def test_bed_track_lines_start_a_new_width():
 
 def test_bed_column_header_before_the_data():
     assert run(validate_bed, "chrom\tstart\tend\nchr1\t15\t25\n") == 1
+
+
+def bed_rows(*rows: str) -> str:
+    return "".join(row.replace(" ", "\t") + "\n" for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason", "line"),
+    [
+        # A later line breaks a column the first line holds as a standard field.
+        (bed_rows("chr1 100 200 n 0 + 110 190 0", "chr1 300 400 n 0 + 310 390 0", "chr1 500 600 n 0 + 490 590 0"),
+         "BED_THICK_OUTSIDE", 3),
+        # The first line's thickStart is not one, but later lines hold valid BED9 columns: the first line is wrong.
+        (bed_rows("chr1 100 200 n 0 + 1x0 190 0", "chr1 300 400 n 0 + 310 390 0"), "BED_THICK_INVALID", 1),
+        # Three numbers in column 9 are a colour, and must be a valid one, even on a single line.
+        (bed_rows("chr1 1 9 n 0 + 1 9 256,0,0"), "BED_RGB_INVALID", 1),
+        # BED12 is always read as BED12.
+        (bed_rows("chr1 100 200 n 0 + 100 200 0 2 10,10 0,80"), "BED_BLOCKS_INVALID", 1),
+        # BED12+m: the blocks are standard on the first line, so a later line must keep them valid.
+        (bed_rows("chr1 100 200 p 0 . 100 200 0 2 10,10 0,90 1.5 2.5 3.5",
+                  "chr1 300 400 p 0 . 300 400 0 2 10,10 0,50 1.5 2.5 3.5"), "BED_BLOCKS_INVALID", 2),
+        ("chr1\t100\t200\tn\t0\tx\n", "BED_STRAND_INVALID", 1),
+        ("chr1 100\n", "BED_COLUMN_COUNT", 1),
+    ],
+)
+def test_bed_layout_rules(text, reason, line):
+    assert rejects(validate_bed, text) == (reason, line)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # MACS/ENCODE narrowPeak, BED6+4: signalValue in column 7, scores above 1000 (int(-10*log10 q)).
+        bed_rows("chr22 17255466 17255847 peak_1 214 . 13.2158 24.2291 21.4687 166",
+                 "chr22 17392235 17392676 peak_3 1108 . 38.6603 90.8119 86.6351 217"),
+        # hmmratac narrowPeak: integer 0s in columns 7-9, even where they would fit as thick columns.
+        bed_rows("chrI 0 560 peak_1 268 . 0 0 0 218", "chrI 28730 28750 peak_2 37 . 0 0 0 17"),
+        # broadPeak, BED6+3, with -1 for an absent p-value.
+        bed_rows("chr1 9980 10480 p1 45 . 3.06587 -1 2.42361", "chr1 10500 10900 p2 40 . 2.1 -1 1.7"),
+        # gappedPeak, BED12+3.
+        bed_rows("chr1 100 200 p 0 . 100 200 0 2 10,10 0,90 1.5 2.5 3.5"),
+        # `bedtools intersect -c` on BED6: a count in column 7 (BED6+1).
+        bed_rows("chr1 1000 2000 a 0 + 3", "chr1 3000 4000 b 0 - 0"),
+    ],
+)
+def test_bed_n_plus_m_files_are_accepted_without_warnings(text):
+    assert warnings_of(validate_bed, text) == []
+
+
+@pytest.mark.parametrize(
+    ("score", "line"),
+    [("2626", 2), ("34.6318", 2), (".", 2), ("-1", 2), ("six", 2)],
+)
+def test_bed_score_outside_0_to_1000_is_a_warning(score, line):
+    text = bed_rows("chr1 10 20 a 0 +", f"chr1 30 40 b {score} +")
+    assert warnings_of(validate_bed, text) == [("BED_SCORE_INVALID", line)]
+
+
+def test_bed_score_warning_names_the_value():
+    details: dict = {}
+    validate_bed(io.BytesIO(b"chr1\t10\t20\ta\t2626\t+\n"), details)
+    assert "score '2626' is not an integer from 0 to 1000" in details["warnings"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("name", "strict_ok"),
+    [
+        ("MACS__test__standard_results_callpeak_narrow__run_callpeak_narrow0_peaks.narrowPeak", True),
+        ("MACS__test__standard_results_hmmratac__hmmratac_yeast500k_accessible_regions.narrowPeak", True),
+        ("MACS__test__standard_results_bdgpeakcall__run_bdgpeakcall_w_prefix_c2.0_l200_g30_peaks.narrowPeak", True),
+        ("bedtools2__data__aluY.chr1.bed.gz", False),  # BED6, RepeatMasker scores above 1000
+        ("deepTools__docs__images__gallery__Whyte_TypicalEnhancers_ESC.bed", False),  # floats in column 5
+        ("MACS__test__CTCF_SE_ChIP_chr22_50k.bed.gz", False),  # '.' as the score
+    ],
+)
+def test_bed_real_producers(name, strict_ok):
+    """../shared/realworld/bed: accepted by default; strict refuses only the deviating scores."""
+    path = shared_file(REALWORLD / "bed" / name)
+    assert validate_file(path, "bed").valid
+    strict = validate_file(path, "bed", strict=True)
+    assert strict.valid == strict_ok
+    assert strict_ok or strict.reason == "BED_SCORE_INVALID"
+
+
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [("acidbio__BED06__bad__05-score_gt_1000.bed", 3), ("acidbio__BED09__bad__05-score_lt_0.bed", 4),
+     ("acidbio__BED12__bad__05-string_score.bed", 4)],
+)
+def test_bed_acidbio_bad_scores_are_refused_in_strict_mode(name, line):
+    """../shared/corpora/bed/invalid (acidbio, BEDv1-based): a score outside 0-1000 is a warning."""
+    path = shared_file(CORPORA / "bed" / "invalid" / name)
+    result = validate_file(path, "bed", strict=True)
+    assert (result.valid, result.reason, result.line) == (False, "BED_SCORE_INVALID", line)
 
 
 # --- GFF3 ------------------------------------------------------------------------------------------------
