@@ -31,6 +31,7 @@ from genoflow_dagster.errors import ErrorCode
 from genoflow_dagster.formats.errors import FormatError
 from genoflow_dagster.formats.io import DECOMPRESSION_ERRORS, open_decompressed
 from genoflow_dagster.formats.lines import numbered_lines
+from genoflow_dagster.formats.messages import library_error, shown
 from genoflow_dagster.formats.result import warn
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ class _Header:
 
 
 def _show(value: bytes, limit: int = 30) -> str:
-    return repr(value[:limit].decode("utf-8", errors="replace"))
+    return shown(value, limit)
 
 
 def validate_sam(stream: BinaryIO, details: dict) -> int:
@@ -223,7 +224,8 @@ def _header_line(line: bytes, number: int, header: _Header) -> None:
     fields = line.split(b"\t")
     tag = fields[0]
     if not _HEADER_TAG.match(tag):
-        raise FormatError("SAM_HEADER_TAG_INVALID", f"header line {number} has an invalid record type {tag!r}", number)
+        raise FormatError("SAM_HEADER_TAG_INVALID", f"header line {number} has an invalid record type {_show(tag)}",
+                          number)
     header.lines += 1
     if tag == b"@HD" and header.lines > 1:
         raise FormatError("SAM_HD_NOT_FIRST", f"@HD at line {number}: the @HD line must be the first line of the "
@@ -234,9 +236,9 @@ def _header_line(line: bytes, number: int, header: _Header) -> None:
     for field in fields[1:]:
         if not _FIELD.match(field):
             raise FormatError("SAM_HEADER_FIELD_INVALID",
-                              f"header line {number}: field {field[:20]!r} is not TAG:VALUE", number)
+                              f"header line {number}: field {_show(field, 20)} is not TAG:VALUE", number)
         if field[:2] in values:
-            raise FormatError("SAM_HEADER_TAG_DUPLICATE", f"header line {number}: the {field[:2].decode()} field "
+            raise FormatError("SAM_HEADER_TAG_DUPLICATE", f"header line {number}: the {_show(field[:2])} field "
                               "appears twice on one line", number)
         values[field[:2]] = field[3:]
     if tag == b"@HD":
@@ -344,7 +346,7 @@ def _int(value: bytes, low: int, high: int, reason: str, what: str, number: int)
     try:
         result = int(value)
     except ValueError:
-        raise FormatError(reason, f"line {number}: {what} {value[:20]!r} is not an integer", number) from None
+        raise FormatError(reason, f"line {number}: {what} {_show(value, 20)} is not an integer", number) from None
     if not low <= result <= high:
         raise FormatError(reason, f"line {number}: {what} {result} is outside {low}..{high}", number)
     return result
@@ -356,18 +358,19 @@ def _alignment_line(line: bytes, number: int, references: dict[bytes, int]) -> N
         raise FormatError("SAM_TOO_FEW_FIELDS", f"line {number} has {len(fields)} fields; 11 are mandatory", number)
     qname, flag, rname, pos, mapq, cigar, rnext, pnext, tlen, seq, qual = fields[:11]
     if not _QNAME.match(qname):
-        raise FormatError("SAM_QNAME_INVALID", f"line {number}: read name {qname[:30]!r} is invalid", number)
+        raise FormatError("SAM_QNAME_INVALID", f"line {number}: read name {_show(qname, 30)} is invalid", number)
     flags = _int(flag, 0, 65535, "SAM_FLAG_INVALID", "FLAG", number)
     _int(pos, 0, 2**31 - 1, "SAM_POS_INVALID", "POS", number)
     _int(mapq, 0, 255, "SAM_MAPQ_INVALID", "MAPQ", number)
     _int(pnext, 0, 2**31 - 1, "SAM_PNEXT_INVALID", "PNEXT", number)
     _int(tlen, -(2**31) + 1, 2**31 - 1, "SAM_TLEN_INVALID", "TLEN", number)
     if rname != b"*" and references and rname not in references:
-        raise FormatError("SAM_RNAME_UNDECLARED", f"line {number}: reference {rname!r} has no @SQ line", number)
+        raise FormatError("SAM_RNAME_UNDECLARED", f"line {number}: reference {_show(rname)} has no @SQ line", number)
     if rnext not in (b"*", b"=") and references and rnext not in references:
-        raise FormatError("SAM_RNEXT_UNDECLARED", f"line {number}: mate reference {rnext!r} has no @SQ line", number)
+        raise FormatError("SAM_RNEXT_UNDECLARED", f"line {number}: mate reference {_show(rnext)} has no @SQ line",
+                          number)
     if not _CIGAR.match(cigar):
-        raise FormatError("SAM_CIGAR_INVALID", f"line {number}: CIGAR {cigar[:30]!r} is malformed", number)
+        raise FormatError("SAM_CIGAR_INVALID", f"line {number}: CIGAR {_show(cigar, 30)} is malformed", number)
     if not _SEQ.match(seq):
         raise FormatError("SAM_SEQ_INVALID", f"line {number}: SEQ contains characters outside [A-Za-z=.]", number)
     if cigar != b"*":
@@ -387,9 +390,9 @@ def _alignment_line(line: bytes, number: int, references: dict[bytes, int]) -> N
         if qual.translate(None, _QUAL_CHARACTERS):
             raise FormatError("SAM_QUAL_INVALID_CHARACTER", f"line {number}: QUAL has bytes outside 33..126", number)
     if rname != b"*" and not _REF_NAME.match(rname):
-        raise FormatError("SAM_RNAME_INVALID", f"line {number}: RNAME {rname[:30]!r} is not a valid name", number)
+        raise FormatError("SAM_RNAME_INVALID", f"line {number}: RNAME {_show(rname, 30)} is not a valid name", number)
     if rnext not in (b"*", b"=") and not _REF_NAME.match(rnext):
-        raise FormatError("SAM_RNEXT_INVALID", f"line {number}: RNEXT {rnext[:30]!r} is not a valid name", number)
+        raise FormatError("SAM_RNEXT_INVALID", f"line {number}: RNEXT {_show(rnext, 30)} is not a valid name", number)
     if len(fields) > 11:
         _optional_fields(fields[11:], flags, seq, number)
 
@@ -402,10 +405,10 @@ def _check_clips(ops: list[tuple[bytes, bytes]], cigar: bytes, number: int, wher
     last_inner = last - 1 if last > 0 and ops[last][1] == b"H" else last
     for i, (_, op) in enumerate(ops):
         if op == b"H" and 0 < i < last:
-            raise FormatError("SAM_CIGAR_CLIP_MISPLACED", f"{where}: CIGAR {cigar[:40]!r} has a hard clip (H) "
+            raise FormatError("SAM_CIGAR_CLIP_MISPLACED", f"{where}: CIGAR {_show(cigar, 40)} has a hard clip (H) "
                               "inside the alignment; H may only be the first or last operation", number)
         if op == b"S" and i != first_inner and i != last_inner:
-            raise FormatError("SAM_CIGAR_CLIP_MISPLACED", f"{where}: CIGAR {cigar[:40]!r} has a soft clip (S) "
+            raise FormatError("SAM_CIGAR_CLIP_MISPLACED", f"{where}: CIGAR {_show(cigar, 40)} has a soft clip (S) "
                               "inside the alignment; S may only be at either end (outside any H)", number)
 
 
@@ -415,10 +418,10 @@ def _optional_fields(tags: list[bytes], flags: int, seq: bytes, number: int) -> 
     for tag in tags:
         if not _TAG.match(tag):
             if re.match(rb"^[^:]{2}:[AifZHB]:", tag):
-                message = (f"line {number}: optional field {tag[:20]!r} has the tag name {_show(tag[:2])}; tag "
+                message = (f"line {number}: optional field {_show(tag, 20)} has the tag name {_show(tag[:2])}; tag "
                            "names are a letter followed by a letter or digit")
             else:
-                message = f"line {number}: optional field {tag[:20]!r} is not TAG:TYPE:VALUE (TYPE one of AifZHB)"
+                message = f"line {number}: optional field {_show(tag, 20)} is not TAG:TYPE:VALUE (TYPE one of AifZHB)"
             raise FormatError("SAM_TAG_INVALID", message, number)
         name, kind, value = tag[:2], tag[3:4], tag[5:]
         if name in seen:
@@ -431,7 +434,7 @@ def _optional_fields(tags: list[bytes], flags: int, seq: bytes, number: int) -> 
             problem = _aux_value_problem(kind, value)
         if problem:
             raise FormatError("SAM_TAG_VALUE_INVALID", f"line {number}: {name.decode()}:{kind.decode()} value "
-                              f"{value[:30]!r} {problem}", number)
+                              f"{_show(value, 30)} {problem}", number)
         if name in _MODIFICATION_TAGS:
             modifications[name.upper()] = tag
     if b"MM" in modifications and seq != b"*":
@@ -830,6 +833,7 @@ def validate_bam_or_cram(path: Path, fmt: str, reference_fasta: str | None = Non
             note = (f" (the reference sequences {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''} are not "
                     "available locally, so only the record structure could be read; add them to the reference "
                     "cache to check the sequences)")
-        raise FormatError(reason, f"{fmt.upper()} cannot be decoded after {records} records: {exc}{note}",
+        raise FormatError(reason, f"{fmt.upper()} cannot be decoded after {records} records: "
+                          f"{library_error(exc)}{note}",
                           records + 1) from None
     return records

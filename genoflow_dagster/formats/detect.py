@@ -17,6 +17,7 @@ from genoflow_dagster.formats.io import (
     open_decompressed,
     sniff,
 )
+from genoflow_dagster.formats.messages import library_error
 
 EXTENSIONS: dict[str, str] = {
     ".fastq": "fastq", ".fq": "fastq", ".fasta": "fasta", ".fa": "fasta", ".fna": "fasta", ".fas": "fasta",
@@ -114,7 +115,7 @@ def detect_format(path: str | Path, name: str | None = None) -> Detection:
                 inner = stream.read(4096)
         except DECOMPRESSION_ERRORS as exc:
             return Detection(by_name, compression, ErrorCode.VALIDATION_ERROR, "GZIP_CORRUPT",
-                             f"the gzip stream cannot be decompressed: {exc}")
+                             f"the gzip stream cannot be decompressed: {library_error(exc)}")
         if inner[:4] == b"BAM\x01":
             if by_name not in (None, "bam"):
                 return Detection("bam", compression, ErrorCode.INVALID_FILE_TYPE, "EXTENSION_CONTENT_MISMATCH",

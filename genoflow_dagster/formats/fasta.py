@@ -14,6 +14,7 @@ from typing import BinaryIO
 
 from genoflow_dagster.formats.errors import FormatError
 from genoflow_dagster.formats.lines import numbered_lines
+from genoflow_dagster.formats.messages import shown, shown_character
 
 _RESIDUES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz*-."
 _BLANKS = b" \t"
@@ -45,7 +46,7 @@ def validate_fasta(stream: BinaryIO, details: dict) -> int:
                 first = seen.get(name)
                 if first is not None:
                     raise FormatError("FASTA_DUPLICATE_ID",
-                                      f"line {number}: sequence ID {name.decode(errors='replace')!r} "
+                                      f"line {number}: sequence ID {shown(name)} "
                                       f"was already used at line {first}", number)
                 seen[name] = number
                 tracked_bytes += len(name)
@@ -64,7 +65,7 @@ def validate_fasta(stream: BinaryIO, details: dict) -> int:
                 if bad.translate(None, _BLANKS):
                     bad = bad.translate(None, _BLANKS)
                     raise FormatError("FASTA_SEQUENCE_INVALID_CHARACTER",
-                                      f"sequence at line {number} contains {bad[:1]!r}", number)
+                                      f"sequence at line {number} contains {shown_character(bad[:1])}", number)
                 details.setdefault("whitespace_in_sequence_line", number)
     if records == 0:
         raise FormatError("FASTA_NO_RECORDS", "no '>' header found: not a FASTA file", 1)

@@ -16,6 +16,7 @@ from typing import BinaryIO
 from genoflow_dagster._fastq import scan_records
 from genoflow_dagster.formats.errors import FormatError
 from genoflow_dagster.formats.lines import numbered_lines
+from genoflow_dagster.formats.messages import shown_character
 
 _SEQ_DELETE = b"ACGTUNacgtunRYKMSWBDHVrykmswbdhv.-*"
 _QUAL_DELETE = bytes(range(33, 127))
@@ -40,7 +41,8 @@ def _records_from(lines: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, byt
             return
         if not title.startswith(b"@"):
             raise FormatError("FASTQ_HEADER_MISSING_AT",
-                              f"line {number} should start a record with '@' but starts with {title[:1]!r}", number)
+                              f"line {number} should start a record with '@' but starts with "
+                              f"{shown_character(title[:1])}", number)
         seq_parts = []
         seq_line = number + 1
         for number, line in lines:
@@ -54,7 +56,8 @@ def _records_from(lines: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, byt
             if line.translate(None, _SEQ_DELETE):
                 bad = line.translate(None, _SEQ_DELETE)[:1]
                 raise FormatError("FASTQ_SEQUENCE_INVALID_CHARACTER",
-                                  f"sequence at line {number} contains {bad!r}, which is not a nucleotide code",
+                                  f"sequence at line {number} contains {shown_character(bad)}, which is not a "
+                                  "nucleotide code",
                                   number)
             seq_parts.append(line)
         else:
@@ -90,8 +93,8 @@ def _records_from(lines: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, byt
         if qual.translate(None, _QUAL_DELETE):
             bad = qual.translate(None, _QUAL_DELETE)[:1]
             raise FormatError("FASTQ_QUALITY_INVALID_CHARACTER",
-                              f"quality starting at line {qual_line} contains byte {bad!r}; quality characters "
-                              "must be printable ASCII 33-126", qual_line)
+                              f"quality starting at line {qual_line} contains {shown_character(bad)}; quality "
+                              "characters must be printable ASCII 33-126", qual_line)
         yield title_number, title, qual
 
 

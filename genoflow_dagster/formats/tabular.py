@@ -12,6 +12,7 @@ from typing import BinaryIO
 from genoflow_dagster.errors import ErrorCode
 from genoflow_dagster.formats.errors import FormatError
 from genoflow_dagster.formats.io import ZIP_ERRORS
+from genoflow_dagster.formats.messages import library_error
 from genoflow_dagster.formats.result import warn
 
 XLSX_MAX_UNCOMPRESSED = 1024**3  # 1 GiB across all parts
@@ -201,12 +202,14 @@ def _check_xml_part(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
                     for _ in parser.read_events():
                         pass
                 except ParseError as exc:
-                    raise FormatError("XLSX_XML_MALFORMED", f"{info.filename} is not well-formed XML ({exc})") from None
+                    raise FormatError("XLSX_XML_MALFORMED", f"{info.filename} is not well-formed XML "
+                                      f"({library_error(exc)})") from None
     if parser is not None:
         try:
             parser.close()
         except ParseError as exc:
-            raise FormatError("XLSX_XML_MALFORMED", f"{info.filename} is not well-formed XML ({exc})") from None
+            raise FormatError("XLSX_XML_MALFORMED", f"{info.filename} is not well-formed XML "
+                              f"({library_error(exc)})") from None
 
 
 def _check_shared_string_expansion(archive: zipfile.ZipFile, names: set[str]) -> None:
@@ -251,7 +254,7 @@ def validate_xlsx(path: Path, details: dict) -> int:
     try:
         return _validate_xlsx(path, details)
     except ZIP_ERRORS as exc:
-        raise FormatError("XLSX_CORRUPT", f"the workbook archive is damaged: {exc}") from None
+        raise FormatError("XLSX_CORRUPT", f"the workbook archive is damaged: {library_error(exc)}") from None
 
 
 def _validate_xlsx(path: Path, details: dict) -> int:
@@ -282,7 +285,7 @@ def _validate_xlsx(path: Path, details: dict) -> int:
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for damaged parts
-        raise FormatError("XLSX_UNREADABLE", f"the workbook cannot be read: {exc}") from None
+        raise FormatError("XLSX_UNREADABLE", f"the workbook cannot be read: {library_error(exc)}") from None
     rows = 0
     text = 0
     try:

@@ -30,6 +30,7 @@ from genoflow_dagster.formats.fasta import validate_fasta
 from genoflow_dagster.formats.fastq import read_names, validate_fastq
 from genoflow_dagster.formats.gff import validate_gff3, validate_gtf
 from genoflow_dagster.formats.io import DECOMPRESSION_ERRORS, _gzip_impl, sha256_file
+from genoflow_dagster.formats.messages import library_error
 from genoflow_dagster.formats.result import ValidationResult
 from genoflow_dagster.formats.samplesheet import is_samplesheet, validate_samplesheet
 from genoflow_dagster.formats.tabular import validate_delimited, validate_xlsx
@@ -226,9 +227,12 @@ def _validate_regular_file(path: Path, format: str | None, name: str | None, ref
             code = "GZIP_CORRUPT"
         else:
             code = "READ_ERROR"
-        _fail(result, ErrorCode.VALIDATION_ERROR, code, f"the file cannot be read to its end: {exc}")
+        problem = exc.strerror if code == "READ_ERROR" and isinstance(exc, OSError) and exc.strerror else \
+            library_error(exc)
+        _fail(result, ErrorCode.VALIDATION_ERROR, code, f"the file cannot be read to its end: {problem}")
     except Exception as exc:  # never crash the caller: the file is quarantined with the error text
-        _fail(result, ErrorCode.INTERNAL_ERROR, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}")
+        _fail(result, ErrorCode.INTERNAL_ERROR, "INTERNAL_ERROR", f"validation stopped on an internal error "
+              f"({type(exc).__name__}: {library_error(exc)}); the file is kept for a developer to look at")
 
 
 
