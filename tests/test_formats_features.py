@@ -185,7 +185,9 @@ GENE = "ctg . gene 1000 9000 . + . ID=gene1"
     ("text", "reason", "line"),
     [
         ("##gff-version 2\n", "GFF3_VERSION_UNSUPPORTED", 1),
-        ("##gff-versIon 3\n", "GFF3_VERSION_MISSING", 1),
+        ("##gff-versIon 3\n", "GFF3_VERSION_INVALID", 1),
+        ("# made by hand\n##gff-version 2\n", "GFF3_VERSION_UNSUPPORTED", 2),
+        (gff(GENE, header="") + HEADER, "GFF3_VERSION_REPEATED", 2),
         (gff(GENE, "###") + HEADER, "GFF3_VERSION_REPEATED", 4),
         (gff("ctg . gene 1000 9000 . + . ID=gene1;Parent=gene1"), "GFF3_PARENT_SELF", 2),
         (gff("ctg . gene 1000 9000 . + . ID=gene1;Parent=mRNA1", "ctg . mRNA 1050 9000 . + . ID=mRNA1;Parent=gene1"),
@@ -251,6 +253,40 @@ def test_gff3_accepts_genometools_files(name):
     assert run(validate_gff3, (DATA / name).read_bytes()) > 0
 
 
+@pytest.mark.parametrize(
+    ("text", "reason", "line"),
+    [
+        ("ctg\t.\tgene\t1\t9\t.\t+\t.\tg\n", "GFF3_ATTRIBUTE_MALFORMED", 1),  # no pragma: line 1 is a feature
+        (gff("ctg . gene 1 9 . + . g2"), "GFF3_ATTRIBUTE_MALFORMED", 2),  # no tag=value at all (AUGUSTUS/GFF1)
+        (gff("ctg . gene 1 9 . + . .;ID=foo"), "GFF3_ATTRIBUTE_MALFORMED", 2),  # '.' then attributes
+        (gff("ctg . gene 1 9 . + . ID=g1", "ctg . gene 1 9 . + . ID=g1;Parent=g1"), "GFF3_PARENT_SELF", 3),
+        (gff("ctg . CDS 1 9 . + . ID=c"), "GFF3_CDS_PHASE_MISSING", 2),
+    ],
+)
+def test_gff3_rules_that_stay_errors(text, reason, line):
+    assert rejects(validate_gff3, text) == (reason, line)
+
+
+@pytest.mark.parametrize(
+    ("text", "warnings"),
+    [
+        # Files cut from larger ones, TransDecoder and EVM write no pragma: gt gff3 -tidy adds it.
+        (gff(GENE, header=""), [("GFF3_VERSION_MISSING", 1)]),
+        (gff(GENE, header="# from a pipeline\n" + HEADER), [("GFF3_VERSION_MISSING", 1)]),
+        # Glimmer: a bare note among tag=value pairs is skipped, as gt gff3 -tidy skips it.
+        (gff("ctg . gene 3 62 . - . ID=GL6;Name=GL6;Lack 3'-end;"), [("GFF3_ATTRIBUTE_NOT_TAG_VALUE", 2)]),
+        # Glimmer again: the mRNA takes its gene's ID and names it as Parent.
+        (gff("ctg . gene 3 62 . - . ID=GL6", "ctg . mRNA 3 62 . - . ID=GL6;Parent=GL6",
+             "ctg . CDS 3 62 . - 0 Parent=GL6"), [("GFF3_ID_REUSED", 3)]),
+        # UniProt ends every line with a tab.
+        (gff("P00750 UniProtKB chain 33 562 . . . ID=PRO_1") .replace("\n", "\t\n"),
+         [("GFF3_TRAILING_EMPTY_COLUMN", 2)]),
+    ],
+)
+def test_gff3_warnings(text, warnings):
+    assert warnings_of(validate_gff3, text) == warnings
+
+
 def test_gff3_cds_with_an_ncbi_exception_are_not_phase_checked():
     text = gff(GENE, "ctg . CDS 1000 1010 . + 0 ID=c;Parent=gene1;exception=ribosomal slippage",
                "ctg . CDS 1010 1100 . + 0 ID=c;Parent=gene1;exception=ribosomal slippage")
@@ -279,7 +315,6 @@ def gtf(*rows: str) -> str:
 @pytest.mark.parametrize(
     ("text", "reason", "line"),
     [
-        (gtf("exon 100 200 + . t1", "exon 300 400 - . t1"), "GTF_STRAND_INCONSISTENT", 2),
         (gtf("CDS 100 200 + 0 t1", "stop_codon 198 200 + 0 t1"), "GTF_STOP_CODON_IN_CDS", 2),
         (gtf("CDS 100 200 - 0 t1", "stop_codon 100 102 - 0 t1"), "GTF_STOP_CODON_IN_CDS", 2),
         (gtf("CDS 500 600 - 0 t1", "stop_codon 100 102 - 0 t1"), "GTF_STOP_CODON_NOT_FLANKING", 2),
@@ -290,7 +325,76 @@ def test_gtf_rules(text, reason, line):
     assert rejects(validate_gtf, text) == (reason, line)
 
 
+def test_gtf_cds_without_a_frame_is_a_warning():
+    # JGI writes '.' as the frame of its CDS; GFF3 requires a phase (an error there).
+    assert warnings_of(validate_gtf, gtf("CDS 100 200 + . t1")) == [("GTF_CDS_PHASE_MISSING", 1)]
+
+
+def test_gtf_transcript_on_two_strands_is_a_warning():
+    # seqkit's GenBank conversion gives two speA genes, 500 kb apart on opposite strands, one transcript_id.
+    text = gtf("exon 100 200 + . t1", "CDS 4000 4200 - 0 t1", "stop_codon 3997 3999 - 0 t1")
+    assert warnings_of(validate_gtf, text) == [("GTF_STRAND_INCONSISTENT", 2)]
+
+
+def test_gtf_empty_ids_name_no_transcript():
+    # GTF 2.2: "If empty, no transcript is associated with this feature."
+    text = ('c\tgenbank\tgene\t10\t90\t.\t+\t0\tgene_id ""; transcript_id "";\n'
+            'c\tgenbank\tCDS\t500\t900\t.\t-\t0\tgene_id ""; transcript_id "";\n')
+    assert warnings_of(validate_gtf, text) == []
+
+
 def test_gtf_accepts_stop_codon_flanking_the_cds():
     assert run(validate_gtf, gtf("CDS 100 200 + 0 t1", "stop_codon 201 203 + 0 t1",
                                  "CDS 500 600 - 0 t2", "stop_codon 497 499 - 0 t2")) == 4
     assert run(validate_gtf, (DATA / "stop_split_over_two_exons.gtf").read_bytes()) == 9
+
+
+# --- real producers' files (../shared/realworld) and conformance suites (../shared/corpora) ----------------
+
+
+def realworld_rows(formats: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    import csv
+
+    manifest = REALWORLD / "MANIFEST.tsv"
+    if not manifest.is_file():
+        return []
+    with open(manifest, newline="") as fh:
+        return [(row["path"], row["format"], row["spec_verdict"])
+                for row in csv.DictReader(fh, delimiter="\t") if row["format"] in formats]
+
+
+@pytest.mark.parametrize(("path", "fmt", "verdict"), realworld_rows(("bed", "gff", "gff3", "gtf")))
+def test_real_producers_files_are_accepted(path, fmt, verdict):
+    """Every BED/GFF3/GTF file of ../shared/realworld (UCSC, ENCODE/MACS, Ensembl, RefSeq, GENCODE, StringTie,
+    Glimmer, UniProt, ...) is valid; strict mode accepts those the manifest says conform to their spec."""
+    fmt = {"gff3": "gff"}.get(fmt, fmt)
+    result = validate_file(REALWORLD / path, fmt)
+    assert result.valid, (result.reason, result.line, result.message)
+    for warning in result.warnings:
+        assert "b'" not in warning["message"] and f"line {warning['line']}" in warning["message"]
+    if verdict == "conforms":
+        assert result.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("bcftools__test__csq__ENSCAFT00000047742__ENSCAFT00000047742.gff", "GFF3_VERSION_MISSING"),
+     ("gffutils__gffutils__test__data__glimmer_nokeyval.gff3", "GFF3_ATTRIBUTE_NOT_TAG_VALUE"),
+     ("biopython__Tests__SwissProt__multi_ex.gff", "GFF3_TRAILING_EMPTY_COLUMN")],
+)
+def test_gff3_real_deviations_are_refused_in_strict_mode(name, reason):
+    result = validate_file(shared_file(REALWORLD / "gff" / name), "gff", strict=True)
+    assert (result.valid, result.reason) == (False, reason)
+
+
+@pytest.mark.parametrize(
+    ("name", "reason", "line"),
+    [("agat__gff_syntax__in__42_test.gff.gff3", "GFF3_ATTRIBUTE_MALFORMED", 2),
+     ("gt__attribute_after_dot.gff3", "GFF3_ATTRIBUTE_MALFORMED", 3),
+     ("gt__gt_gff3_test_2.gff3", "GFF3_VERSION_INVALID", 1),
+     ("gt__self_referential.gff3", "GFF3_PARENT_SELF", 3)],
+)
+def test_gff3_conformance_rows_stay_refused(name, reason, line):
+    """../shared/corpora/gff3/invalid (genometools and AGAT test suites): refused in the default mode."""
+    result = validate_file(shared_file(CORPORA / "gff3" / "invalid" / name), "gff")
+    assert (result.valid, result.reason, result.line) == (False, reason, line)

@@ -2,7 +2,7 @@
 and GTF 2.2 (GENCODE/Ensembl style).
 
 Memory. Both validators stream, but some rules need a map over features:
-- GFF3 keeps, per ID, its sequence, first line and parents, plus a Name -> ID map (a Parent may name
+- GFF3 keeps, per ID, its sequence, first line, parents and type, plus a Name -> ID map (a Parent may name
   its feature by Name, as NCBI-derived files do), the Parents named before their definition, and the
   CDS coordinates of each parent (its phase chain is checked when the block ends). All of it is dropped
   at each `###` line, after which no earlier ID may be referred to, so files that use `###` stay small;
@@ -22,6 +22,7 @@ from urllib.parse import unquote_to_bytes
 
 from genoflow_dagster.formats.errors import FormatError
 from genoflow_dagster.formats.lines import numbered_lines, printable
+from genoflow_dagster.formats.result import warn
 
 _INT = re.compile(rb"^[0-9]+$")
 _SIGNED_INT = re.compile(rb"^[+-]?[0-9]+$")
@@ -41,12 +42,18 @@ def _text(value: bytes, limit: int = 60) -> str:
     return unquote_to_bytes(value[:limit]).decode(errors="replace")
 
 
-def _columns(line: bytes, number: int, prefix: str) -> list[bytes]:
+def _columns(line: bytes, number: int, prefix: str, details: dict) -> list[bytes]:
     """The nine columns, with the rules GFF3 and GTF share."""
     fields = line.split(b"\t")
     if len(fields) == 1 and prefix == "GFF3":
         # Without any tab, whitespace runs separate the columns, as in the specification's own example.
         fields = line.split()
+    if len(fields) > 9 and not any(fields[9:]):
+        # UniProt ends every line with a tab: empty columns after the ninth, which gt gff3 -tidy drops.
+        warn(details, f"{prefix}_TRAILING_EMPTY_COLUMN", f"line {number} ends with {len(fields) - 9} empty "
+             "column(s) after the ninth (a trailing tab); the format has nine columns, the extra ones are ignored",
+             number)
+        fields = fields[:9]
     if len(fields) != 9:
         raise FormatError(f"{prefix}_COLUMN_COUNT", f"line {number} has {len(fields)} tab-separated columns, not 9",
                           number)
@@ -64,14 +71,19 @@ def _columns(line: bytes, number: int, prefix: str) -> list[bytes]:
             raise FormatError(f"{prefix}_START_AFTER_END", f"line {number}: start {int(start)} > end {int(end)}",
                               number)
     if score != b"." and not _SCORE.match(score):
-        raise FormatError(f"{prefix}_SCORE_INVALID", f"line {number}: score {score[:20]!r} is not a number or '.'",
-                          number)
+        raise FormatError(f"{prefix}_SCORE_INVALID", f"line {number}: score {_text(score, 20)} is not a number or "
+                          "'.'", number)
     if strand not in (b"+", b"-", b".", b"?"):
         raise FormatError(f"{prefix}_STRAND_INVALID", f"line {number}: strand must be +, -, . or ?", number)
     if phase not in (b".", b"0", b"1", b"2"):
         raise FormatError(f"{prefix}_PHASE_INVALID", f"line {number}: phase must be 0, 1, 2 or '.'", number)
     if ftype in _CDS and phase == b".":
-        raise FormatError(f"{prefix}_CDS_PHASE_MISSING", f"line {number}: a CDS feature needs a phase", number)
+        if prefix == "GFF3":  # GFF3 1.26, column 8: "The phase is REQUIRED for all CDS features."
+            raise FormatError("GFF3_CDS_PHASE_MISSING", f"line {number}: this CDS has no phase ('.'); GFF3 "
+                              "requires 0, 1 or 2 on every CDS", number)
+        # GTF 2.2 defines the frame for coding features without requiring it in words; JGI writes '.'.
+        warn(details, "GTF_CDS_PHASE_MISSING", f"line {number}: this CDS has no frame ('.'); GTF 2.2 gives CDS "
+             "features a frame of 0, 1 or 2", number)
     return fields
 
 
@@ -80,10 +92,15 @@ def validate_gff3(stream: BinaryIO, details: dict) -> int:
 
     Raises FormatError (reason GFF3_*, 1-based line) at the first broken rule. Returns the feature count.
     """
-    checker = _Gff3()
+    checker = _Gff3(details)
     for number, line in numbered_lines(stream):
-        if number == 1:
-            _check_version(line)
+        if number == 1 and not checker.version_line(line, number):
+            # GFF3 1.26: "The first line of a GFF3 file must be a comment that identifies the version". Files cut
+            # from larger ones and some producers (TransDecoder, EVM) lack it; gt gff3 -tidy adds it, and
+            # bedtools, tabix and the annotation step never read it.
+            warn(details, "GFF3_VERSION_MISSING", "line 1: the file does not begin with '##gff-version 3'; read as "
+                 "GFF3 anyway (the pragma is required on the first line)", 1)
+        if number == 1 and checker.version_seen:
             continue
         if line.startswith(b"##FASTA"):
             break
@@ -98,36 +115,53 @@ def validate_gff3(stream: BinaryIO, details: dict) -> int:
     return checker.records
 
 
-def _check_version(line: bytes) -> None:
+def _check_version(line: bytes, number: int) -> None:
     match = _VERSION.match(line)
     if not match:
-        raise FormatError("GFF3_VERSION_MISSING", "the first line must be '##gff-version 3'", 1)
+        raise FormatError("GFF3_VERSION_INVALID", f"line {number}: the version pragma {_text(line, 40)} is not "
+                          "'##gff-version 3'", number)
     if not _VERSION_3.match(match.group(1)):
-        raise FormatError("GFF3_VERSION_UNSUPPORTED", f"the file says '##gff-version {_text(match.group(1), 20)}'; "
-                          "only GFF version 3 is accepted", 1)
+        raise FormatError("GFF3_VERSION_UNSUPPORTED", f"line {number}: the file says '##gff-version "
+                          f"{_text(match.group(1), 20)}'; only GFF version 3 is accepted", number)
 
 
 class _Gff3:
     """The state one GFF3 file needs while it streams (see the module docstring for its size)."""
 
-    def __init__(self) -> None:
+    def __init__(self, details: dict) -> None:
+        self.details = details
+        self.version_seen = False
         self.records = 0
         self.seqids: dict[bytes, bytes] = {}  # one shared bytes object per sequence name
         self.regions: dict[bytes, tuple[int, int]] = {}  # ##sequence-region bounds
         self.circular: set[bytes] = set()  # sequences with an Is_circular=true feature
-        self.ids: dict[bytes, tuple[bytes, int, tuple[bytes, ...]]] = {}  # ID -> (seqid, first line, parents)
+        # ID -> (seqid, first line, parents, type)
+        self.ids: dict[bytes, tuple[bytes, int, tuple[bytes, ...], bytes]] = {}
+        self.types: dict[bytes, bytes] = {}  # one shared bytes object per feature type
         self.pending: list[tuple[int, bytes]] = []  # (line, Parent) named before its definition
         self.names: dict[bytes, bytes] = {}  # Name -> ID, for Parents that name their feature by Name
         # (parent ID or None, CDS ID or None) -> [strand, array of start, end, phase, line per CDS]
         self.cds: dict[tuple[bytes | None, bytes | None], list] = {}
         self.frameshifted: set[bytes | None] = set()  # parents whose CDS carry an `exception` attribute
 
+    def version_line(self, line: bytes, number: int) -> bool:
+        """Checks a `##gff-version` pragma (a misspelt one is an error); False when `line` is not one."""
+        if line[:13].lower() != b"##gff-version":
+            return False
+        _check_version(line, number)
+        self.version_seen = True
+        return True
+
     def directive(self, line: bytes, number: int) -> None:
         if line.startswith(b"###"):
             self.end_block()
-        elif line.startswith(b"##gff-version"):
-            raise FormatError("GFF3_VERSION_REPEATED", f"line {number}: a second '##gff-version' line; it belongs on "
-                              "the first line only (were two files joined?)", number)
+        elif line[:13].lower() == b"##gff-version":
+            if not self.version_seen and not self.records:  # after a first comment line: warned, checked here
+                self.version_line(line, number)
+                return
+            where = "a second '##gff-version' line" if self.version_seen else "a '##gff-version' line after features"
+            raise FormatError("GFF3_VERSION_REPEATED", f"line {number}: {where}; it belongs on the first line only "
+                              "(were two files joined?)", number)
         elif line.startswith(b"##sequence-region"):
             self._sequence_region(line, number)
 
@@ -152,10 +186,10 @@ class _Gff3:
         self.regions[seqid] = (start, end)
 
     def feature(self, line: bytes, number: int) -> None:
-        fields = _columns(line, number, "GFF3")
+        fields = _columns(line, number, "GFF3", self.details)
         seqid = self._seqid(fields[0], number)
-        attributes = _gff3_attributes(fields[8], number)
-        ftype, strand, phase = fields[2], fields[6], fields[7]
+        attributes = _gff3_attributes(fields[8], number, self.details)
+        ftype, strand, phase = self.types.setdefault(fields[2], fields[2]), fields[6], fields[7]
         ranged = fields[3] != b"."
         start, end = (int(fields[3]), int(fields[4])) if ranged else (0, 0)
         if b"Is_circular" in attributes:
@@ -173,9 +207,9 @@ class _Gff3:
         if b"Gap" in attributes and ranged:
             _check_gap(attributes[b"Gap"], ftype, end - start + 1, attributes.get(b"Target"), number)
         feature_id = attributes.get(b"ID")
-        parents = self._parents(attributes, feature_id, number)
+        parents = self._parents(attributes, feature_id, ftype, number)
         if feature_id is not None:
-            self._define(feature_id, seqid, parents, number)
+            self._define(feature_id, seqid, parents, ftype, number)
             name = attributes.get(b"Name")
             if name is not None and name != feature_id:
                 self.names.setdefault(name, feature_id)
@@ -193,22 +227,26 @@ class _Gff3:
         if shared is not None:
             return shared
         if not printable(seqid):
-            raise FormatError("GFF3_SEQID_INVALID", f"line {number}: sequence name {seqid[:30]!r} holds a control "
-                              "character", number)
+            raise FormatError("GFF3_SEQID_INVALID", f"line {number}: sequence name {_text(seqid, 30)} holds a "
+                              "control character or a byte that is not ASCII", number)
         if seqid.startswith(b"md5:") and not _MD5_SEQID.match(seqid):
             raise FormatError("GFF3_SEQID_INVALID", f"line {number}: an MD5 sequence name is 'md5:', 32 hex digits, "
                               f"':' and the name; {_text(seqid)} has the wrong separator or digest", number)
         self.seqids[seqid] = seqid
         return seqid
 
-    def _parents(self, attributes: dict[bytes, bytes], feature_id: bytes | None, number: int) -> tuple[bytes, ...]:
+    def _parents(self, attributes: dict[bytes, bytes], feature_id: bytes | None, ftype: bytes,
+                 number: int) -> tuple[bytes, ...]:
         """Each Parent as the ID it names (a Name is resolved to its feature's ID). A Parent not seen yet
-        is kept as written and must be defined before the block ends (plain genometools allows that)."""
+        is kept as written and must be defined before the block ends (plain genometools allows that).
+        A Parent naming the line's own ID refers to the earlier feature of another type holding that ID
+        (Glimmer gives a gene and its mRNA one ID); otherwise the feature would be its own part."""
         if b"Parent" not in attributes:
             return ()
         resolved = []
         for parent in attributes[b"Parent"].split(b","):
-            if parent == feature_id:
+            known = self.ids.get(parent)
+            if parent == feature_id and (known is None or known[3] is ftype):
                 raise FormatError("GFF3_PARENT_SELF", f"line {number}: the feature {_text(parent)} names itself as "
                                   "its Parent", number)
             if parent not in self.ids and parent in self.names:
@@ -218,13 +256,21 @@ class _Gff3:
             resolved.append(parent)
         return tuple(resolved)
 
-    def _define(self, feature_id: bytes, seqid: bytes, parents: tuple[bytes, ...], number: int) -> None:
-        """Record an ID; lines repeating it are parts of one feature and must agree on sequence and Parent."""
+    def _define(self, feature_id: bytes, seqid: bytes, parents: tuple[bytes, ...], ftype: bytes,
+                number: int) -> None:
+        """Record an ID; lines repeating it are parts of one feature and must agree on sequence and Parent.
+        A line of another type repeating an ID is a second feature under a taken ID: a warning (GFF3 1.26:
+        IDs must be unique; gt gff3 refuses it, readers that index by line read it)."""
         known = self.ids.get(feature_id)
         if known is None:
-            self.ids[feature_id] = (seqid, number, parents)
+            self.ids[feature_id] = (seqid, number, parents, ftype)
             return
-        first_seqid, first_line, first_parents = known
+        first_seqid, first_line, first_parents, first_type = known
+        if first_type is not ftype:
+            warn(self.details, "GFF3_ID_REUSED", f"line {number}: ID {_text(feature_id)} is already the ID of the "
+                 f"{_text(first_type)} at line {first_line}; this {_text(ftype)} is read as a separate feature (IDs "
+                 "must be unique, and lines sharing one are parts of one feature of one type)", number)
+            return
         if first_seqid != seqid:
             raise FormatError("GFF3_DUPLICATE_ID", f"line {number}: ID {_text(feature_id)} is already used at line "
                               f"{first_line} on sequence {_text(first_seqid)}; lines sharing an ID are one feature "
@@ -262,6 +308,7 @@ class _Gff3:
             while stack:
                 node, index = stack.pop()
                 parents = self.ids[node][2] if node in self.ids else ()
+                parents = tuple(p for p in parents if p != node)  # an ID reused by a part-of feature (warned)
                 if index == 0:
                     on_path.add(node)
                 if index < len(parents):
@@ -312,8 +359,14 @@ class _Gff3:
                               f"it in the transcript leaves phase {expected}", number)
 
 
-def _gff3_attributes(column: bytes, number: int) -> dict[bytes, bytes]:
-    """Column 9 as tag -> value, checking tag=value syntax, escaping and repeats."""
+def _gff3_attributes(column: bytes, number: int, details: dict) -> dict[bytes, bytes]:
+    """Column 9 as tag -> value, checking tag=value syntax, escaping and repeats.
+
+    A token without '=' among tag=value pairs (Glimmer's `Lack 3'-end`) is a warning and is skipped, as
+    gt gff3 -tidy and the annotation step skip it; a column without any tag=value pair is not GFF3
+    attributes at all (GFF1/GFF2 group fields, AUGUSTUS' bare gene names) and stays an error, and so does
+    a '.' followed by attributes (gt gff3 -tidy refuses it too).
+    """
     attributes: dict[bytes, bytes] = {}
     if column == b".":
         return attributes
@@ -322,6 +375,10 @@ def _gff3_attributes(column: bytes, number: int) -> dict[bytes, bytes]:
         if not key or not value or b"=" in value or key in attributes or value.isspace():
             if not item.strip():
                 continue  # `;;` or the trailing `;`
+            if not eq and item.strip() != b"." and _has_pair(column):
+                warn(details, "GFF3_ATTRIBUTE_NOT_TAG_VALUE", f"line {number}: attribute {_text(item.strip(), 40)} "
+                     "is not tag=value; it is ignored", number)
+                continue
             _attribute_error(item, key, eq, value, attributes, number)
         attributes[key] = value
     if b"%" in column and _BAD_ESCAPE.search(column):
@@ -329,9 +386,18 @@ def _gff3_attributes(column: bytes, number: int) -> dict[bytes, bytes]:
     return attributes
 
 
+def _has_pair(column: bytes) -> bool:
+    """Whether column 9 holds at least one well-formed tag=value pair."""
+    for item in column.split(b";"):
+        key, eq, value = item.partition(b"=")
+        if key.strip() and eq and value.strip() and b"=" not in value:
+            return True
+    return False
+
+
 def _attribute_error(item: bytes, key: bytes, eq: bytes, value: bytes, attributes: dict, number: int) -> None:
     if not eq or not key:
-        raise FormatError("GFF3_ATTRIBUTE_MALFORMED", f"line {number}: attribute {item[:30]!r} is not tag=value",
+        raise FormatError("GFF3_ATTRIBUTE_MALFORMED", f"line {number}: attribute {_text(item, 40)} is not tag=value",
                           number)
     if key in attributes:
         raise FormatError("GFF3_ATTRIBUTE_DUPLICATE", f"line {number}: tag {_text(key, 30)} repeats", number)
@@ -399,11 +465,15 @@ def validate_gtf(stream: BinaryIO, details: dict) -> int:
     for number, line in numbered_lines(stream):
         if not line.strip() or line.startswith(b"#"):
             continue
-        fields = _columns(line, number, "GTF")
+        fields = _columns(line, number, "GTF", details)
         gene_id, transcript_id = _gtf_ids(fields[8], number)
         ftype, strand = fields[2], fields[6]
         if gene_id is None:
             raise FormatError("GTF_GENE_ID_MISSING", f"line {number}: every GTF feature needs gene_id", number)
+        if transcript_id == b"":
+            # GTF 2.2: "If empty, no transcript is associated with this feature" (seqkit's GenBank conversion).
+            records += 1
+            continue
         if transcript_id is None:
             if ftype != b"gene":
                 raise FormatError("GTF_TRANSCRIPT_ID_MISSING", f"line {number}: {_text(ftype)} needs transcript_id",
@@ -416,10 +486,14 @@ def validate_gtf(stream: BinaryIO, details: dict) -> int:
             state = transcripts[transcript_id] = [seqid, strand, None]
         elif state[0] is not seqid:
             state[2] = False  # the same transcript_id on two sequences (X/Y PAR copies): too ambiguous to check
-        elif state[1] != strand:
-            raise FormatError("GTF_STRAND_INCONSISTENT", f"line {number}: transcript {_text(transcript_id)} is on "
-                              f"strand {state[1].decode(errors='replace')} but this {_text(ftype)} is on "
-                              f"{strand.decode(errors='replace')}", number)
+        elif state[1] != strand and state[2] is not False:
+            # Not a GTF 2.2 rule in words, but a transcript on two strands is two loci under one transcript_id
+            # (seqkit's GenBank conversion names two speA genes alike) or a broken model: a warning, after
+            # which the transcript's coding features are not checked.
+            warn(details, "GTF_STRAND_INCONSISTENT", f"line {number}: transcript {_text(transcript_id)} is on "
+                 f"strand {_text(state[1])} but this {_text(ftype)} is on {_text(strand)}; its coding features "
+                 "are not checked", number)
+            state[2] = False  # warned once per transcript
         if (ftype == b"CDS" or ftype == b"stop_codon") and state[2] is not False:
             _track_coding(state, ftype == b"CDS", int(fields[3]), int(fields[4]), number)
         records += 1
@@ -436,7 +510,7 @@ def _gtf_ids(column: bytes, number: int) -> tuple[bytes | None, bytes | None]:
             if not item.strip():
                 continue
             raise FormatError("GTF_ATTRIBUTE_MALFORMED",
-                              f"line {number}: attribute {item.strip()[:40]!r} is not key \"value\"", number)
+                              f"line {number}: attribute {_text(item.strip(), 40)} is not key \"value\"", number)
         key = match.group(1)
         if key == b"gene_id" and gene_id is None:
             gene_id = match.group(2).strip(b'"')
