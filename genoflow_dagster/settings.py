@@ -102,6 +102,11 @@ def default_qc_profile() -> str:
     return os.environ.get("GENOFLOW_QC_PROFILE", "standard")
 
 
+def validation_strict() -> bool:
+    """GENOFLOW_VALIDATION=strict: every run refuses files with warnings (a run's config can also ask)."""
+    return os.environ.get("GENOFLOW_VALIDATION", "default").strip().lower() == "strict"
+
+
 def max_file_bytes() -> int:
     return int(os.environ.get("GENOFLOW_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES))
 

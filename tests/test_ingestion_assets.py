@@ -92,3 +92,60 @@ def test_qc_metadata_carries_pair_figures_and_plots(tmp_path):
     metadata = qc_event.materialization.metadata
     assert "x_R1.fastq | x_R2.fastq | 2 | True" in metadata["read_pairs"].value
     assert "![per_position_quality](data:image/svg+xml;base64," in metadata["fastq_plots"].value
+
+
+RAGGED_TABLE = b"sample,reads\nS1,10,extra\nS1,12\n"  # RFC 4180 s2.4 "should": a warning, not an error
+
+
+def test_a_file_with_warnings_is_valid_and_its_warnings_are_shown(tmp_path):
+    from genoflow_dagster.assets.reports import report_context
+    from genoflow_dagster.reports.render import render_sample_report
+    from genoflow_dagster.resources.ai import Narrative
+
+    files = {"x_R1.fastq": GOOD_R1, "x_R2.fastq": GOOD_R2, "counts.csv": RAGGED_TABLE}
+    storage, result = _materialize(tmp_path, files)
+    validation = json.loads(storage.get_bytes(zones.processed_key("S1", "validated_files", "validation.json")))
+    table = next(f for f in validation["files"] if f["path"] == "counts.csv")
+    assert table["valid"] and table["warnings"][0]["reason"] == "TABLE_COLUMN_COUNT"
+    assert validation["validation_mode"] == "default"
+    assert validation["warnings"] == [{"file": "counts.csv", "reason": "TABLE_COLUMN_COUNT", "line": 2,
+                                       "message": "line 2: 3 fields where the header has 2", "count": 1}]
+    event = next(e for e in result.get_asset_materialization_events()
+                 if e.asset_key.to_user_string() == "validated_files")
+    metadata = event.materialization.metadata
+    assert metadata["warnings"].value == 1 and metadata["validation_mode"].value == "default"
+    assert "| counts.csv | TABLE_COLUMN_COUNT | 2 |" in metadata["warnings_table"].value
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks["validated_files_all_valid"].passed
+    html = render_sample_report(report_context("S1", {"validation": validation}, Narrative("ok", "offline", None),
+                                               run_id="r"))
+    assert "Validation warnings" in html and "TABLE_COLUMN_COUNT" in html and "strict mode would refuse" in html
+
+
+def test_strict_mode_quarantines_a_file_with_warnings(tmp_path):
+    storage = LocalStorage(base_dir=str(tmp_path / "zones"))
+    files = {"x_R1.fastq": GOOD_R1, "x_R2.fastq": GOOD_R2, "counts.csv": RAGGED_TABLE}
+    for name, data in files.items():
+        storage.put_bytes(data, zones.landing_key("S1", name))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(SAMPLES_PARTITION_NAME, ["S1"])
+    result = dg.materialize(
+        [raw_files, validated_files], partition_key="S1", instance=instance, raise_on_error=False,
+        resources={"storage": storage}, run_config={"ops": {"validated_files": {"config": {"strict": True}}}},
+    )
+    sha = hashlib.sha256(RAGGED_TABLE).hexdigest()
+    reason = json.loads(storage.get_bytes(f"quarantine/S1/{sha}/reason.json"))
+    assert (reason["reason"], reason["line"], reason["validation_mode"]) == ("TABLE_COLUMN_COUNT", 2, "strict")
+    assert reason["message"].startswith("strict mode refuses warnings")
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks["validated_files_usable"].passed and not checks["validated_files_all_valid"].passed
+    validation = json.loads(storage.get_bytes(zones.processed_key("S1", "validated_files", "validation.json")))
+    assert validation["validation_mode"] == "strict" and validation["warnings"][0]["file"] == "counts.csv"
+
+
+def test_genoflow_validation_strict_applies_to_every_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENOFLOW_VALIDATION", "strict")
+    storage, _ = _materialize(tmp_path, {"x_R1.fastq": GOOD_R1, "x_R2.fastq": GOOD_R2, "counts.csv": RAGGED_TABLE})
+    validation = json.loads(storage.get_bytes(zones.processed_key("S1", "validated_files", "validation.json")))
+    table = next(f for f in validation["files"] if f["path"] == "counts.csv")
+    assert not table["valid"] and "quarantine_key" in table

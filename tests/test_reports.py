@@ -118,3 +118,11 @@ def test_sample_status_reads_every_stored_gate_verdict():
     not_graded = {**qc, "reference_consistency": {"status": "not_graded", "message": "not graded: no reference"}}
     assert sample_status({"validation": validation, "qc": not_graded}) == ("pass", None)
     assert sample_status({"validation": validation, "qc": None}) == ("not_run", None)
+
+
+def test_validation_warnings_section_lists_each_reason_escaped():
+    warnings = [{"file": "t.csv", "reason": "TABLE_BLANK_ROW", "line": 3, "message": "line 3: <blank>", "count": 4}]
+    html = render_sample_report(_ctx(validation_warnings=warnings, validation_mode="strict"))
+    assert "Validation warnings" in html and "TABLE_BLANK_ROW" in html and "&lt;blank&gt;" in html
+    assert "strict mode" in html
+    assert "Validation warnings" not in render_sample_report(_ctx())

@@ -3,6 +3,14 @@
 `raw_files` copies every object under `landing/<sample>/` into the
 content-addressed raw zone; `validated_files` runs the format validators and
 quarantines what fails, with its reason, so nothing is ever lost.
+
+Validation has two severities: a file with warnings (deviations the reference
+tools read anyway) is valid, its warnings listed in validation.json, the asset's
+metadata and the sample report. Strict mode refuses such a file too: the run
+config `strict: true` asks for it in one run, `GENOFLOW_VALIDATION=strict` in
+every run of a deployment (sensor-launched runs included). The QC profile does
+not set it: the profile may be named by the samplesheet this asset validates,
+and it grades QC metrics, not formats.
 """
 
 
@@ -20,6 +28,7 @@ from genoflow_dagster.assets.artifacts import (
     write_json,
 )
 from genoflow_dagster.formats.detect import detect_format
+from genoflow_dagster.formats.result import warning_table
 from genoflow_dagster.formats.samplesheet import named_files, rows_for_sample
 from genoflow_dagster.formats.validate import validate_fastq_pair, validate_file
 from genoflow_dagster.partitions import samples_partitions
@@ -131,9 +140,15 @@ def quarantine(storage: Storage, sample_id: str, record: dict[str, Any], result:
         "raw_key": record["raw_key"],
         "quarantined_at": _now(),
         "run_id": run_id,
+        "validation_mode": result.get("validation_mode", "default"),
+        "warnings": result.get("warnings", []),
     }
     write_json(storage, prefix + "reason.json", reason)
     return target
+
+
+class ValidationConfig(dg.Config):
+    strict: bool = False  # refuse files with warnings too (GENOFLOW_VALIDATION=strict does it for every run)
 
 
 @dg.asset(
@@ -157,16 +172,20 @@ def quarantine(storage: Storage, sample_id: str, record: dict[str, Any], result:
         ),
     ],
 )
-def validated_files(context: dg.AssetExecutionContext, storage: Storage):
+def validated_files(context: dg.AssetExecutionContext, config: ValidationConfig, storage: Storage):
     sample_id = zones.validate_sample_id(context.partition_key)
     inventory = read_json(storage, inventory_key(sample_id))
     max_bytes = settings.max_file_bytes()
+    strict = config.strict or settings.validation_strict()
+    mode = "strict" if strict else "default"
     results: list[dict[str, Any]] = []
     for record in inventory["files"]:
         with storage.local_path(record["raw_key"]) as path:
-            result = validate_file(path, name=record["name"], max_bytes=max_bytes)
+            result = validate_file(path, name=record["name"], max_bytes=max_bytes, strict=strict)
         row = result.to_json()
         row["path"] = record["name"]
+        row["validation_mode"] = mode
+        row["warning_counts"] = dict(result.details.get("warning_counts", {}))
         row["raw_key"] = record["raw_key"]
         row["quality_encoding"] = result.details.get("quality_encoding")
         if "samplesheet" in result.details:
@@ -178,7 +197,9 @@ def validated_files(context: dg.AssetExecutionContext, storage: Storage):
                 f"{row['message']} → quarantined"
             )
         else:
-            context.log.info(f"{record['name']}: valid {row['format']}, {row['records']:,} records")
+            noted = sum(row["warning_counts"].values())
+            context.log.info(f"{record['name']}: valid {row['format']}, {row['records']:,} records"
+                             + (f", {noted:,} warnings" if noted else ""))
             released = record_release(storage, sample_id, record["sha256"], run_id=context.run.run_id,
                                       validation=row)
             if released:
@@ -190,9 +211,12 @@ def validated_files(context: dg.AssetExecutionContext, storage: Storage):
 
     valid = [r for r in results if r["valid"]]
     analysable = [r for r in valid if r["format"] in ANALYSABLE_FORMATS]
+    warnings = warning_table(results)
     payload = {
         "sample_id": sample_id,
+        "validation_mode": mode,
         "files": results,
+        "warnings": warnings,
         "read_groups": pairs,
         "orphan_mates": orphans,
         "pair_problems": pair_problems,
@@ -207,8 +231,13 @@ def validated_files(context: dg.AssetExecutionContext, storage: Storage):
             "files": len(results),
             "valid": len(valid),
             "quarantined": len(invalid),
+            "validation_mode": mode,
+            "warnings": sum(w["count"] for w in warnings),
             "validation_uri": dg.MetadataValue.path(storage.uri(obj.key)),
             "results": dg.MetadataValue.md(table),
+            "warnings_table": dg.MetadataValue.md(
+                markdown_table(warnings, ["file", "reason", "line", "message", "count"])
+            ),
         }
     )
     usable_problems = []

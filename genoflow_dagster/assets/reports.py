@@ -190,6 +190,8 @@ def report_context(sample_id: str, sample: dict[str, Any], narrative: Any, *, ru
         "gates": gate_outcomes(sample),
         "file_metrics": sample.get("file_metrics", []),
         "validation": (sample.get("validation") or {}).get("files", []),
+        "validation_warnings": (sample.get("validation") or {}).get("warnings", []),
+        "validation_mode": (sample.get("validation") or {}).get("validation_mode", "default"),
         "provenance": {
             "inputs": [{k: f[k] for k in ("name", "format", "size_bytes", "sha256")} for f in inventory["files"]],
             "tools": tool_versions(),

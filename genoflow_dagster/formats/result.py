@@ -31,6 +31,27 @@ def warn(details: dict[str, Any] | None, reason: str, message: str, line: int | 
         details.setdefault("warnings", []).append({"reason": reason, "line": line, "message": message})
 
 
+def warning_table(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per file and warning reason: {file, reason, line, message, count}, the first occurrence shown.
+
+    `files` are `validate --json` rows (`path`, `warnings`) with the validator's `warning_counts`
+    where known (a file can repeat a deviation on every record; only the first few are kept).
+    """
+    rows: list[dict[str, Any]] = []
+    for file in files:
+        counts = file.get("warning_counts") or {}
+        seen: dict[str, dict[str, Any]] = {}
+        for warning in file.get("warnings") or []:
+            if warning["reason"] not in seen:
+                seen[warning["reason"]] = {"file": file["path"], "reason": warning["reason"], "line": warning["line"],
+                                           "message": warning["message"], "count": 0}
+                rows.append(seen[warning["reason"]])
+            seen[warning["reason"]]["count"] += 1
+        for reason, row in seen.items():
+            row["count"] = max(row["count"], counts.get(reason, 0))
+    return rows
+
+
 @dataclass
 class ValidationResult:
     """Field names and order are a public contract (`genoflow validate --json`)."""

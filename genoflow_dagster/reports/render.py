@@ -4,7 +4,8 @@
 sample_id, run_id, generated_at, qc (status, profile, files[].verdict.modules,
 failing, warnings), file_metrics ([{name, format, metrics}]), alignment
 (samtools-like metrics or None), variant_summary, variants (rows), gates,
-validation (per-file results), provenance, narrative (an ai.Narrative).
+validation (per-file results), validation_warnings ({file, reason, line, message, count}) and
+validation_mode, provenance, narrative (an ai.Narrative).
 Every section degrades to a short note when its stage did not run.
 """
 
