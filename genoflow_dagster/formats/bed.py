@@ -33,6 +33,7 @@ from typing import BinaryIO
 
 from genoflow_dagster.formats.errors import FormatError
 from genoflow_dagster.formats.lines import numbered_lines, printable
+from genoflow_dagster.formats.messages import shown
 from genoflow_dagster.formats.result import warn
 
 _CHROM = re.compile(rb"^[A-Za-z0-9_.:*#+\-|]+$")
@@ -46,12 +47,6 @@ _CUSTOM_AFTER_SIX = (10, 11)
 _STANDARD_WIDTHS = frozenset((3, 4, 5, 6, 7, 8, 9, 12))
 # The standard layouts beyond BED6, by the number of leading standard columns.
 _LAYOUT_NAMES = {6: "BED6", 7: "BED7", 8: "BED8", 9: "BED9", 12: "BED12"}
-
-
-def _show(value: bytes, limit: int = 30) -> str:
-    """A field as plain text for a message: quoted, cut to `limit` bytes, undecodable bytes replaced."""
-    text = value[:limit].decode("ascii", errors="replace")
-    return f"'{text}...'" if len(value) > limit else f"'{text}'"
 
 
 def validate_bed(stream: BinaryIO, details: dict) -> int:
@@ -99,13 +94,13 @@ def _check_core(fields: list[bytes], number: int, width: int, details: dict) -> 
     """Columns 1-6 (those present): chrom, chromStart, chromEnd, name, score, strand. Returns (start, end)."""
     chrom, start, end = fields[:3]
     if not _CHROM.match(chrom) or chrom == b".":
-        raise FormatError("BED_CHROM_INVALID", f"line {number}: chromosome name {_show(chrom)} holds characters "
+        raise FormatError("BED_CHROM_INVALID", f"line {number}: chromosome name {shown(chrom)} holds characters "
                           "outside letters, digits and _ . : * # + - |", number)
     if not _INT.match(start):
-        raise FormatError("BED_START_INVALID", f"line {number}: chromStart {_show(start, 20)} is not a "
+        raise FormatError("BED_START_INVALID", f"line {number}: chromStart {shown(start, 20)} is not a "
                           "non-negative integer", number)
     if not _INT.match(end):
-        raise FormatError("BED_END_INVALID", f"line {number}: chromEnd {_show(end, 20)} is not a non-negative "
+        raise FormatError("BED_END_INVALID", f"line {number}: chromEnd {shown(end, 20)} is not a non-negative "
                           "integer", number)
     first, last = int(start), int(end)
     if first > last:
@@ -114,12 +109,12 @@ def _check_core(fields: list[bytes], number: int, width: int, details: dict) -> 
         raise FormatError("BED_END_TOO_LARGE", f"line {number}: chromEnd {last} exceeds 2^31-1, the largest "
                           "position bedtools and tabix read", number)
     if width >= 4 and not printable(fields[3]):
-        raise FormatError("BED_NAME_INVALID", f"line {number}: the name {_show(fields[3])} holds a byte that is "
+        raise FormatError("BED_NAME_INVALID", f"line {number}: the name {shown(fields[3])} holds a byte that is "
                           "not printable ASCII", number)
     if width >= 5 and width in _STANDARD_WIDTHS:
         _check_score(fields[4], number, details)
     if width >= 6 and fields[5] not in (b"+", b"-", b"."):
-        raise FormatError("BED_STRAND_INVALID", f"line {number}: strand {_show(fields[5], 20)} is not '+', '-' "
+        raise FormatError("BED_STRAND_INVALID", f"line {number}: strand {shown(fields[5], 20)} is not '+', '-' "
                           "or '.'", number)
     return first, last
 
@@ -130,7 +125,7 @@ def _check_score(score: bytes, number: int, details: dict) -> None:
     if score == b".":
         why = "is '.'; an uninformative BED score is written 0"
     else:
-        why = f"{_show(score, 20)} is not an integer from 0 to {MAX_SCORE}"
+        why = f"{shown(score, 20)} is not an integer from 0 to {MAX_SCORE}"
     warn(details, "BED_SCORE_INVALID", f"line {number}: score {why} (BEDv1 'Simple attributes'); read anyway "
          "as custom data in column 5, as bedtools does", number)
 
@@ -144,7 +139,7 @@ def _extension(fields: list[bytes], number: int, start: int, end: int,
         return 6, None
     thick_start, thick_end = fields[6], fields[7] if width >= 8 else None
     if not _INT.match(thick_start):
-        stop = FormatError("BED_THICK_INVALID", f"line {number}: thickStart {_show(thick_start, 20)} is not a "
+        stop = FormatError("BED_THICK_INVALID", f"line {number}: thickStart {shown(thick_start, 20)} is not a "
                            "non-negative integer", number)
         return _stopped(6, stop, width)
     if not start <= int(thick_start) <= end:
@@ -154,7 +149,7 @@ def _extension(fields: list[bytes], number: int, start: int, end: int,
     if thick_end is None:
         return 7, None
     if not _INT.match(thick_end):
-        stop = FormatError("BED_THICK_INVALID", f"line {number}: thickEnd {_show(thick_end, 20)} is not a "
+        stop = FormatError("BED_THICK_INVALID", f"line {number}: thickEnd {shown(thick_end, 20)} is not a "
                            "non-negative integer", number)
         return _stopped(7, stop, width)
     if not int(thick_start) <= int(thick_end) <= end:
@@ -165,7 +160,7 @@ def _extension(fields: list[bytes], number: int, start: int, end: int,
         return 8, None
     rgb = fields[8]
     if not _RGB.match(rgb) or any(int(x) > 255 for x in rgb.split(b",") if x):
-        stop = FormatError("BED_RGB_INVALID", f"line {number}: itemRgb {_show(rgb, 20)} is not R,G,B (each 0-255) "
+        stop = FormatError("BED_RGB_INVALID", f"line {number}: itemRgb {shown(rgb, 20)} is not R,G,B (each 0-255) "
                            "or 0", number)
         if _RGB_SHAPE.match(rgb):
             raise stop  # three numbers: a colour, whatever the layout, and a broken one
@@ -192,13 +187,13 @@ def _int_list(field: bytes) -> list[int] | None:
 def _check_blocks(fields: list[bytes], number: int, start: int, end: int) -> FormatError | None:
     """Blocks (exons) start at chromStart, ascend without overlapping and the last one ends at chromEnd."""
     if not _INT.match(fields[9]) or int(fields[9]) < 1:
-        return FormatError("BED_BLOCKS_INVALID", f"line {number}: blockCount {_show(fields[9], 20)} is not a "
+        return FormatError("BED_BLOCKS_INVALID", f"line {number}: blockCount {shown(fields[9], 20)} is not a "
                            "positive integer", number)
     count = int(fields[9])
     sizes, starts = _int_list(fields[10]), _int_list(fields[11])
     if sizes is None or starts is None:
-        return FormatError("BED_BLOCKS_INVALID", f"line {number}: blockSizes {_show(fields[10])} and blockStarts "
-                           f"{_show(fields[11])} must be comma-separated non-negative integers", number)
+        return FormatError("BED_BLOCKS_INVALID", f"line {number}: blockSizes {shown(fields[10])} and blockStarts "
+                           f"{shown(fields[11])} must be comma-separated non-negative integers", number)
     if len(sizes) != count or len(starts) != count:
         return FormatError("BED_BLOCKS_INVALID", f"line {number}: blockCount {count} disagrees with the "
                            f"{len(sizes)} sizes and {len(starts)} starts", number)

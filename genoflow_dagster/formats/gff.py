@@ -22,6 +22,7 @@ from urllib.parse import unquote_to_bytes
 
 from genoflow_dagster.formats.errors import FormatError
 from genoflow_dagster.formats.lines import numbered_lines, printable
+from genoflow_dagster.formats.messages import shown
 from genoflow_dagster.formats.result import warn
 
 _INT = re.compile(rb"^[0-9]+$")
@@ -39,7 +40,8 @@ _CDS = {b"CDS", b"SO:0000316"}
 
 
 def _text(value: bytes, limit: int = 60) -> str:
-    return unquote_to_bytes(value[:limit]).decode(errors="replace")
+    """A value from the file for a message (quoted, %-escapes decoded, unprintable bytes as <0xNN>)."""
+    return shown(unquote_to_bytes(value), limit)
 
 
 def _columns(line: bytes, number: int, prefix: str, details: dict) -> list[bytes]:
@@ -121,8 +123,8 @@ def _check_version(line: bytes, number: int) -> None:
         raise FormatError("GFF3_VERSION_INVALID", f"line {number}: the version pragma {_text(line, 40)} is not "
                           "'##gff-version 3'", number)
     if not _VERSION_3.match(match.group(1)):
-        raise FormatError("GFF3_VERSION_UNSUPPORTED", f"line {number}: the file says '##gff-version "
-                          f"{_text(match.group(1), 20)}'; only GFF version 3 is accepted", number)
+        raise FormatError("GFF3_VERSION_UNSUPPORTED", f"line {number}: the file says it is GFF version "
+                          f"{_text(match.group(1), 20)}; only GFF version 3 is accepted", number)
 
 
 class _Gff3:
