@@ -1,12 +1,16 @@
 """Run every row of ../shared/corpora/MANIFEST.tsv through `validate_file`; write the agreement table.
 
-    python benchmarks/conformance.py [--corpora PATH] [--disagreements FILE] [--format vcf ...]
+    python benchmarks/conformance.py [--corpora PATH] [--realworld PATH] [--disagreements FILE] [--format vcf ...]
 
 A row agrees when the validator's verdict (valid / invalid) equals the row's
 `expected`. Results go to the `## Validation conformance` section of
 benchmarks/RESULTS.md, per format and per level. With `--format`, only those
 formats' rows run and RESULTS.md is left alone (a quick loop while fixing one
 validator).
+
+`../shared/realworld` (valid files from real producers; skipped when absent) runs
+too: accepted per format and per producer in the default mode, and the strict
+mode's verdict on its `conforms` rows, in a `### Real-world producers` table.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import sys
 import time
 from collections import Counter
@@ -26,6 +31,8 @@ from genoflow_dagster.formats.validate import validate_file
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_CORPORA = HERE.parent.parent / "shared" / "corpora"
+DEFAULT_REALWORLD = HERE.parent.parent / "shared" / "realworld"
+REALWORLD_FORMAT = {"gff3": "gff", "bcf": "vcf"}
 SECTION = "## Validation conformance"
 HARD_LEVELS = ("syntax", "alphabet", "container", "security", "fuzz")
 
@@ -129,9 +136,84 @@ def table(results: dict[tuple[str, str], tuple[int, int]], seconds: float,
     return "\n".join(lines) + "\n"
 
 
+def run_realworld(realworld: Path, formats: set[str] | None = None) -> list[dict[str, object]]:
+    """Every file of ../shared/realworld in the default mode, and its `conforms` rows in strict mode too."""
+    os.environ["REF_PATH"] = str(realworld / "cram" / "refs" / "md5" / "%s")
+    outcomes = []
+    with open(realworld / "MANIFEST.tsv", newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            if formats and row["format"] not in formats:
+                continue
+            fmt = REALWORLD_FORMAT.get(row["format"], row["format"])
+            result = validate_file(realworld / row["path"], fmt)
+            conforms = row["spec_verdict"] == "conforms"
+            strict = validate_file(realworld / row["path"], fmt, strict=True) if conforms else None
+            outcomes.append({
+                "path": row["path"], "format": row["format"], "producer": _producer(row["producer"]),
+                "spec_verdict": row["spec_verdict"], "valid": result.valid, "reason": result.reason or "",
+                "crashed": result.error_code == "INTERNAL_ERROR",
+                "warnings": sorted({w["reason"] for w in result.warnings}),
+                "strict_valid": None if strict is None else strict.valid,
+                "strict_reason": "" if strict is None else strict.reason or "",
+            })
+    return outcomes
+
+
+def _producer(name: str) -> str:
+    """The producer without its parenthesised detail: "Excel workbook (POI bug 47504)" -> "Excel workbook"."""
+    return re.sub(r"\s*[\[(].*$", "", name) or name
+
+
+def _share(ok: int, n: int) -> str:
+    return f"{ok}/{n} ({100 * ok / n:.0f}%)" if n else "-"
+
+
+def realworld_table(outcomes: list[dict[str, object]], seconds: float) -> str:
+    """Accepted per format and per producer (default mode); strict-mode results of the `conforms` rows."""
+    def tally(key: str) -> dict[str, list[int]]:
+        groups: dict[str, list[int]] = {}
+        for o in outcomes:
+            g = groups.setdefault(str(o[key]), [0, 0, 0, 0, 0])  # accepted, rows, with warnings, strict ok, conforms
+            g[0] += bool(o["valid"])
+            g[1] += 1
+            g[2] += bool(o["warnings"])
+            if o["strict_valid"] is not None:
+                g[3] += bool(o["strict_valid"])
+                g[4] += 1
+        return groups
+
+    accepted = sum(bool(o["valid"]) for o in outcomes)
+    conforms = [o for o in outcomes if o["strict_valid"] is not None]
+    strict_ok = sum(bool(o["strict_valid"]) for o in conforms)
+    crashes = sum(bool(o["crashed"]) for o in outcomes)
+    lines = ["### Real-world producers", "",
+             f"{len(outcomes)} valid files from real producers (`../shared/realworld`, each read without error by "
+             f"a reference tool) in {seconds:.0f} s. Default mode (target 100%, warnings allowed): "
+             f"{_share(accepted, len(outcomes))} accepted, {crashes} crashes. Strict mode on the "
+             f"{len(conforms)} rows whose spec_verdict is `conforms` (target: none refused): "
+             f"{_share(strict_ok, len(conforms))} accepted.", "",
+             "| format | accepted | with warnings | strict, conforms rows |", "|---|---|---|---|"]
+    for fmt, (ok, n, warned, s_ok, s_n) in sorted(tally("format").items()):
+        lines.append(f"| {fmt} | {_share(ok, n)} | {warned} | {_share(s_ok, s_n)} |")
+    lines += ["", "| producer | accepted | with warnings | strict, conforms rows |", "|---|---|---|---|"]
+    for producer, (ok, n, warned, s_ok, s_n) in sorted(tally("producer").items(), key=lambda p: p[0].lower()):
+        lines.append(f"| {producer.replace('|', '/')} | {_share(ok, n)} | {warned} | {_share(s_ok, s_n)} |")
+    refused = [o for o in outcomes if not o["valid"] or o["strict_valid"] is False]
+    if refused:
+        lines += ["", "Refused files:", "", "| file | producer | spec_verdict | default mode | strict mode |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| `{o['path']}` | {str(o['producer']).replace('|', '/')} | {o['spec_verdict']} | "
+                  f"{'accepted' if o['valid'] else o['reason']} | "
+                  f"{'-' if o['strict_valid'] is None else 'accepted' if o['strict_valid'] else o['strict_reason']} |"
+                  for o in refused]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--corpora", type=Path, default=DEFAULT_CORPORA)
+    parser.add_argument("--realworld", type=Path, default=DEFAULT_REALWORLD,
+                        help="real producers' valid files with a MANIFEST.tsv (skipped when absent)")
     parser.add_argument("--disagreements", type=Path, default=None,
                         help="where to list disagreements (default benchmarks/work/disagreements[-FORMATS].json)")
     parser.add_argument("--format", action="append", dest="formats",
@@ -147,6 +229,10 @@ def main() -> int:
     started = time.monotonic()
     results, disagreements = run(args.corpora, formats or None)
     block = table(results, time.monotonic() - started, disagreements)
+    if (args.realworld / "MANIFEST.tsv").is_file():
+        started = time.monotonic()
+        outcomes = run_realworld(args.realworld, formats or None)
+        block += "\n" + realworld_table(outcomes, time.monotonic() - started)
     print(block)
     if not formats:
         replace_section(SECTION, block)
