@@ -194,7 +194,6 @@ GENE = "ctg . gene 1000 9000 . + . ID=gene1"
          "GFF3_PARENT_CYCLE", 3),
         (gff(GENE, "###", "ctg . mRNA 1050 9000 . + . Parent=gene1"), "GFF3_PARENT_UNDEFINED", 4),
         (gff("ctg . mRNA 1050 9000 . + . Parent=nope", GENE), "GFF3_PARENT_UNDEFINED", 2),
-        (gff("ctg . gene 1000 9000 . + . ID=gene1;Name="), "GFF3_ATTRIBUTE_EMPTY", 2),
         (gff("ctg . gene 1000 9000 . + . ID=a=b"), "GFF3_ATTRIBUTE_MALFORMED", 2),
         (gff("ctg . gene 1000 9000 . + . ID=g;ID=g=h"), "GFF3_ATTRIBUTE_DUPLICATE", 2),
         (gff(GENE, "ctg . gene 2000 3000 . + . ID=gene2", "ctg . exon 2000 2100 . + . ID=e1;Parent=gene1",
@@ -278,6 +277,9 @@ def test_gff3_rules_that_stay_errors(text, reason, line):
         # Glimmer again: the mRNA takes its gene's ID and names it as Parent.
         (gff("ctg . gene 3 62 . - . ID=GL6", "ctg . mRNA 3 62 . - . ID=GL6;Parent=GL6",
              "ctg . CDS 3 62 . - 0 Parent=GL6"), [("GFF3_ID_REUSED", 3)]),
+        # Empty values and tags: gt gff3 -tidy skips them ("has no value; skip it").
+        (gff("ctg . gene 1000 9000 . + . ID=gene1;Name="), [("GFF3_ATTRIBUTE_EMPTY", 2)]),
+        (gff("ctg . region 1 9 . + . ID=id0;=genomic DNA"), [("GFF3_ATTRIBUTE_NOT_TAG_VALUE", 2)]),
         # UniProt ends every line with a tab.
         (gff("P00750 UniProtKB chain 33 562 . . . ID=PRO_1") .replace("\n", "\t\n"),
          [("GFF3_TRAILING_EMPTY_COLUMN", 2)]),

@@ -364,10 +364,11 @@ class _Gff3:
 def _gff3_attributes(column: bytes, number: int, details: dict) -> dict[bytes, bytes]:
     """Column 9 as tag -> value, checking tag=value syntax, escaping and repeats.
 
-    A token without '=' among tag=value pairs (Glimmer's `Lack 3'-end`) is a warning and is skipped, as
-    gt gff3 -tidy and the annotation step skip it; a column without any tag=value pair is not GFF3
-    attributes at all (GFF1/GFF2 group fields, AUGUSTUS' bare gene names) and stays an error, and so does
-    a '.' followed by attributes (gt gff3 -tidy refuses it too).
+    An attribute without a value (`Dbxref=`), and a token without '=' or without a tag among tag=value
+    pairs (Glimmer's `Lack 3'-end`, `=genomic DNA`), are warnings and are skipped, as gt gff3 -tidy and the
+    annotation step skip them (GFF3 1.26 says nothing of empty values). A column without any tag=value
+    pair is not GFF3 attributes at all (GFF1/GFF2 group fields, AUGUSTUS' bare gene names) and stays an
+    error, and so does a '.' followed by attributes (gt gff3 -tidy refuses it too).
     """
     attributes: dict[bytes, bytes] = {}
     if column == b".":
@@ -377,9 +378,14 @@ def _gff3_attributes(column: bytes, number: int, details: dict) -> dict[bytes, b
         if not key or not value or b"=" in value or key in attributes or value.isspace():
             if not item.strip():
                 continue  # `;;` or the trailing `;`
-            if not eq and item.strip() != b"." and _has_pair(column):
+            if eq and key.strip() and not value.strip():
+                warn(details, "GFF3_ATTRIBUTE_EMPTY", f"line {number}: attribute {_text(key, 30)} has no value; it "
+                     "is ignored", number)
+                continue
+            if (not eq or not key.strip()) and item.strip() != b"." and _has_pair(column):
+                what = "is not tag=value" if not eq else "has no tag"
                 warn(details, "GFF3_ATTRIBUTE_NOT_TAG_VALUE", f"line {number}: attribute {_text(item.strip(), 40)} "
-                     "is not tag=value; it is ignored", number)
+                     f"{what}; it is ignored", number)
                 continue
             _attribute_error(item, key, eq, value, attributes, number)
         attributes[key] = value
@@ -403,8 +409,6 @@ def _attribute_error(item: bytes, key: bytes, eq: bytes, value: bytes, attribute
                           number)
     if key in attributes:
         raise FormatError("GFF3_ATTRIBUTE_DUPLICATE", f"line {number}: tag {_text(key, 30)} repeats", number)
-    if not value.strip():
-        raise FormatError("GFF3_ATTRIBUTE_EMPTY", f"line {number}: attribute {_text(key, 30)} has no value", number)
     raise FormatError("GFF3_ATTRIBUTE_MALFORMED", f"line {number}: the value of {_text(key, 30)} holds an '=' that "
                       "is not escaped (write it as %3D)", number)
 
