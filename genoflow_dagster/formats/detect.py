@@ -21,12 +21,24 @@ from genoflow_dagster.formats.messages import library_error
 
 EXTENSIONS: dict[str, str] = {
     ".fastq": "fastq", ".fq": "fastq", ".fasta": "fasta", ".fa": "fasta", ".fna": "fasta", ".fas": "fasta",
-    ".sam": "sam", ".bam": "bam", ".cram": "cram", ".vcf": "vcf", ".bed": "bed",
+    ".sam": "sam", ".bam": "bam", ".cram": "cram", ".vcf": "vcf", ".bcf": "vcf", ".bed": "bed",
     ".gff": "gff", ".gff3": "gff", ".gtf": "gtf", ".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".xlsx": "xlsx",
 }
 COMPRESSION_SUFFIXES = (".gz", ".bgz", ".bgzf")
 # Formats that may be gzip/BGZF compressed as a whole file.
 COMPRESSIBLE = frozenset({"fastq", "fasta", "sam", "vcf", "bed", "gff", "gtf", "csv", "tsv"})
+
+
+BCF_MAGIC = b"BCF"  # then the major and minor version bytes (BCF 2.x: 2, 1 or 2)
+
+
+def is_bcf(path: str | Path) -> bool:
+    """Whether the (decompressed) content starts with the BCF magic."""
+    try:
+        with open_decompressed(path) as stream:
+            return stream.read(3) == BCF_MAGIC
+    except DECOMPRESSION_ERRORS:
+        return False
 
 
 @dataclass(frozen=True)
@@ -123,6 +135,11 @@ def detect_format(path: str | Path, name: str | None = None) -> Detection:
             return Detection("bam", compression)
     else:
         inner = sniff(path, 4096)
+    if inner[:3] == BCF_MAGIC:  # BCF (plain or BGZF): the vcf format, read through htslib (`is_bcf`)
+        if by_name not in (None, "vcf"):
+            return Detection("vcf", compression, ErrorCode.INVALID_FILE_TYPE, "EXTENSION_CONTENT_MISMATCH",
+                             f"the name says {by_name} but the content is BCF (binary VCF)")
+        return Detection("vcf", compression)
     if by_name == "bam":
         kind = _text_format(inner)
         what = f"text {kind.upper()}" if kind else "not BAM"

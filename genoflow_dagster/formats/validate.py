@@ -24,7 +24,7 @@ from genoflow_dagster.errors import ErrorCode
 from genoflow_dagster.formats import FORMATS
 from genoflow_dagster.formats.alignment import validate_bam_or_cram, validate_sam
 from genoflow_dagster.formats.bed import validate_bed
-from genoflow_dagster.formats.detect import COMPRESSIBLE, Detection, detect_format
+from genoflow_dagster.formats.detect import COMPRESSIBLE, Detection, detect_format, is_bcf
 from genoflow_dagster.formats.errors import FormatError
 from genoflow_dagster.formats.fasta import validate_fasta
 from genoflow_dagster.formats.fastq import read_names, validate_fastq
@@ -34,7 +34,7 @@ from genoflow_dagster.formats.messages import library_error
 from genoflow_dagster.formats.result import ValidationResult
 from genoflow_dagster.formats.samplesheet import is_samplesheet, validate_samplesheet
 from genoflow_dagster.formats.tabular import validate_delimited, validate_xlsx
-from genoflow_dagster.formats.vcf import validate_vcf
+from genoflow_dagster.formats.vcf import validate_bcf, validate_vcf
 
 DEFAULT_MAX_BYTES = 5 * 1024**3
 BOMB_MIN_BYTES = 256 * 1024**2
@@ -247,6 +247,9 @@ def _run(path: Path, fmt: str, detection: Detection, result: ValidationResult, r
     if fmt == "xlsx":
         result.sha256 = sha256_file(path)
         return validate_xlsx(path, result.details)
+    if fmt == "vcf" and detection.compression in ("none", "bgzf") and is_bcf(path):  # BCF: through htslib
+        result.sha256 = sha256_file(path)
+        return validate_bcf(path, result.details)
     if detection.compression in COMPRESSIONS and fmt not in COMPRESSIBLE:
         raise FormatError("COMPRESSION_NOT_ALLOWED", f"{fmt} files cannot be gzip-compressed", None,
                           ErrorCode.INVALID_FILE_TYPE)

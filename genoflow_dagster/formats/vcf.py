@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 from genoflow_dagster.formats.errors import FormatError
 from genoflow_dagster.formats.lines import printable
-from genoflow_dagster.formats.messages import shown
+from genoflow_dagster.formats.messages import library_error, shown
 from genoflow_dagster.formats.result import warn
 
 FIXED = [b"#CHROM", b"POS", b"ID", b"REF", b"ALT", b"QUAL", b"FILTER", b"INFO"]
@@ -954,3 +954,56 @@ def validate_vcf(stream: BinaryIO, details: dict) -> int:
     if undeclared:
         details["undeclared_keys"] = sorted(undeclared)
     return records
+
+
+# BCF: read through htslib, validated as the VCF text htslib would write for it (`bcftools view`), so every
+# rule and code above applies; lines are those of that text (header lines first, then one per record).
+BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+
+
+class _BcfText:
+    """The VCF text of a BCF file, line by line, as htslib formats it; counts the lines handed out."""
+
+    def __init__(self, variants) -> None:
+        self._variants = variants
+        self.lines = 0
+
+    def __iter__(self):
+        for line in str(self._variants.header).encode().splitlines(keepends=True):
+            self.lines += 1
+            yield line
+        for record in self._variants:
+            self.lines += 1
+            yield str(record).encode()
+
+
+def validate_bcf(path, details: dict) -> int:
+    """A BCF file (plain or BGZF), decoded record by record by htslib (pysam.VariantFile) and judged by the
+    VCF rules. A BGZF BCF without its end-of-file block is a truncated copy (BCF is BGZF like BAM); a record
+    htslib cannot decode is refused with the line it would have had."""
+    import pysam
+
+    details["container"] = "bcf"
+    with open(path, "rb") as fh:
+        head = fh.read(18)
+        fh.seek(0, 2)
+        size = fh.tell()
+        fh.seek(max(0, size - len(BGZF_EOF)))
+        tail = fh.read()
+    if head[:2] == b"\x1f\x8b" and tail != BGZF_EOF:
+        raise FormatError("BCF_MISSING_EOF", "the BCF file lacks its BGZF end-of-file block: it is truncated")
+    text = None
+    save = pysam.set_verbosity(0)
+    try:
+        with pysam.VariantFile(str(path), "r") as variants:
+            if variants.format != "BCF":
+                raise FormatError("BCF_UNREADABLE", f"htslib reads the file as {variants.format}, not BCF")
+            text = _BcfText(variants)
+            return validate_vcf(iter(text), details)  # type: ignore[arg-type]
+    except (OSError, ValueError, StopIteration) as exc:
+        line = text.lines + 1 if text is not None else None
+        where = f"line {line}" if line else "the header"
+        raise FormatError("BCF_UNREADABLE", f"{where}: htslib cannot decode the BCF data: {library_error(exc)}",
+                          line) from None
+    finally:
+        pysam.set_verbosity(save)
