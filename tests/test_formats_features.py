@@ -103,6 +103,8 @@ def bed_rows(*rows: str) -> str:
                   "chr1 300 400 p 0 . 300 400 0 2 10,10 0,50 1.5 2.5 3.5"), "BED_BLOCKS_INVALID", 2),
         ("chr1\t100\t200\tn\t0\tx\n", "BED_STRAND_INVALID", 1),
         ("chr1 100\n", "BED_COLUMN_COUNT", 1),
+        # A space in a standard column is a separator even with tabs (acidbio name_with_spaces).
+        ("chr1\t10\t20\ta\t0\t+\t10\t20\t0\t1\nchr1\t30\t40\tb c\t0\t-\t30\t40\t0\t1\n", "BED_COLUMN_COUNT", 2),
     ],
 )
 def test_bed_layout_rules(text, reason, line):
@@ -123,6 +125,9 @@ def test_bed_layout_rules(text, reason, line):
         bed_rows("chr1 100 200 p 0 . 100 200 0 2 10,10 0,90 1.5 2.5 3.5"),
         # `bedtools intersect -c` on BED6: a count in column 7 (BED6+1).
         bed_rows("chr1 1000 2000 a 0 + 3", "chr1 3000 4000 b 0 - 0"),
+        # With tabs as separators, custom columns may be empty or hold spaces (UCSC table dumps).
+        "chr1\t10\t20\ta\t0\t+\t\tgene one\t7\t8\nchr1\t30\t40\tb\t0\t-\tx\tgene two\t\t8\n",
+        "chr1\t10\t20\ta\t0\t+\tx\ty\t7\t8\nchr1\t30\t40\tb\t0\t-\t\ty\t7\t8\n",
     ],
 )
 def test_bed_n_plus_m_files_are_accepted_without_warnings(text):

@@ -1,7 +1,8 @@
 """BED (GA4GH BEDv1, "The BED format", hts-specs BEDv1.tex; UCSC BED3-BED12), as bedtools reads it.
 
 Columns may be separated by any run of tabs or spaces (BEDv1 "Terminology": field separator), so a name
-holding a space shows up as a column-count error. `track` lines start a new track, whose lines may have
+holding a space shows up as a column-count error; custom columns after the sixth may be empty or hold
+spaces when tabs separate them. `track` lines start a new track, whose lines may have
 another width; `browser` and `#` lines are skipped, and so is one `chrom start end ...` column header
 before the data (bedtools accepts it). Memory stays constant: one line at a time.
 
@@ -66,28 +67,50 @@ def validate_bed(stream: BinaryIO, details: dict) -> int:
         if records == 0 and fields[0] == b"chrom" and len(fields) >= 3 and not _INT.match(fields[1]):
             continue  # a column header (`chrom start end`), as bedtools accepts before the data
         if width is None:
+            fields = _tab_fields(line) or fields
             width = len(fields)
             if width < 3:
                 raise FormatError("BED_COLUMN_COUNT", f"line {number} has {width} columns; BED has at least 3 "
                                   "(chrom, chromStart, chromEnd)", number)
         elif len(fields) != width:
-            raise FormatError("BED_COLUMN_COUNT",
-                              f"line {number} has {len(fields)} columns where earlier lines have {width}", number)
+            tabbed = _tab_fields(line)
+            if tabbed is None or len(tabbed) != width:
+                raise FormatError("BED_COLUMN_COUNT", f"line {number} has {len(fields)} columns where earlier "
+                                  f"lines have {width}", number)
+            fields = tabbed
         first, last = _check_core(fields, number, width, details)
         if width > 6:
             standard, stop = _extension(fields, number, first, last, width)
             if layout is None:
                 layout = (standard, stop, number)
-            elif standard < layout[0]:
-                raise stop  # type: ignore[misc]  # a field the track's first line holds as standard
-            elif standard > layout[0]:
-                _, first_stop, first_line = layout
-                assert first_stop is not None
-                raise FormatError(first_stop.reason, f"{first_stop.message}; line {number} of the same track "
-                                  f"holds valid {_LAYOUT_NAMES[standard]} columns there, so the column is not "
-                                  "custom data", first_line)
+            else:
+                _check_layout(layout, standard, stop, number)
         records += 1
     return records
+
+
+def _check_layout(layout: tuple[int, FormatError | None, int], standard: int, stop: FormatError | None,
+                  number: int) -> None:
+    """A line must hold as many standard columns as the first line of its track (see the module docstring)."""
+    first_standard, first_stop, first_line = layout
+    if standard < first_standard and stop is not None:
+        raise stop  # a field the track's first line holds as standard
+    if standard > first_standard and first_stop is not None:
+        raise FormatError(first_stop.reason, f"{first_stop.message}; line {number} of the same track holds valid "
+                          f"{_LAYOUT_NAMES[standard]} columns there, so the column is not custom data", first_line)
+
+
+def _tab_fields(line: bytes) -> list[bytes] | None:
+    """The columns of a tab-separated line whose custom columns after the sixth are empty or hold spaces
+    (BEDv1 "Recommended practice", user-defined fields: allowed when a single tab separates the fields), as
+    UCSC table dumps write them; None for any other line, which splits at runs of whitespace. The six
+    standard columns never hold whitespace."""
+    if b"\t" not in line:
+        return None
+    tabbed = [field.strip(b" ") for field in line.split(b"\t")]
+    if len(tabbed) <= 6 or not all(field and b" " not in field for field in tabbed[:6]):
+        return None
+    return tabbed if any(not field or b" " in field for field in tabbed[6:]) else None
 
 
 def _check_core(fields: list[bytes], number: int, width: int, details: dict) -> tuple[int, int]:
