@@ -350,6 +350,12 @@ def test_gtf_empty_ids_name_no_transcript():
     assert warnings_of(validate_gtf, text) == []
 
 
+def test_gtf_quoted_values_may_hold_semicolons():
+    text = 'c\ts\texon\t1\t9\t.\t+\t.\tgene_id "g"; transcript_id "t"; note "a; b";\n'
+    assert run(validate_gtf, text) == 1
+    assert rejects(validate_gtf, text.replace('"a; b"', '"a; b')) == ("GTF_ATTRIBUTE_MALFORMED", 1)
+
+
 def test_gtf_accepts_stop_codon_flanking_the_cds():
     assert run(validate_gtf, gtf("CDS 100 200 + 0 t1", "stop_codon 201 203 + 0 t1",
                                  "CDS 500 600 - 0 t2", "stop_codon 497 499 - 0 t2")) == 4

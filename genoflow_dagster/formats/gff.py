@@ -33,6 +33,7 @@ _VERSION = re.compile(rb"^##gff-version[ \t]+(\S+)\s*$")
 _VERSION_3 = re.compile(rb"^3(\.[0-9]+){0,2}$")
 _MD5_SEQID = re.compile(rb"^md5:[0-9a-fA-F]{32}:.")
 _GAP_OP = re.compile(rb"^([MIDFR])([0-9]+)$")
+_GTF_ITEMS = re.compile(rb'(?:"[^"]*"|[^;"])+')  # the items of a GTF column 9, split at ';' outside quotes
 _GTF_ATTR = re.compile(rb'^\s*([A-Za-z_][A-Za-z0-9_]*)\s+("[^"]*"|[^;"\s]+)\s*$')
 # Types whose Target is a protein: their Gap counts codons on the genome and allows frameshifts (F, R).
 _PROTEIN_MATCHES = {b"protein_match", b"SO:0000349", b"translated_nucleotide_match", b"SO:0000181"}
@@ -508,9 +509,16 @@ def validate_gtf(stream: BinaryIO, details: dict) -> int:
 
 
 def _gtf_ids(column: bytes, number: int) -> tuple[bytes | None, bytes | None]:
-    """gene_id and transcript_id, checking that every attribute is `key "value"` or `key value`."""
+    """gene_id and transcript_id, checking that every attribute is `key "value"` or `key value`.
+
+    A quoted value may hold a ';' (free-text notes): when splitting at every ';' leaves a broken item,
+    the column is split again at the ';' outside quotes only.
+    """
     gene_id = transcript_id = None
-    for item in column.strip().rstrip(b";").split(b";"):
+    items = column.strip().rstrip(b";").split(b";")
+    if b'"' in column and not all(_GTF_ATTR.match(item) or not item.strip() for item in items):
+        items = _GTF_ITEMS.findall(column.strip().rstrip(b";"))
+    for item in items:
         match = _GTF_ATTR.match(item)
         if match is None:
             if not item.strip():
