@@ -38,13 +38,10 @@ def _malformed_rows() -> dict[str, list[dict]]:
 
 
 ROWS = _malformed_rows()
-# gff.py's messages still show byte reprs (its owner is changing that file for issue 10): remove when fixed.
-PENDING = {"gff3"}
 
 
 @pytest.mark.skipif(not ROWS, reason="../shared/corpora not present")
-@pytest.mark.parametrize("fmt", [pytest.param(f, marks=pytest.mark.xfail(reason="gff.py shows byte reprs"))
-                                 if f in PENDING else f for f in sorted(ROWS)])
+@pytest.mark.parametrize("fmt", sorted(ROWS))
 def test_corpus_reasons_are_plain_text(fmt, monkeypatch):
     monkeypatch.setenv("REF_PATH", str(CORPORA / "_aux" / "ref" / "md5" / "%s"))
     bad = []
