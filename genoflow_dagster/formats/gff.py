@@ -38,6 +38,7 @@ _GTF_ATTR = re.compile(rb'^\s*([A-Za-z_][A-Za-z0-9_]*)\s+("[^"]*"|[^;"\s]+)\s*$'
 # Types whose Target is a protein: their Gap counts codons on the genome and allows frameshifts (F, R).
 _PROTEIN_MATCHES = {b"protein_match", b"SO:0000349", b"translated_nucleotide_match", b"SO:0000181"}
 _CDS = {b"CDS", b"SO:0000316"}
+_MAX_SHARED_TYPES = 4096
 
 
 def _text(value: bytes, limit: int = 60) -> str:
@@ -140,7 +141,7 @@ class _Gff3:
         self.circular: set[bytes] = set()  # sequences with an Is_circular=true feature
         # ID -> (seqid, first line, parents, type)
         self.ids: dict[bytes, tuple[bytes, int, tuple[bytes, ...], bytes]] = {}
-        self.types: dict[bytes, bytes] = {}  # one shared bytes object per feature type
+        self.types: dict[bytes, bytes] = {}  # one shared bytes object per feature type (the first few thousand)
         self.pending: list[tuple[int, bytes]] = []  # (line, Parent) named before its definition
         self.names: dict[bytes, bytes] = {}  # Name -> ID, for Parents that name their feature by Name
         # (parent ID or None, CDS ID or None) -> [strand, array of start, end, phase, line per CDS]
@@ -192,7 +193,9 @@ class _Gff3:
         fields = _columns(line, number, "GFF3", self.details)
         seqid = self._seqid(fields[0], number)
         attributes = _gff3_attributes(fields[8], number, self.details)
-        ftype, strand, phase = self.types.setdefault(fields[2], fields[2]), fields[6], fields[7]
+        ftype, strand, phase = fields[2], fields[6], fields[7]
+        if len(self.types) < _MAX_SHARED_TYPES:  # a file of random types must not grow this map per line
+            ftype = self.types.setdefault(ftype, ftype)
         ranged = fields[3] != b"."
         start, end = (int(fields[3]), int(fields[4])) if ranged else (0, 0)
         if b"Is_circular" in attributes:
@@ -249,7 +252,7 @@ class _Gff3:
         resolved = []
         for parent in attributes[b"Parent"].split(b","):
             known = self.ids.get(parent)
-            if parent == feature_id and (known is None or known[3] is ftype):
+            if parent == feature_id and (known is None or known[3] == ftype):
                 raise FormatError("GFF3_PARENT_SELF", f"line {number}: the feature {_text(parent)} names itself as "
                                   "its Parent", number)
             if parent not in self.ids and parent in self.names:
@@ -269,7 +272,7 @@ class _Gff3:
             self.ids[feature_id] = (seqid, number, parents, ftype)
             return
         first_seqid, first_line, first_parents, first_type = known
-        if first_type is not ftype:
+        if first_type != ftype:
             warn(self.details, "GFF3_ID_REUSED", f"line {number}: ID {_text(feature_id)} is already the ID of the "
                  f"{_text(first_type)} at line {first_line}; this {_text(ftype)} is read as a separate feature (IDs "
                  "must be unique, and lines sharing one are parts of one feature of one type)", number)
