@@ -23,6 +23,14 @@ def test_csv_profile(tmp_path: Path) -> None:
     assert 0 < m["quality_score"] < 100
 
 
+def test_a_gatk_preamble_is_not_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "counts.tsv"
+    path.write_text("@HD\tVN:1.6\n@SQ\tSN:1\tLN:100\nCONTIG\tSTART\tEND\tCOUNT\n1\t1\t50\t3\n1\t51\t100\t0\n")
+    m = compute_metrics(path, "tsv")
+    assert (m["rows"], m["columns"], m["ragged_rows"]) == (2, 4, 0)
+    assert [c["name"] for c in m["column_profiles"]] == ["CONTIG", "START", "END", "COUNT"]
+
+
 def test_tsv_and_xlsx(tmp_path: Path) -> None:
     tsv = tmp_path / "t.tsv"
     tsv.write_text("a\tb\n1\tx\n2\ty\n")

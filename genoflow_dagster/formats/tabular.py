@@ -61,7 +61,7 @@ def validate_delimited(stream: BinaryIO, delimiter: str, details: dict) -> int:
                 warn(details, "TABLE_BLANK_ROW", f"line {blank_at}: a blank row inside the table", blank_at)
                 blank_at = None
             if width is None:
-                if _SAM_HEADER_LINE.match(row[0]):
+                if SAM_HEADER_LINE.match(row[0]):
                     warn(details, "TABLE_PREAMBLE", f"line {reader.line_num}: a SAM-style header line ({row[0]}) "
                          "before the column header; read as a preamble, as GATK writes it", reader.line_num)
                     continue
@@ -93,7 +93,7 @@ def validate_delimited(stream: BinaryIO, delimiter: str, details: dict) -> int:
 
 
 # GATK writes its tables (CollectReadCounts, ModelSegments, ...) after a SAM header: @HD, @SQ, @RG, @PG, @CO.
-_SAM_HEADER_LINE = re.compile(r"^@(HD|SQ|RG|PG|CO)$")
+SAM_HEADER_LINE = re.compile(r"^@(HD|SQ|RG|PG|CO)$")
 
 
 def _quoting_problem(exc: csv.Error) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from genoflow_dagster.formats.io import open_decompressed
+from genoflow_dagster.formats.tabular import SAM_HEADER_LINE
 
 DISTINCT_CAP = 1_000_000
 TYPE_THRESHOLD = 0.9
@@ -116,7 +117,12 @@ def _rows(path: str | Path, fmt: str):
         return
     with open_decompressed(path) as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
-        yield from csv.reader(text, delimiter="\t" if fmt == "tsv" else ",")
+        rows = csv.reader(text, delimiter="\t" if fmt == "tsv" else ",")
+        for row in rows:  # GATK's SAM-style preamble is not the header (formats.tabular: TABLE_PREAMBLE)
+            if not (row and SAM_HEADER_LINE.match(row[0])):
+                yield row
+                break
+        yield from rows
 
 
 def tabular_metrics(path: str | Path, format: str) -> dict[str, Any]:
