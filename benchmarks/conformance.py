@@ -118,6 +118,10 @@ EXPLAINED["vcf/invalid/htslib__bcf-sr__merge.noidx.rec_order.vcf"] = EXPLAINED[
     "vcf/invalid/htslib__bcf-sr__merge.noidx.hdr_order.vcf"] = (
     "contigs in another order than the ##contig lines: no VCF version requires it (records are sorted by POS "
     "within a contig); cyvcf2's MuTect/SnpEff test file (realworld, conforms) has chr22 before chrM")
+EXPLAINED["xlsx/invalid/frictionless__issue-312.xlsx"] = (
+    "frictionless' table rules (blank-label, duplicate-label, blank-row) on a worksheet: ECMA-376 has no header "
+    "row, and conforming workbooks (realworld: frictionless' multi-line-headers, openpyxl's complex-styles) have "
+    "blank and repeated first-row cells over data; a samplesheet.xlsx is checked for labels")
 
 
 STRICT_ONLY: list[dict[str, str]] = []  # invalid rows refused only in strict mode, filled by run()
