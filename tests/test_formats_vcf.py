@@ -446,3 +446,55 @@ def test_fast_path_equals_exact_rules_on_mutated_caller_records(monkeypatch):
         assert fast == _outcome(text, False, monkeypatch), text
         valid += fast[0] == "valid"
     assert valid > 100, valid
+
+
+REALWORLD = CORPORA.parent / "realworld"
+# Conforming rows (../shared/realworld) strict mode refuses, with the deviation it names: two copies of the #CHROM
+# line (bcftools then reads the copy as a record of contig '#CHROM' and cannot write BCF), and samtools 1.1's
+# unobserved allele written as a bare X (VCF 4.2 1.4.1 ALT: bases, <ID> or breakends only).
+STRICT_REFUSES = {
+    "vcf/gatk__src__test__resources__org__broadinstitute__hellbender__tools__walkers__GnarlyGenotyper__"
+    "chrY_haploid_dragen.g.vcf": ("VCF_HEADER_REPEATED", 84),
+    "vcf/bcftools__test__mpileup.vcf": ("VCF_ALT_SYMBOLIC_UNBRACKETED", 25),
+}
+
+
+def _realworld_rows():
+    import csv
+
+    manifest = REALWORLD / "MANIFEST.tsv"
+    if not manifest.is_file():
+        return []
+    with open(manifest, newline="") as fh:
+        return [pytest.param(row, id=row["path"]) for row in csv.DictReader(fh, delimiter="\t")
+                if row["format"] in ("vcf", "bcf")]
+
+
+@pytest.mark.skipif(not (REALWORLD / "MANIFEST.tsv").is_file(), reason="../shared/realworld not present")
+@pytest.mark.parametrize("row", _realworld_rows())
+def test_real_producers_output_is_accepted(row):
+    """Every file real producers wrote is valid by default; a conforming one in strict mode too, but for the
+    two deviations listed in STRICT_REFUSES."""
+    result = validate_file(REALWORLD / row["path"], "vcf")
+    assert result.valid, (result.reason, result.message)
+    if row["spec_verdict"] != "conforms":
+        return
+    strict = validate_file(REALWORLD / row["path"], "vcf", strict=True)
+    if row["path"] in STRICT_REFUSES:
+        assert (strict.reason, strict.line) == STRICT_REFUSES[row["path"]], strict.message
+    else:
+        assert strict.valid, (strict.reason, strict.message)
+
+
+@pytest.mark.skipif(not (REALWORLD / "MANIFEST.tsv").is_file(), reason="../shared/realworld not present")
+@pytest.mark.parametrize(("name", "reason", "line", "text"), [
+    ("vcflib__samples__1kg-phaseIII-v5a.20130502.genotypes.chr22-16-16.5mb.vcf.gz", "VCF_META_ALT_TYPE_UNKNOWN", 100,
+     "##ALT ID 'CN0' does not start with a structural-variant type"),
+    ("medaka__medaka__test__data__test_merged.vcf", "VCF_VALUE_TYPE_MISMATCH", 3, "FORMAT/GQ value '3.0' is not an"),
+    ("gatk__src__test__resources__org__broadinstitute__hellbender__tools__spark__sv__integration__outputs__"
+     "hg19_DEL.vcf", "VCF_META_ALT_TYPE_UNKNOWN", 2, "##ALT ID 'CPX'"),
+])
+def test_real_deviations_are_warnings_naming_line_and_value(name, reason, line, text):
+    result = validate_file(REALWORLD / "vcf" / name, "vcf")
+    first = result.warnings[0]
+    assert result.valid and (first["reason"], first["line"]) == (reason, line) and text in first["message"]

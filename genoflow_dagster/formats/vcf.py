@@ -1,16 +1,26 @@
-"""VCF 4.0-4.4: meta lines, the #CHROM header, and each record's columns, alleles and typed fields.
+"""VCF 4.0-4.5 (and BCF, through htslib): meta lines, the #CHROM header, and each record's columns, alleles
+and typed fields.
 
 Checks the rules a downstream tool relies on: fixed columns, POS, REF/ALT
 alphabets, QUAL, INFO/FORMAT keys declared in the header and values of the
-declared type and count, GT syntax (allele indexes within the ALT alleles, none
-when ALT is '.'), and records sorted within each contig (a contig does not
-reappear after another one started).
+declared type (and, from VCF 4.3, count), GT syntax (allele indexes within the
+ALT alleles, none when ALT is '.'), and records sorted within each contig (a
+contig does not reappear after another one started).
+
+Severity follows the words of the version the file declares (##fileformat):
+what the specification says must (or not) be is an error, and so is what
+htslib/bcftools cannot read; what it says should be, a reserved definition
+("reserved (albeit optional)"), or a rule of other validators no version states
+is a warning at most (`formats.result.warn`; strict mode refuses it). Where a
+rule tightened between versions (FILTER '0', contiguous contigs, the final
+newline, value counts), each version gets its own words.
 
 Speed: the INFO field and the sample columns of most records are judged by a
 few compiled patterns (one per INFO shape, one per FORMAT string and ALT
-count; see `_FastPath`) that accept only what the rules accept; a record they
-do not accept is checked rule by rule, which gives the reason and the line.
-About 100k records/s of 10 samples on one core (10k/s rule by rule).
+count; see `_FastPath`) that accept only what the rules accept without a
+warning; a record they do not accept is checked rule by rule, which gives the
+reason, the warnings and the line. About 100k records/s of 10 samples on one
+core (10k/s rule by rule).
 """
 
 from __future__ import annotations
@@ -482,7 +492,7 @@ def _check_info(info_field: bytes, info: dict[bytes, tuple[bytes, bytes]], alts:
                                                               for v in value.split(b",")):
             raise FormatError("VCF_VALUE_INVALID", f"line {number}: SVCLAIM {shown(value, 20)} must be D, J or "
                               "DJ per allele", number)
-        if typ != b"Flag" and eq:  # a key without a value marks membership (VCF 4.2+ 1.4.1, INFO)
+        if typ != b"Flag" and eq:  # a key alone marks membership (4.2 1.4.1, 4.3 1.6.1 INFO)
             where = f"INFO/{key.decode(errors='replace')}"
             _implied_value(_check_value, key in implied, details, value, typ, where, number)
             if key in _NON_NEGATIVE_INFO and re.search(rb"(^|,)-", value):
