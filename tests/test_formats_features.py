@@ -322,14 +322,30 @@ def gtf(*rows: str) -> str:
 @pytest.mark.parametrize(
     ("text", "reason", "line"),
     [
-        (gtf("CDS 100 200 + 0 t1", "stop_codon 198 200 + 0 t1"), "GTF_STOP_CODON_IN_CDS", 2),
-        (gtf("CDS 100 200 - 0 t1", "stop_codon 100 102 - 0 t1"), "GTF_STOP_CODON_IN_CDS", 2),
         (gtf("CDS 500 600 - 0 t1", "stop_codon 100 102 - 0 t1"), "GTF_STOP_CODON_NOT_FLANKING", 2),
         (gtf("stop_codon 700 702 + 0 t1", "CDS 100 200 + 0 t1"), "GTF_STOP_CODON_NOT_FLANKING", 1),
     ],
 )
 def test_gtf_rules(text, reason, line):
     assert rejects(validate_gtf, text) == (reason, line)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [gtf("CDS 100 200 + 0 t1", "stop_codon 198 200 + 0 t1"), gtf("CDS 100 200 - 0 t1", "stop_codon 100 102 - 0 t1")],
+)
+def test_gtf_stop_codon_inside_the_cds_is_a_warning(text):
+    # GeneMark and GFF3 converters count the stop codon in the CDS; gt gtf_to_gff3 -tidy warns.
+    assert warnings_of(validate_gtf, text) == [("GTF_STOP_CODON_IN_CDS", 2)]
+
+
+def test_gtf_augustus_gene_and_transcript_lines_are_skipped():
+    # AUGUSTUS writes its gene and transcript lines with a bare ID; GTF 2.2 ignores those feature types.
+    text = ("chr1\tAUGUSTUS\tgene\t100\t202\t0.3\t+\t.\tg1\n"
+            "chr1\tAUGUSTUS\ttranscript\t100\t202\t0.3\t+\t.\tg1.t1\n" + gtf("CDS 100 199 + 0 g1.t1",
+                                                                                "stop_codon 200 202 + 0 g1.t1"))
+    assert warnings_of(validate_gtf, text) == [("GTF_FEATURE_SKIPPED", 1), ("GTF_FEATURE_SKIPPED", 2)]
+    assert rejects(validate_gtf, text.replace("\tgene\t", "\texon\t")) == ("GTF_ATTRIBUTE_MALFORMED", 1)
 
 
 def test_gtf_cds_without_a_frame_is_a_warning():

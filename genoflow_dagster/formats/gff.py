@@ -33,6 +33,9 @@ _VERSION = re.compile(rb"^##gff-version[ \t]+(\S+)\s*$")
 _VERSION_3 = re.compile(rb"^3(\.[0-9]+){0,2}$")
 _MD5_SEQID = re.compile(rb"^md5:[0-9a-fA-F]{32}:.")
 _GAP_OP = re.compile(rb"^([MIDFR])([0-9]+)$")
+# The feature types GTF 2.2 defines ("All other features will be ignored").
+_GTF22_FEATURES = frozenset((b"CDS", b"start_codon", b"stop_codon", b"5UTR", b"3UTR", b"inter", b"inter_CNS",
+                             b"intron_CNS", b"exon"))
 _GTF_ITEMS = re.compile(rb'(?:"[^"]*"|[^;"])+')  # the items of a GTF column 9, split at ';' outside quotes
 _GTF_ATTR = re.compile(rb'^\s*([A-Za-z_][A-Za-z0-9_]*)\s+("[^"]*"|[^;"\s]+)\s*$')
 # Types whose Target is a protein: their Gap counts codons on the genome and allows frameshifts (F, R).
@@ -466,7 +469,10 @@ def validate_gtf(stream: BinaryIO, details: dict) -> int:
     """GTF 2.2: nine columns, `key "value";` attributes with gene_id and transcript_id, and per transcript one
     strand and a stop codon right after the CDS (GTF's CDS excludes the stop codon).
 
-    Raises FormatError (reason GTF_*, 1-based line). Returns the feature count.
+    GTF 2.2 ignores feature types other than its nine; a line of another type (AUGUSTUS writes its gene and
+    transcript lines as a bare `g1`) whose attributes name no gene_id is a warning and is skipped.
+
+    Raises FormatError (reason GTF_*, 1-based line); records warnings in `details`. Returns the feature count.
     """
     records = 0
     # transcript_id -> [seqid, strand, None or array(CDS low, CDS high, stop low, its line, stop high, its line)]
@@ -476,8 +482,19 @@ def validate_gtf(stream: BinaryIO, details: dict) -> int:
         if not line.strip() or line.startswith(b"#"):
             continue
         fields = _columns(line, number, "GTF", details)
-        gene_id, transcript_id = _gtf_ids(fields[8], number)
         ftype, strand = fields[2], fields[6]
+        try:
+            gene_id, transcript_id = _gtf_ids(fields[8], number)
+        except FormatError as exc:
+            if ftype in _GTF22_FEATURES:
+                raise
+            _skip_other_feature(details, ftype, fields[8], number, exc.message)
+            records += 1
+            continue
+        if gene_id is None and ftype not in _GTF22_FEATURES:
+            _skip_other_feature(details, ftype, fields[8], number, "it has no gene_id")
+            records += 1
+            continue
         if gene_id is None:
             raise FormatError("GTF_GENE_ID_MISSING", f"line {number}: every GTF feature needs gene_id", number)
         if transcript_id == b"":
@@ -485,7 +502,9 @@ def validate_gtf(stream: BinaryIO, details: dict) -> int:
             records += 1
             continue
         if transcript_id is None:
-            if ftype != b"gene":
+            if ftype != b"gene" and ftype not in _GTF22_FEATURES:
+                _skip_other_feature(details, ftype, fields[8], number, "it has no transcript_id")
+            elif ftype != b"gene":
                 raise FormatError("GTF_TRANSCRIPT_ID_MISSING", f"line {number}: {_text(ftype)} needs transcript_id",
                                   number)
             records += 1
@@ -507,8 +526,15 @@ def validate_gtf(stream: BinaryIO, details: dict) -> int:
         if (ftype == b"CDS" or ftype == b"stop_codon") and state[2] is not False:
             _track_coding(state, ftype == b"CDS", int(fields[3]), int(fields[4]), number)
         records += 1
-    _check_stop_codons(transcripts)
+    _check_stop_codons(transcripts, details)
     return records
+
+
+def _skip_other_feature(details: dict, ftype: bytes, column: bytes, number: int, why: str) -> None:
+    why = why.removeprefix(f"line {number}: ")
+    warn(details, "GTF_FEATURE_SKIPPED", f"line {number}: this {_text(ftype, 30)} line is skipped ({why}; attributes "
+         f"{_text(column, 40)}): GTF 2.2 defines only CDS, start_codon, stop_codon, 5UTR, 3UTR, inter, inter_CNS, "
+         "intron_CNS and exon, and ignores other features", number)
 
 
 def _gtf_ids(column: bytes, number: int) -> tuple[bytes | None, bytes | None]:
@@ -553,9 +579,15 @@ def _track_coding(state: list, cds: bool, start: int, end: int, number: int) -> 
             bounds[4], bounds[5] = end, number
 
 
-def _check_stop_codons(transcripts: dict[bytes, list]) -> None:
-    """The stop codon follows the last CDS base (+ strand) or precedes the first (- strand)."""
+def _check_stop_codons(transcripts: dict[bytes, list], details: dict) -> None:
+    """The stop codon follows the last CDS base (+ strand) or precedes the first (- strand).
+
+    A stop codon inside the CDS (GeneMark and GFF3 converters count it in the CDS; GTF 2.2: "the stop codon
+    is not included in the CDS") is a warning, as gt gtf_to_gff3 -tidy has it; one away from the CDS, an
+    error: the coding sequence is not where the file says.
+    """
     errors = []
+    inside_cds = []
     for transcript_id, (_seqid, strand, bounds) in transcripts.items():
         if not bounds or bounds[0] == _NONE or bounds[2] == _NONE or strand not in (b"+", b"-"):
             continue
@@ -566,11 +598,13 @@ def _check_stop_codons(transcripts: dict[bytes, list]) -> None:
             inside, flanking, line = stop_high >= cds_low, stop_high == cds_low - 1, high_line
         name = _text(transcript_id)
         if inside:
-            errors.append((line, "GTF_STOP_CODON_IN_CDS", f"line {line}: the stop codon of transcript {name} lies "
-                           "inside its CDS; in GTF the CDS ends before the stop codon"))
+            inside_cds.append((line, f"line {line}: the stop codon of transcript {name} lies inside its CDS; in GTF "
+                               "the CDS ends before the stop codon"))
         elif not flanking:
             errors.append((line, "GTF_STOP_CODON_NOT_FLANKING", f"line {line}: the stop codon of transcript {name} "
                            "does not follow its CDS directly"))
     if errors:
         line, reason, message = min(errors)
         raise FormatError(reason, message, line)
+    for line, message in sorted(inside_cds):
+        warn(details, "GTF_STOP_CODON_IN_CDS", message, line)
