@@ -340,7 +340,8 @@ class _Gff3:
 
         A parent's CDS lines sharing an ID are one chain; its CDS lines without a shared ID are another.
         A parent whose CDS carry NCBI's `exception` attribute (ribosomal slippage, a translation discrepancy)
-        is not checked: its frame shifts on purpose.
+        is not checked: its frame shifts on purpose. A wrong phase is a warning (the first per chain): gt gff3
+        -tidy corrects it, and the annotation step reads no phases; lifted-over annotations carry them.
         """
         chains: dict[tuple[bytes | None, bytes | None], list] = {}
         for (parent, cds_id), (strand, values) in self.cds.items():
@@ -362,10 +363,9 @@ class _Gff3:
                     errors.append((number, phase, expected))
                     break
                 expected = (phase - (end - start + 1)) % 3
-        if errors:
-            number, phase, expected = min(errors)
-            raise FormatError("GFF3_CDS_PHASE_WRONG", f"line {number}: this CDS has phase {phase}, but the CDS before "
-                              f"it in the transcript leaves phase {expected}", number)
+        for number, phase, expected in sorted(errors):
+            warn(self.details, "GFF3_CDS_PHASE_WRONG", f"line {number}: this CDS has phase {phase}, but the CDS "
+                 f"before it in the transcript leaves phase {expected}", number)
 
 
 def _gff3_attributes(column: bytes, number: int, details: dict) -> dict[bytes, bytes]:
