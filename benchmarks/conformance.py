@@ -89,8 +89,6 @@ EXPLAINED = {
 # by valid output of a real producer (../shared/realworld, spec_verdict conforms):
 _VCFVAL = "vcf/invalid/vcfval__v{}__failed__failed_{}.vcf"
 _WHY_VCF = {
-    "FIELD_ORDER": "no VCF version orders the fields of a ##INFO/##FORMAT/##ALT line; the 1000 Genomes "
-                   "high-coverage panel (realworld, conforms) writes Type before Number",
     "CONTIG_STAR": "VCF 4.3/4.4 1.4.7's own contig pattern allows '*' after the first character (GRCh38 HLA "
                    "contigs, realworld GATK-SV SVCluster)",
     "RESERVED_42": "VCF 4.2 describes its reserved INFO keys without a Number or Type, and FORMAT types only as "
@@ -100,10 +98,6 @@ _WHY_VCF = {
                 "AD, MuTect2 QSS, ExAC and SURVIVOR 4.1/4.2 output (realworld, conforms) write other counts",
 }
 for _version, _name, _why in [
-    *[(v, n, "FIELD_ORDER") for v, n in [("4.2", "meta_alt_004"), ("4.2", "meta_format_003"),
-                                          ("4.3", "meta_alt_004"), ("4.3", "meta_format_003"),
-                                          ("4.3", "meta_info_003"), ("4.4", "meta_alt_004"),
-                                          ("4.4", "meta_format_003")]],
     *[(v, n, "CONTIG_STAR") for v, n in [("4.3", "body_chrom_003"), ("4.3", "meta_contig_003"),
                                           ("4.3", "meta_sample_003"), ("4.4", "meta_contig_003"),
                                           ("4.4", "meta_sample_003")]],

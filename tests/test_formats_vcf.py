@@ -35,6 +35,8 @@ def vcf(version: str = "4.3", meta: str = "", body: str = "1\t100\t.\tC\tT\t.\t.
         (vcf(body="1\t100\t.\tC\tT\t.\t.\t.\tGT:GL:GL\t0|0:1:1\n", samples="S1"), "VCF_FORMAT_DUPLICATE_KEY"),
         (vcf(meta='##ALT=<ID=DEL,Number=B,Type=String,Description="d">\n'), "VCF_META_BAD_NUMBER"),
         (vcf(meta='##ALT=<ID=DEL:A<B,Description="d">\n'), "VCF_META_ALT_ID_INVALID"),
+        (vcf(meta='##ALT=<ID=DEL,Type=String,Description="d">\n'), "VCF_META_FIELD_ORDER"),  # extra field first
+        (vcf(meta='##INFO=<Number=1,Type=Integer,Description="d",ID=DP>\n'), "VCF_META_FIELD_ORDER"),
         (vcf(meta='##ALT=<ID=CPX,Description="complex">\n'), "VCF_META_ALT_TYPE_UNKNOWN"),
         (vcf(meta='##FORMAT=<ID=GQ,Number=1,Type=Float,Description="q">\n'), "VCF_META_RESERVED_MISMATCH"),
         (vcf("4.2", meta='##FORMAT=<ID=GQ,Number=1,Type=String,Description="q">\n'), "VCF_META_RESERVED_MISMATCH"),
@@ -83,7 +85,7 @@ def test_rule(tmp_path, text, reason):
 
 WARNING_CODES = {"VCF_META_ALT_TYPE_UNKNOWN", "VCF_META_RESERVED_MISMATCH", "VCF_FILTER_RESERVED",
                  "VCF_CONTIG_NOT_CONTIGUOUS", "VCF_ALT_SYMBOLIC_UNBRACKETED", "VCF_HEADER_REPEATED",
-                 "VCF_DUPLICATE_RECORD", "VCF_VALUE_NEGATIVE"}
+                 "VCF_DUPLICATE_RECORD", "VCF_VALUE_NEGATIVE", "VCF_META_FIELD_ORDER"}
 
 
 @pytest.mark.parametrize(

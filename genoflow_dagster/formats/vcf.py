@@ -96,6 +96,10 @@ _NEEDS_DESCRIPTION = {b"INFO", b"FORMAT", b"FILTER", b"ALT"}
 _KNOWN_STRUCTURED = _NEEDS_DESCRIPTION | {b"contig", b"SAMPLE", b"PEDIGREE", b"META"}
 
 
+# The default fields of each structured line (VCF 4.2 1.2, 4.3 1.4): ID leads, extra fields come after them.
+_DEFAULT_FIELDS = {b"INFO": (b"ID", b"Number", b"Type", b"Description"),
+                   b"FORMAT": (b"ID", b"Number", b"Type", b"Description"),
+                   b"FILTER": (b"ID", b"Description"), b"ALT": (b"ID", b"Description"), b"contig": (b"ID",)}
 # First-level types of symbolic structural-variant alleles (VCF 4.2-4.5 section 1.4.5; BND from 4.3).
 _SV_TYPES = {b"DEL", b"INS", b"DUP", b"INV", b"CNV", b"BND"}
 # Symbolic alleles that are not imprecise structural variants, to which the type list does not apply: the
@@ -167,8 +171,19 @@ def parse_structured(line: bytes, number: int, version: bytes = b"VCFv4.3", deta
     if not ident or re.search(rb"[\s,]", ident):
         raise FormatError("VCF_META_ID_INVALID",
                           f"line {number}: ID {shown(ident, 30)} is empty or contains whitespace or a comma", number)
-    # (No version orders the fields of a structured line; the 1000 Genomes high-coverage panel writes
-    # ##INFO=<ID=END2,Type=Integer,Number=1,...> and htslib reads it.)
+    # Extra fields "can be included after the default fields" (VCF 4.2 1.2.5, 4.3 1.4): a warning when one
+    # comes first, or when ID does not lead. The default fields among themselves have no order (the 1000
+    # Genomes high-coverage panel writes ##INFO=<ID=END2,Type=Integer,Number=1,...>).
+    defaults = _DEFAULT_FIELDS.get(kind)
+    if defaults and fields:
+        order = list(fields)
+        last_default = max((i for i, k in enumerate(order) if k in defaults), default=-1)
+        extra = next((k for k in order[:last_default] if k not in defaults), None)
+        if order[0] != b"ID" or extra is not None:
+            what = f"{extra.decode(errors='replace')} comes before the default fields" if extra else \
+                f"{order[0].decode(errors='replace')} comes before ID"
+            warn(details, "VCF_META_FIELD_ORDER", f"line {number}: ##{kind.decode()} field {what} "
+                 f"({', '.join(k.decode() for k in defaults)})", number)
     if kind == b"ALT":
         if b"<" in ident or b">" in ident:  # "must not contain whitespace or angle brackets" (1.4.5)
             raise FormatError("VCF_META_ALT_ID_INVALID", f"line {number}: ##ALT ID {shown(ident)} contains an angle "
