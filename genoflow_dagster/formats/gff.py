@@ -1,6 +1,13 @@
 """Nine-column feature files: GFF3 (Sequence Ontology specification 1.26, read as genometools `gt gff3` does)
 and GTF 2.2 (GENCODE/Ensembl style).
 
+Severity. What `gt gff3` refuses is an error; what only `gt gff3 -tidy` (or `gt gtf_to_gff3 -tidy`) reads,
+skipping or repairing it with a warning, and what no downstream reader (bedtools, tabix, the annotation
+step) needs, is a warning: a missing version pragma, attributes without a value or a tag, a bare token among
+tag=value pairs, empty columns after the ninth, a wrong CDS phase, GTF's frameless CDS, stop codon inside
+the CDS and transcript on two strands. An ID reused by a feature of another type is a warning too, although
+gt refuses it: Glimmer writes its genes and mRNAs that way and every other reader reads them.
+
 Memory. Both validators stream, but some rules need a map over features:
 - GFF3 keeps, per ID, its sequence, first line, parents and type, plus a Name -> ID map (a Parent may name
   its feature by Name, as NCBI-derived files do), the Parents named before their definition, and the
