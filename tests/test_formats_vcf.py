@@ -41,6 +41,8 @@ def vcf(version: str = "4.3", meta: str = "", body: str = "1\t100\t.\tC\tT\t.\t.
         (vcf(meta='##FORMAT=<ID=GQ,Number=1,Type=Float,Description="q">\n'), "VCF_META_RESERVED_MISMATCH"),
         (vcf("4.2", meta='##FORMAT=<ID=GQ,Number=1,Type=String,Description="q">\n'), "VCF_META_RESERVED_MISMATCH"),
         (vcf("4.2", meta='##INFO=<ID=DB,Number=1,Type=Flag,Description="d">\n'), "VCF_META_RESERVED_MISMATCH"),
+        (vcf("4.2", meta='##INFO=<ID=DP,Number=1,Type=String,Description="d">\n'), "VCF_META_RESERVED_MISMATCH"),
+        (vcf("4.2", meta='##INFO=<ID=MQ,Number=R,Type=Float,Description="d">\n'), "VCF_META_RESERVED_MISMATCH"),
         (vcf("4.2", meta='##FORMAT=<ID=PL,Number=A,Type=Integer,Description="p">\n'), "VCF_META_RESERVED_MISMATCH"),
         (vcf("4.2", body="1\t100\t.\tC\tT\t.\t0\t.\n"), "VCF_FILTER_RESERVED"),
         (vcf("4.3", body="1\t100\t.\tC\tT\t.\t0\t.\n"), "VCF_FILTER_INVALID"),

@@ -239,15 +239,17 @@ def _reserved_mismatch(number_field: bytes, kind: bytes, reserved: tuple[bytes, 
     """Whether a header declaration of a reserved key departs from the specification's definition.
 
     VCF 4.3+ give each reserved key a Number and Type in a table: any other declaration departs. VCF 4.0-4.2
-    only describe the keys in words: the INFO keys without a type ("AA : ancestral allele"; only the
-    membership flags DB, H2, H3, SOMATIC, VALIDATED, 1000G are plainly Flags), the FORMAT keys with one
-    ("GQ ... (Integer)", "HQ : haplotype qualities, two ..."). A declaration departs when it contradicts
-    the words, not when it only words them differently. Number '.'
-    (any count) and Integer for Float or Float for Integer (both numbers; the values are read by the
-    declaration) contradict nothing, nor do Number=1 and A for each other (the same count on the biallelic
-    records such files hold: 1000 Genomes panels, PLINK, Strelka's AA), nor a count where the version has
-    no letter for it yet (Number=3 for GL in VCF 4.0). A Flag declared otherwise, text for a number, or
-    another fixed or per-allele count does.
+    only describe the keys in words, the FORMAT keys with a type ("GQ ... (Integer)", "HQ : haplotype
+    qualities, two ..."), the INFO keys without one ("DP : combined depth across samples", "AA : ancestral
+    allele"). A declaration departs when it contradicts the words, not when it only words them differently:
+    - a membership flag (DB, H2, H3, SOMATIC, VALIDATED, 1000G) declared otherwise, or another key as a Flag;
+    - text for a number (FORMAT: the type in parentheses; INFO: a count, depth, position, quality or
+      frequency declared String); INFO's untyped text keys (AA, CIGAR) may be declared numbers (Dindel's AA);
+    - another count: '.' (any count) contradicts nothing, nor do 1 and A for each other (the same count on
+      the biallelic records such files hold: 1000 Genomes panels, PLINK, Strelka's AA), nor a count where the
+      version has no letter for it yet (Number=3 for GL in VCF 4.0, before G).
+    Integer for Float or Float for Integer is no contradiction (FreeBayes FORMAT/GQ Float; values are read by
+    the declaration).
     """
     if (number_field, kind) == reserved:
         return False
@@ -256,13 +258,11 @@ def _reserved_mismatch(number_field: bytes, kind: bytes, reserved: tuple[bytes, 
     reserved_number, reserved_type = reserved
     if b"Flag" in (kind, reserved_type):
         return True
-    if line_kind == b"INFO":
-        return False
     numeric = {b"Integer", b"Float"}
-    if (kind in numeric) != (reserved_type in numeric):
+    if (kind in numeric) != (reserved_type in numeric) and (line_kind == b"FORMAT" or reserved_type in numeric):
         return True
     if reserved_number in _NUMBER_LETTERS and version < _NUMBER_LETTERS[reserved_number]:
-        return False  # the version has no such Number: GL is Number=3 in a diploid VCF 4.0
+        return False
     return not (number_field in (b".", reserved_number) or {number_field, reserved_number} == {b"1", b"A"})
 
 
