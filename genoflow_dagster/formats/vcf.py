@@ -31,7 +31,7 @@ from typing import BinaryIO
 
 from genoflow_dagster.formats.errors import FormatError
 from genoflow_dagster.formats.lines import printable
-from genoflow_dagster.formats.messages import library_error, shown
+from genoflow_dagster.formats.messages import library_error, shown, shown_character
 from genoflow_dagster.formats.result import warn
 
 FIXED = [b"#CHROM", b"POS", b"ID", b"REF", b"ALT", b"QUAL", b"FILTER", b"INFO"]
@@ -335,7 +335,8 @@ def _check_count(values: bytes, count: bytes, alts: int, where: str, number: int
         return  # a record without ALT alleles: tools write the reference-only values as they see fit
     if expected is not None and expected > 0 and n != expected and values != b".":
         raise FormatError("VCF_VALUE_COUNT_MISMATCH",
-                          f"line {number}: {where} has {n} value(s), the header declares {expected}", number)
+                          f"line {number}: {where} has {n} value(s) ({shown(values)}); Number={count.decode()} means "
+                          f"{expected} here", number)
 
 
 def _implicit(key: bytes, reserved: dict, implicit: dict, undeclared: set[str], kind: str, implied: set[bytes]
@@ -540,7 +541,8 @@ def _format_keys(format_field: bytes, fmt: dict[bytes, tuple[bytes, bytes]], ver
         raise FormatError("VCF_FORMAT_MISSING_KEY", f"line {number}: FORMAT CICN needs CN in the same "
                           "record", number)
     if b"GT" in keys and keys[0] != b"GT":
-        raise FormatError("VCF_GT_NOT_FIRST", f"line {number}: GT must be the first FORMAT key", number)
+        raise FormatError("VCF_GT_NOT_FIRST", f"line {number}: GT must be the first FORMAT key (FORMAT is "
+                          f"{shown(format_field, 40)})", number)
     return keys
 
 
@@ -554,8 +556,8 @@ def _check_samples(columns: list[bytes], keys: list[bytes], fmt: dict[bytes, tup
         if not keys and column == b".":
             continue
         if len(values) > len(keys):
-            raise FormatError("VCF_SAMPLE_FIELD_COUNT",
-                              f"line {number}: a sample has more values than FORMAT keys", number)
+            raise FormatError("VCF_SAMPLE_FIELD_COUNT", f"line {number}: sample value {shown(column, 40)} has more "
+                              f"fields than the {len(keys)} FORMAT keys", number)
         ploidy = None
         if keys and keys[0] == b"GT" and values and values[0] not in (b".", b""):
             ploidy = len(re.split(rb"[/|]", values[0].lstrip(b"/|")))
@@ -818,7 +820,9 @@ def validate_vcf(stream: BinaryIO, details: dict) -> int:
     for number, line in lines:
         if line.startswith(b"##"):
             if not printable(line):
-                raise FormatError("VCF_META_INVALID_CHARACTER", f"line {number} has control characters", number)
+                bad = line.translate(None, bytes(range(32, 127)) + b"\t")[:1]
+                raise FormatError("VCF_META_INVALID_CHARACTER", f"line {number}: the meta line holds "
+                                  f"{shown_character(bad)}, a control character or a byte outside ASCII", number)
             if _META.match(line):
                 kind, key, count, typ = _declaration(line, number, version, details)
                 (info if kind == b"INFO" else fmt)[key] = (count, typ)
@@ -829,25 +833,30 @@ def validate_vcf(stream: BinaryIO, details: dict) -> int:
             else:
                 key, eq, value = line[2:].partition(b"=")
                 if not eq or not key or not value or value == b"<>":
-                    raise FormatError("VCF_META_MALFORMED", f"meta line {number} is not ##key=value", number)
+                    raise FormatError("VCF_META_MALFORMED", f"line {number}: meta line {shown(line, 40)} is not "
+                                      "##key=value", number)
                 url = value[1:-1] if key == b"pedigreeDB" and value.startswith(b"<") else value
                 if key in (b"assembly", b"pedigreeDB") and b"://" in url and not _URL.match(url):
                     raise FormatError("VCF_META_URL_INVALID", f"line {number}: ##{key.decode()} is not a valid "
                                       f"URL: {url[:60].decode(errors='replace')}", number)
             continue
         if not line.startswith(b"#CHROM"):
-            raise FormatError("VCF_HEADER_MISSING", f"line {number}: expected the #CHROM header line", number)
+            raise FormatError("VCF_HEADER_MISSING", f"line {number}: expected the #CHROM header line, found "
+                              f"{shown(line, 40)}", number)
         columns = line.split(b"\t")
         if columns[:8] != FIXED:
             raise FormatError("VCF_HEADER_COLUMNS", f"line {number}: the header must start with the 8 fixed "
-                              "columns, tab-separated", number)
+                              f"columns, tab-separated; it starts {shown(line, 60)}", number)
         if len(columns) > 8:
             if columns[8] != b"FORMAT" or len(columns) == 9:
                 raise FormatError("VCF_HEADER_COLUMNS", f"line {number}: sample columns need FORMAT first",
                                   number)
             names = columns[9:]
             if len(set(names)) != len(names):
-                raise FormatError("VCF_DUPLICATE_SAMPLE", f"line {number}: sample names repeat", number)
+                seen: set[bytes] = set()
+                repeated = next(name for name in names if name in seen or seen.add(name))  # type: ignore[func-returns-value]
+                raise FormatError("VCF_DUPLICATE_SAMPLE", f"line {number}: sample name {shown(repeated)} repeats",
+                                  number)
             samples = len(names)
         header_seen = True
         header_line = line
