@@ -211,43 +211,54 @@ def test_quality_encoding_is_inferred_from_both_ends_of_the_range(tmp_path, qual
     assert validate_file(path).details["quality_encoding"] == expected
 
 
+# (body, reason, VCF version, strict): strict rows are warnings, refused only in strict mode (issue 10)
 @pytest.mark.parametrize(
-    ("body", "reason"),
+    ("body", "reason", "version", "strict"),
     [
-        ("chr1\t5\t.\tA\tG\t-3\t.\t.\tGT\t0/1\n", "VCF_QUAL_INVALID"),
-        ("chr1\t5\trs1;rs1\tA\tG\t.\t.\t.\tGT\t0/1\n", "VCF_ID_INVALID"),
-        ("chr1\t5\t.\tA\tG\t.\tPASS;.\t.\tGT\t0/1\n", "VCF_FILTER_INVALID"),
-        ("chr1\t5\t.\tA\tG\t.\t.\tDP=-1\tGT\t0/1\n", "VCF_VALUE_NEGATIVE"),
-        ("chr1\t5\t.\tA\tG\t.\t.\t.\tGT\t0/1\nchr1\t5\t.\tA\tG\t.\t.\t.\tGT\t1/1\n", "VCF_DUPLICATE_RECORD"),
-        ("chr1\t5\t.\tA\tG\t.\t.\t.\tGT:PL\t0/1:1,2\n", "VCF_VALUE_COUNT_MISMATCH"),
-        ("chr1\t5\t.\tA\tG\t.\t.\t.\tGT\t0/1", "VCF_NO_FINAL_NEWLINE"),
+        ("chr1\t5\t.\tA\tG\t-3\t.\t.\tGT\t0/1\n", "VCF_QUAL_INVALID", "4.2", False),
+        ("chr1\t5\trs1;rs1\tA\tG\t.\t.\t.\tGT\t0/1\n", "VCF_ID_INVALID", "4.2", False),
+        ("chr1\t5\t.\tA\tG\t.\tPASS;.\t.\tGT\t0/1\n", "VCF_FILTER_INVALID", "4.2", False),
+        ("chr1\t5\t.\tA\tG\t.\t.\tDP=-1\tGT\t0/1\n", "VCF_VALUE_NEGATIVE", "4.2", True),
+        ("chr1\t5\trs1\tA\tG\t.\t.\t.\tGT\t0/1\nchr1\t5\trs1\tA\tG\t.\t.\t.\tGT\t1/1\n",
+         "VCF_DUPLICATE_RECORD", "4.2", True),
+        ("chr1\t5\t.\tA\tG\t.\t.\tDP=1,2\tGT\t0/1\n", "VCF_VALUE_COUNT_MISMATCH", "4.3", False),
+        ("chr1\t5\t.\tA\tG\t.\t.\t.\tGT:PL\t0/1:1,2\n", "VCF_VALUE_COUNT_MISMATCH", "4.3", True),
+        ("chr1\t5\t.\tA\tG\t.\t.\t.\tGT\t0/1", "VCF_NO_FINAL_NEWLINE", "4.3", False),
+        ("chr1\t5\t.\tA\tG\t.\t.\t.\tGT\t0/1", "VCF_NO_FINAL_NEWLINE", "4.2", True),
     ],
 )
-def test_vcf_record_rules(tmp_path, body, reason):
+def test_vcf_record_rules(tmp_path, body, reason, version, strict):
     path = tmp_path / "r.vcf"
-    path.write_text(VCF_HEAD + body)
-    result = validate_file(path)
+    path.write_text(VCF_HEAD.replace("VCFv4.2", f"VCFv{version}") + body)
+    if strict:
+        lenient = validate_file(path)
+        assert lenient.valid and reason in {w["reason"] for w in lenient.warnings}, lenient.message
+    result = validate_file(path, strict=strict)
     assert (result.valid, result.reason) == (False, reason), result.message
 
 
 @pytest.mark.parametrize(
-    ("meta", "reason"),
+    ("meta", "reason", "strict"),
     [
-        ('##INFO=<ID=DP,Number=1,Type=Integer,Description="x"\n', "VCF_META_NOT_CLOSED"),
-        ("##INFO=<ID=XX,Number=1,Type=Integer,Description=unquoted>\n", "VCF_META_DESCRIPTION_UNQUOTED"),
-        ('##INFO=<ID=DB,Number=1,Type=Integer,Description="x">\n', "VCF_META_RESERVED_MISMATCH"),
-        ('##INFO=<Number=1,ID=XX,Type=Integer,Description="x">\n', "VCF_META_FIELD_ORDER"),
-        ('##ALT=<ID=FOO,Description="x">\n', "VCF_META_ALT_ID_INVALID"),
-        ("##contig=<ID=chr,1>\n", "VCF_META_MALFORMED"),
-        ('##FILTER=<ID=q 10,Description="x">\n', "VCF_META_ID_INVALID"),
-        ('##FILTER=<ID=q10,Description="x",Description="y">\n', "VCF_META_MALFORMED"),
+        ('##INFO=<ID=DP,Number=1,Type=Integer,Description="x"\n', "VCF_META_NOT_CLOSED", False),
+        ("##INFO=<ID=XX,Number=1,Type=Integer,Description=unquoted>\n", "VCF_META_DESCRIPTION_UNQUOTED", False),
+        ('##INFO=<ID=DB,Number=1,Type=Integer,Description="x">\n', "VCF_META_RESERVED_MISMATCH", True),
+        ('##INFO=<Number=1,ID=XX,Type=Integer,Description="x">\n', "VCF_META_FIELD_ORDER", True),
+        ('##ALT=<ID=FOO,Description="x">\n', "VCF_META_ALT_TYPE_UNKNOWN", True),
+        ('##ALT=<ID=DEL<1>,Description="x">\n', "VCF_META_ALT_ID_INVALID", False),
+        ("##contig=<ID=chr,1>\n", "VCF_META_MALFORMED", False),
+        ('##FILTER=<ID=q 10,Description="x">\n', "VCF_META_ID_INVALID", False),
+        ('##FILTER=<ID=q10,Description="x",Description="y">\n', "VCF_META_MALFORMED", False),
     ],
 )
-def test_vcf_meta_rules(tmp_path, meta, reason):
+def test_vcf_meta_rules(tmp_path, meta, reason, strict):
     path = tmp_path / "m.vcf"
     head = VCF_HEAD.split("\n", 1)
     path.write_text(head[0] + "\n" + meta + head[1] + "chr1\t5\t.\tA\tG\t.\t.\t.\tGT\t0/1\n")
-    result = validate_file(path)
+    if strict:
+        lenient = validate_file(path)
+        assert lenient.valid and reason in {w["reason"] for w in lenient.warnings}, lenient.message
+    result = validate_file(path, strict=strict)
     assert (result.valid, result.reason) == (False, reason), result.message
 
 
