@@ -180,3 +180,23 @@ def test_missing_reads_file_is_an_error_not_an_empty_bam(aligned, tmp_path):
         align_reads(mmi, tmp_path / "nope_R1.fastq.gz", None, tmp_path / "n.bam", sample_id="N",
                     reference_fasta=demo.reference_fasta)
     assert not (tmp_path / "n.bam").exists()
+
+
+def test_a_sorter_that_dies_is_an_error_and_leaves_nothing(aligned, tmp_path, monkeypatch):
+    """samtools sort failing mid-way (disk full, killed) must not hang the run or leave a partial BAM."""
+    import genoflow_dagster.variants.align as align
+
+    demo, mmi, *_ = aligned
+
+    def dying_sort(sort_args, source):
+        with open(source, "rb") as fh:
+            fh.read(1000)
+        raise SystemExit(3)
+
+    monkeypatch.setattr(align, "_sort", dying_sort)
+    out = tmp_path / "out" / "d.bam"
+    out.parent.mkdir()
+    with pytest.raises(RuntimeError, match="samtools sort"):
+        align_reads(mmi, *demo.samples[SAMPLE_A], out, sample_id=SAMPLE_A, reference_fasta=demo.reference_fasta,
+                    threads=2)
+    assert list(out.parent.iterdir()) == []
