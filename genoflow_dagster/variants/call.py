@@ -44,7 +44,7 @@ def call_variants(
     *,
     sample_id: str,
     min_base_quality: int = 13,
-    min_mapq: int = 20,
+    min_mapq: int = 0,
     max_depth: int = 250,
     threads: int = 1,
     targets_bed: str | Path | None = None,
@@ -59,9 +59,12 @@ def call_variants(
     Read groups are ignored (every read belongs to this sample) and the single
     sample column is renamed to `sample_id`, so an uploaded BAM whose SM tags
     say something else still yields a call set for this sample.
-    `min_base_quality` 13 and `min_mapq` 20 follow common practice (bcftools'
-    own default base quality is 13; MAPQ 20 drops reads placed with ≥1%
-    chance of error); `max_depth` caps the pileup per file and position.
+    `min_base_quality` 13, `min_mapq` 0 and `max_depth` 250 (per file and
+    position) are bcftools' own defaults, so the calls are those of
+    `bcftools mpileup -f REF | bcftools call -mv | bcftools norm` on the same
+    BAM. mpileup already caps each base's quality by its read's MAPQ; a hard
+    MAPQ 20 floor was measured to cost indel F1 (3 dwgsim samples at 30x on
+    ce.fa: 0.9917 with -q 20, 0.9967 without; SNV F1 0.9969 and 0.9965).
     Returns records, counts by kind, seconds and the bcftools version.
     Raises pysam.utils.SamtoolsError when a bcftools step fails.
     """
