@@ -5,7 +5,7 @@ PYTHON ?= python3
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export GENOFLOW_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install demo test dev bench lint conformance clean home
+.PHONY: install demo test dev bench bench-accuracy bench-pipeline bench-alignment lint conformance clean home
 
 $(VENV)/.installed: pyproject.toml setup.py genoflow_dagster/_fastq.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,15 @@ dev: install home
 
 bench: install
 	$(PY) benchmarks/run.py
+
+bench-accuracy: install
+	$(PY) benchmarks/accuracy.py
+
+bench-pipeline: install
+	$(PY) benchmarks/pipeline_speed.py
+
+bench-alignment: install
+	$(PY) benchmarks/alignment_identity.py --same-version
 
 conformance: install
 	$(PY) benchmarks/conformance.py
