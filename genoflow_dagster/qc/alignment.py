@@ -99,12 +99,13 @@ class _NotSorted(Exception):
     """Reads out of coordinate order in a scan that assumed sorted input."""
 
 
-def _fai_lengths(fasta: str) -> dict[str, int]:
-    fai = Path(fasta + ".fai")
+def fai_lengths(fasta: str | Path) -> dict[str, int]:
+    """Contig lengths from the FASTA's samtools .fai index (built beside the FASTA when missing)."""
+    fai = Path(str(fasta) + ".fai")
     if not fai.is_file():
         import pysam
 
-        pysam.faidx(fasta)  # writes the .fai next to the FASTA
+        pysam.faidx(str(fasta))  # writes the .fai next to the FASTA
     lengths: dict[str, int] = {}
     with open(fai) as fh:
         for line in fh:
@@ -433,7 +434,7 @@ def _metrics(path: str, reference_fasta: str | None, reference_lengths: dict[str
         if not lengths:
             lengths = {k: v for k, v in zip(header.names, header.lengths, strict=True) if v > 0}
         if not lengths and reference_fasta:
-            lengths = _fai_lengths(reference_fasta)
+            lengths = fai_lengths(reference_fasta)
         ref_total = sum(lengths.values())
         coverage = None
         if ref_total:

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from genoflow_dagster.formats.io import open_decompressed
+from genoflow_dagster.qc.alignment import fai_lengths
 
 # Statuses of a comparison; "not_graded" is for a sample graded without a configured reference.
 PASS, FAIL, NOT_GRADED = "pass", "fail", "not_graded"
@@ -123,7 +124,7 @@ class ReferenceContigs:
         """From an indexed FASTA (the .fai is written beside it when missing). `name` is the file name
         shown in messages when the reference has several contigs (default: the FASTA's own name)."""
         fasta = Path(fasta)
-        lengths = _fai_lengths(fasta)
+        lengths = fai_lengths(fasta)
         return cls(lengths, label=reference_label(lengths, name or fasta.name),
                    m5_source=lambda: cached_reference_m5(fasta))
 
@@ -169,7 +170,7 @@ def reference_m5(fasta: str | Path) -> dict[str, str]:
     """M5 of every contig of an indexed FASTA, hashed in chunks (a 250 Mb chromosome never sits in memory)."""
     import pysam
 
-    _fai_lengths(Path(fasta))
+    fai_lengths(Path(fasta))
     digests: dict[str, str] = {}
     with pysam.FastaFile(str(fasta)) as fa:
         for name, length in zip(fa.references, fa.lengths, strict=True):
@@ -369,21 +370,6 @@ def sample_verdict(matches: list[dict[str, Any]], *, reference: str | None,
     failed = [m for m in matches if m["status"] == FAIL]
     message = "; ".join(m["message"] for m in (failed or matches))
     return {"status": FAIL if failed else PASS, "reference": reference, "message": message, "files": matches}
-
-
-def _fai_lengths(fasta: Path) -> dict[str, int]:
-    fai = Path(str(fasta) + ".fai")
-    if not fai.is_file():
-        import pysam
-
-        pysam.faidx(str(fasta))
-    lengths: dict[str, int] = {}
-    with open(fai) as fh:
-        for line in fh:
-            parts = line.split("\t")
-            if len(parts) >= 2:
-                lengths[parts[0]] = int(parts[1])
-    return lengths
 
 
 def _int_or_none(value: Any) -> int | None:
