@@ -28,53 +28,19 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections import Counter
 from pathlib import Path
 
 import mappy
-import pysam
 from results_md import replace_section
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from genoflow_dagster.variants.align import align_reads  # noqa: E402
-from tests.clipped_reads import make_pairs  # noqa: E402
+from tests.clipped_reads import compare_alignments, make_pairs  # noqa: E402
 
 SHARED = HERE.parent.parent / "shared"
 SECTION = "## Alignment identity with the minimap2 CLI"
-FIELDS = ("flag", "rname", "pos", "mapq", "cigar", "rnext", "pnext", "tlen", "NM", "SA", "seq", "qual")
-
-
-def records(path: Path) -> dict[tuple, tuple]:
-    out = {}
-    with pysam.AlignmentFile(str(path), check_sq=False) as fh:
-        for r in fh.fetch(until_eof=True):
-            piece = (r.reference_name, r.reference_start) if r.is_supplementary else None
-            out[(r.query_name, r.flag & 0xC0, piece)] = (
-                r.flag, r.reference_name, r.reference_start, r.mapping_quality, r.cigarstring, r.next_reference_name,
-                r.next_reference_start, r.template_length, r.get_tag("NM") if r.has_tag("NM") else None,
-                r.get_tag("SA") if r.has_tag("SA") else None, r.query_sequence, r.qual)
-    return out
-
-
-def compare(ours: Path, theirs: Path) -> dict[str, object]:
-    a, b = records(ours), records(theirs)
-    keys = set(a) | set(b)
-    mapped = [k for k in keys if not (k in a and a[k][0] & 4 and k in b and b[k][0] & 4)]
-    same = sum(1 for k in mapped if k in a and k in b and (a[k][0], a[k][2], a[k][4]) == (b[k][0], b[k][2], b[k][4]))
-    fields: Counter[str] = Counter()
-    for k in keys:
-        if a.get(k) == b.get(k):
-            continue
-        if k not in a or k not in b:
-            fields["record only in " + ("the CLI's" if k not in a else "GenoFlow's")] += 1
-        else:
-            fields[", ".join(f for f, x, y in zip(FIELDS, a[k], b[k], strict=True) if x != y)] += 1
-    return {"records": len(keys), "mapped": len(mapped), "same": same,
-            "all_fields": sum(1 for k in keys if a.get(k) == b.get(k)), "differences": fields}
-
-
 def cli_sam(binary: str, reference: Path, reads: list[Path], out: Path) -> Path:
     with open(out, "w") as fh:
         subprocess.run([binary, "-ax", "sr", str(reference), *map(str, reads)], stdout=fh,
@@ -137,9 +103,9 @@ def main() -> None:
         stats = align_reads(reference, reads[0], reads[1] if len(reads) > 1 else None, ours, sample_id="BENCH",
                             reference_fasta=reference, threads=2)
         for cli_label, binary in clis:
-            result = compare(ours, cli_sam(binary, reference, reads, work / f"cli{len(rows)}.sam"))
+            result = compare_alignments(ours, cli_sam(binary, reference, reads, work / f"cli{len(rows)}.sam"))
             rows.append((label, f"{cli_label} {cli_version(binary)}", stats["supplementary"], result))
-            print(label, cli_label, {k: v for k, v in result.items() if k != "differences"},
+            print(label, cli_label, {k: v for k, v in result.items() if k not in ("differences", "differing")},
                   result["differences"].most_common(4))
 
     lines = [SECTION, "",

@@ -6,13 +6,21 @@ the Illumina adapter; some reads start with a primer/barcode-like tag that is
 not in the genome; a few fragments are chimeric (two loci joined, so one read
 aligns in two pieces: supplementary alignments); some mates are junk (unmapped).
 Everything is drawn from one seeded generator, so a file is the same every time.
+
+`compare_alignments` matches two SAM/BAM files record by record (by read name,
+mate and, for supplementary pieces, position); the tests and
+benchmarks/alignment_identity.py both use it.
 """
 
 from __future__ import annotations
 
 import gzip
 import random
+from collections import Counter
 from pathlib import Path
+from typing import Any
+
+import pysam
 
 ADAPTER_R1 = "AGATCGGAAGAGCACACGTCTGAACTCCAGTCAC" + "ATCTCGTATGCCGTCTTCTGCTTG"
 ADAPTER_R2 = "AGATCGGAAGAGCGTCGTGTAGGGAAAGAGTGT" + "AGATCTCGGTGGTCGCCGTATCATT"
@@ -89,3 +97,43 @@ def make_pairs(reference: str | Path, out_prefix: str | Path, *, pairs: int = 30
             f1.write(f"@{name}/1\n{seq1}\n+\n{_quality(len(seq1), rng)}\n")
             f2.write(f"@{name}/2\n{seq2}\n+\n{_quality(len(seq2), rng)}\n")
     return r1_path, r2_path
+
+
+FIELDS = ("flag", "rname", "pos", "mapq", "cigar", "rnext", "pnext", "tlen", "NM", "SA", "seq", "qual")
+
+
+def alignment_records(path: str | Path) -> dict[tuple, tuple]:
+    """Every record of a SAM/BAM, keyed by (name, mate bits, supplementary piece position), as FIELDS."""
+    out: dict[tuple, tuple] = {}
+    with pysam.AlignmentFile(str(path), check_sq=False) as fh:
+        for r in fh.fetch(until_eof=True):
+            piece = (r.reference_name, r.reference_start, r.is_reverse) if r.is_supplementary else None
+            key = (r.query_name, r.flag & 0xC0, piece)
+            while key in out:  # two pieces of one long read can start at one position: number the later ones
+                key = (*key, "again")
+            out[key] = (r.flag, r.reference_name, r.reference_start, r.mapping_quality, r.cigarstring,
+                        r.next_reference_name, r.next_reference_start, r.template_length,
+                        r.get_tag("NM") if r.has_tag("NM") else None, r.get_tag("SA") if r.has_tag("SA") else None,
+                        r.query_sequence, r.qual)
+    return out
+
+
+def compare_alignments(ours: str | Path, theirs: str | Path) -> dict[str, Any]:
+    """records, mapped (records mapped on either side), same (identical flag, POS, CIGAR), all_fields,
+    differences (a Counter of which fields differ), differing (the (key, ours, theirs) triples)."""
+    a, b = alignment_records(ours), alignment_records(theirs)
+    keys = sorted(set(a) | set(b), key=str)
+    mapped = [k for k in keys if not (k in a and a[k][0] & 4 and k in b and b[k][0] & 4)]
+    same = sum(1 for k in mapped if k in a and k in b and (a[k][0], a[k][2], a[k][4]) == (b[k][0], b[k][2], b[k][4]))
+    differences: Counter[str] = Counter()
+    differing = []
+    for k in keys:
+        if a.get(k) == b.get(k):
+            continue
+        differing.append((k, a.get(k), b.get(k)))
+        if k not in a or k not in b:
+            differences["record only in " + ("the other file" if k not in a else "ours")] += 1
+        else:
+            differences[", ".join(f for f, x, y in zip(FIELDS, a[k], b[k], strict=True) if x != y)] += 1
+    return {"records": len(keys), "mapped": len(mapped), "same": same,
+            "all_fields": len(keys) - len(differing), "differences": differences, "differing": differing}

@@ -26,30 +26,13 @@ import pysam
 import pytest
 
 from genoflow_dagster.variants.align import align_reads
-from tests.clipped_reads import make_pairs
+from tests.clipped_reads import compare_alignments, make_pairs
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 REALDATA = SHARED / "realdata"
 GENOME = SHARED / "corpora" / "_aux" / "ref" / "ce.fa"
 
 pytestmark = pytest.mark.skipif(shutil.which("minimap2") is None, reason="the minimap2 CLI is not installed")
-
-_FIELDS = ("flag", "rname", "pos", "mapq", "cigar", "rnext", "pnext", "tlen", "NM", "SA", "seq", "qual")
-
-
-def _records(path: Path) -> dict[tuple, tuple]:
-    out = {}
-    with pysam.AlignmentFile(str(path), check_sq=False) as fh:
-        for r in fh.fetch(until_eof=True):
-            piece = (r.reference_name, r.reference_start) if r.is_supplementary else None
-            key = (r.query_name, r.flag & 0xC0, piece)
-            assert key not in out, f"two records for {key}"
-            out[key] = (r.flag, r.reference_name, r.reference_start, r.mapping_quality, r.cigarstring,
-                        r.next_reference_name, r.next_reference_start, r.template_length,
-                        r.get_tag("NM") if r.has_tag("NM") else None, r.get_tag("SA") if r.has_tag("SA") else None,
-                        r.query_sequence, r.qual)
-    return out
-
 
 def _cli(reference: Path, reads: list[Path], out: Path) -> Path:
     with open(out, "w") as fh:
@@ -59,11 +42,8 @@ def _cli(reference: Path, reads: list[Path], out: Path) -> Path:
 
 
 def _compare(ours: Path, theirs: Path) -> tuple[int, int, list[tuple]]:
-    a, b = _records(ours), _records(theirs)
-    mapped = [k for k in set(a) | set(b) if not (k in a and a[k][0] & 4 and k in b and b[k][0] & 4)]
-    same = [k for k in mapped if k in a and k in b and (a[k][0], a[k][2], a[k][4]) == (b[k][0], b[k][2], b[k][4])]
-    differing = [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b), key=str) if a.get(k) != b.get(k)]
-    return len(same), len(mapped), differing
+    result = compare_alignments(ours, theirs)
+    return result["same"], result["mapped"], result["differing"]
 
 
 @pytest.fixture(scope="module")
