@@ -98,3 +98,9 @@ def test_alignment_and_callset_grading() -> None:
     assert v["transition/transversion ratio"]["status"] == "fail"
     assert "outside fail range" in v["transition/transversion ratio"]["message"]
     assert v["het/hom ratio"]["status"] == "pass"
+
+
+def test_metrics_without_read_lengths_leave_the_length_check_ungraded():
+    verdict = grade({"format": "fastq", "total_reads": 10}, load_profile("standard"))
+    lengths = [m for m in verdict["modules"] if m["name"] == "sequence length distribution"]
+    assert all(m["status"] == "pass" for m in lengths)

@@ -311,7 +311,7 @@ def _adapter_max(m: dict[str, Any]) -> tuple[float | None, str]:
 
 
 def _length_spread(m: dict[str, Any]) -> tuple[float | None, str]:
-    if not m.get("total_reads"):
+    if not m.get("total_reads") or m.get("min_length") is None or m.get("max_length") is None:
         return None, ""
     return float(m["max_length"] - m["min_length"]), f"(lengths {m['min_length']}-{m['max_length']})"
 
