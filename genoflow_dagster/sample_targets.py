@@ -36,14 +36,16 @@ class SampleTargets:
 
 @contextlib.contextmanager
 def sample_targets(storage: Any, *, run_config: str | None, sheet_row: dict[str, Any] | None,
-                   valid: dict[str, dict[str, Any]], configured: Path | None, tmp: Path) -> Iterator[SampleTargets]:
+                   valid: dict[str, dict[str, Any]], configured: Targets | None, tmp: Path) -> Iterator[SampleTargets]:
     """Resolve, fetch and load the sample's targets BED; yields SampleTargets (empty when there are none).
 
     `valid` maps the sample's valid files (by name) to their validation rows; `configured`
-    is `reference.targets()`. Raises ValueError for a samplesheet `targets` that is not one of
-    the sample's valid BED files, or a BED that does not validate or has no usable region.
+    is `reference.targets()` (already validated and read). Raises ValueError for a samplesheet
+    `targets` that is not one of the sample's valid BED files, or a BED that does not validate or
+    has no usable region.
     """
     with contextlib.ExitStack() as stack:
+        targets = None
         if run_config:
             path, name, source = Path(run_config), Path(run_config).name, "run config"
         elif sheet_row and sheet_row.get("targets"):
@@ -55,11 +57,12 @@ def sample_targets(storage: Any, *, run_config: str | None, sheet_row: dict[str,
             path = stack.enter_context(storage.local_path(row["raw_key"]))
             source = f"samplesheet line {sheet_row.get('line')}"
         elif configured is not None:
-            path, name, source = configured, configured.name, "GENOFLOW_TARGETS"
+            targets, name, source = configured, Path(configured.path).name, "GENOFLOW_TARGETS"
         else:
             yield SampleTargets()
             return
-        targets = load_targets(path)
+        if targets is None:
+            targets = load_targets(path)
         regions_bed = tmp / "targets.bed"
         regions_bed.write_text("".join(f"{r.chrom}\t{r.start}\t{r.end}\t{r.name}\n" for r in targets.regions))
         record = {"source": source, "name": name, "kind": targets.kind, "regions": len(targets.regions)}

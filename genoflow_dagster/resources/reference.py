@@ -10,6 +10,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from genoflow_dagster.qc.targets import Targets, load_targets
+
 
 class ReferenceData(dg.ConfigurableResource):
     fasta_path: str
@@ -45,8 +47,8 @@ class ReferenceData(dg.ConfigurableResource):
             )
         return paths
 
-    def targets(self) -> Path | None:
-        """The configured targets BED, checked with the project's BED validator; None when not configured.
+    def targets(self) -> Targets | None:
+        """The configured targets BED, validated and read (qc.targets.load_targets); None when not configured.
         A configured BED that is missing raises FileNotFoundError, an invalid one ValueError (target
         metrics quietly left out would let a targeted profile grade nothing)."""
         if not self.targets_path:
@@ -54,13 +56,7 @@ class ReferenceData(dg.ConfigurableResource):
         path = Path(self.targets_path)
         if not path.is_file():
             raise FileNotFoundError(f"targets BED not found: {path}; fix GENOFLOW_TARGETS")
-        from genoflow_dagster.formats.validate import validate_file
-
-        result = validate_file(path, "bed")
-        if not result.valid:
-            where = f" at line {result.line}" if result.line else ""
-            raise ValueError(f"targets BED {path} is not valid BED{where}: {result.reason}: {result.message}")
-        return path
+        return load_targets(path)
 
 
 def _optional(path: str | None) -> Path | None:
