@@ -155,7 +155,7 @@ def run_genoflow(ref: Path, sample: simreads.SimulatedSample, out: Path, threads
     from genoflow_dagster.variants.align import align_reads
     from genoflow_dagster.variants.call import call_variants
 
-    index = _mmi(ref, out)
+    index = simreads.reference_index(ref, out)
     bam, vcf = out / "genoflow.bam", out / "genoflow.vcf.gz"
     started = time.monotonic()
     align_reads(index, sample.r1, sample.r2, bam, sample_id="sim", reference_fasta=ref, threads=threads)
@@ -166,18 +166,6 @@ def run_genoflow(ref: Path, sample: simreads.SimulatedSample, out: Path, threads
                 f"threads={threads})` "
                 "(defaults: min_base_quality=13, min_mapq=0, max_depth=250, as bcftools)")
     return bam, CallSet("GenoFlow", commands, vcf, seconds)
-
-
-def _mmi(ref: Path, out: Path) -> Path:
-    """The pipeline aligns against a .mmi built by `build_reference_index`; fall back to the FASTA without it."""
-    try:
-        from genoflow_dagster.variants.align import build_reference_index
-    except ImportError:
-        return ref
-    mmi = out / "ce.mmi"
-    if not mmi.is_file() or mmi.stat().st_mtime < ref.stat().st_mtime:
-        build_reference_index(ref, mmi)
-    return mmi
 
 
 def run_cli_align(ref: Path, sample: simreads.SimulatedSample, out: Path, threads: int) -> tuple[Path, float]:

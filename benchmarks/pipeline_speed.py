@@ -121,18 +121,6 @@ def count_records(vcf: Path) -> int | None:
     return proc.stdout.count("\n")
 
 
-def reference_index(ref: Path, out: Path) -> Path:
-    """The .mmi the pipeline aligns against (`build_reference_index`), or the FASTA if that function is gone."""
-    try:
-        from genoflow_dagster.variants.align import build_reference_index
-    except ImportError:
-        return ref
-    mmi = out / "ce.mmi"
-    if not mmi.is_file() or mmi.stat().st_mtime < ref.stat().st_mtime:
-        build_reference_index(ref, mmi)
-    return mmi
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=1_000_000)
@@ -149,7 +137,7 @@ def main() -> int:
     sample = simreads.simulate(args.workdir, ref, seed=args.seed, pairs=args.pairs)
     out = args.workdir / f"speed_N{args.pairs}_z{args.seed}"
     out.mkdir(parents=True, exist_ok=True)
-    index = reference_index(ref, out)
+    index = simreads.reference_index(ref, out)
 
     t = args.threads
     align_2, call_2 = cli_scripts("ce.fa", "R1", "R2", "cli.bam", "cli.vcf.gz", t)

@@ -264,3 +264,15 @@ def open_text(path: Path):
     with open(path, "rb") as fh:
         gz = fh.read(2) == b"\x1f\x8b"
     return gzip.open(path, "rt") if gz else open(path)
+
+
+def reference_index(ref: Path, out: Path) -> Path:
+    """The .mmi the pipeline aligns against (`build_reference_index`), or the FASTA if that function is gone."""
+    try:
+        from genoflow_dagster.variants.align import build_reference_index
+    except ImportError:
+        return ref
+    mmi = out / "ce.mmi"
+    if not mmi.is_file() or mmi.stat().st_mtime < ref.stat().st_mtime:
+        build_reference_index(ref, mmi)
+    return mmi
