@@ -368,26 +368,16 @@ def _plain_pair(read1: _Read, read2: _Read, h1: Any, h2: Any, rg_id: str, counts
     seq2, qual2 = read2[1], read2[2]
     len1, len2 = len(seq1), len(seq2)
     rev1, rev2 = h1.strand < 0, h2.strand < 0
-    # read 2's interval is counted from its end (see the module docstring); in reference orientation the
-    # left clip of a reverse hit is the read's 3' end
+    # read 2's interval is counted from its end (see the module docstring)
     q1s, q1e = h1.q_st, h1.q_en
     q2s, q2e = len2 - h2.q_en, len2 - h2.q_st
-    cigar1 = (f"{len1 - q1e}S" if rev1 and len1 - q1e else f"{q1s}S" if not rev1 and q1s else "") + h1.cigar_str + (
-        f"{q1s}S" if rev1 and q1s else f"{len1 - q1e}S" if not rev1 and len1 - q1e else "")
-    cigar2 = (f"{len2 - q2e}S" if rev2 and len2 - q2e else f"{q2s}S" if not rev2 and q2s else "") + h2.cigar_str + (
-        f"{q2s}S" if rev2 and q2s else f"{len2 - q2e}S" if not rev2 and len2 - q2e else "")
+    cigar1 = _clipped(h1.cigar_str, rev1, q1s, q1e, len1, "S")
+    cigar2 = _clipped(h2.cigar_str, rev2, q2s, q2e, len2, "S")
     ctg1, ctg2, pos1, pos2 = h1.ctg, h2.ctg, h1.r_st, h2.r_st
-    proper = False
+    proper = _proper_pair(ctg1, rev1, pos1, h1.r_en, ctg2, rev2, pos2, h2.r_en, len1 + len2)
     tlen1 = tlen2 = 0
     if ctg1 == ctg2:
-        if rev1 != rev2:
-            forward, reverse = (h2, h1) if rev1 else (h1, h2)
-            proper = (forward.r_st <= reverse.r_st
-                      and reverse.r_st - forward.r_en <= max(MAX_FRAG_LEN - len1 - len2, MIN_PAIR_GAP))
-        five1 = h1.r_en - 1 if rev1 else pos1
-        five2 = h2.r_en - 1 if rev2 else pos2
-        tlen1 = five2 - five1
-        tlen1 += 1 if tlen1 > 0 else -1 if tlen1 < 0 else 0
+        tlen1 = _tlen(rev1, pos1, h1.r_en, rev2, pos2, h2.r_en)
         tlen2 = -tlen1
         rnext1 = rnext2 = "="
     else:
@@ -444,12 +434,24 @@ def _pieces(hits: list[_Hit], read_num: int) -> list[_Hit]:
 
 
 def _is_proper(h1: _Hit | None, h2: _Hit | None, qlen_sum: int) -> bool:
-    """minimap2's pairing rule (mm_pair): FR on one contig, the reverse mate starting after the forward one."""
-    if h1 is None or h2 is None or h1.ctg != h2.ctg or h1.rev == h2.rev:
+    if h1 is None or h2 is None:
         return False
-    forward, reverse = (h2, h1) if h1.rev else (h1, h2)
-    max_gap = max(MAX_FRAG_LEN - qlen_sum, MIN_PAIR_GAP)
-    return forward.r_st <= reverse.r_st and reverse.r_st - forward.r_en <= max_gap
+    return _proper_pair(h1.ctg, h1.rev, h1.r_st, h1.r_en, h2.ctg, h2.rev, h2.r_st, h2.r_en, qlen_sum)
+
+
+def _proper_pair(ctg1: str, rev1: bool, st1: int, en1: int, ctg2: str, rev2: bool, st2: int, en2: int,
+                 qlen_sum: int) -> bool:
+    """minimap2's pairing rule (mm_pair): FR on one contig, the reverse mate starting after the forward one."""
+    if ctg1 != ctg2 or rev1 == rev2:
+        return False
+    (fwd_st, fwd_en), rev_st = ((st2, en2), st1) if rev1 else ((st1, en1), st2)
+    return fwd_st <= rev_st and rev_st - fwd_en <= max(MAX_FRAG_LEN - qlen_sum, MIN_PAIR_GAP)
+
+
+def _tlen(rev: bool, st: int, en: int, mate_rev: bool, mate_st: int, mate_en: int) -> int:
+    """minimap2's TLEN: from this record's 5' end to its mate's, counting both ends (0 when they coincide)."""
+    tlen = (mate_en - 1 if mate_rev else mate_st) - (en - 1 if rev else st)
+    return tlen + 1 if tlen > 0 else tlen - 1 if tlen < 0 else 0
 
 
 def _pair_primaries(pieces1: list[_Hit], pieces2: list[_Hit], qlen_sum: int) -> tuple[list[_Hit], list[_Hit], bool]:
@@ -504,8 +506,13 @@ def _revcomp(seq: str) -> str:
 
 
 def _cigar(hit: _Hit, length: int, clip: str) -> str:
-    left, right = (length - hit.q_en, hit.q_st) if hit.rev else (hit.q_st, length - hit.q_en)
-    return (f"{left}{clip}" if left else "") + hit.cigar + (f"{right}{clip}" if right else "")
+    return _clipped(hit.cigar, hit.rev, hit.q_st, hit.q_en, length, clip)
+
+
+def _clipped(cigar: str, rev: bool, q_st: int, q_en: int, length: int, clip: str) -> str:
+    """The alignment's CIGAR with the read's unaligned ends as clips; a reverse hit's 3' end is on the left."""
+    left, right = (length - q_en, q_st) if rev else (q_st, length - q_en)
+    return (f"{left}{clip}" if left else "") + cigar + (f"{right}{clip}" if right else "")
 
 
 def _sa_tag(pieces: list[_Hit], this: _Hit, length: int) -> str:
@@ -598,10 +605,7 @@ def _mate_fields_for(mate: _Hit | None) -> Callable[[_Hit | None], tuple[str, in
             return hit.ctg, hit.r_st + 1, "=", hit.r_st + 1, 0
         if hit.ctg != mate.ctg:
             return hit.ctg, hit.r_st + 1, mate.ctg, mate.r_st + 1, 0
-        this5 = hit.r_en - 1 if hit.rev else hit.r_st
-        mate5 = mate.r_en - 1 if mate.rev else mate.r_st
-        tlen = mate5 - this5
-        tlen += 1 if tlen > 0 else -1 if tlen < 0 else 0
+        tlen = _tlen(hit.rev, hit.r_st, hit.r_en, mate.rev, mate.r_st, mate.r_en)
         return hit.ctg, hit.r_st + 1, "=", mate.r_st + 1, tlen
 
     return fields
