@@ -127,3 +127,14 @@ def test_real_amplicon_reads_give_the_cli_pipelines_calls(tmp_path):
          f"| bcftools norm -f {reference} -m -any -Oz -o cli.vcf.gz", tmp_path)
     ours = [site[:4] for site in _sites(ours_vcf)]
     assert len(ours) >= 10 and ours == [site[:4] for site in _sites(tmp_path / "cli.vcf.gz")]
+
+
+def test_targets_on_no_reference_contig_give_an_empty_call_set(sample, tmp_path):
+    _, reference, bam, _, _ = sample
+    bed = tmp_path / "elsewhere.bed"
+    bed.write_text("chrZ\t100\t200\n")
+    out = tmp_path / "none.vcf.gz"
+    stats = call_variants(reference, bam, out, sample_id="S", threads=2, targets_bed=bed)
+    assert stats["records"] == 0 and (tmp_path / "none.vcf.gz.tbi").is_file()
+    with pysam.VariantFile(str(out)) as fh:
+        assert list(fh.header.samples) == ["S"] and list(fh.header.contigs) == ["I", "V"]

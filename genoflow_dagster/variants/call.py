@@ -91,8 +91,14 @@ def call_variants(
         target_bases = sum(e - s for v in (targets or {}).values() for s, e in v)
         say(f"calling {len(chunks)} chunk(s) of the genome with bcftools mpileup | call on {threads} process(es)"
             + (f", restricted to {target_bases:,} target bases" if targets is not None else ""))
+        header_only = not chunks
+        if header_only:  # no target on any reference contig: call one base, keep the header, no record
+            chunks = [Chunk(((contigs[0][0], 0, 1),))]
         parts = _call_chunks(str(bam), chunks, mpileup_args, tmp, threads, say)
-        if len(parts) == 1:
+        if header_only:
+            pysam.bcftools.view("--header-only", "--output-type", "u", "--output", str(raw), str(parts[0]),
+                                catch_stdout=False)
+        elif len(parts) == 1:
             parts[0].replace(raw)
         else:
             pysam.bcftools.concat("--output-type", "u", "--output", str(raw), *map(str, parts),
@@ -190,8 +196,6 @@ def _call_chunks(bam: str, chunks: list[Chunk], mpileup_args: tuple[str, ...], t
                  say: Callable[[str], None]) -> list[Path]:
     """Pile up and call each chunk into its own BCF (in worker processes when workers > 1); genome order."""
     jobs = [(bam, chunk, mpileup_args, tmp / f"chunk{number:05d}") for number, chunk in enumerate(chunks)]
-    if not jobs:  # no target on any reference contig: an empty call set with the right header
-        jobs = [(bam, Chunk(()), mpileup_args, tmp / "chunk00000")]
     if workers == 1 or len(jobs) == 1 or "fork" not in multiprocessing.get_all_start_methods():
         return [_call_chunk(*job) for job in jobs]
     done = 0
@@ -219,8 +223,8 @@ def _call_chunk(bam: str, chunk: Chunk, mpileup_args: tuple[str, ...], prefix: P
             else:
                 padded.append((name, s, e))
         # tab-separated CHROM, BEG, END, 1-based inclusive (bcftools' own region-file layout)
-        regions.write_text("".join(f"{n}\t{s + 1}\t{e}\n" for n, s, e in padded) or "\x01\t1\t1\n")
-        sites.write_text("".join(f"{n}\t{s + 1}\t{e}\n" for n, s, e in chunk.sites) or "\x01\t1\t1\n")
+        regions.write_text("".join(f"{n}\t{s + 1}\t{e}\n" for n, s, e in padded))
+        sites.write_text("".join(f"{n}\t{s + 1}\t{e}\n" for n, s, e in chunk.sites))
         where = ["--regions-file", str(regions), "--targets-file", str(sites)]
     pysam.bcftools.mpileup(*mpileup_args, *where, "--output-type", "u", "--output", str(pileup), bam,
                            catch_stdout=False)
