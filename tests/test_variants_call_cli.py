@@ -21,6 +21,7 @@ from pathlib import Path
 import pysam
 import pytest
 
+from genoflow_dagster.formats.validate import validate_file
 from genoflow_dagster.variants import call as call_module
 from genoflow_dagster.variants.align import align_reads
 from genoflow_dagster.variants.call import call_variants, genome_chunks
@@ -70,6 +71,18 @@ def test_calls_equal_the_cli_pipeline_on_the_same_reads(sample):
     ours_sites, cli_sites = _sites(ours), _sites(cli)
     assert len(cli_sites) > 200, "200 kb at a 0.2% mutation rate"
     assert ours_sites == cli_sites
+
+
+def test_own_calls_and_the_cli_calls_pass_strict_validation(sample, tmp_path):
+    """GenoFlow must accept the VCF its calling step writes (bcftools' <*> and header lines included), in strict
+    mode too, and bcftools' own output, plain and as BCF."""
+    root, _, _, ours, cli = sample
+    bcf = tmp_path / "cli.bcf"
+    _run(f"bcftools view -Ob -o {bcf} {cli}", root)
+    for path in (ours, cli, bcf):
+        result = validate_file(path, strict=True)
+        assert result.valid and not result.warnings, (path.name, result.reason, result.message, result.warnings)
+        assert result.records > 200
 
 
 def test_chunked_calling_equals_one_pass(sample, tmp_path, monkeypatch):
