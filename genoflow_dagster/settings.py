@@ -135,3 +135,30 @@ def compute_threads() -> int:
             raise ValueError(f"GENOFLOW_THREADS must be a positive number, not {raw!r}")
         return threads
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+DEFAULT_S3_TIMEOUT_SECONDS = 10.0
+DEFAULT_S3_MAX_ATTEMPTS = 2
+
+
+def s3_timeout_seconds() -> float:
+    """How long S3 may stay silent (GENOFLOW_S3_TIMEOUT_SECONDS, default 10): the connect timeout and
+    the timeout of each socket read, not of a whole transfer, so a 5 GB download still streams.
+
+    With the default attempts a hung endpoint fails a call after about 2 x 10 s, well inside the
+    landing sensor's 30 s interval and Dagster's 60 s sensor timeout (DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS).
+    """
+    raw = os.environ.get("GENOFLOW_S3_TIMEOUT_SECONDS", "").strip()
+    seconds = float(raw) if raw else DEFAULT_S3_TIMEOUT_SECONDS
+    if not seconds > 0:
+        raise ValueError(f"GENOFLOW_S3_TIMEOUT_SECONDS must be a positive number of seconds, not {raw!r}")
+    return seconds
+
+
+def s3_max_attempts() -> int:
+    """Attempts per S3 request, the first included (GENOFLOW_S3_MAX_ATTEMPTS, default 2: one retry)."""
+    raw = os.environ.get("GENOFLOW_S3_MAX_ATTEMPTS", "").strip()
+    attempts = int(raw) if raw else DEFAULT_S3_MAX_ATTEMPTS
+    if attempts < 1:
+        raise ValueError(f"GENOFLOW_S3_MAX_ATTEMPTS must be 1 or more, not {raw!r}")
+    return attempts

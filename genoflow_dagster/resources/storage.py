@@ -8,17 +8,22 @@ when the `with` block exits cleanly, so a crash never leaves half an artifact.
 
 
 import contextlib
+import functools
+import io
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, BinaryIO
 
 import dagster as dg
 from pydantic import PrivateAttr
 
+from genoflow_dagster import settings
 from genoflow_dagster.errors import StorageError
 
 COPY_CHUNK = 8 * 1024 * 1024
@@ -74,6 +79,16 @@ class Storage(dg.ConfigurableResource):
         raise NotImplementedError
 
     def copy(self, src_key: str, dst_key: str) -> ObjectInfo:
+        raise NotImplementedError
+
+    def sweep_incomplete_writes(self, prefix: str, older_than_seconds: float) -> "list[str]":
+        """Remove what interrupted writes left under `prefix` before now - `older_than_seconds`.
+
+        A writer that dies without unwinding (killed process, lost machine) leaves debris that
+        nothing lists: temporary `.part` files locally, incomplete multipart uploads on S3 (which
+        S3 bills for). Returns one entry per thing removed (its key). Writes younger than the
+        cutoff are left alone: they may still be in flight.
+        """
         raise NotImplementedError
 
     @contextlib.contextmanager
@@ -223,6 +238,34 @@ class LocalStorage(Storage):
             shutil.copyfileobj(src, dst, COPY_CHUNK)
         return self.stat(dst_key)
 
+    def sweep_incomplete_writes(self, prefix: str, older_than_seconds: float) -> "list[str]":
+        """Delete the hidden `.<name>.*.part` temp files of `open_write` under `prefix` older than the cutoff."""
+        cutoff = time.time() - older_than_seconds
+        root = self._root()
+        base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = root.joinpath(*base.split("/")) if base else root
+        if not start.is_dir() or start.is_symlink():
+            return []
+        removed: list[str] = []
+        for folder, dirs, files in os.walk(start):  # os.walk does not follow directory links
+            for name in sorted(files):
+                if not (name.startswith(".") and name.endswith(".part")):
+                    continue
+                path = Path(folder, name)
+                key = path.relative_to(root).as_posix()
+                if not key.startswith(prefix):
+                    continue
+                try:
+                    st = os.stat(path, follow_symlinks=False)
+                    if not S_ISREG(st.st_mode) or st.st_mtime >= cutoff:
+                        continue
+                    path.unlink()
+                except FileNotFoundError:  # finished or cleaned up meanwhile
+                    continue
+                removed.append(key)
+            dirs.sort()
+        return removed
+
     @contextlib.contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
         path = self._path(key)
@@ -232,14 +275,28 @@ class LocalStorage(Storage):
         yield path
 
 
+S3_PART_SIZE = 8 * 1024 * 1024  # multipart part size: memory held per write (S3's minimum part is 5 MiB)
+S3_MAX_COPY_OBJECT = 5 * 1024**3  # CopyObject's limit; larger objects are copied part by part
+S3_COPY_PART_SIZE = 512 * 1024 * 1024
+
+
 class S3Storage(Storage):
     """Storage zones in an S3 bucket (or any S3-compatible endpoint: MinIO, Ceph, moto).
 
     Plain boto3 rather than dagster-aws's S3Resource: the resource is also built
     outside Dagster (the CLI's `upload`), and the calls needed are a handful.
-    Writes spool to a local temporary file and upload only when the block exits
-    cleanly (boto3 switches to multipart above 8 MiB), so an object is either
-    whole or absent.
+
+    Failures are bounded and typed. Every request has a connect and a per-read
+    timeout and a fixed number of attempts (`timeout_seconds`, `max_attempts`;
+    unset, GENOFLOW_S3_TIMEOUT_SECONDS and GENOFLOW_S3_MAX_ATTEMPTS), so a hung
+    endpoint costs about attempts x timeout per call, and every S3 or network
+    failure leaves as a `StorageError` naming the operation and the key.
+
+    Writes stream: small objects are one PUT when the block exits cleanly; from
+    `S3_PART_SIZE` on, a multipart upload sends each part as it fills (one
+    part's memory) and is completed on a clean exit or aborted on any failure,
+    so an object is either whole or absent. A writer killed outright leaves an
+    incomplete upload that `sweep_incomplete_writes` aborts later.
     """
 
     bucket: str
@@ -248,11 +305,19 @@ class S3Storage(Storage):
     region_name: str | None = None
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
+    timeout_seconds: float | None = None
+    max_attempts: int | None = None
 
     _client: Any = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._s3()
+
+    def _timeout(self) -> float:
+        return self.timeout_seconds if self.timeout_seconds is not None else settings.s3_timeout_seconds()
+
+    def _attempts(self) -> int:
+        return self.max_attempts if self.max_attempts is not None else settings.s3_max_attempts()
 
     def _s3(self) -> Any:
         if self._client is None:
@@ -263,78 +328,118 @@ class S3Storage(Storage):
                 "s3",
                 endpoint_url=self.endpoint_url,
                 region_name=self.region_name or "us-east-1",
-                aws_access_key_id=self.aws_access_key_id,
-                aws_secret_access_key=self.aws_secret_access_key,
-                config=Config(retries={"max_attempts": 5, "mode": "standard"}, s3={"addressing_style": "path"}),
+                aws_access_key_id=_resolved(self.aws_access_key_id),
+                aws_secret_access_key=_resolved(self.aws_secret_access_key),
+                config=Config(
+                    connect_timeout=self._timeout(),
+                    read_timeout=self._timeout(),  # per socket read, not per object: long streams still work
+                    retries={"total_max_attempts": self._attempts(), "mode": "standard"},
+                    s3={"addressing_style": "path"},
+                ),
             )
         return self._client
+
+    def _call(self, operation: str, action: str, **kwargs: Any) -> Any:
+        """One S3 request; any S3 or network failure comes out as a StorageError about `action`."""
+        try:
+            return getattr(self._s3(), operation)(**kwargs)
+        except Exception as exc:
+            if not isinstance(exc, _s3_failures()):
+                raise
+            raise self._error(exc, action) from exc
 
     def _key(self, key: str) -> str:
         if not key or key.startswith("/") or "\x00" in key or any(p in ("..", ".") for p in key.split("/")):
             raise StorageError("INVALID_KEY", f"invalid storage key {key!r}")
         return f"{self.prefix.strip('/')}/{key}" if self.prefix.strip("/") else key
 
+    def _key_prefix(self, prefix: str) -> str:
+        """The bucket-side prefix for a listing prefix ('' means the whole storage)."""
+        if not prefix:
+            base = self.prefix.strip("/")
+            return f"{base}/" if base else ""
+        return self._key(prefix.rstrip("/")) + "/" if prefix.endswith("/") else self._key(prefix)
+
     def _strip(self, full_key: str) -> str:
         base = self.prefix.strip("/")
         return full_key[len(base) + 1:] if base else full_key
 
-    def _error(self, exc: Exception, key: str) -> StorageError:
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-        if code in ("NoSuchKey", "404", "NotFound"):
-            return StorageError("NOT_FOUND", f"no object at {key}")
-        if code in ("AccessDenied", "403"):
-            return StorageError("ACCESS_DENIED", f"access denied to {key}")
-        if code == "NoSuchBucket":
-            return StorageError("NO_SUCH_BUCKET", f"bucket {self.bucket} does not exist")
-        return StorageError("S3_ERROR", f"S3 error on {key}: {exc}")
+    def _endpoint(self) -> str:
+        return f"endpoint {self.endpoint_url}" if self.endpoint_url else f"AWS region {self.region_name or 'us-east-1'}"
+
+    def _error(self, exc: BaseException, action: str) -> StorageError:
+        """A StorageError for a failed S3 call, in words: what happened while doing `action`.
+
+        botocore's network errors carry no `response` (or `response=None`), so the code is read defensively.
+        """
+        from botocore.exceptions import (
+            ClientError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            ReadTimeoutError,
+        )
+
+        if isinstance(exc, ReadTimeoutError | ConnectTimeoutError) or _is_urllib3_timeout(exc):
+            verb = "could not be connected to" if isinstance(exc, ConnectTimeoutError) else "did not answer"
+            return StorageError("TIMEOUT", f"S3 {verb} within {self._timeout():g} s while {action} "
+                                           f"({self._endpoint()}; {self._attempts()} attempt(s))")
+        if isinstance(exc, EndpointConnectionError):
+            return StorageError("UNREACHABLE", f"cannot reach S3 while {action} ({self._endpoint()})")
+        if isinstance(exc, NoCredentialsError):
+            return StorageError("ACCESS_DENIED", f"no S3 credentials while {action}: set AWS_ACCESS_KEY_ID "
+                                                 "and AWS_SECRET_ACCESS_KEY")
+        if isinstance(exc, ClientError):
+            error = (getattr(exc, "response", None) or {}).get("Error") or {}
+            code = str(error.get("Code") or "")
+            if code in ("NoSuchKey", "404", "NotFound"):
+                return StorageError("NOT_FOUND", f"no object while {action}")
+            if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+                return StorageError("ACCESS_DENIED", f"S3 refused access while {action}")
+            if code == "NoSuchBucket":
+                return StorageError("NO_SUCH_BUCKET", f"bucket {self.bucket} does not exist ({action})")
+            detail = str(error.get("Message") or code or "no detail")
+            return StorageError("S3_ERROR", f"S3 answered with an error while {action}: {detail} ({code})")
+        if isinstance(exc, OSError) or _is_connection_loss(exc):
+            return StorageError("CONNECTION_LOST", f"the connection to S3 broke while {action} ({self._endpoint()})")
+        return StorageError("S3_ERROR", f"S3 request failed while {action}: {exc}")
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
 
     @contextlib.contextmanager
     def open_read(self, key: str) -> Iterator[BinaryIO]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
+        reader = _S3ObjectReader(self, key)
         try:
-            body = self._s3().get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
-        except (ClientError, BotoCoreError) as exc:
-            raise self._error(exc, key) from exc
-        try:
-            yield body  # StreamingBody: read(n) streams from the connection
+            yield io.BufferedReader(reader, buffer_size=1024 * 1024)  # type: ignore[misc]
         finally:
-            body.close()
+            reader.close()
 
     @contextlib.contextmanager
     def open_write(self, key: str) -> Iterator[BinaryIO]:
-        with tempfile.SpooledTemporaryFile(max_size=16 * 1024 * 1024) as spool:
-            yield spool  # type: ignore[misc]
-            spool.seek(0)
-            self._upload(spool, key)
-
-    def _upload(self, fileobj: Any, key: str) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
+        writer = _S3ObjectWriter(self, key)
         try:
-            self._s3().upload_fileobj(fileobj, self.bucket, self._key(key))
-        except (ClientError, BotoCoreError) as exc:
-            raise self._error(exc, key) from exc
+            yield writer  # type: ignore[misc]
+            writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
 
     def put_file(self, local_path: str | Path, key: str) -> ObjectInfo:
-        with open(local_path, "rb") as fh:
-            self._upload(fh, key)
+        with open(local_path, "rb") as src, self.open_write(key) as dst:
+            shutil.copyfileobj(src, dst, S3_PART_SIZE)
         return self.stat(key)
 
     def get_file(self, key: str, local_path: str | Path) -> Path:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         target = Path(local_path)
         tmp = target.with_name(f".{target.name}.part")
         try:
-            self._s3().download_file(self.bucket, self._key(key), str(tmp))
+            with self.open_read(key) as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst, COPY_CHUNK)
             os.replace(tmp, target)
-        except (ClientError, BotoCoreError) as exc:
+        except BaseException:
             tmp.unlink(missing_ok=True)
-            raise self._error(exc, key) from exc
+            raise
         return target
 
     def exists(self, key: str) -> bool:
@@ -347,27 +452,16 @@ class S3Storage(Storage):
         return True
 
     def stat(self, key: str) -> ObjectInfo:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            head = self._s3().head_object(Bucket=self.bucket, Key=self._key(key))
-        except (ClientError, BotoCoreError) as exc:
-            raise self._error(exc, key) from exc
+        head = self._call("head_object", f"checking {key}", Bucket=self.bucket, Key=self._key(key))
         return ObjectInfo(key=key, size=head["ContentLength"], etag=head["ETag"].strip('"'),
                           last_modified=head["LastModified"].timestamp())
 
     def list(self, prefix: str, start_after: str | None = None, page_size: int = 1000) -> Iterator[ObjectInfo]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self._key(prefix.rstrip("/")) + "/"
-                                  if prefix.endswith("/") else self._key(prefix), "MaxKeys": page_size}
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self._key_prefix(prefix), "MaxKeys": page_size}
         if start_after:
             kwargs["StartAfter"] = self._key(start_after)
         while True:
-            try:
-                page = self._s3().list_objects_v2(**kwargs)
-            except (ClientError, BotoCoreError) as exc:
-                raise self._error(exc, prefix) from exc
+            page = self._call("list_objects_v2", f"listing {prefix or 'all keys'}", **kwargs)
             for item in page.get("Contents", []):
                 yield ObjectInfo(key=self._strip(item["Key"]), size=item["Size"], etag=item["ETag"].strip('"'),
                                  last_modified=item["LastModified"].timestamp())
@@ -377,13 +471,60 @@ class S3Storage(Storage):
             kwargs.pop("StartAfter", None)
 
     def copy(self, src_key: str, dst_key: str) -> ObjectInfo:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:  # managed copy: server-side, multipart above 8 MiB (objects over 5 GB included)
-            self._s3().copy({"Bucket": self.bucket, "Key": self._key(src_key)}, self.bucket, self._key(dst_key))
-        except (ClientError, BotoCoreError) as exc:
-            raise self._error(exc, src_key) from exc
+        """Server-side copy: one CopyObject up to 5 GiB (atomic), part by part above (aborted on failure)."""
+        action = f"copying {src_key} to {dst_key}"
+        source = {"Bucket": self.bucket, "Key": self._key(src_key)}
+        size = self.stat(src_key).size
+        if size <= S3_MAX_COPY_OBJECT:
+            self._call("copy_object", action, CopySource=source, Bucket=self.bucket, Key=self._key(dst_key))
+            return self.stat(dst_key)
+        upload = self._call("create_multipart_upload", action, Bucket=self.bucket, Key=self._key(dst_key))
+        upload_id = upload["UploadId"]
+        try:
+            parts = []
+            for number, start in enumerate(range(0, size, S3_COPY_PART_SIZE), start=1):
+                end = min(start + S3_COPY_PART_SIZE, size) - 1
+                answer = self._call("upload_part_copy", action, Bucket=self.bucket, Key=self._key(dst_key),
+                                    UploadId=upload_id, PartNumber=number, CopySource=source,
+                                    CopySourceRange=f"bytes={start}-{end}")
+                parts.append({"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]})
+            self._call("complete_multipart_upload", action, Bucket=self.bucket, Key=self._key(dst_key),
+                       UploadId=upload_id, MultipartUpload={"Parts": parts})
+        except BaseException:
+            self._abort_upload(self._key(dst_key), upload_id, action)
+            raise
         return self.stat(dst_key)
+
+    def _abort_upload(self, full_key: str, upload_id: str, action: str) -> None:
+        """Best effort: when S3 cannot be reached the upload stays until `sweep_incomplete_writes`."""
+        with contextlib.suppress(StorageError):
+            self._call("abort_multipart_upload", f"abandoning {action}", Bucket=self.bucket, Key=full_key,
+                       UploadId=upload_id)
+
+    def sweep_incomplete_writes(self, prefix: str, older_than_seconds: float) -> "list[str]":
+        """Abort the multipart uploads under `prefix` initiated more than `older_than_seconds` ago."""
+        cutoff = time.time() - older_than_seconds
+        action = f"listing unfinished uploads under {prefix or 'all keys'}"
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self._key_prefix(prefix)}
+        removed: list[str] = []
+        while True:
+            page = self._call("list_multipart_uploads", action, **kwargs)
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"].timestamp() >= cutoff:
+                    continue
+                key = self._strip(upload["Key"])
+                try:
+                    self._call("abort_multipart_upload", f"aborting the unfinished upload of {key}",
+                               Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                except StorageError as exc:
+                    if exc.reason == "S3_ERROR" and "NoSuchUpload" in exc.message:  # completed or aborted meanwhile
+                        continue
+                    raise
+                removed.append(key)
+            if not page.get("IsTruncated"):
+                return removed
+            kwargs["KeyMarker"] = page["NextKeyMarker"]
+            kwargs["UploadIdMarker"] = page["NextUploadIdMarker"]
 
     @contextlib.contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
@@ -392,3 +533,167 @@ class S3Storage(Storage):
             yield self.get_file(key, folder / key.rsplit("/", 1)[-1])
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _resolved(value: str | None) -> str | None:
+    """A field's value; a `dg.EnvVar` read from the environment when used outside a Dagster run.
+
+    Inside a run Dagster has already replaced the EnvVar by its value; the CLI builds the same
+    resource directly, where the field still holds the EnvVar (whose `str()` raises). Either way
+    the secret comes from the environment and the resource config only names the variable.
+    """
+    if isinstance(value, dg.EnvVar):
+        return value.get_value()
+    return value
+
+
+@functools.cache
+def _s3_failures() -> tuple[type[BaseException], ...]:
+    """What an S3 call raises when S3 or the network fails (imported late: the CLI starts without boto)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from urllib3.exceptions import HTTPError
+
+    return (BotoCoreError, ClientError, HTTPError, OSError)
+
+
+def _is_urllib3_timeout(exc: BaseException) -> bool:
+    from urllib3.exceptions import TimeoutError as URLLib3Timeout
+
+    return isinstance(exc, URLLib3Timeout | TimeoutError)
+
+
+def _is_connection_loss(exc: BaseException) -> bool:
+    from botocore.exceptions import ConnectionClosedError, IncompleteReadError, ResponseStreamingError
+    from urllib3.exceptions import HTTPError
+
+    return isinstance(exc, ConnectionClosedError | IncompleteReadError | ResponseStreamingError | HTTPError)
+
+
+class _S3ObjectReader(io.RawIOBase):
+    """An object's bytes as a raw stream, every failure a StorageError.
+
+    A connection that breaks mid-object (reset, or silent past the read timeout) is resumed
+    with a ranged GET from the byte reached, pinned to the same version by its ETag, up to
+    the storage's attempts less one: a long download survives a blip without starting over.
+    """
+
+    def __init__(self, storage: S3Storage, key: str) -> None:
+        super().__init__()
+        self._storage = storage
+        self._key = key
+        self._action = f"reading {key}"
+        self._position = 0
+        self._resumes_left = storage._attempts() - 1
+        answer = storage._call("get_object", self._action, Bucket=storage.bucket, Key=storage._key(key))
+        self._body = answer["Body"]
+        self._etag = answer.get("ETag")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while True:
+            try:
+                data = self._body.read(len(view))
+                break
+            except Exception as exc:
+                if not isinstance(exc, _s3_failures()):
+                    raise
+                if self._resumes_left <= 0:
+                    raise self._storage._error(exc, self._action) from exc
+                self._resumes_left -= 1
+                self._resume()
+        view[:len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+    def readall(self) -> bytes:
+        chunks = []
+        while chunk := self.read(COPY_CHUNK):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _resume(self) -> None:
+        with contextlib.suppress(Exception):
+            self._body.close()
+        extra = {"IfMatch": self._etag} if self._etag else {}
+        answer = self._storage._call("get_object", self._action, Bucket=self._storage.bucket,
+                                     Key=self._storage._key(self._key), Range=f"bytes={self._position}-", **extra)
+        self._body = answer["Body"]
+
+    def close(self) -> None:
+        if not self.closed:
+            with contextlib.suppress(Exception):
+                self._body.close()
+        super().close()
+
+
+class _S3ObjectWriter(io.RawIOBase):
+    """A write-only stream to one S3 object: one PUT if it stays under a part, else a multipart upload.
+
+    Holds at most one part (`S3_PART_SIZE`) plus the caller's last write in memory. `finish`
+    makes the object appear; `abort` abandons the multipart upload, so a failure leaves nothing.
+    """
+
+    def __init__(self, storage: S3Storage, key: str) -> None:
+        super().__init__()
+        self._storage = storage
+        self._full_key = storage._key(key)
+        self._action = f"writing {key}"
+        self._buffer = bytearray()
+        self._parts: list[dict[str, Any]] = []
+        self._upload_id: str | None = None
+        self._written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._written
+
+    def write(self, data: Any) -> int:
+        if self.closed:
+            raise ValueError("write to a finished S3 object")
+        size = memoryview(data).nbytes
+        self._buffer += data
+        self._written += size
+        while len(self._buffer) >= S3_PART_SIZE:
+            self._send_part(bytes(self._buffer[:S3_PART_SIZE]))
+            del self._buffer[:S3_PART_SIZE]
+        return size
+
+    def _send_part(self, chunk: bytes) -> None:
+        storage = self._storage
+        if self._upload_id is None:
+            created = storage._call("create_multipart_upload", self._action, Bucket=storage.bucket,
+                                    Key=self._full_key, ChecksumAlgorithm="CRC32")
+            self._upload_id = created["UploadId"]
+        number = len(self._parts) + 1
+        answer = storage._call("upload_part", f"{self._action} (part {number})", Bucket=storage.bucket,
+                               Key=self._full_key, UploadId=self._upload_id, PartNumber=number, Body=chunk,
+                               ChecksumAlgorithm="CRC32")
+        part = {"PartNumber": number, "ETag": answer["ETag"]}
+        if answer.get("ChecksumCRC32"):
+            part["ChecksumCRC32"] = answer["ChecksumCRC32"]
+        self._parts.append(part)
+
+    def finish(self) -> None:
+        storage = self._storage
+        if self._upload_id is None:
+            storage._call("put_object", self._action, Bucket=storage.bucket, Key=self._full_key,
+                          Body=bytes(self._buffer))
+        else:
+            if self._buffer:
+                self._send_part(bytes(self._buffer))
+            storage._call("complete_multipart_upload", self._action, Bucket=storage.bucket, Key=self._full_key,
+                          UploadId=self._upload_id, MultipartUpload={"Parts": self._parts})
+        self._buffer = bytearray()
+        super().close()
+
+    def abort(self) -> None:
+        if self._upload_id is not None:
+            self._storage._abort_upload(self._full_key, self._upload_id, self._action)
+            self._upload_id = None
+        self._buffer = bytearray()
+        super().close()
