@@ -307,3 +307,63 @@ def test_reported_sha256_is_the_checksum_of_the_whole_file(tmp_path):
     for path in files:
         result = validate_file(path)
         assert result.sha256 == hashlib.sha256(path.read_bytes()).hexdigest(), path
+
+
+def test_reference_checksum_is_computed_once_per_version_of_the_file(tmp_path, monkeypatch):
+    """A reference is hashed once, not by every asset that uses it; replacing it is noticed."""
+    import hashlib as _hashlib
+
+    from genoflow_dagster.formats import io as formats_io
+
+    fasta = tmp_path / "genome.fa"
+    fasta.write_text(">chr1\nACGT\n")
+    cache = tmp_path / "cache"
+    reads: list[str] = []
+    real = formats_io.sha256_file
+    monkeypatch.setattr(formats_io, "sha256_file", lambda p: reads.append(str(p)) or real(p))
+    first = formats_io.sha256_file_cached(fasta, cache)
+    assert first == _hashlib.sha256(fasta.read_bytes()).hexdigest()
+    assert formats_io.sha256_file_cached(fasta, cache) == first and len(reads) == 1, "remembered"
+    fasta.write_text(">chr1\nACGTT\n")  # replaced: new size and mtime
+    second = formats_io.sha256_file_cached(fasta, cache)
+    assert second == _hashlib.sha256(fasta.read_bytes()).hexdigest() != first and len(reads) == 2
+    assert formats_io.sha256_file_cached(fasta, cache, refresh=True) == second and len(reads) == 3
+
+
+def _pair_verdict(r1: Path, r2: Path) -> str | None:
+    """The pair verdict from the digests validation records, checked against the name-by-name parse."""
+    d1, d2 = validate_file(r1).details["read_name_digest"], validate_file(r2).details["read_name_digest"]
+    fast = validate_fastq_pair(r1, r2, r1_digest=d1, r2_digest=d2)
+    exact = validate_fastq_pair(r1, r2)
+    assert (fast is None) == (exact is None) == (d1 == d2)
+    return None if exact is None else exact.reason
+
+
+def test_read_name_digests_decide_pairs_as_the_name_by_name_check_does(tmp_path):
+    """Real Illumina mates (ERR5069949, names ending /1 and /2) agree; a swapped read, a renamed read and a
+    missing read are each told apart; CRLF and wrapped copies digest like the plain file."""
+    realdata = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+    r1, r2 = realdata / "ERR5069949_test_1.fastq.gz", realdata / "ERR5069949_test_2.fastq.gz"
+    assert _pair_verdict(r1, r2) is None
+    with gzip.open(r2, "rb") as fh:
+        lines = fh.read().split(b"\n")[:4000]  # 1,000 records at most
+    records = [lines[i:i + 4] for i in range(0, len(lines) - 3, 4)]
+    assert len(records) >= 50
+    plain2 = tmp_path / "R2.fastq"
+    plain2.write_bytes(b"".join(b"\n".join(r) + b"\n" for r in records))
+    plain1 = tmp_path / "R1.fastq"
+    plain1.write_bytes(b"".join(b"\n".join([r[0].replace(b"/2", b"/1"), *r[1:]]) + b"\n" for r in records))
+    assert _pair_verdict(plain1, plain2) is None
+    crlf = tmp_path / "crlf_R2.fastq"
+    crlf.write_bytes(plain2.read_bytes().replace(b"\n", b"\r\n"))
+    assert _pair_verdict(plain1, crlf) is None
+    swapped = tmp_path / "swapped_R2.fastq"
+    swapped.write_bytes(b"".join(b"\n".join(r) + b"\n" for r in [records[1], records[0], *records[2:]]))
+    assert _pair_verdict(plain1, swapped) == "FASTQ_PAIR_NAME_MISMATCH"
+    renamed = tmp_path / "renamed_R2.fastq"
+    renamed.write_bytes(b"".join(b"\n".join([b"@other" if i == len(records) // 2 else r[0], *r[1:]]) + b"\n"
+                                 for i, r in enumerate(records)))
+    assert _pair_verdict(plain1, renamed) == "FASTQ_PAIR_NAME_MISMATCH"
+    short = tmp_path / "short_R2.fastq"
+    short.write_bytes(b"".join(b"\n".join(r) + b"\n" for r in records[:-1]))
+    assert _pair_verdict(plain1, short) == "FASTQ_PAIR_COUNT_MISMATCH"

@@ -13,7 +13,7 @@ import dagster as dg
 
 from genoflow_dagster import settings, zones
 from genoflow_dagster.assets.artifacts import write_json
-from genoflow_dagster.formats.io import sha256_file
+from genoflow_dagster.formats.io import sha256_file_cached
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import Storage
 from genoflow_dagster.variants.align import build_reference_index, ensure_faidx
@@ -29,13 +29,14 @@ class IndexedReference:
     contigs: dict[str, int]
 
 
-def indexed_reference(fasta: Path) -> IndexedReference:
+def indexed_reference(fasta: Path, *, refresh: bool = False) -> IndexedReference:
     """Copy the FASTA into a cache folder named by its checksum and index it there (once).
 
     Indexing a copy keeps the lab's reference folder read-only and makes two
-    reference versions impossible to mix up.
+    reference versions impossible to mix up. The checksum is computed once per
+    version of the file (`sha256_file_cached`); `refresh` recomputes it.
     """
-    sha = sha256_file(fasta)
+    sha = sha256_file_cached(fasta, settings.reference_cache_dir(), refresh=refresh)
     folder = settings.reference_cache_dir() / sha[:16]
     cached = folder / "genome.fa"
     mmi = folder / "genome.mmi"
@@ -58,7 +59,7 @@ def indexed_reference(fasta: Path) -> IndexedReference:
           description="The reference genome: checksum, contigs, samtools .fai and minimap2 .mmi indexes.")
 def reference_genome(context: dg.AssetExecutionContext, reference: ReferenceData,
                      storage: Storage) -> dg.MaterializeResult:
-    ref = indexed_reference(reference.fasta())
+    ref = indexed_reference(reference.fasta(), refresh=True)  # this asset is the scheduled re-fingerprint
     manifest = {
         "source": str(reference.fasta()),
         "sha256": ref.sha256,
@@ -83,7 +84,7 @@ def _fingerprint_asset(context: dg.AssetExecutionContext, path: Path | None, wha
     if path is None:
         context.log.warning(f"no {what} configured; downstream steps run without it")
         return dg.MaterializeResult(metadata={"configured": False}, data_version=dg.DataVersion("none"))
-    sha = sha256_file(path)
+    sha = sha256_file_cached(path, settings.reference_cache_dir(), refresh=True)
     return dg.MaterializeResult(
         metadata={"configured": True, "sha256": sha, "size_bytes": path.stat().st_size,
                   "source": dg.MetadataValue.path(str(path))},

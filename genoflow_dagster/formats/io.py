@@ -11,6 +11,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
+import os
 import zipfile
 import zlib
 from pathlib import Path
@@ -45,6 +46,34 @@ def sha256_file(path: str | Path) -> str:
         while chunk := fh.read(READ_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def sha256_file_cached(path: str | Path, cache_dir: str | Path, *, refresh: bool = False) -> str:
+    """`sha256_file`, remembered per (real path, size, mtime, inode) in `cache_dir/checksums/`.
+
+    A multi-gigabyte reference is hashed once, not by every step that uses it. A replaced file gets a new
+    mtime (or inode, or size) and is hashed again; `refresh=True` hashes whatever the memo says (the weekly
+    reference job does, for a file rewritten in place with its old timestamp). A file that changes while it
+    is hashed is not remembered.
+    """
+    before = os.stat(path)
+    stamp = f"{os.path.realpath(path)}\0{before.st_size}\0{before.st_mtime_ns}\0{before.st_ino}"
+    memo = Path(cache_dir) / "checksums" / hashlib.sha256(stamp.encode()).hexdigest()[:32]
+    if not refresh:
+        try:
+            remembered = memo.read_text().strip()
+        except OSError:
+            remembered = ""
+        if len(remembered) == 64:
+            return remembered
+    value = sha256_file(path)
+    after = os.stat(path)
+    if (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino):
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(f".{memo.name}.{os.getpid()}.part")
+        tmp.write_text(value + "\n")
+        tmp.replace(memo)
+    return value
 
 
 def sniff(path: str | Path, n: int = 512) -> bytes:

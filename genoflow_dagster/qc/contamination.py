@@ -44,7 +44,7 @@ from typing import Any
 
 import mappy
 
-from genoflow_dagster.formats.io import open_decompressed, sha256_file
+from genoflow_dagster.formats.io import open_decompressed, sha256_file, sha256_file_cached
 
 PRESET = "sr"
 DEFAULT_SAMPLE_READS = 100_000
@@ -105,7 +105,9 @@ def cached_screen_index(fasta: str | Path, cache_dir: str | Path, *, name: str |
     """
     from genoflow_dagster.variants.align import build_reference_index
 
-    ref = screen_reference(fasta, name=name)
+    if not Path(fasta).is_file():
+        raise FileNotFoundError(f"reference FASTA not found: {fasta}")
+    ref = screen_reference(fasta, name=name, sha256=sha256_file_cached(fasta, cache_dir))
     folder = Path(cache_dir) / ref.sha256[:16]
     mmi = folder / "contaminant-sr.mmi"
     if not mmi.is_file():
