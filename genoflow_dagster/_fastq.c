@@ -787,14 +787,79 @@ static PyObject *scan_basic(PyObject *self, PyObject *args) {
  * the sequence with bytes 33-126, '\n' line ends. Stops at the first record that is
  * incomplete (irregular = 0: more data needed) or breaks any of those rules, CR line ends
  * included (irregular = 1: the exact line parser takes over at `consumed` and names the
- * problem). quality_range (int64[2]) keeps the lowest and highest quality byte seen. */
+ * problem). quality_range (int64[2]) keeps the lowest and highest quality byte seen; an
+ * int64[3] also carries, in [2], the running read-name digest (see name_digest_update). */
+/* FNV-1a (64-bit) over "name\n" per read, the name being the title up to the first blank
+ * with a trailing /1 or /2 removed: equal digests (and counts) for R1 and R2 mean the mates
+ * carry the same names in the same order. */
+#define NAME_FNV_PRIME 1099511628211ULL
+
+static inline uint64_t name_digest(uint64_t h, const uint8_t *name, Py_ssize_t len) {
+    if (len >= 2 && name[len - 2] == '/' && (name[len - 1] == '1' || name[len - 1] == '2')) {
+        len -= 2;
+    }
+    for (Py_ssize_t j = 0; j < len; j++) {
+        h = (h ^ name[j]) * NAME_FNV_PRIME;
+    }
+    return (h ^ (uint64_t)'\n') * NAME_FNV_PRIME;
+}
+
+static inline int is_blank(uint8_t c) {
+    return c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r';
+}
+
+/* Fold the read name of the title text [text, end) (after the '@') into h: the first blank-separated
+ * word, as Python's bytes.split() finds it. */
+static inline uint64_t title_digest(uint64_t h, const uint8_t *text, const uint8_t *end) {
+    while (text < end && is_blank(*text)) {
+        text++;
+    }
+    const uint8_t *q = text;
+    while (q < end && !is_blank(*q)) {
+        q++;
+    }
+    return name_digest(h, text, q - text);
+}
+
+/* name_digest_update(state, titles) -> None: fold the '\n'-separated titles (each without its
+ * '@', whole title lines) into state[2] (int64[3]) as scan_records does, for records the exact
+ * line parser read. */
+static PyObject *name_digest_update(PyObject *self, PyObject *args) {
+    Py_buffer range, titles;
+    if (!PyArg_ParseTuple(args, "w*y*", &range, &titles)) {
+        return NULL;
+    }
+    if (range.len != 24) {
+        PyBuffer_Release(&range);
+        PyBuffer_Release(&titles);
+        PyErr_SetString(PyExc_ValueError, "name_digest_update: state must be int64[3]");
+        return NULL;
+    }
+    int64_t *state = range.buf;
+    uint64_t h = (uint64_t)state[2];
+    const uint8_t *p = titles.buf, *end = p + titles.len;
+    while (p < end) {
+        const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
+        const uint8_t *line_end = nl ? nl : end;
+        h = title_digest(h, p, line_end);
+        if (!nl) {
+            break;
+        }
+        p = nl + 1;
+    }
+    state[2] = (int64_t)h;
+    PyBuffer_Release(&range);
+    PyBuffer_Release(&titles);
+    Py_RETURN_NONE;
+}
+
 static PyObject *scan_records(PyObject *self, PyObject *args) {
     Py_buffer data, range, table;
     Py_ssize_t n;
     if (!PyArg_ParseTuple(args, "y*nw*y*", &data, &n, &range, &table)) {
         return NULL;
     }
-    if (n < 0 || n > data.len || range.len != 16 || table.len != 256) {
+    if (n < 0 || n > data.len || (range.len != 16 && range.len != 24) || table.len != 256) {
         PyBuffer_Release(&data);
         PyBuffer_Release(&range);
         PyBuffer_Release(&table);
@@ -803,10 +868,12 @@ static PyObject *scan_records(PyObject *self, PyObject *args) {
     }
     const uint8_t *p = data.buf, *ok = table.buf;
     int64_t *qrange = range.buf;
+    const int digest_names = range.len == 24;
     Py_ssize_t pos = 0, records = 0;
     int irregular = 0;
     Py_BEGIN_ALLOW_THREADS
     uint8_t qmin = (uint8_t)qrange[0], qmax = (uint8_t)qrange[1];
+    uint64_t names = digest_names ? (uint64_t)qrange[2] : 0;
     for (;;) {
         const uint8_t *title = p + pos, *end = p + n;
         if (title == end) {
@@ -871,11 +938,17 @@ static PyObject *scan_records(PyObject *self, PyObject *args) {
             qmin = lo < qmin ? lo : qmin;
             qmax = hi > qmax ? hi : qmax;
         }
+        if (digest_names) {
+            names = title_digest(names, title + 1, nl1);
+        }
         pos = (qual + len + 1) - p;
         records++;
     }
     qrange[0] = qmin;
     qrange[1] = qmax;
+    if (digest_names) {
+        qrange[2] = (int64_t)names;
+    }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&data);
     PyBuffer_Release(&range);
@@ -1034,6 +1107,7 @@ static PyMethodDef methods[] = {
     {"dup_unseen", dup_unseen, METH_VARARGS, "FastQC's chance that a duplicated sequence was not tracked."},
     {"dup_update", dup_update, METH_VARARGS, "FastQC's duplicate counting over (start, length) sequences of a buffer."},
     {"scan_records", scan_records, METH_VARARGS, "Validate whole 4-line FASTQ records from the start of a buffer."},
+    {"name_digest_update", name_digest_update, METH_VARARGS, "Fold read titles into the read-name digest."},
     {"scan_qc", scan_qc, METH_VARARGS, "Count the records of a buffer into the FastQC-style counters."},
     {"scan_basic", scan_basic, METH_VARARGS, "Whole-file quality, base and length histograms of a buffer's records."},
     {NULL, NULL, 0, NULL},

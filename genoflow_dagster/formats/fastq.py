@@ -13,7 +13,7 @@ from array import array
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from genoflow_dagster._fastq import scan_records
+from genoflow_dagster._fastq import name_digest_update, scan_records
 from genoflow_dagster.formats.errors import FormatError
 from genoflow_dagster.formats.lines import numbered_lines
 from genoflow_dagster.formats.messages import shown_character
@@ -150,8 +150,19 @@ def quality_encoding(flags: set[str]) -> str:
     return "phred64" if "above74" in flags else "phred33"
 
 
+NAME_DIGEST_START = 14695981039346656037 - (1 << 64)  # FNV-1a's offset basis, as a signed int64
+_TITLE_BATCH = 4096
+
+
+def read_name_digest(state: array) -> str:
+    """The read-name digest of a validation state, as 16 hex digits."""
+    return f"{state[2] & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
 def validate_fastq(stream: BinaryIO, details: dict) -> int:
-    """Count records; note the quality encoding the characters imply (`phred33`, `phred64`, `solexa64`).
+    """Count records; note the quality encoding the characters imply (`phred33`, `phred64`, `solexa64`)
+    and the digest of the read names in order (`read_name_digest`: mates of a pair have equal digests, so a
+    pair is checked without reading both files again; see `pair_agrees`).
 
     Plain 4-line records are checked in C (`_fastq.scan_records`) in a reused
     buffer, hundreds of MB/s; from the first record that is anything else (CR
@@ -160,7 +171,8 @@ def validate_fastq(stream: BinaryIO, details: dict) -> int:
     """
     records = 0
     line = 1
-    quality_range = array("q", [255, 0])  # lowest and highest quality byte of the fast path
+    # lowest and highest quality byte of the fast path, and the running read-name digest
+    quality_range = array("q", [255, 0, NAME_DIGEST_START])
     buffer = bytearray(BLOCK)
     filled = 0
     while True:
@@ -183,11 +195,19 @@ def validate_fastq(stream: BinaryIO, details: dict) -> int:
     flags: set[str] = set()
     if quality_range[1]:
         _encoding_flags(bytes([quality_range[0], quality_range[1]]), flags)
-    for _, _, qual in _records_from(_rest_lines(carry, stream, line)):
+    titles: list[bytes] = []
+    for _, title, qual in _records_from(_rest_lines(carry, stream, line)):
         records += 1
+        titles.append(title[1:])
+        if len(titles) == _TITLE_BATCH:
+            name_digest_update(quality_range, b"\n".join(titles))
+            titles.clear()
         if "below59" not in flags:
             _encoding_flags(qual, flags)
+    if titles:
+        name_digest_update(quality_range, b"\n".join(titles))
     details["quality_encoding"] = quality_encoding(flags)
+    details["read_name_digest"] = read_name_digest(quality_range)
     return records
 
 

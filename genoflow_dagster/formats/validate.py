@@ -293,8 +293,15 @@ def _fail(result: ValidationResult, code: ErrorCode, reason: str | None, message
     return result
 
 
-def validate_fastq_pair(r1: str | Path, r2: str | Path) -> ValidationResult | None:
-    """None when R1 and R2 hold the same reads in the same order; otherwise a result for R2."""
+def validate_fastq_pair(r1: str | Path, r2: str | Path, *, r1_digest: str | None = None,
+                        r2_digest: str | None = None) -> ValidationResult | None:
+    """None when R1 and R2 hold the same reads in the same order; otherwise a result for R2.
+
+    With the `read_name_digest`s validation recorded for both files, equal digests settle it without
+    reading either file again; the files are only parsed name by name to locate a difference.
+    """
+    if r1_digest is not None and r1_digest == r2_digest:
+        return None
     from genoflow_dagster.formats.io import open_decompressed
 
     with open_decompressed(r1) as s1, open_decompressed(r2) as s2:
