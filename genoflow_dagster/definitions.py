@@ -13,6 +13,8 @@ from genoflow_dagster.assets import cohort, ingestion, qc, reference, reports, v
 from genoflow_dagster.jobs import (
     cohort_job,
     daily_cohort_schedule,
+    daily_maintenance_schedule,
+    maintenance_job,
     reference_data_job,
     sample_pipeline_job,
     weekly_reference_data_schedule,
@@ -67,8 +69,8 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=dg.load_assets_from_modules([reference, ingestion, qc, variants, reports, cohort]),
-        jobs=[sample_pipeline_job, cohort_job, reference_data_job],
-        schedules=[daily_cohort_schedule, weekly_reference_data_schedule],
+        jobs=[sample_pipeline_job, cohort_job, reference_data_job, maintenance_job],
+        schedules=[daily_cohort_schedule, weekly_reference_data_schedule, daily_maintenance_schedule],
         sensors=[
             landing_zone_upload_sensor,
             quarantine_release_sensor,

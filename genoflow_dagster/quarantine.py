@@ -1,7 +1,10 @@
 """Quarantine review: which rejected files would today's validators accept?
 
 A file is quarantined under `quarantine/<sample>/<sha256>/` beside its
-`reason.json` and is never moved or deleted. When the validators or the size
+`reason.json` and is never moved or deleted. A file refused unread (over the
+size limit: it is never downloaded, hashed or copied) stays where it landed;
+its folder `quarantine/<sample>/unread-<id>/` holds only `reason.json`, which
+names the landing key, size and etag, so the operator still sees it here. When the validators or the size
 limit change, `review` re-validates every quarantined copy and reports what
 would now pass; the landing sensor's sibling, `quarantine_release_sensor`, asks
 for a new run of each such sample, and `validated_files` then admits the file
@@ -19,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from genoflow_dagster import __version__, zones
+from genoflow_dagster.errors import StorageError
 from genoflow_dagster.formats.validate import DEFAULT_MAX_BYTES, validate_file
 from genoflow_dagster.resources.storage import Storage
 
@@ -34,6 +38,7 @@ class QuarantinedFile:
     name: str
     reason: dict[str, Any]
     release: dict[str, Any] | None  # present once the file has been admitted again
+    copied: bool = True  # False: refused unread, `key` is its landing key (no copy exists)
 
     @property
     def prefix(self) -> str:
@@ -61,11 +66,45 @@ def list_quarantine(storage: Storage, sample_id: str | None = None) -> Iterator[
 
 def _entry(storage: Storage, sample_id: str, sha256: str, folder: dict[str, str]) -> Iterator[QuarantinedFile]:
     names = [n for n in folder if n not in (REASON, RELEASE)]
-    if REASON not in folder or len(names) != 1:
+    if REASON not in folder or len(names) > 1:
         return  # not a folder `quarantine()` wrote; leave it alone
     reason = json.loads(storage.get_bytes(folder[REASON]))
     release = json.loads(storage.get_bytes(folder[RELEASE])) if RELEASE in folder else None
-    yield QuarantinedFile(sample_id, sha256, folder[names[0]], names[0], reason, release)
+    if names:
+        yield QuarantinedFile(sample_id, sha256, folder[names[0]], names[0], reason, release)
+    elif reason.get("copied") is False and reason.get("original_key"):
+        yield QuarantinedFile(sample_id, sha256, reason["original_key"], reason.get("name") or
+                              reason["original_key"].rsplit("/", 1)[-1], reason, release, copied=False)
+
+
+def too_large_message(size_bytes: int, max_bytes: int) -> str:
+    """FILE_TOO_LARGE's message, worded as `validate_file` words it, for refusals decided from a listing."""
+    return f"the file is {size_bytes:,} bytes; the limit is {max_bytes:,}"
+
+
+def unread_folder_id(landing_key: str, etag: str) -> str:
+    """The quarantine folder of a file refused unread (it has no SHA-256): one per landed version."""
+    return "unread-" + hashlib.sha256(f"{landing_key}@{etag}".encode()).hexdigest()[:32]
+
+
+def _revalidate(storage: Storage, item: QuarantinedFile, max_bytes: int) -> tuple[bool, str | None, str | None]:
+    """(valid, reason, message) for a quarantined file today. The size is checked from the object's
+    listing first, so a file still over the limit is never downloaded (on S3) to be refused again."""
+    where = "landed file" if not item.copied else "quarantined copy"
+    try:
+        info = storage.stat(item.key)
+    except StorageError as exc:
+        if exc.reason != "NOT_FOUND":
+            raise
+        return False, "QUARANTINE_SOURCE_GONE", f"the {where} {item.key} is no longer there"
+    if not item.copied and item.reason.get("etag") not in (None, info.etag):
+        return False, "LANDING_OBJECT_REPLACED", ("the landed file was replaced after it was refused; "
+                                                  "the new version is ingested as a new upload")
+    if info.size > max_bytes:
+        return False, "FILE_TOO_LARGE", too_large_message(info.size, max_bytes)
+    with storage.local_path(item.key) as path:
+        result = validate_file(path, name=item.name, max_bytes=max_bytes)
+    return result.valid, result.reason, result.message
 
 
 def review(storage: Storage, *, max_bytes: int = DEFAULT_MAX_BYTES, sample_id: str | None = None,
@@ -75,19 +114,20 @@ def review(storage: Storage, *, max_bytes: int = DEFAULT_MAX_BYTES, sample_id: s
     for item in list_quarantine(storage, sample_id):
         if item.release and not include_released:
             continue
-        with storage.local_path(item.key) as path:
-            result = validate_file(path, name=item.name, max_bytes=max_bytes)
+        now_valid, now_reason, now_message = _revalidate(storage, item, max_bytes)
         rows.append({
             "sample_id": item.sample_id,
             "name": item.name,
             "sha256": item.sha256,
             "quarantined_reason": item.reason.get("reason"),
             "quarantined_at": item.reason.get("quarantined_at"),
-            "now_valid": result.valid,
-            "now_reason": result.reason,
-            "now_message": result.message,
+            "now_valid": now_valid,
+            "now_reason": now_reason,
+            "now_message": now_message,
             "released": item.release is not None,
-            "releasable": result.valid and item.release is None,
+            "releasable": now_valid and item.release is None,
+            "copied": item.copied,
+            "key": item.key,
         })
     return rows
 

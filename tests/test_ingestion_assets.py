@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import logging
 
 import dagster as dg
 
@@ -149,3 +150,91 @@ def test_genoflow_validation_strict_applies_to_every_run(tmp_path, monkeypatch):
     validation = json.loads(storage.get_bytes(zones.processed_key("S1", "validated_files", "validation.json")))
     table = next(f for f in validation["files"] if f["path"] == "counts.csv")
     assert not table["valid"] and "quarantine_key" in table
+
+
+def _disk_bytes(root) -> int:
+    """Allocated bytes under a folder, as `du` counts them (a sparse file counts only what it holds)."""
+    import os
+
+    return sum(os.lstat(os.path.join(folder, name)).st_blocks * 512
+               for folder, _, names in os.walk(root) for name in names)
+
+
+def test_a_6_gb_file_is_refused_from_its_size_without_any_copy(tmp_path, monkeypatch):
+    """The operator's case: 6 GB landed under a 5 GB limit was copied to raw/ and quarantine/ (12 GB, 58 s)."""
+    import time
+
+    from genoflow_dagster.assets.reports import report_context
+    from genoflow_dagster.quarantine import list_quarantine
+    from genoflow_dagster.reports.render import render_sample_report
+    from genoflow_dagster.resources.ai import Narrative
+
+    monkeypatch.setenv("GENOFLOW_DATA_DIR", str(tmp_path / "zones"))
+    monkeypatch.delenv("GENOFLOW_MAX_FILE_BYTES", raising=False)  # the default limit, 5 GiB
+    storage = LocalStorage(base_dir=str(tmp_path / "zones"))
+    storage.put_bytes(GOOD_R1, zones.landing_key("S1", "x_R1.fastq"))
+    storage.put_bytes(GOOD_R2, zones.landing_key("S1", "x_R2.fastq"))
+    huge = tmp_path / "zones" / "landing" / "S1" / "huge.fastq"
+    with open(huge, "wb") as f:
+        f.truncate(6 * 1024**3)  # sparse: 6 GiB long, no disk used
+    before = _disk_bytes(tmp_path)
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(SAMPLES_PARTITION_NAME, ["S1"])
+    started = time.monotonic()
+    result = dg.materialize([raw_files, validated_files], partition_key="S1", instance=instance,
+                            resources={"storage": storage}, raise_on_error=False)
+    seconds = time.monotonic() - started
+    grown = _disk_bytes(tmp_path) - before
+    print(f"\n6 GiB sparse upload, 5 GiB limit: raw_files + validated_files {seconds:.2f} s; "
+          f"disk {before:,} -> {before + grown:,} bytes (+{grown:,})")
+
+    validation = json.loads(storage.get_bytes(zones.processed_key("S1", "validated_files", "validation.json")))
+    row = next(f for f in validation["files"] if f["path"] == "huge.fastq")
+    assert (row["valid"], row["error_code"], row["reason"], row["sha256"]) == (
+        False, "FILE_TOO_LARGE", "FILE_TOO_LARGE", None)
+    assert row["message"] == "the file is 6,442,450,944 bytes; the limit is 5,368,709,120"
+    # Not copied anywhere: raw/ holds the two small files, quarantine/ only the reason; the upload stays in landing.
+    assert sorted(o.key.rsplit("/", 1)[-1] for o in storage.list("raw/")) == ["x_R1.fastq", "x_R2.fastq"]
+    quarantined = [o.key for o in storage.list("quarantine/")]
+    assert len(quarantined) == 1 and quarantined[0].endswith("/reason.json")
+    reason = json.loads(storage.get_bytes(quarantined[0]))
+    assert (reason["original_key"], reason["size_bytes"], reason["copied"]) == (
+        "landing/S1/huge.fastq", 6 * 1024**3, False)
+    assert reason["etag"] == storage.stat("landing/S1/huge.fastq").etag
+    assert huge.stat().st_size == 6 * 1024**3
+    assert grown < 1024**2 and seconds < 60
+    # Seen where refused files are seen: the quarantine listing, the checks, the sample report.
+    assert [(q.name, q.copied) for q in list_quarantine(storage)] == [("huge.fastq", False)]
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks["validated_files_usable"].passed and not checks["validated_files_all_valid"].passed
+    html = render_sample_report(report_context("S1", {"validation": validation}, Narrative("ok", "offline", None),
+                                               run_id="r"))
+    assert "huge.fastq" in html and "FILE_TOO_LARGE" in html
+
+
+def test_an_over_size_s3_object_is_refused_from_its_listed_size_without_a_download(s3_endpoint, tmp_path,
+                                                                                   monkeypatch, caplog):
+    from tests.conftest import make_s3_storage
+
+    monkeypatch.setenv("GENOFLOW_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("GENOFLOW_MAX_FILE_BYTES", "1000")
+    storage = make_s3_storage(s3_endpoint)
+    big = GOOD_R1 * 30  # 1,800 bytes
+    storage.put_bytes(big, zones.landing_key("S1", "big.fastq"))
+    storage.put_bytes(GOOD_R1, zones.landing_key("S1", "x_R1.fastq"))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(SAMPLES_PARTITION_NAME, ["S1"])
+    with caplog.at_level(logging.INFO, logger="werkzeug"):  # the moto server logs every HTTP request it serves
+        dg.materialize([raw_files, validated_files], partition_key="S1", instance=instance,
+                       resources={"storage": storage}, raise_on_error=False)
+    served = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+    gets = [line for line in served if f'"GET /{storage.bucket}/landing/S1/' in line]
+    assert any("x_R1.fastq" in line for line in gets)  # the log does show downloads
+    assert not any("big.fastq" in line for line in gets), gets
+    assert [o.key.rsplit("/", 1)[-1] for o in storage.list("raw/")] == ["x_R1.fastq"]
+    quarantined = [o.key for o in storage.list("quarantine/")]
+    assert len(quarantined) == 1 and quarantined[0].endswith("/reason.json")
+    reason = json.loads(storage.get_bytes(quarantined[0]))
+    assert (reason["error_code"], reason["original_key"], reason["size_bytes"]) == (
+        "FILE_TOO_LARGE", "landing/S1/big.fastq", len(big))
+    assert reason["message"] == f"the file is {len(big):,} bytes; the limit is 1,000"

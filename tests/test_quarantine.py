@@ -9,10 +9,16 @@ from genoflow_dagster import zones
 from genoflow_dagster.assets.ingestion import raw_files, validated_files, validation_key
 from genoflow_dagster.cli import main as cli_main
 from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
-from genoflow_dagster.quarantine import list_quarantine, releasable_samples, release_run_key, review
+from genoflow_dagster.quarantine import (
+    list_quarantine,
+    releasable_samples,
+    release_run_key,
+    review,
+    unread_folder_id,
+)
 from genoflow_dagster.sensors.quarantine import quarantine_release_sensor
 
-READS = b"".join(b"@r%d\nACGTACGTAC\n+\nIIIIIIIIII\n" % i for i in range(50))  # 1,350 bytes
+READS = b"".join(b"@r%d\nACGTACGTAC\n+\nIIIIIIIIII\n" % i for i in range(50))  # 1,440 bytes
 BROKEN = b"@r1\nACGTACGT\n+\nIII\n"
 
 
@@ -31,33 +37,65 @@ def test_a_file_refused_under_a_small_limit_is_released_when_the_limit_is_raised
     files, _ = _ingest(storage, instance)
     assert {f["path"]: f["reason"] for f in files} == {"reads.fastq": "FILE_TOO_LARGE",
                                                       "broken.fastq": "FASTQ_QUALITY_LENGTH_MISMATCH"}
-    assert len(list(list_quarantine(storage))) == 2
+    by_name = {f["path"]: f for f in files}
+    assert by_name["reads.fastq"]["message"] == f"the file is {len(READS):,} bytes; the limit is 1,000"
+    assert by_name["reads.fastq"]["error_code"] == "FILE_TOO_LARGE" and by_name["reads.fastq"]["sha256"] is None
+    # Refused from its listed size: never copied, neither to raw/ nor to quarantine/; only its reason is written.
+    assert [o.key for o in storage.list("raw/")] == [f"raw/S1/{hashlib.sha256(BROKEN).hexdigest()}/broken.fastq"]
+    landing = storage.stat(zones.landing_key("S1", "reads.fastq"))
+    folder = zones.quarantine_prefix("S1", unread_folder_id(landing.key, landing.etag))
+    assert [o.key for o in storage.list(folder)] == [folder + "reason.json"]
+    reason = json.loads(storage.get_bytes(folder + "reason.json"))
+    assert (reason["original_key"], reason["size_bytes"], reason["etag"], reason["copied"], reason["error_code"]) == (
+        "landing/S1/reads.fastq", len(READS), landing.etag, False, "FILE_TOO_LARGE")
+    listed = {q.name: q for q in list_quarantine(storage)}
+    assert set(listed) == {"reads.fastq", "broken.fastq"}
+    assert not listed["reads.fastq"].copied and listed["reads.fastq"].key == "landing/S1/reads.fastq"
 
     # Same limit: nothing would pass, and the sensor asks for nothing.
     rows = review(storage, max_bytes=1000)
-    assert [r["releasable"] for r in rows] == [False, False]
+    assert [(r["name"], r["releasable"]) for r in rows] == [("broken.fastq", False), ("reads.fastq", False)]
+    assert rows[1]["now_reason"] == "FILE_TOO_LARGE"
     context = dg.build_sensor_context(instance=instance, resources={"storage": storage})
     assert not quarantine_release_sensor(context).run_requests
 
     monkeypatch.setenv("GENOFLOW_MAX_FILE_BYTES", "10000")
-    sha = hashlib.sha256(READS).hexdigest()
+    folder_id = folder.rstrip("/").rsplit("/", 1)[-1]
     rows = review(storage, max_bytes=10_000)
-    assert releasable_samples(rows) == {"S1": [sha]}
+    assert releasable_samples(rows) == {"S1": [folder_id]}
     requests = quarantine_release_sensor(context).run_requests
-    assert [(r.partition_key, r.run_key) for r in requests] == [("S1", release_run_key("S1", [sha]))]
+    assert [(r.partition_key, r.run_key) for r in requests] == [("S1", release_run_key("S1", [folder_id]))]
 
     files, _ = _ingest(storage, instance)  # what the requested run does first
     by_name = {f["path"]: f for f in files}
     assert by_name["reads.fastq"]["valid"] and by_name["reads.fastq"]["records"] == 50
     assert not by_name["broken.fastq"]["valid"]
-    release = json.loads(storage.get_bytes(zones.quarantine_prefix("S1", sha) + "release.json"))
+    sha = hashlib.sha256(READS).hexdigest()
+    assert storage.get_bytes(f"raw/S1/{sha}/reads.fastq") == READS  # admitted: now copied like any valid file
+    release = json.loads(storage.get_bytes(folder + "release.json"))
     assert release["previous_reason"] == "FILE_TOO_LARGE" and release["now_records"] == 50
-    # Nothing lost: the quarantined copy and its reason stay; the release is recorded once.
-    assert storage.get_bytes(zones.quarantine_prefix("S1", sha) + "reads.fastq") == READS
-    assert storage.exists(zones.quarantine_prefix("S1", sha) + "reason.json")
+    # Nothing lost: the reason stays beside the release; the release is recorded once.
+    assert storage.exists(folder + "reason.json")
     assert [r["name"] for r in review(storage, max_bytes=10_000)] == ["broken.fastq"]
     assert [r["released"] for r in review(storage, max_bytes=10_000, include_released=True)].count(True) == 1
     assert not quarantine_release_sensor(context).run_requests
+
+
+def test_a_refused_file_replaced_in_landing_is_not_released_by_review(tmp_path):
+    from genoflow_dagster.resources.storage import LocalStorage
+
+    storage = LocalStorage(base_dir=str(tmp_path / "zones"))
+    key = zones.landing_key("S1", "reads.fastq")
+    storage.put_bytes(READS, key)
+    old = storage.stat(key)
+    prefix = zones.quarantine_prefix("S1", unread_folder_id(key, old.etag))
+    storage.put_bytes(json.dumps({"reason": "FILE_TOO_LARGE", "original_key": key, "etag": old.etag,
+                                  "copied": False, "name": "reads.fastq"}).encode(), prefix + "reason.json")
+    assert [r["now_valid"] for r in review(storage, max_bytes=10_000)] == [True]
+    storage.put_bytes(READS + READS, key)  # a new version lands: ingested on its own, not "released"
+    assert [r["now_reason"] for r in review(storage, max_bytes=10_000)] == ["LANDING_OBJECT_REPLACED"]
+    storage.put_bytes(b"", prefix + "ignored")  # not a folder quarantine() writes (a file beside an unread reason)
+    assert [r["name"] for r in review(storage, max_bytes=10_000)] == ["ignored"]
 
 
 def test_cli_lists_quarantine_and_exits_1_when_a_release_is_due(tmp_path, monkeypatch, capsys):

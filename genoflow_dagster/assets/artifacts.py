@@ -11,13 +11,14 @@ import io
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from genoflow_dagster import settings
+from genoflow_dagster import settings, zones
+from genoflow_dagster.maintenance import RunState, scratch_folder_name
 from genoflow_dagster.resources.storage import ObjectInfo, Storage
 
 COPY_CHUNK = 8 * 1024 * 1024
@@ -42,14 +43,43 @@ def read_parquet(storage: Storage, key: str) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(storage.get_bytes(key)))
 
 
+SHARED_SCRATCH = "_shared"  # scratch of no sample (no sample id starts with "_")
+
+LIVE_RUN_STATUSES = frozenset({"STARTING", "STARTED", "CANCELING"})
+
+
 @contextlib.contextmanager
-def scratch_dir(prefix: str) -> Iterator[Path]:
-    """A private temporary folder under the work dir, removed afterwards whatever happens."""
-    path = Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=settings.work_dir()))
+def scratch_dir(prefix: str, *, sample_id: str | None = None, run_id: str | None = None) -> Iterator[Path]:
+    """A private temporary folder under the work dir, removed afterwards whatever happens.
+
+    With a sample and run id it is `<work_dir>/<sample>/<run_id>.<prefix>-<random>`, so when the run
+    dies before its `finally` (killed, machine lost) the next run of the sample and the maintenance
+    job can tell its folder from a live run's and remove it (`genoflow_dagster.maintenance`).
+    """
+    parent = settings.work_dir() / (zones.validate_sample_id(sample_id) if sample_id else SHARED_SCRATCH)
+    parent.mkdir(parents=True, exist_ok=True)
+    name = scratch_folder_name(run_id, prefix) if run_id else f"{prefix}-"
+    path = Path(tempfile.mkdtemp(prefix=name, dir=parent))
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def run_state_from_instance(instance: Any) -> Callable[[str], RunState]:
+    """`run_state` for `genoflow_dagster.maintenance`: a run is alive while the instance says it is
+    starting, running or being cancelled, over in any other status it records, unknown when absent."""
+
+    def run_state(run_id: str) -> RunState:
+        try:
+            run = instance.get_run_by_id(run_id)
+        except Exception:  # a malformed id (older layout names) is a run this instance cannot know
+            return "unknown"
+        if run is None:
+            return "unknown"
+        return "alive" if run.status.value in LIVE_RUN_STATUSES else "over"
+
+    return run_state
 
 
 def download_hashing(storage: Storage, key: str, dest: Path) -> tuple[str, int]:

@@ -4,6 +4,17 @@
 content-addressed raw zone; `validated_files` runs the format validators and
 quarantines what fails, with its reason, so nothing is ever lost.
 
+A file over the size limit (GENOFLOW_MAX_FILE_BYTES) is refused from the
+listing's size, before any byte is read: it is never downloaded, hashed or
+copied to raw/ or quarantine/ (a 6 GB upload used to be copied twice, 12 GB
+and a minute, before it was refused). It stays where it landed; the inventory
+records it with its refusal, and `validated_files` writes its `reason.json`
+(landing key, size, etag) in the quarantine zone like any refused file.
+
+Each run of a sample first removes what dead runs of that sample left behind:
+scratch folders under the work dir and `.part` files of cut-off writes
+(`genoflow_dagster.maintenance`; the daily maintenance job sweeps everything).
+
 Validation has two severities: a file with warnings (deviations the reference
 tools read anyway) is valid, its warnings listed in validation.json, the asset's
 metadata and the sample report. Strict mode refuses such a file too: the run
@@ -21,19 +32,23 @@ import dagster as dg
 
 from genoflow_dagster import settings, zones
 from genoflow_dagster.assets.artifacts import (
+    LIVE_RUN_STATUSES,
     download_hashing,
     markdown_table,
     read_json,
+    run_state_from_instance,
     scratch_dir,
     write_json,
 )
+from genoflow_dagster.errors import ErrorCode
 from genoflow_dagster.formats.detect import detect_format
 from genoflow_dagster.formats.result import warning_table
 from genoflow_dagster.formats.samplesheet import named_files, rows_for_sample
 from genoflow_dagster.formats.validate import validate_fastq_pair, validate_file
+from genoflow_dagster.maintenance import Removed, clean_sample_leftovers, describe
 from genoflow_dagster.partitions import samples_partitions
-from genoflow_dagster.quarantine import record_release
-from genoflow_dagster.resources.storage import Storage
+from genoflow_dagster.quarantine import record_release, too_large_message, unread_folder_id
+from genoflow_dagster.resources.storage import ObjectInfo, Storage
 from genoflow_dagster.samples import ANALYSABLE_FORMATS, group_reads
 
 INGESTION = "ingestion"
@@ -62,6 +77,8 @@ def _now() -> str:
 )
 def raw_files(context: dg.AssetExecutionContext, storage: Storage) -> dg.MaterializeResult:
     sample_id = zones.validate_sample_id(context.partition_key)
+    leftovers = _remove_leftovers_of_dead_runs(context, storage, sample_id)
+    max_bytes = settings.max_file_bytes()
     records: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     for info in storage.list(zones.landing_prefix(sample_id)):
@@ -73,7 +90,12 @@ def raw_files(context: dg.AssetExecutionContext, storage: Storage) -> dg.Materia
             continue
         name = info.key.rsplit("/", 1)[-1]
         safe = zones.safe_name(name)
-        with scratch_dir("raw") as tmp:
+        if info.size > max_bytes:  # decided from the listing: not one byte is downloaded or copied
+            records.append(_refused_unread(info, name, safe, max_bytes, context.run.run_id))
+            context.log.warning(f"{name}: {info.size:,} bytes, over the limit of {max_bytes:,}: refused "
+                                f"(FILE_TOO_LARGE) without copying; it stays at {info.key}")
+            continue
+        with scratch_dir("raw", sample_id=sample_id, run_id=context.run.run_id) as tmp:
             local = tmp / safe
             sha256, size = download_hashing(storage, info.key, local)
             detection = detect_format(local, name=name)
@@ -108,8 +130,11 @@ def raw_files(context: dg.AssetExecutionContext, storage: Storage) -> dg.Materia
         metadata={
             "files": len(records),
             "total_bytes": sum(r["size_bytes"] for r in records),
+            "refused_unread": len([r for r in records if r.get("refused")]),
             "inventory_uri": dg.MetadataValue.path(storage.uri(obj.key)),
             "skipped_keys": len(skipped),
+            "leftovers_removed": len(leftovers),
+            "leftover_bytes_freed": sum(r.bytes or 0 for r in leftovers),
             "inventory": dg.MetadataValue.md(
                 markdown_table(records, ["name", "format", "compression", "size_bytes", "sha256"])
             ),
@@ -119,15 +144,84 @@ def raw_files(context: dg.AssetExecutionContext, storage: Storage) -> dg.Materia
 
 
 def _fingerprint(records: list[dict[str, Any]]) -> str:
-    return ",".join(sorted(r["sha256"] for r in records))[:2000]
+    return ",".join(sorted(r["sha256"] or f"{r['landing_key']}@{r['etag']}" for r in records))[:2000]
+
+
+def _remove_leftovers_of_dead_runs(context: dg.AssetExecutionContext, storage: Storage,
+                                   sample_id: str) -> list[Removed]:
+    """Scratch folders and `.part` files that dead runs of this sample left; logged one by one."""
+    live = context.instance.get_runs(filters=dg.RunsFilter(
+        statuses=[dg.DagsterRunStatus(s) for s in sorted(LIVE_RUN_STATUSES)],
+        tags={"dagster/partition": sample_id}))
+    others = [run for run in live if run.run_id != context.run.run_id]
+    removed = clean_sample_leftovers(storage, settings.work_dir(), sample_id,
+                                     run_state_from_instance(context.instance), other_live_runs=bool(others))
+    for item in removed:
+        context.log.info(f"left by a dead run: {describe(item)}")
+    return removed
+
+
+def _refused_unread(info: ObjectInfo, name: str, safe: str, max_bytes: int, run_id: str) -> dict[str, Any]:
+    """The inventory record of a file refused from its listed size: no checksum, no raw copy."""
+    return {
+        "landing_key": info.key,
+        "etag": info.etag,
+        "name": name,
+        "safe_name": safe,
+        "size_bytes": info.size,
+        "sha256": None,
+        "raw_key": None,
+        "format": None,
+        "compression": None,
+        "detection_reason": None,
+        "received_at": _now(),
+        "run_id": run_id,
+        "refused": {
+            "error_code": str(ErrorCode.FILE_TOO_LARGE),
+            "reason": "FILE_TOO_LARGE",
+            "message": too_large_message(info.size, max_bytes),
+            "max_bytes": max_bytes,
+        },
+    }
+
+
+def _refused_row(record: dict[str, Any], mode: str) -> dict[str, Any]:
+    """The validation row of a file `raw_files` refused unread: the `validate --json` fields, not valid."""
+    refused = record["refused"]
+    return {
+        "path": record["name"],
+        "format": record["format"],
+        "valid": False,
+        "error_code": refused["error_code"],
+        "reason": refused["reason"],
+        "message": refused["message"],
+        "line": None,
+        "records": 0,
+        "size_bytes": record["size_bytes"],
+        "sha256": None,
+        "warnings": [],
+        "validation_mode": mode,
+        "warning_counts": {},
+        "raw_key": None,
+        "quality_encoding": None,
+        "landing_key": record["landing_key"],
+        "copied": False,
+    }
 
 
 def quarantine(storage: Storage, sample_id: str, record: dict[str, Any], result: dict[str, Any],
                run_id: str) -> str:
-    """Copy a rejected file into quarantine/<sample>/<sha256>/ beside its reason.json."""
-    prefix = zones.quarantine_prefix(sample_id, record["sha256"])
-    target = prefix + record["safe_name"]
-    if not storage.exists(target):
+    """Copy a rejected file into quarantine/<sample>/<sha256>/ beside its reason.json.
+
+    A file refused unread (no raw copy) is not copied: its folder, keyed by landing key and
+    etag, holds only reason.json pointing at where it landed. Returns the file's key (the
+    quarantined copy, or the landing key of a file left in place).
+    """
+    copied = record["raw_key"] is not None
+    folder = record["sha256"] if copied else unread_folder_id(record["landing_key"], record["etag"])
+    prefix = zones.quarantine_prefix(sample_id, folder)
+    target = prefix + record["safe_name"] if copied else record["landing_key"]
+    if copied and not storage.exists(target):
         storage.copy(record["raw_key"], target)
     reason = {
         "error_code": result["error_code"],
@@ -136,8 +230,11 @@ def quarantine(storage: Storage, sample_id: str, record: dict[str, Any], result:
         "line": result["line"],
         "sha256": record["sha256"],
         "size_bytes": record["size_bytes"],
+        "name": record["name"],
         "original_key": record["landing_key"],
+        "etag": record["etag"],
         "raw_key": record["raw_key"],
+        "copied": copied,
         "quarantined_at": _now(),
         "run_id": run_id,
         "validation_mode": result.get("validation_mode", "default"),
@@ -180,28 +277,34 @@ def validated_files(context: dg.AssetExecutionContext, config: ValidationConfig,
     mode = "strict" if strict else "default"
     results: list[dict[str, Any]] = []
     for record in inventory["files"]:
-        with storage.local_path(record["raw_key"]) as path:
-            result = validate_file(path, name=record["name"], max_bytes=max_bytes, strict=strict)
-        row = result.to_json()
-        row["path"] = record["name"]
-        row["validation_mode"] = mode
-        row["warning_counts"] = dict(result.details.get("warning_counts", {}))
-        row["raw_key"] = record["raw_key"]
-        row["quality_encoding"] = result.details.get("quality_encoding")
-        if "samplesheet" in result.details:
-            row["samplesheet"] = result.details["samplesheet"]
-        if not result.valid:
+        if record.get("refused"):
+            row = _refused_row(record, mode)
+        else:
+            with storage.local_path(record["raw_key"]) as path:
+                result = validate_file(path, name=record["name"], max_bytes=max_bytes, strict=strict)
+            row = result.to_json()
+            row["path"] = record["name"]
+            row["validation_mode"] = mode
+            row["warning_counts"] = dict(result.details.get("warning_counts", {}))
+            row["raw_key"] = record["raw_key"]
+            row["quality_encoding"] = result.details.get("quality_encoding")
+            if "samplesheet" in result.details:
+                row["samplesheet"] = result.details["samplesheet"]
+        if not row["valid"]:
             row["quarantine_key"] = quarantine(storage, sample_id, record, row, context.run.run_id)
-            context.log.warning(
-                f"{record['name']}: {row['error_code']}/{row['reason']} at line {row['line']}: "
-                f"{row['message']} → quarantined"
-            )
+            where = f" at line {row['line']}" if row["line"] else ""
+            fate = "quarantined" if record["raw_key"] else f"left at {record['landing_key']}, reason in quarantine"
+            code = row["error_code"] if row["error_code"] == row["reason"] else f"{row['error_code']}/{row['reason']}"
+            context.log.warning(f"{record['name']}: {code}{where}: {row['message']} → {fate}")
         else:
             noted = sum(row["warning_counts"].values())
             context.log.info(f"{record['name']}: valid {row['format']}, {row['records']:,} records"
                              + (f", {noted:,} warnings" if noted else ""))
+            # a file refused before under a smaller limit, unread, has its folder keyed by landing key + etag
             released = record_release(storage, sample_id, record["sha256"], run_id=context.run.run_id,
-                                      validation=row)
+                                      validation=row) or record_release(
+                storage, sample_id, unread_folder_id(record["landing_key"], record["etag"]),
+                run_id=context.run.run_id, validation=row)
             if released:
                 row["released_from_quarantine"] = released
                 context.log.info(f"{record['name']}: was quarantined, passes now: released ({released})")

@@ -117,7 +117,7 @@ def aligned_reads(context: dg.AssetExecutionContext, config: AlignedReadsConfig,
     if groups or uploaded:
         ref = indexed_reference(reference.fasta())
         ref_name = reference_label(ref.contigs, reference.fasta().name)
-        with scratch_dir("align") as tmp, sample_targets(
+        with scratch_dir("align", sample_id=sample_id, run_id=context.run.run_id) as tmp, sample_targets(
                 storage, run_config=config.targets, sheet_row=validation.get("samplesheet"), valid=valid,
                 configured=reference.targets(), tmp=tmp) as targets:
             out = tmp / f"{sample_id}.bam"
@@ -225,7 +225,7 @@ def variant_calls(context: dg.AssetExecutionContext, storage: Storage,
     manifest: dict[str, Any] = {"sample_id": sample_id, "source": "none", "vcf_key": None, "index_key": None}
     stats: dict[str, Any] = {}
     started = time.monotonic()
-    with scratch_dir("call") as tmp:
+    with scratch_dir("call", sample_id=sample_id, run_id=context.run.run_id) as tmp:
         out = tmp / f"{sample_id}.vcf.gz"
         if aligned.get("bam_key"):
             ref = indexed_reference(reference.fasta())

@@ -5,9 +5,15 @@ Job names are public (run history, sensors and the CLI refer to them): rename wi
 
 import dagster as dg
 
+from genoflow_dagster import settings
+from genoflow_dagster.assets.artifacts import markdown_table, run_state_from_instance
+from genoflow_dagster.maintenance import ZONE_SWEEPS, describe, run_maintenance
+from genoflow_dagster.resources.storage import Storage
+
 SAMPLE_PIPELINE_JOB = "sample_pipeline"
 COHORT_JOB = "cohort"
 REFERENCE_JOB = "reference_data"
+MAINTENANCE_JOB = "maintenance"
 
 PER_SAMPLE_GROUPS = ("ingestion", "qc", "variants", "reports")
 
@@ -49,4 +55,63 @@ weekly_reference_data_schedule = dg.ScheduleDefinition(
     cron_schedule="0 5 * * 1",
     execution_timezone="UTC",
     description="Re-fingerprint reference data weekly, so a silently replaced file marks samples stale.",
+)
+
+
+class MaintenanceConfig(dg.Config):
+    # A scratch folder of a run this instance does not know is removed once idle this long (a run of
+    # another instance sharing the work dir keeps writing into its own); a finished run's goes at once.
+    scratch_grace_hours: float = 1.0
+    # Writers stream continuously: a `.part` file or multipart upload idle this long is a dead write.
+    incomplete_write_grace_hours: float = 1.0
+    # Uploads into landing/ may be resumed later (the portal's resumable uploads).
+    landing_upload_grace_hours: float = 48.0
+
+
+@dg.op(
+    out=dg.Out(dg.Nothing),
+    description="Remove scratch folders of dead runs under the work dir and incomplete writes in every zone; "
+    "report each removal (path, bytes) and the work dir's size before and after.",
+)
+def remove_leftovers_of_dead_runs(context: dg.OpExecutionContext, config: MaintenanceConfig, storage: Storage):
+    sweeps = [(prefix, (config.landing_upload_grace_hours if prefix.startswith("landing/") else
+                        config.incomplete_write_grace_hours) * 3600) for prefix, _ in ZONE_SWEEPS]
+    report = run_maintenance(storage, settings.work_dir(), run_state_from_instance(context.instance),
+                             grace_seconds=config.scratch_grace_hours * 3600, sweeps=sweeps)
+    for item in report.removed:
+        context.log.info(describe(item))
+    for path in report.kept_live_scratch:
+        context.log.info(f"kept {path}: its run is still alive")
+    context.log.info(f"work dir {report.work_dir}: {report.work_dir_bytes_before:,} bytes before, "
+                     f"{report.work_dir_bytes_after:,} after; {len(report.removed)} item(s) removed")
+    rows = [{"what": r.what, "path": r.path, "bytes": r.bytes, "why": r.why} for r in report.removed]
+    yield dg.Output(None, metadata={
+        "removed": len(report.removed),
+        "bytes_freed": report.bytes_freed,
+        "work_dir": dg.MetadataValue.path(report.work_dir),
+        "work_dir_bytes_before": report.work_dir_bytes_before,
+        "work_dir_bytes_after": report.work_dir_bytes_after,
+        "kept_live_scratch": len(report.kept_live_scratch),
+        "removed_items": dg.MetadataValue.md(markdown_table(rows, ["what", "path", "bytes", "why"])),
+        "report": dg.MetadataValue.json(report.to_json()),
+    })
+
+
+@dg.job(
+    name=MAINTENANCE_JOB,
+    description="Housekeeping: what crashed runs left behind (scratch folders, .part files, unfinished "
+    "multipart uploads) is removed and reported; live runs' scratch is never touched.",
+    executor_def=dg.in_process_executor,
+    tags={"genoflow/pipeline": "maintenance"},
+)
+def maintenance_job():
+    remove_leftovers_of_dead_runs()
+
+
+daily_maintenance_schedule = dg.ScheduleDefinition(
+    name="daily_maintenance_schedule",
+    job=maintenance_job,
+    cron_schedule="30 4 * * *",
+    execution_timezone="UTC",
+    description="Remove dead runs' leftovers every night at 04:30 UTC, before the cohort refresh.",
 )
