@@ -106,20 +106,31 @@ def cmd_qc(args: argparse.Namespace) -> int:
 
 
 def cmd_upload(args: argparse.Namespace) -> int:
-    from genoflow_dagster import zones
+    """Land files for a sample. Every file is checked first (a regular file, within GENOFLOW_MAX_FILE_BYTES),
+    so an over-size file is refused before any byte travels and no sample lands half its files."""
+    from genoflow_dagster import settings, zones
     from genoflow_dagster.definitions import storage_from_env
+    from genoflow_dagster.quarantine import too_large_message
 
     try:
         zones.validate_sample_id(args.sample)
     except zones.UnsafeKeyError as exc:
         print(f"genoflow upload: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    storage = storage_from_env()
+    max_bytes = settings.max_file_bytes()
     for raw in args.paths:
         path = Path(raw)
         if not path.is_file():
             print(f"genoflow upload: {raw}: not a file", file=sys.stderr)
             return EXIT_USAGE
+        size = path.stat().st_size
+        if size > max_bytes:
+            print(f"genoflow upload: {raw}: {ErrorCode.FILE_TOO_LARGE}: {too_large_message(size, max_bytes)}; "
+                  "nothing was uploaded", file=sys.stderr)
+            return EXIT_INVALID
+    storage = storage_from_env()
+    for raw in args.paths:
+        path = Path(raw)
         key = zones.landing_key(args.sample, path.name)
         info = storage.put_file(path, key)
         print(f"{raw} → {storage.uri(key)} ({info.size:,} bytes)")

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from genoflow_dagster.definitions import defs
-from genoflow_dagster.jobs import SAMPLE_PIPELINE_JOB
+from genoflow_dagster.jobs import MAINTENANCE_JOB, SAMPLE_PIPELINE_JOB
 
 # A rename of any of these is a visible diff here: it breaks run history.
 EXPECTED_ASSET_KEYS = [
@@ -80,3 +80,20 @@ def test_sensors_schedules_and_resources_are_registered():
     }
     assert {s.name for s in defs.schedules} >= {"daily_cohort_schedule"}
     assert set(defs.resources) >= {"storage", "reference", "ai", "notifier"}
+
+
+def test_jobs_and_schedules_snapshot():
+    assert sorted(job.name for job in defs.jobs) == ["cohort", "maintenance", "reference_data", "sample_pipeline"]
+    schedules = {s.name: (s.job_name, s.cron_schedule) for s in defs.schedules}
+    assert schedules == {
+        "daily_cohort_schedule": ("cohort", "0 6 * * *"),
+        "daily_maintenance_schedule": (MAINTENANCE_JOB, "30 4 * * *"),
+        "weekly_reference_data_schedule": ("reference_data", "0 5 * * 1"),
+    }
+
+
+def test_the_maintenance_job_touches_no_asset():
+    job = defs.resolve_job_def(MAINTENANCE_JOB)
+    assert not job.asset_layer.selected_asset_keys
+    assert job.partitions_def is None
+    assert "storage" in job.required_resource_keys

@@ -238,3 +238,22 @@ def test_an_over_size_s3_object_is_refused_from_its_listed_size_without_a_downlo
     assert (reason["error_code"], reason["original_key"], reason["size_bytes"]) == (
         "FILE_TOO_LARGE", "landing/S1/big.fastq", len(big))
     assert reason["message"] == f"the file is {len(big):,} bytes; the limit is 1,000"
+
+
+def test_genoflow_upload_refuses_a_file_over_the_limit_before_uploading_anything(tmp_path, monkeypatch, capsys):
+    from genoflow_dagster.cli import main as cli_main
+
+    data = tmp_path / "zones"
+    monkeypatch.setenv("GENOFLOW_DATA_DIR", str(data))
+    monkeypatch.setenv("GENOFLOW_STORAGE", "local")
+    monkeypatch.setenv("GENOFLOW_MAX_FILE_BYTES", str(5 * 1024**3))
+    small, huge = tmp_path / "x_R1.fastq", tmp_path / "huge.fastq"
+    small.write_bytes(GOOD_R1)
+    with open(huge, "wb") as f:
+        f.truncate(6 * 1024**3)
+    assert cli_main(["upload", "--sample", "S1", str(small), str(huge)]) == 1
+    err = capsys.readouterr().err
+    assert f"{huge}: FILE_TOO_LARGE: the file is 6,442,450,944 bytes; the limit is 5,368,709,120" in err
+    assert not (data / "landing").exists()  # not even the small file: the sample never lands half its files
+    assert cli_main(["upload", "--sample", "S1", str(small)]) == 0
+    assert (data / "landing" / "S1" / "x_R1.fastq").read_bytes() == GOOD_R1
