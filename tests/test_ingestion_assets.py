@@ -257,3 +257,26 @@ def test_genoflow_upload_refuses_a_file_over_the_limit_before_uploading_anything
     assert not (data / "landing").exists()  # not even the small file: the sample never lands half its files
     assert cli_main(["upload", "--sample", "S1", str(small)]) == 0
     assert (data / "landing" / "S1" / "x_R1.fastq").read_bytes() == GOOD_R1
+
+
+def test_a_file_of_no_known_format_goes_to_quarantine_without_a_raw_copy(tmp_path, monkeypatch):
+    from genoflow_dagster.formats.validate import validate_file
+
+    monkeypatch.setenv("GENOFLOW_DATA_DIR", str(tmp_path / "zones"))
+    junk = bytes(range(256)) * 8  # binary, no magic GenoFlow reads
+    local = tmp_path / "notes.bin"
+    local.write_bytes(junk)
+    storage, _ = _materialize(tmp_path, {"x_R1.fastq": GOOD_R1, "notes.bin": junk})
+    sha = hashlib.sha256(junk).hexdigest()
+    assert [o.key.rsplit("/", 1)[-1] for o in storage.list("raw/")] == ["x_R1.fastq"]  # never copied to raw/
+    assert sorted(o.key for o in storage.list("quarantine/")) == [f"quarantine/S1/{sha}/notes.bin",
+                                                                  f"quarantine/S1/{sha}/reason.json"]
+    assert storage.get_bytes(f"quarantine/S1/{sha}/notes.bin") == junk
+    validation = json.loads(storage.get_bytes(zones.processed_key("S1", "validated_files", "validation.json")))
+    row = next(f for f in validation["files"] if f["path"] == "notes.bin")
+    expected = validate_file(local).to_json()  # what `genoflow validate --json` says of the same file
+    assert {k: row[k] for k in ("valid", "error_code", "reason", "message", "sha256", "size_bytes")} == {
+        k: expected[k] for k in ("valid", "error_code", "reason", "message", "sha256", "size_bytes")}
+    reason = json.loads(storage.get_bytes(f"quarantine/S1/{sha}/reason.json"))
+    assert (reason["error_code"], reason["original_key"], reason["raw_key"]) == (
+        expected["error_code"], "landing/S1/notes.bin", None)

@@ -25,6 +25,7 @@ and it grades QC metrics, not formats.
 """
 
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -41,7 +42,8 @@ from genoflow_dagster.assets.artifacts import (
     write_json,
 )
 from genoflow_dagster.errors import ErrorCode
-from genoflow_dagster.formats.detect import detect_format
+from genoflow_dagster.formats import FORMATS
+from genoflow_dagster.formats.detect import Detection, detect_format
 from genoflow_dagster.formats.result import warning_table
 from genoflow_dagster.formats.samplesheet import named_files, rows_for_sample
 from genoflow_dagster.formats.validate import validate_fastq_pair, validate_file
@@ -98,8 +100,18 @@ def raw_files(context: dg.AssetExecutionContext, storage: Storage) -> dg.Materia
         with scratch_dir("raw", sample_id=sample_id, run_id=context.run.run_id) as tmp:
             local = tmp / safe
             sha256, size = download_hashing(storage, info.key, local)
+            if size > max_bytes:  # replaced by a larger file after the listing: refused, still not copied
+                records.append(_refused_unread(dataclasses.replace(info, size=size), name, safe, max_bytes,
+                                               context.run.run_id))
+                context.log.warning(f"{name}: {size:,} bytes, over the limit of {max_bytes:,}: refused "
+                                    f"(FILE_TOO_LARGE) without copying; it stays at {info.key}")
+                continue
             detection = detect_format(local, name=name)
-            key = zones.raw_key(sample_id, sha256, safe)
+            refusal = _type_refusal(detection, size)
+            if refusal is None:
+                key = zones.raw_key(sample_id, sha256, safe)
+            else:  # not a format GenoFlow reads: straight to quarantine, never into raw/
+                key = zones.quarantine_prefix(sample_id, sha256) + safe
             if not storage.exists(key):
                 storage.put_file(local, key)
         records.append(
@@ -110,15 +122,20 @@ def raw_files(context: dg.AssetExecutionContext, storage: Storage) -> dg.Materia
                 "safe_name": safe,
                 "size_bytes": size,
                 "sha256": sha256,
-                "raw_key": key,
+                "raw_key": key if refusal is None else None,
                 "format": detection.format,
                 "compression": detection.compression,
                 "detection_reason": detection.reason,
                 "received_at": _now(),
                 "run_id": context.run.run_id,
+                **({"refused": refusal, "quarantine_key": key} if refusal else {}),
             }
         )
-        context.log.info(f"{name}: {size:,} bytes, {detection.format or 'unknown'} → {key}")
+        if refusal:
+            context.log.warning(f"{name}: {size:,} bytes, {refusal['error_code']}/{refusal['reason']}: "
+                                f"{refusal['message']} → {key} (not copied to raw/)")
+        else:
+            context.log.info(f"{name}: {size:,} bytes, {detection.format or 'unknown'} → {key}")
     if not records:
         raise dg.Failure(
             description=f"no files under {zones.landing_prefix(sample_id)}",
@@ -185,8 +202,19 @@ def _refused_unread(info: ObjectInfo, name: str, safe: str, max_bytes: int, run_
     }
 
 
+def _type_refusal(detection: Detection, size: int) -> dict[str, Any] | None:
+    """The refusal `validate_file` would give a file whose format is not recognised, decided before the raw
+    copy. An empty file is left to `validate_file` (EMPTY_FILE comes first there, and costs no copy)."""
+    if size == 0 or (detection.error_code is None and detection.format in FORMATS):
+        return None
+    if detection.error_code is not None:
+        return {"error_code": str(detection.error_code), "reason": detection.reason, "message": detection.message}
+    return {"error_code": str(ErrorCode.INVALID_FILE_TYPE), "reason": "UNKNOWN_FORMAT",
+            "message": "the format could not be recognised"}
+
+
 def _refused_row(record: dict[str, Any], mode: str) -> dict[str, Any]:
-    """The validation row of a file `raw_files` refused unread: the `validate --json` fields, not valid."""
+    """The validation row of a file `raw_files` refused (by size, unread, or by type): `validate --json` fields."""
     refused = record["refused"]
     return {
         "path": record["name"],
@@ -198,14 +226,14 @@ def _refused_row(record: dict[str, Any], mode: str) -> dict[str, Any]:
         "line": None,
         "records": 0,
         "size_bytes": record["size_bytes"],
-        "sha256": None,
+        "sha256": record["sha256"],
         "warnings": [],
         "validation_mode": mode,
         "warning_counts": {},
         "raw_key": None,
         "quality_encoding": None,
         "landing_key": record["landing_key"],
-        "copied": False,
+        "copied": record.get("quarantine_key") is not None,
     }
 
 
@@ -213,15 +241,16 @@ def quarantine(storage: Storage, sample_id: str, record: dict[str, Any], result:
                run_id: str) -> str:
     """Copy a rejected file into quarantine/<sample>/<sha256>/ beside its reason.json.
 
-    A file refused unread (no raw copy) is not copied: its folder, keyed by landing key and
-    etag, holds only reason.json pointing at where it landed. Returns the file's key (the
-    quarantined copy, or the landing key of a file left in place).
+    A file `raw_files` refused by type is already there (it never went to raw/). A file refused
+    unread (over the size limit) is not copied at all: its folder, keyed by landing key and etag,
+    holds only reason.json pointing at where it landed. Returns the file's key (the quarantined
+    copy, or the landing key of a file left in place).
     """
-    copied = record["raw_key"] is not None
+    copied = record["sha256"] is not None
     folder = record["sha256"] if copied else unread_folder_id(record["landing_key"], record["etag"])
     prefix = zones.quarantine_prefix(sample_id, folder)
     target = prefix + record["safe_name"] if copied else record["landing_key"]
-    if copied and not storage.exists(target):
+    if record["raw_key"] is not None and not storage.exists(target):
         storage.copy(record["raw_key"], target)
     reason = {
         "error_code": result["error_code"],
@@ -293,7 +322,7 @@ def validated_files(context: dg.AssetExecutionContext, config: ValidationConfig,
         if not row["valid"]:
             row["quarantine_key"] = quarantine(storage, sample_id, record, row, context.run.run_id)
             where = f" at line {row['line']}" if row["line"] else ""
-            fate = "quarantined" if record["raw_key"] else f"left at {record['landing_key']}, reason in quarantine"
+            fate = "quarantined" if record["sha256"] else f"left at {record['landing_key']}, reason in quarantine"
             code = row["error_code"] if row["error_code"] == row["reason"] else f"{row['error_code']}/{row['reason']}"
             context.log.warning(f"{record['name']}: {code}{where}: {row['message']} → {fate}")
         else:
