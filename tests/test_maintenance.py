@@ -155,3 +155,51 @@ def test_the_maintenance_job_aborts_unfinished_s3_uploads(s3_endpoint, tmp_path,
     assert not s3.list_multipart_uploads(Bucket=storage.bucket).get("Uploads")
     metadata = next(e for e in result.all_events if e.event_type_value == "STEP_OUTPUT").step_output_data.metadata
     assert [(r["what"], r["path"]) for r in metadata["report"].value["removed"]] == [("incomplete_write", key)]
+
+
+KILLED_WRITER = """
+import sys, time
+from genoflow_dagster.assets.artifacts import scratch_dir
+from genoflow_dagster.resources.storage import LocalStorage
+
+run_id, base = sys.argv[1], sys.argv[2]
+with scratch_dir("align", sample_id="S1", run_id=run_id) as tmp, \\
+        LocalStorage(base_dir=base).open_write("processed/S1/aligned_reads/S1.bam") as out:
+    (tmp / "S1.bam").write_bytes(b"x" * 100_000)
+    out.write(b"y" * 100_000)
+    out.flush()
+    print("writing", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_what_a_sigkilled_run_leaves_is_removed_by_the_next_run_of_the_sample(tmp_path, monkeypatch):
+    import signal
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("GENOFLOW_DATA_DIR", str(data))
+    monkeypatch.delenv("GENOFLOW_WORK_DIR", raising=False)
+    storage = LocalStorage(base_dir=str(data))
+    storage.put_bytes(READS, zones.landing_key("S1", "reads.fastq"))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(SAMPLES_PARTITION_NAME, ["S1"])
+    crashed = instance.create_run_for_job(_some_job, status=dg.DagsterRunStatus.STARTED,
+                                          tags={"dagster/partition": "S1"})
+    worker = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, crashed.run_id, str(data)],
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "GENOFLOW_DATA_DIR": str(data)})
+    try:
+        assert worker.stdout.readline().strip() == "writing"
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+    scratch = list((data / ".work" / "S1").iterdir())
+    parts = list((data / "processed" / "S1" / "aligned_reads").glob(".S1.bam.*.part"))
+    assert len(scratch) == 1 and scratch[0].name.startswith(f"{crashed.run_id}.align-") and len(parts) == 1
+    assert not storage.exists("processed/S1/aligned_reads/S1.bam")
+
+    instance.report_run_failed(crashed)  # what run monitoring records for a run whose worker died
+    dg.materialize([raw_files], partition_key="S1", instance=instance, resources={"storage": storage})
+
+    assert not scratch[0].exists() and not parts[0].exists()

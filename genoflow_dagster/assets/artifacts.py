@@ -57,9 +57,15 @@ def scratch_dir(prefix: str, *, sample_id: str | None = None, run_id: str | None
     job can tell its folder from a live run's and remove it (`genoflow_dagster.maintenance`).
     """
     parent = settings.work_dir() / (zones.validate_sample_id(sample_id) if sample_id else SHARED_SCRATCH)
-    parent.mkdir(parents=True, exist_ok=True)
     name = scratch_folder_name(run_id, prefix) if run_id else f"{prefix}-"
-    path = Path(tempfile.mkdtemp(prefix=name, dir=parent))
+    for attempt in range(3):  # a sweep may remove the empty sample folder between mkdir and mkdtemp
+        parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path = Path(tempfile.mkdtemp(prefix=name, dir=parent))
+            break
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
     try:
         yield path
     finally:

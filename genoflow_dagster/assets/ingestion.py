@@ -41,7 +41,7 @@ from genoflow_dagster.assets.artifacts import (
     scratch_dir,
     write_json,
 )
-from genoflow_dagster.errors import ErrorCode
+from genoflow_dagster.errors import ErrorCode, StorageError
 from genoflow_dagster.formats import FORMATS
 from genoflow_dagster.formats.detect import Detection, detect_format
 from genoflow_dagster.formats.result import warning_table
@@ -171,8 +171,12 @@ def _remove_leftovers_of_dead_runs(context: dg.AssetExecutionContext, storage: S
         statuses=[dg.DagsterRunStatus(s) for s in sorted(LIVE_RUN_STATUSES)],
         tags={"dagster/partition": sample_id}))
     others = [run for run in live if run.run_id != context.run.run_id]
-    removed = clean_sample_leftovers(storage, settings.work_dir(), sample_id,
-                                     run_state_from_instance(context.instance), other_live_runs=bool(others))
+    try:
+        removed = clean_sample_leftovers(storage, settings.work_dir(), sample_id,
+                                         run_state_from_instance(context.instance), other_live_runs=bool(others))
+    except (StorageError, OSError) as exc:  # housekeeping never stops a sample: the maintenance job retries
+        context.log.warning(f"could not remove what dead runs of {sample_id} left behind: {exc}")
+        return []
     for item in removed:
         context.log.info(f"left by a dead run: {describe(item)}")
     return removed
