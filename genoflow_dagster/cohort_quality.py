@@ -24,6 +24,7 @@ COHORT_SUMMARY_SCHEMA = pa.DataFrameSchema(
         "status": pa.Column(str, pa.Check.isin(STATUSES)),
         "stopped_at": pa.Column(str, nullable=True),
         "failing": pa.Column(str, nullable=True),
+        "not_graded": pa.Column(str, nullable=True),  # gates that could not judge this sample, and why
         "files": pa.Column(int, pa.Check.ge(0)),
         "quarantined": pa.Column(int, pa.Check.ge(0)),
         "total_reads": pa.Column(float, pa.Check.ge(0), nullable=True),

@@ -95,13 +95,17 @@ def test_reads_of_another_genome_stop_at_aligned_reads_with_a_plain_message(env,
     row = summary_row("S1", sample)
     assert (row["status"], row["stopped_at"]) == ("fail", "aligned_reads_within_profile")
     assert row["failing"].startswith(plain)
-    shown = {g["check"]: g for g in gate_outcomes(sample)}
-    assert not shown["aligned_reads_within_profile"]["passed"]
-    assert shown["aligned_reads_within_profile"]["detail"] == manifest["verdict"]["message"]
+    shown = {o.gate: o for o in gate_outcomes(sample)}
+    assert not shown["aligned_reads_within_profile"].passed
+    assert shown["aligned_reads_within_profile"].detail() == manifest["verdict"]["message"]
+    assert gate.partition == "S1", "the UI shows the sample's own result"
     page = render_sample_report(report_context("S1", sample, Narrative("-", "offline", None), run_id="r"))
     assert 'QC <span class="badge fail">FAIL</span>' in page
     assert "stopped by <code>aligned_reads_within_profile</code>" in page
     assert plain in page
+    # the stopped sample's FAIL report, written by aligned_reads since Dagster skips sample_report
+    stored_page = storage.get_bytes(zones.report_key("S1", "report.html")).decode()
+    assert "<h2>Stopped: aligned_reads_within_profile</h2>" in stored_page and plain in stored_page
 
 
 @needs_shared
@@ -150,7 +154,8 @@ def test_without_a_reference_the_consistency_check_says_not_graded(env):
                                            assets=[raw_files, validated_files, qc_metrics])
     gate = checks["qc_metrics_reference_consistent"]
     assert gate.metadata["status"].value == "not_graded"
-    assert gate.description.startswith("not graded: no reference FASTA at")
+    assert gate.description.startswith("NOT GRADED: no reference FASTA at")
+    assert not gate.passed and gate.severity == dg.AssetCheckSeverity.WARN, "not graded is never a pass"
     assert "qc_metrics" in materialized
 
 

@@ -102,22 +102,50 @@ def test_report_lists_not_graded_checks_and_read_pairs():
     assert "<h2>Read pairs</h2>" in page and "x_R2.fq" in page and "4.50" in page
 
 
-def test_sample_status_reads_every_stored_gate_verdict():
+def test_sample_status_reads_every_stored_gate_outcome():
+    from genoflow_dagster import verdicts
     from genoflow_dagster.assets.reports import sample_status
 
-    validation = {"files": [{"path": "a.bam", "valid": True}]}
-    qc = {"status": "pass", "profile": "standard", "failing": [],
-          "reference_consistency": {"status": "pass", "message": "a.bam: 1 contig(s) match q"}}
-    aligned = {"verdict": {"status": "warn", "message": "warn under standard v1: mean depth: 3 < 10"}}
+    def stored(*outcomes):
+        return {"gates": [o.to_dict() for o in outcomes]}
+
+    validation = stored(verdicts.usable_inputs(analysable_files=1), verdicts.all_files_valid([]))
+    ref_ok = verdicts.reference_consistent({"status": "pass", "message": "a.bam: 1 contig(s) match q", "files": []})
+    qc_ok = verdicts.qc_within_profile([], "standard v1")  # nothing graded: not graded, never a pass
+    qc = stored(ref_ok, verdicts.GateOutcome(verdicts.QC_WITHIN_PROFILE, "pass", "every module passes"))
+    aligned = stored(verdicts.GateOutcome(verdicts.ALIGNMENT_WITHIN_PROFILE, "warn", "mean depth: 3 < 10"))
     assert sample_status({"validation": validation, "qc": qc, "aligned": aligned}) == ("warn", None)
-    off = {**qc, "reference_consistency": {"status": "fail", "message": "a.bam: none of its 85 contigs ..."}}
+    off = stored(verdicts.reference_consistent({"status": "fail", "message": "a.bam: none of its 85 contigs",
+                                                "files": [{"status": "fail", "message": "a.bam: none"}]}))
     assert sample_status({"validation": validation, "qc": off}) == ("fail", "qc_metrics_reference_consistent")
-    unmapped = {"verdict": {"status": "fail", "message": "0.0% of reads map to q: is this the right reference?"}}
+    unmapped = stored(verdicts.GateOutcome(verdicts.ALIGNMENT_WITHIN_PROFILE, "fail", "0.0% of reads map to q"))
     assert sample_status({"validation": validation, "qc": qc, "aligned": unmapped}) == \
         ("fail", "aligned_reads_within_profile")
-    not_graded = {**qc, "reference_consistency": {"status": "not_graded", "message": "not graded: no reference"}}
-    assert sample_status({"validation": validation, "qc": not_graded}) == ("pass", None)
+    assert sample_status({"validation": validation, "qc": stored(ref_ok, qc_ok)}) == ("pass", None)
     assert sample_status({"validation": validation, "qc": None}) == ("not_run", None)
+    unusable = stored(verdicts.usable_inputs(analysable_files=0))
+    assert sample_status({"validation": unusable, "qc": None}) == ("fail", "validated_files_usable")
+
+
+def test_a_stopped_samples_report_says_fail_which_gate_and_each_failed_module():
+    from genoflow_dagster import verdicts
+    from genoflow_dagster.assets.reports import report_context
+
+    files = [{"name": "B_R1.fq", "verdict": {"modules": [
+        {"name": "per base sequence quality", "status": "fail", "value": 12.0, "warn": 25, "fail": 20,
+         "message": "median per-base quality 12 < fail threshold 20 (8 below) at position 40"},
+        {"name": "adapter content", "status": "warn", "value": 6.0, "warn": 5, "fail": 10, "message": "6 > 5"}]}}]
+    gate = verdicts.qc_within_profile(files, "strict v1")
+    sample = {"validation": {"files": [], "gates": [verdicts.usable_inputs(analysable_files=2).to_dict()]},
+              "qc": {"status": "fail", "profile": "strict", "profile_version": "1", "profile_source": "samplesheet "
+                     "line 2", "files": [], "failing": [], "warnings": [], "gates": [gate.to_dict()]}}
+    page = render_sample_report(report_context("B", sample, Narrative("-", "offline", None), run_id="r"))
+    assert 'QC <span class="badge fail">FAIL</span>' in page
+    assert "<h2>Stopped: qc_metrics_within_profile</h2>" in page and "under QC profile strict v1" in page
+    assert "<td>per base sequence quality</td><td class=\"n\">12.00</td>\n<td class=\"n\">20</td>" in page
+    assert "B_R1.fq: per base sequence quality: median per-base quality 12 &lt; fail threshold 20" in page
+    assert "adapter content</td>" not in page.split("<h2>Quality gates</h2>")[0], "only failed modules stop it"
+    assert "strict v1 (from samplesheet line 2)" in page
 
 
 def test_validation_warnings_section_lists_each_reason_escaped():

@@ -10,10 +10,10 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from genoflow_dagster import zones
+from genoflow_dagster import verdicts, zones
 from genoflow_dagster.assets.artifacts import markdown_table, read_parquet, write_parquet
 from genoflow_dagster.assets.qc import CHECK_WITHIN_PROFILE, qc_metrics, verdict_table_key
-from genoflow_dagster.assets.reports import gate_outcomes, gather_sample, sample_status
+from genoflow_dagster.assets.reports import gate_outcomes, gather_sample, sample_headline
 from genoflow_dagster.assets.variants import variant_results, variants_table_key
 from genoflow_dagster.cohort_quality import COHORT_SUMMARY_SCHEMA, run_cohort_expectations, schema_failures
 from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
@@ -25,39 +25,53 @@ CHECK_SUMMARY_SCHEMA = "cohort_qc_summary_matches_schema"
 CHECK_VERDICT_EXPECTATIONS = "cohort_qc_summary_meets_expectations"
 
 def summary_row(sample_id: str, sample: dict[str, Any]) -> dict[str, Any]:
+    """One sample's row: its status and stop from the stored gate outcomes, its headline numbers."""
     validation = sample.get("validation") or {}
     qc = sample.get("qc")
     files = validation.get("files", [])
-    reads = [f["metrics"] for f in sample.get("file_metrics", []) if f["format"] == "fastq"]
-    aligned = (sample.get("aligned") or {}).get("metrics") or {}
-    variant_summary = (sample.get("variant_summary") or {}).get("summary") or {}
-    usable = bool(validation) and not validation.get("pair_problems") and not validation.get("orphan_mates") \
-        and any(f["valid"] for f in files)
-    status, stopped_at = sample_status(sample)  # every stored gate verdict, in pipeline order
-    if qc is None:
-        stopped_at = "validated_files_usable" if validation and not usable else "not run yet"
-    # the stored message of each failed blocking gate; the QC profile's failing modules follow
-    failed_gates = [g["detail"] for g in gate_outcomes(sample) if g["severity"].startswith("ERROR")
-                    and not g["passed"] and g["check"] != CHECK_WITHIN_PROFILE]
-    total_reads = sum(m.get("total_reads", 0) for m in reads) if reads else None
+    outcomes = gate_outcomes(sample)
+    verdict = verdicts.sample_verdict(outcomes)
+    headline = sample_headline(sample)
+    not_graded = [f"{o.gate}: {o.not_graded_reason}" for o in outcomes if not o.graded]
     return {
         "sample_id": sample_id,
-        "status": status,
-        "stopped_at": stopped_at,
-        "failing": "; ".join(failed_gates + [f"{m['module']}: {m['message']}"
-                                             for m in (qc or {}).get("failing", [])]) or None,
+        "status": verdict.status,
+        "stopped_at": verdict.stopped_at,
+        "failing": "; ".join(verdict.problems()) or None,
+        "not_graded": "; ".join(not_graded) or None,
         "files": len(files),
         "quarantined": sum(1 for f in files if not f["valid"]),
-        "total_reads": total_reads,
-        "q30_percent": _weighted(reads, "q30_percent", "total_bases"),
-        "gc_percent": _weighted(reads, "gc_percent", "total_bases"),
+        "total_reads": headline.total_reads,
+        "q30_percent": headline.q30_percent,
+        "gc_percent": headline.gc_percent,
         "contamination_percent": _contamination_percent(qc),
-        "mapped_percent": aligned.get("mapped_percent"),
-        "mean_depth": aligned.get("mean_depth"),
-        "variants": variant_summary.get("variants") if variant_summary else None,
-        "ts_tv": variant_summary.get("ts_tv") if variant_summary else None,
+        "mapped_percent": headline.mapped_percent,
+        "mean_depth": headline.mean_depth,
+        "variants": headline.variants,
+        "ts_tv": headline.ts_tv,
         "profile": (qc or {}).get("profile"),
     }
+
+
+VERDICT_COLUMNS = ["sample_id", "gate", "gate_status", "blocking", "file", "format", "module", "status", "value",
+                   "warn", "fail", "message", "profile", "profile_version"]
+
+
+def verdict_rows(sample_id: str, sample: dict[str, Any], module_rows: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """The sample's rows of the cohort verdict table: one per stored gate outcome (`module` empty, `status`
+    the gate's), then each graded QC module (qc_metrics' verdict.parquet) under its gate. A sample stopped
+    before QC still has its gate rows."""
+    outcomes = gate_outcomes(sample)
+    by_gate = {o.gate: o for o in outcomes}
+    rows = [{"sample_id": sample_id, "gate": o.gate, "gate_status": o.status, "blocking": o.blocking,
+             "file": None, "format": None, "module": None, "status": o.status, "value": None, "warn": None,
+             "fail": None, "message": o.detail(), "profile": o.profile, "profile_version": None}
+            for o in outcomes]
+    within = by_gate.get(CHECK_WITHIN_PROFILE)
+    for module in ([] if module_rows is None else module_rows.to_dict("records")):
+        rows.append({**module, "gate": CHECK_WITHIN_PROFILE, "gate_status": within.status if within else None,
+                     "blocking": True})
+    return rows
 
 
 def _contamination_percent(qc: dict[str, Any] | None) -> float | None:
@@ -69,14 +83,6 @@ def _contamination_percent(qc: dict[str, Any] | None) -> float | None:
     return None
 
 
-def _weighted(rows: list[dict[str, Any]], field: str, weight: str) -> float | None:
-    pairs = [(r.get(field), r.get(weight) or 0) for r in rows if r.get(field) is not None]
-    total = sum(w for _, w in pairs)
-    if not pairs or total == 0:
-        return None
-    return sum(v * w for v, w in pairs) / total
-
-
 def sample_ids(context: dg.AssetExecutionContext) -> list[str]:
     return sorted(context.instance.get_dynamic_partitions(SAMPLES_PARTITION_NAME))
 
@@ -86,7 +92,7 @@ def sample_ids(context: dg.AssetExecutionContext) -> list[str]:
     deps=[qc_metrics],
     kinds={"parquet", "html"},
     description="One row per sample: QC status, the metric that stopped it, headline numbers (MultiQC-like); "
-    "plus the machine-readable qc_verdict table of every graded module.",
+    "plus the machine-readable qc_verdict table of every stored gate outcome and graded module.",
     check_specs=[
         dg.AssetCheckSpec(CHECK_SUMMARY_SCHEMA, asset="cohort_qc_summary", blocking=True,
                           description="The summary table satisfies its pandera schema."),
@@ -97,16 +103,17 @@ def sample_ids(context: dg.AssetExecutionContext) -> list[str]:
 )
 def cohort_qc_summary(context: dg.AssetExecutionContext, storage: Storage):
     rows = []
-    verdicts = []
+    verdict_table: list[dict[str, Any]] = []
     for sample_id in sample_ids(context):
         sample = gather_sample(storage, sample_id)
         if sample["inventory"] is None:
             continue
         rows.append(summary_row(sample_id, sample))
-        if storage.exists(verdict_table_key(sample_id)):
-            verdicts.append(read_parquet(storage, verdict_table_key(sample_id)))
+        modules = (read_parquet(storage, verdict_table_key(sample_id))
+                   if storage.exists(verdict_table_key(sample_id)) else None)
+        verdict_table += verdict_rows(sample_id, sample, modules)
     frame = pd.DataFrame(rows, columns=list(COHORT_SUMMARY_SCHEMA.columns))
-    verdict_frame = pd.concat(verdicts, ignore_index=True) if verdicts else pd.DataFrame()
+    verdict_frame = pd.DataFrame(verdict_table, columns=VERDICT_COLUMNS)
     table = write_parquet(storage, zones.cohort_table_key("qc_summary.parquet"), frame)
     write_parquet(storage, zones.cohort_table_key("qc_verdict.parquet"), verdict_frame)
     page_key = zones.cohort_key("qc_summary.html")

@@ -14,7 +14,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from genoflow_dagster import settings, zones
+from genoflow_dagster import settings, verdicts, zones
 from genoflow_dagster.assets.artifacts import markdown_table, read_json, write_json, write_parquet
 from genoflow_dagster.assets.ingestion import validated_files, validation_key
 from genoflow_dagster.assets.reference import indexed_reference
@@ -30,7 +30,7 @@ from genoflow_dagster.qc.contamination import (
     screen_contamination,
 )
 from genoflow_dagster.qc.pairs import pair_figures
-from genoflow_dagster.qc.profiles import grade, load_profile
+from genoflow_dagster.qc.profiles import grade
 from genoflow_dagster.qc.reference_match import (
     FAIL,
     ReferenceContigs,
@@ -45,8 +45,8 @@ from genoflow_dagster.resources.storage import Storage
 from genoflow_dagster.samples import ALIGNMENT_FORMATS, VARIANT_FORMATS
 
 QC = "qc"
-CHECK_WITHIN_PROFILE = "qc_metrics_within_profile"
-CHECK_REFERENCE = "qc_metrics_reference_consistent"
+CHECK_WITHIN_PROFILE = verdicts.QC_WITHIN_PROFILE
+CHECK_REFERENCE = verdicts.REFERENCE_CONSISTENT
 # Bump when metric definitions change, so cached per-file metrics are recomputed.
 METRICS_VERSION = "1"
 
@@ -76,14 +76,16 @@ def verdict_table_key(sample_id: str) -> str:
     return zones.processed_key(sample_id, "qc_metrics", "verdict.parquet")
 
 
-def choose_profile(run_config: str | None, samplesheet_row: dict[str, Any] | None) -> tuple[str, str]:
-    """The profile that grades a sample, and where it came from: the run config, then the sample's
-    samplesheet row, then GENOFLOW_QC_PROFILE (default `standard`)."""
-    if run_config:
-        return run_config, "run config"
-    if samplesheet_row and samplesheet_row.get("qc_profile"):
-        return samplesheet_row["qc_profile"], f"samplesheet line {samplesheet_row['line']}"
-    return settings.default_qc_profile(), "environment default"
+def gate_check_result(outcome: verdicts.GateOutcome) -> dg.AssetCheckResult:
+    """A gate's check result, read from its stored outcome (verdicts.py decides; this only translates)."""
+    fields = outcome.check_fields()
+    metadata = dict(fields["metadata"])
+    metadata["problems"] = dg.MetadataValue.md(metadata["problems"])
+    metadata["outcome"] = dg.MetadataValue.json(outcome.to_dict())  # the stored outcome, for the notifier
+    return dg.AssetCheckResult(
+        check_name=fields["check_name"], passed=fields["passed"], description=fields["description"],
+        severity=dg.AssetCheckSeverity.ERROR if fields["severity"] == "ERROR" else dg.AssetCheckSeverity.WARN,
+        metadata=metadata)
 
 
 def worst(statuses: list[str]) -> str:
@@ -101,12 +103,14 @@ def worst(statuses: list[str]) -> str:
             CHECK_WITHIN_PROFILE,
             asset="qc_metrics",
             blocking=True,
+            partitions_def=samples_partitions,  # one result per sample in the UI, not the last run's
             description="No QC module fails the sample's profile (warnings are shown, they do not block).",
         ),
         dg.AssetCheckSpec(
             CHECK_REFERENCE,
             asset="qc_metrics",
             blocking=True,
+            partitions_def=samples_partitions,
             description="Every uploaded BAM/CRAM/SAM/VCF names the configured reference's contigs (names, "
             "lengths, M5): a file made against another reference stops before alignment and calling.",
         ),
@@ -120,8 +124,9 @@ def qc_metrics(
 ):
     sample_id = zones.validate_sample_id(context.partition_key)
     validation = read_json(storage, validation_key(sample_id))
-    profile_name, profile_source = choose_profile(config.profile, validation.get("samplesheet"))
-    profile = load_profile(profile_name)
+    # the one place a sample's profile is chosen; aligned_reads and variant_results read it from qc.json
+    choice, profile = verdicts.choose_profile(config.profile, validation.get("samplesheet"),
+                                              settings.default_qc_profile())
     ref_fasta = _optional_str(reference.fasta_path)
     known_sites = reference.known_sites()
     screen = _Screen(reference, config.contamination_sample_reads, validation)
@@ -129,7 +134,7 @@ def qc_metrics(
     files: list[dict[str, Any]] = []
     verdict_rows: list[dict[str, Any]] = []
     reused = 0
-    headline: list[tuple[str, dict[str, Any]]] = []
+    headline_files: list[tuple[str, dict[str, Any]]] = []
     metrics_by_name: dict[str, dict[str, Any]] = {}
     reference_check = reference_consistency(context, storage, sample_id, reference, validation["files"])
     off_reference = {m["file"] for m in reference_check["files"] if m["status"] == FAIL}
@@ -162,7 +167,7 @@ def qc_metrics(
             {"name": row["path"], "format": row["format"], "sha256": row["sha256"],
              "metrics_key": key, **extra, "verdict": verdict}
         )
-        headline.append((row["format"], metrics))
+        headline_files.append((row["format"], metrics))
         metrics_by_name[row["path"]] = metrics
         for module in verdict["modules"]:
             verdict_rows.append(
@@ -187,13 +192,17 @@ def qc_metrics(
              if g.get("r2") and g["r1"] in metrics_by_name and g["r2"] in metrics_by_name]
     failing = [r for r in verdict_rows if r["status"] == "fail"]
     warning = [r for r in verdict_rows if r["status"] == "warn"]
+    gates = [verdicts.reference_consistent(reference_check), verdicts.qc_within_profile(files, choice.label)]
+    headline = verdicts.headline_numbers([m for fmt, m in headline_files if fmt == "fastq"])
     summary = {
         "sample_id": sample_id,
         "status": status,
         "profile": profile.name,
         "profile_version": profile.version,
-        "profile_source": profile_source,
-        "profile_choice": profile_name,  # what load_profile() takes: later stages grade with the same profile
+        "profile_source": choice.source,
+        "profile_choice": choice.choice,  # what load_profile() takes: later stages grade with the same profile
+        "gates": [g.to_dict() for g in gates],
+        "headline": headline.to_dict(),
         "reference_consistency": reference_check,
         "files": files,
         "pairs": pairs,
@@ -203,52 +212,44 @@ def qc_metrics(
     }
     obj = write_json(storage, summary_key(sample_id), summary)
     write_parquet(storage, verdict_table_key(sample_id), _verdict_frame(verdict_rows))
-    context.log.info(f"QC {status} under profile {profile.name} v{profile.version} (from {profile_source}; "
-                     f"{reused} file(s) reused)")
+    context.log.info(f"QC {status} under profile {choice.label} (from {choice.source}; {reused} file(s) reused)")
+    report_uri = write_report_if_stopped(context, storage, sample_id, gates)
 
     yield dg.MaterializeResult(
         metadata={
             "status": status,
             "profile": f"{profile.name} v{profile.version}",
-            "profile_source": profile_source,
+            "profile_source": choice.source,
             "files_graded": len(files),
             "metrics_reused": reused,
             "qc_uri": dg.MetadataValue.path(storage.uri(obj.key)),
-            **key_numbers(headline),
+            **key_numbers(headline, headline_files),
             **contamination_metadata(files),
             **pair_metadata(pairs),
-            **plot_metadata(headline),
+            **plot_metadata(headline_files),
+            **({"report_uri": dg.MetadataValue.path(report_uri)} if report_uri else {}),
             "modules": dg.MetadataValue.md(
                 markdown_table(verdict_rows, ["file", "module", "status", "value", "warn", "fail"])
             ),
         }
     )
-    yield dg.AssetCheckResult(
-        check_name=CHECK_WITHIN_PROFILE,
-        passed=status != "fail",
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={
-            "status": status,
-            "profile": f"{profile.name} v{profile.version}",
-            "failing_modules": dg.MetadataValue.md(
-                markdown_table(failing, ["file", "module", "value", "fail", "message"])
-            ),
-            "warning_modules": len(warning),
-        },
-    )
-    yield dg.AssetCheckResult(
-        check_name=CHECK_REFERENCE,
-        passed=reference_check["status"] != FAIL,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=reference_check["message"][:2000],
-        metadata={
-            "status": reference_check["status"],
-            "reference": reference_check.get("reference") or "",
-            "message": dg.MetadataValue.md(reference_check["message"]),
-            "files": dg.MetadataValue.md(markdown_table(
-                reference_check["files"], ["file", "status", "source", "contigs", "matched", "m5_compared"])),
-        },
-    )
+    for gate in gates:  # emitted from the stored outcomes, never decided again here
+        yield gate_check_result(gate)
+
+
+def write_report_if_stopped(context: dg.AssetExecutionContext, storage: Storage, sample_id: str,
+                            gates: list[verdicts.GateOutcome]) -> str | None:
+    """When one of this asset's blocking gates fails, write the sample's FAIL report now, from the stored
+    outcomes: Dagster skips sample_report downstream of a failed blocking check, and a stopped sample must
+    not be left without a report. Returns the report's URI, or None when the sample goes on."""
+    if not any(g.stops_sample for g in gates):
+        return None
+    from genoflow_dagster.assets.reports import write_sample_report  # reports.py reads this module's keys
+
+    report = write_sample_report(storage, sample_id, run_id=context.run.run_id, narrator=None)
+    context.log.error(f"{sample_id} stopped at {', '.join(g.gate for g in gates if g.stops_sample)}; "
+                      f"{report.status.upper()} report written to {report.uri}")
+    return report.uri
 
 
 def reference_match_key(sample_id: str, sha256: str, reference_sha256: str) -> str:
@@ -291,8 +292,9 @@ def reference_consistency(context: dg.AssetExecutionContext, storage: Storage, s
     return sample_verdict(matches, reference=contigs.label)
 
 
+# Per-format counts summed over a sample's files; read percentages come from verdicts.headline_numbers.
 HEADLINE_FIELDS = {
-    "fastq": ("total_reads", "total_bases", "q30_percent", "gc_percent", "mean_quality", "duplication_percent"),
+    "fastq": ("total_reads", "total_bases"),
     "bam": ("total", "mapped_percent", "properly_paired_percent", "mean_depth"),
     "cram": ("total", "mapped_percent", "properly_paired_percent", "mean_depth"),
     "sam": ("total", "mapped_percent", "properly_paired_percent", "mean_depth"),
@@ -300,14 +302,19 @@ HEADLINE_FIELDS = {
 }
 
 
-def key_numbers(headline: list[tuple[str, dict[str, Any]]]) -> dict[str, float]:
+def key_numbers(headline: verdicts.Headline, files: list[tuple[str, dict[str, Any]]]) -> dict[str, float]:
     """Headline numbers as float metadata, which the UI plots over a partition's materializations.
 
-    Counts are summed over a sample's files of one format; percentages are
-    taken from the first file (R1), enough to spot a drift at a glance.
+    Read figures are the sample's headline numbers (verdicts.headline_numbers: base-weighted over R1 and
+    R2, as the report and the cohort table show them); counts of other formats are summed over the
+    sample's files of that format, an uploaded file's percentages taken from the first one.
     """
     numbers: dict[str, float] = {}
-    for fmt, metrics in headline:
+    for name in ("q30_percent", "gc_percent", "mean_quality", "duplication_percent"):
+        value = getattr(headline, name)
+        if value is not None:
+            numbers[f"fastq_{name}"] = value
+    for fmt, metrics in files:
         for field in HEADLINE_FIELDS.get(fmt, ()):
             value = metrics.get(field)
             if not isinstance(value, int | float) or isinstance(value, bool):

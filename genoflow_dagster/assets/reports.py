@@ -3,17 +3,17 @@
 
 import datetime as dt
 import platform
+from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from typing import Any
 
 import dagster as dg
 
-from genoflow_dagster import __version__, zones
+from genoflow_dagster import __version__, verdicts, zones
 from genoflow_dagster.assets.artifacts import read_json, read_parquet
 from genoflow_dagster.assets.ingestion import inventory_key, validation_key
-from genoflow_dagster.assets.qc import CHECK_REFERENCE, CHECK_WITHIN_PROFILE, qc_metrics, summary_key
+from genoflow_dagster.assets.qc import qc_metrics, summary_key
 from genoflow_dagster.assets.variants import (
-    CHECK_ALIGNED,
     manifest_key,
     variant_results,
     variants_summary_key,
@@ -21,7 +21,7 @@ from genoflow_dagster.assets.variants import (
 )
 from genoflow_dagster.partitions import samples_partitions
 from genoflow_dagster.reports.render import render_sample_report
-from genoflow_dagster.resources.ai import AIProvider
+from genoflow_dagster.resources.ai import AIProvider, Narrative
 from genoflow_dagster.resources.storage import Storage
 
 REPORTS = "reports"
@@ -63,51 +63,47 @@ def gather_sample(storage: Storage, sample_id: str) -> dict[str, Any]:
     }
 
 
-def gate_outcomes(sample: dict[str, Any]) -> list[dict[str, Any]]:
-    """The quality gates as the report shows them, derived from the same artifacts the checks graded."""
-    gates: list[dict[str, Any]] = []
-    validation = sample.get("validation")
-    if validation:
-        invalid = [f for f in validation["files"] if not f["valid"]]
-        problems = validation.get("pair_problems", []) + validation.get("orphan_mates", [])
-        gates.append({"check": "validated_files_usable", "severity": "ERROR (blocking)",
-                      "passed": not problems,
-                      "detail": "; ".join(str(p.get("message", p)) if isinstance(p, dict) else str(p)
-                                          for p in problems) or "inputs usable"})
-        gates.append({"check": "validated_files_all_valid", "severity": "WARN",
-                      "passed": not invalid,
-                      "detail": "; ".join(f"{f['path']}: {f['reason']}" for f in invalid) or "all files valid"})
-    qc = sample.get("qc")
-    reference_check = (qc or {}).get("reference_consistency")
-    if reference_check:
-        gates.append({"check": CHECK_REFERENCE, "severity": "ERROR (blocking)", "status": reference_check["status"],
-                      "passed": reference_check["status"] != "fail", "detail": reference_check["message"]})
-    if qc:
-        gates.append({"check": CHECK_WITHIN_PROFILE, "severity": "ERROR (blocking)",
-                      "passed": qc["status"] != "fail",
-                      "detail": "; ".join(f"{m['module']}: {m['message']}" for m in qc["failing"])
-                      or f"{qc['status']} under {qc['profile']}"})
-    aligned_verdict = (sample.get("aligned") or {}).get("verdict")
-    if aligned_verdict:
-        gates.append({"check": CHECK_ALIGNED, "severity": "ERROR (blocking)", "status": aligned_verdict["status"],
-                      "passed": aligned_verdict["status"] != "fail", "detail": aligned_verdict["message"]})
-    return gates
+def gate_outcomes(sample: dict[str, Any]) -> list[verdicts.GateOutcome]:
+    """The gate outcomes each stage stored with its artifact, in pipeline order (never decided here)."""
+    return verdicts.stored_outcomes(sample.get("validation"), sample.get("qc"), sample.get("aligned"),
+                                    sample.get("variant_summary"))
 
 
 def sample_status(sample: dict[str, Any]) -> tuple[str, str | None]:
-    """The sample's QC status over every stored gate verdict, and the blocking gate that stopped it (or None).
+    """The sample's status over its stored gate outcomes, and the blocking gate that stopped it (or None)."""
+    verdict = verdicts.sample_verdict(gate_outcomes(sample))
+    return verdict.status, verdict.stopped_at
 
-    The worst of the QC profile's verdict and the aligned BAM's; any failed blocking gate makes it
-    `fail`, so a sample stopped at any gate is never shown as passing. `not_run` before qc_metrics.
+
+def sample_headline(sample: dict[str, Any]) -> verdicts.Headline:
+    """The sample's headline numbers (verdicts.headline_numbers) from its stored artifacts."""
+    reads = [f["metrics"] for f in sample.get("file_metrics", []) if f["format"] == "fastq"]
+    stored = sample.get("variant_summary") or {}
+    return verdicts.headline_numbers(reads, (sample.get("aligned") or {}).get("metrics"),
+                                     stored.get("vcf_metrics"), stored.get("summary"))
+
+
+@dataclass(frozen=True)
+class WrittenReport:
+    uri: str
+    size_bytes: int
+    status: str  # the sample's status the report shows (verdicts.sample_verdict)
+    narrative: Narrative
+
+
+def write_sample_report(storage: Storage, sample_id: str, *, run_id: str,
+                        narrator: AIProvider | None) -> WrittenReport:
+    """Render the sample's report from what its stages stored and write it to reports/<sample>/report.html.
+
+    `narrator` None (a stage writing the report of a sample its gate just stopped) uses the offline
+    narrative: the facts of a stop need no model, and no provider is called for a sample that stops.
     """
-    gates = gate_outcomes(sample)
-    stopped = next((g["check"] for g in gates if g["severity"].startswith("ERROR") and not g["passed"]), None)
-    if sample.get("qc") is None:
-        return "not_run", stopped
-    rank = {"pass": 0, "warn": 1, "fail": 2}
-    statuses = [sample["qc"]["status"], ((sample.get("aligned") or {}).get("verdict") or {}).get("status")]
-    status = max((s for s in statuses if s in rank), key=rank.__getitem__, default="pass")
-    return ("fail" if stopped else status), stopped
+    sample = gather_sample(storage, sample_id)
+    narrative = (narrator or AIProvider(provider="offline")).narrate(narrative_inputs(sample))
+    ctx = report_context(sample_id, sample, narrative, run_id=run_id)
+    key = zones.report_key(sample_id, "report.html")
+    obj = storage.put_bytes(render_sample_report(ctx).encode("utf-8"), key)
+    return WrittenReport(storage.uri(key), obj.size, ctx["sample_status"], narrative)
 
 
 @dg.asset(
@@ -118,19 +114,18 @@ def sample_status(sample: dict[str, Any]) -> tuple[str, str | None]:
     description="Self-contained HTML report: QC with plots, gates, variants, provenance and a narrative.",
 )
 def sample_report(context: dg.AssetExecutionContext, storage: Storage, ai: AIProvider) -> dg.MaterializeResult:
+    """The report of a sample that went through every gate. A sample stopped by a blocking gate never reaches
+    this asset (Dagster skips it): the stage whose gate stopped it writes its FAIL report with the same
+    `write_sample_report`, from the same stored outcomes."""
     sample_id = zones.validate_sample_id(context.partition_key)
-    sample = gather_sample(storage, sample_id)
-    summary_for_ai = narrative_inputs(sample)
-    narrative = ai.narrate(summary_for_ai)
-    ctx = report_context(sample_id, sample, narrative, run_id=context.run.run_id)
-    html = render_sample_report(ctx)
-    key = zones.report_key(sample_id, "report.html")
-    obj = storage.put_bytes(html.encode("utf-8"), key)
-    context.log.info(f"report written to {storage.uri(key)} ({obj.size:,} bytes)")
+    report = write_sample_report(storage, sample_id, run_id=context.run.run_id, narrator=ai)
+    narrative = report.narrative
+    context.log.info(f"report ({report.status}) written to {report.uri} ({report.size_bytes:,} bytes)")
     return dg.MaterializeResult(
         metadata={
-            "report_uri": dg.MetadataValue.path(storage.uri(key)),
-            "size_bytes": obj.size,
+            "report_uri": dg.MetadataValue.path(report.uri),
+            "sample_status": report.status,
+            "size_bytes": report.size_bytes,
             "narrative_provider": narrative.provider,
             "narrative_model": narrative.model or "",
             "narrative_input_tokens": narrative.input_tokens or 0,
@@ -143,29 +138,35 @@ def sample_report(context: dg.AssetExecutionContext, storage: Storage, ai: AIPro
 
 
 def narrative_inputs(sample: dict[str, Any]) -> dict[str, Any]:
-    """Aggregate numbers only; the AI resource de-identifies again before anything is sent."""
+    """Aggregate numbers only (the sample's headline numbers and its gate verdict); the AI resource
+    de-identifies again before anything is sent."""
     qc = sample.get("qc") or {}
-    aligned = (sample.get("aligned") or {}).get("metrics") or {}
-    variant_summary = (sample.get("variant_summary") or {}).get("summary") or {}
-    reads = [f["metrics"] for f in sample.get("file_metrics", []) if f["format"] == "fastq"]
-    first_read = reads[0] if reads else {}
+    verdict = verdicts.sample_verdict(gate_outcomes(sample))
+    headline = sample_headline(sample)
     return {
-        "qc_status": qc.get("status"),
+        "qc_status": verdict.status if verdict.status != verdicts.NOT_RUN else None,
         "qc_profile": qc.get("profile"),
         "qc_failing_modules": [m["module"] for m in qc.get("failing", [])],
         "qc_warning_modules": [m["module"] for m in qc.get("warnings", [])],
-        "total_reads": sum(m.get("total_reads", 0) for m in reads) if reads else None,
-        "q30_percent": first_read.get("q30_percent"),
-        "gc_percent": first_read.get("gc_percent"),
-        "mean_quality": first_read.get("mean_quality"),
-        "duplication_percent": first_read.get("duplication_percent"),
-        "mapped_percent": aligned.get("mapped_percent"),
-        "properly_paired_percent": aligned.get("properly_paired_percent"),
-        "mean_depth": aligned.get("mean_depth"),
-        "breadth_10x": aligned.get("breadth_10x"),
-        **{f"variants_{'total' if k == 'variants' else k}": v for k, v in variant_summary.items()
-           if isinstance(v, int | float)},
+        **{name: getattr(headline, name) for name in (
+            "total_reads", "q30_percent", "gc_percent", "mean_quality", "duplication_percent", "mapped_percent",
+            "properly_paired_percent", "mean_depth", "breadth_10x")},
+        "variants_total": headline.variants,
+        "variants_snvs": headline.snvs,
+        "variants_indels": headline.indels,
+        "variants_ts_tv": headline.ts_tv,
+        "variants_het_hom_ratio": headline.het_hom_ratio,
+        "variants_known": headline.known,
+        "variants_novel": headline.novel,
+        "variants_genes_hit": ((sample.get("variant_summary") or {}).get("summary") or {}).get("genes_hit"),
     }
+
+
+def gate_rows(outcomes: list[verdicts.GateOutcome]) -> list[dict[str, Any]]:
+    """The report's gate table: one row per stored outcome, its status as stored (NOT GRADED stays that)."""
+    return [{"check": o.gate, "asset": o.asset, "severity": "ERROR (blocking)" if o.blocking else "WARN",
+             "status": o.status, "label": o.label, "passed": o.passed, "detail": o.detail(),
+             "profile": o.profile} for o in outcomes]
 
 
 def report_context(sample_id: str, sample: dict[str, Any], narrative: Any, *, run_id: str) -> dict[str, Any]:
@@ -173,21 +174,33 @@ def report_context(sample_id: str, sample: dict[str, Any], narrative: Any, *, ru
     rows = [] if variants is None else variants.head(MAX_VARIANT_ROWS).to_dict("records")
     inventory = sample.get("inventory") or {"files": []}
     qc = sample.get("qc") or {}
-    status, stopped_at = sample_status(sample)
+    outcomes = gate_outcomes(sample)
+    verdict = verdicts.sample_verdict(outcomes)
+    headline = sample_headline(sample)
+    stored_summary = (sample.get("variant_summary") or {}).get("summary")
+    # the call set's ratios as its gate graded them (bcftools-stats metrics), not recounted from the table
+    variant_summary = ({**stored_summary, "ts_tv": headline.ts_tv, "het_hom_ratio": headline.het_hom_ratio,
+                        "call_rate": headline.call_rate} if stored_summary else None)
+    stopped_by = verdict.stopped_by
     return {
         "sample_id": sample_id,
-        "sample_status": status,
-        "stopped_at": stopped_at,
+        "sample_status": verdict.status,
+        "stopped_at": verdict.stopped_at,
+        "stopped": None if stopped_by is None else {
+            "gate": stopped_by.gate, "asset": stopped_by.asset, "summary": stopped_by.summary,
+            "problems": list(stopped_by.problems), "profile": stopped_by.profile,
+            "modules": [m for m in stopped_by.modules if m.status == verdicts.FAIL]},
         "run_id": run_id,
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "qc": qc,
+        "headline": headline.to_dict(),
         "alignment": (sample.get("aligned") or {}).get("metrics"),
         "alignment_source": (sample.get("aligned") or {}).get("source"),
-        "variant_summary": (sample.get("variant_summary") or {}).get("summary"),
+        "variant_summary": variant_summary,
         "variant_source": (sample.get("calls") or {}).get("source"),
         "variants": rows,
         "variants_total": 0 if variants is None else len(variants),
-        "gates": gate_outcomes(sample),
+        "gates": gate_rows(outcomes),
         "file_metrics": sample.get("file_metrics", []),
         "validation": (sample.get("validation") or {}).get("files", []),
         "validation_warnings": (sample.get("validation") or {}).get("warnings", []),
@@ -195,7 +208,8 @@ def report_context(sample_id: str, sample: dict[str, Any], narrative: Any, *, ru
         "provenance": {
             "inputs": [{k: f[k] for k in ("name", "format", "size_bytes", "sha256")} for f in inventory["files"]],
             "tools": tool_versions(),
-            "profile": f"{qc.get('profile')} v{qc.get('profile_version')}" if qc else None,
+            "profile": (f"{qc.get('profile')} v{qc.get('profile_version')} (from {qc.get('profile_source')})"
+                        if qc else None),
             "run_id": run_id,
         },
         "narrative": narrative,

@@ -15,7 +15,7 @@ import dagster as dg
 import pandas as pd
 import pysam
 
-from genoflow_dagster import settings, zones
+from genoflow_dagster import settings, verdicts, zones
 from genoflow_dagster.assets.artifacts import (
     markdown_table,
     read_json,
@@ -24,7 +24,7 @@ from genoflow_dagster.assets.artifacts import (
     write_parquet,
 )
 from genoflow_dagster.assets.ingestion import validation_key
-from genoflow_dagster.assets.qc import qc_metrics, summary_key
+from genoflow_dagster.assets.qc import gate_check_result, qc_metrics, summary_key, write_report_if_stopped
 from genoflow_dagster.assets.reference import (
     gene_annotation,
     indexed_reference,
@@ -34,7 +34,6 @@ from genoflow_dagster.assets.reference import (
 from genoflow_dagster.partitions import samples_partitions
 from genoflow_dagster.qc.alignment import alignment_metrics
 from genoflow_dagster.qc.alignment_gate import grade_alignment
-from genoflow_dagster.qc.profiles import grade, load_profile
 from genoflow_dagster.qc.reference_match import reference_label
 from genoflow_dagster.qc.variants import vcf_metrics
 from genoflow_dagster.reports.render import metadata_plots
@@ -47,8 +46,8 @@ from genoflow_dagster.variants.annotate import annotate_variants, summarise_vari
 from genoflow_dagster.variants.call import normalise_vcf
 
 VARIANTS = "variants"
-CHECK_CALLSET = "variant_results_within_profile"
-CHECK_ALIGNED = "aligned_reads_within_profile"
+CHECK_CALLSET = verdicts.CALLSET_WITHIN_PROFILE
+CHECK_ALIGNED = verdicts.ALIGNMENT_WITHIN_PROFILE
 
 
 def manifest_key(sample_id: str, stage: str) -> str:
@@ -98,6 +97,7 @@ class AlignedReadsConfig(dg.Config):
             CHECK_ALIGNED,
             asset="aligned_reads",
             blocking=True,
+            partitions_def=samples_partitions,  # one result per sample in the UI
             description="The aligned BAM meets the alignment floors of the sample's QC profile (mapped %, "
             "properly paired %, depth), graded like an uploaded BAM; a failed floor stops calling.",
         )
@@ -153,29 +153,17 @@ def aligned_reads(context: dg.AssetExecutionContext, config: AlignedReadsConfig,
     else:
         context.log.info("no reads or alignments among the valid files; nothing to align")
     # graded with the profile qc_metrics chose and stored (never chosen twice)
-    qc_summary = read_json(storage, summary_key(sample_id))
-    profile = load_profile(qc_summary.get("profile_choice") or qc_summary["profile"])
+    profile = verdicts.stored_profile(read_json(storage, summary_key(sample_id)))
     verdict = grade_alignment(manifest.get("metrics"), profile, reference=ref_name)
+    gate = verdicts.alignment_within_profile(verdict)
     manifest["verdict"] = verdict
+    manifest["gates"] = [gate.to_dict()]
     write_json(storage, manifest_key(sample_id, "aligned_reads"), manifest)
-    if verdict["status"] == "fail":
-        context.log.error(f"aligned_reads stopped: {verdict['message']}")
-    check = dg.AssetCheckResult(
-        check_name=CHECK_ALIGNED,
-        passed=verdict["status"] != "fail",
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=verdict["message"][:2000],
-        metadata={
-            "status": verdict["status"],
-            "profile": f"{verdict['profile']} v{verdict['profile_version']}",
-            "message": verdict["message"],
-            "failing_modules": dg.MetadataValue.md(
-                markdown_table(verdict["failing"], ["name", "value", "fail", "message"])),
-            "warning_modules": len(verdict["warnings"]),
-        },
-    )
-    return dg.MaterializeResult(metadata={"source": manifest["source"], "gate": verdict["status"], **_clean(metadata)},
-                                check_results=[check])
+    report_uri = write_report_if_stopped(context, storage, sample_id, [gate])
+    if report_uri:
+        metadata["report_uri"] = dg.MetadataValue.path(report_uri)
+    return dg.MaterializeResult(metadata={"source": manifest["source"], "gate": gate.status, **_clean(metadata)},
+                                check_results=[gate_check_result(gate)])
 
 
 def _align_groups(context, storage, compute: Compute, groups, valid, ref, out: Path, tmp: Path,
@@ -268,11 +256,6 @@ def _reference_if_present(reference: ReferenceData) -> str | None:
         return None
 
 
-class VariantResultsConfig(dg.Config):
-    # Overrides the QC profile whose call-set ranges grade this sample; by default the one qc_metrics chose.
-    profile: str | None = None
-
-
 @dg.asset(
     group_name=VARIANTS,
     partitions_def=samples_partitions,
@@ -283,12 +266,14 @@ class VariantResultsConfig(dg.Config):
         dg.AssetCheckSpec(
             CHECK_CALLSET,
             asset="variant_results",
+            partitions_def=samples_partitions,
             description="Ts/Tv, het/hom ratio and call rate lie within the profile's expected ranges.",
         )
     ],
 )
-def variant_results(context: dg.AssetExecutionContext, config: VariantResultsConfig, storage: Storage,
-                    reference: ReferenceData):
+def variant_results(context: dg.AssetExecutionContext, storage: Storage, reference: ReferenceData):
+    """Graded with the profile qc_metrics chose and stored (one choice per sample: the run config of
+    qc_metrics, the samplesheet, or the default), never one chosen here."""
     sample_id = zones.validate_sample_id(context.partition_key)
     calls = read_json(storage, manifest_key(sample_id, "variant_calls"))
     annotation = reference.annotation()
@@ -302,16 +287,22 @@ def variant_results(context: dg.AssetExecutionContext, config: VariantResultsCon
         metrics = {}
     summary = summarise_variants(frame)
     summary["source"] = calls.get("source")
+    gate, callset_verdict = verdicts.callset_within_profile(
+        metrics, verdicts.stored_profile(read_json(storage, summary_key(sample_id))))
+    headline = verdicts.headline_numbers(callset=metrics, variant_summary=summary)
     table = write_parquet(storage, variants_table_key(sample_id), frame)
-    write_json(storage, variants_summary_key(sample_id), {"summary": summary, "vcf_metrics": metrics})
-    context.log.info(f"{len(frame)} variants, {summary.get('genes_hit', 0)} gene(s) hit")
+    write_json(storage, variants_summary_key(sample_id),
+               {"summary": summary, "vcf_metrics": metrics, "verdict": callset_verdict, "gates": [gate.to_dict()]})
+    context.log.info(f"{len(frame)} variants, {summary.get('genes_hit', 0)} gene(s) hit; call set {gate.label}: "
+                     f"{gate.summary}")
 
     yield dg.MaterializeResult(
         metadata=_clean(
             {
                 "variants": len(frame),
-                "ts_tv": summary.get("ts_tv"),
-                "het_hom_ratio": summary.get("het_hom_ratio"),
+                "ts_tv": headline.ts_tv,  # the call set's bcftools-stats figures, as its gate grades them
+                "het_hom_ratio": headline.het_hom_ratio,
+                "call_rate": headline.call_rate,
                 "known": summary.get("known"),
                 "novel": summary.get("novel"),
                 "table_uri": dg.MetadataValue.path(storage.uri(table.key)),
@@ -322,23 +313,7 @@ def variant_results(context: dg.AssetExecutionContext, config: VariantResultsCon
             }
         )
     )
-    if metrics:
-        # the profile qc_metrics chose and stored (samplesheet, run config or default), unless overridden here
-        qc_summary = read_json(storage, summary_key(sample_id)) if storage.exists(summary_key(sample_id)) else {}
-        chosen = config.profile or qc_summary.get("profile_choice") or qc_summary.get("profile")
-        verdict = grade({**metrics, "format": "vcf"}, load_profile(chosen or settings.default_qc_profile()))
-        bad = [m for m in verdict["modules"] if m["status"] != "pass"]
-        passed = not bad
-        detail = markdown_table(bad, ["name", "status", "value", "warn", "fail", "message"])
-        graded_by = f"{verdict['profile']} v{verdict['profile_version']}"
-    else:
-        passed, detail, graded_by = True, "no call set for this sample", ""
-    yield dg.AssetCheckResult(
-        check_name=CHECK_CALLSET,
-        passed=passed,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"outside_range": dg.MetadataValue.md(detail), "profile": graded_by},
-    )
+    yield gate_check_result(gate)
 
 
 def _empty_variants() -> pd.DataFrame:

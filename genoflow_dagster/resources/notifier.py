@@ -9,6 +9,8 @@ from typing import Any
 
 import dagster as dg
 
+from genoflow_dagster import verdicts
+
 LOG = dg.get_dagster_logger("genoflow.notifier")
 
 
@@ -42,3 +44,42 @@ class WebhookNotifier(dg.ConfigurableResource):
             if attempt < self.max_retries:
                 time.sleep(self.backoff_s * 2**attempt)
         return False
+
+
+def gate_event(outcome: verdicts.GateOutcome, *, sample_id: str | None, run_id: str | None) -> dict[str, Any]:
+    """The webhook payload of a gate that did not pass, from its stored outcome (never re-judged here):
+    `check_failed` for a failed or warning gate, `check_not_graded` for one that could not judge."""
+    event = "check_not_graded" if not outcome.graded else "check_failed"
+    verb = {verdicts.FAIL: "failed", verdicts.WARN: "warned", verdicts.NOT_GRADED: "was not graded"}.get(
+        outcome.status, outcome.status)
+    where = f" for sample {sample_id}" if sample_id else ""
+    return {
+        "event": event,
+        "text": f"GenoFlow gate {outcome.gate} {verb}{where}"
+        + (" and stopped it" if outcome.stops_sample else "") + f": {outcome.detail()}",
+        "check": outcome.gate,
+        "asset": outcome.asset,
+        "sample_id": sample_id,
+        "status": outcome.status,
+        "severity": outcome.severity,
+        "blocking": outcome.blocking,
+        "stopped_sample": outcome.stops_sample,
+        "problems": list(outcome.problems),
+        "not_graded_reason": outcome.not_graded_reason,
+        "profile": outcome.profile,
+        "run_id": run_id,
+    }
+
+
+def check_evaluation_event(evaluation: dg.AssetCheckEvaluation, *, run_id: str | None) -> dict[str, Any] | None:
+    """The payload for a recorded check evaluation (what the failed-check sensor reads from the event log),
+    built from the stored outcome the check carries in its `outcome` metadata; None when it passed."""
+    if evaluation.passed:
+        return None
+    stored = evaluation.metadata.get("outcome")
+    if stored is None:  # a check that is not a GenoFlow gate (e.g. a cohort table check)
+        return {"event": "check_failed", "check": evaluation.check_name,
+                "asset": evaluation.asset_key.to_user_string(), "sample_id": evaluation.partition,
+                "severity": evaluation.severity.value, "run_id": run_id,
+                "text": f"GenoFlow check {evaluation.check_name} failed on {evaluation.asset_key.to_user_string()}"}
+    return gate_event(verdicts.GateOutcome.from_dict(stored.value), sample_id=evaluation.partition, run_id=run_id)
