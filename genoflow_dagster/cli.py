@@ -1,4 +1,4 @@
-"""The `genoflow` command: validate, qc, upload, quarantine, demo.
+"""The `genoflow` command: validate, qc, upload, quarantine, doctor, demo.
 
 Machine-readable output (`--json`) is a public contract (DESIGN.md): one JSON
 object per line on stdout, logs and human text on stderr.
@@ -164,6 +164,22 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     return EXIT_INVALID if any(r["releasable"] for r in rows) else EXIT_OK
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check every configured path and service; exit 1 when something a run needs is missing or invalid."""
+    from genoflow_dagster.doctor import diagnose, has_problems, report_lines
+
+    findings = diagnose()
+    if args.json:
+        for finding in findings:
+            _emit(finding.to_json())
+    else:
+        print("\n".join(report_lines(findings)))
+        problems = sum(f.status == "error" for f in findings)
+        print("configuration OK" if not problems else f"{problems} problem(s): fix them before running samples",
+              file=sys.stderr)
+    return EXIT_INVALID if has_problems(findings) else EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from genoflow_dagster.demo.run import run_demo
 
@@ -209,6 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine.add_argument("--all", action="store_true", help="include files already released")
     quarantine.add_argument("--json", action="store_true")
     quarantine.set_defaults(func=cmd_quarantine)
+
+    doctor = sub.add_parser("doctor", help="check the configuration: every configured path exists and validates, "
+                            "contig names agree, storage and instance are usable (exit 1 on a problem)")
+    doctor.add_argument("--json", action="store_true", help="one JSON object per finding")
+    doctor.set_defaults(func=cmd_doctor)
 
     demo = sub.add_parser("demo", help="generate demo data and run the whole pipeline on the embedded instance")
     demo.add_argument("--fresh", action="store_true", help="start from an empty data dir and instance")

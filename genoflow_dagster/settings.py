@@ -43,14 +43,27 @@ def s3_settings() -> dict[str, str | None]:
 CONTAMINANT_SUFFIXES = (".fa", ".fasta", ".fna", ".fa.gz", ".fasta.gz", ".fna.gz")
 
 
+OFF_WORDS = ("", "off", "none")
+
+
+def optional_reference_path(variable: str, default: Path) -> str | None:
+    """An optional reference file (annotation, known sites): the path the variable names, kept even when
+    nothing is there (the resource then fails naming it: a misspelt path must not quietly switch a feature
+    off); `off`, `none` or empty switch it off explicitly; unset, the data dir's file when it exists."""
+    raw = os.environ.get(variable)
+    if raw is None:
+        return str(default) if default.is_file() else None
+    return None if raw.strip().lower() in OFF_WORDS else raw.strip()
+
+
 def reference_paths() -> dict[str, str | list[str] | None]:
     """Reference FASTA, annotation (GTF/GFF3), known-sites VCF, contaminant FASTAs and targets BED:
     explicit env, else the data dir (targets: env only)."""
     ref_dir = data_dir() / "reference"
     return {
         "fasta_path": os.environ.get("GENOFLOW_REFERENCE_FASTA", str(ref_dir / "genome.fa")),
-        "annotation_path": os.environ.get("GENOFLOW_ANNOTATION", str(ref_dir / "annotation.gtf")),
-        "known_sites_path": os.environ.get("GENOFLOW_KNOWN_SITES", str(ref_dir / "known_sites.vcf.gz")),
+        "annotation_path": optional_reference_path("GENOFLOW_ANNOTATION", ref_dir / "annotation.gtf"),
+        "known_sites_path": optional_reference_path("GENOFLOW_KNOWN_SITES", ref_dir / "known_sites.vcf.gz"),
         "contaminant_paths": contaminant_paths(),
         "targets_path": targets_path(),
     }

@@ -6,10 +6,14 @@ per-sample assets that used the old one as stale.
 """
 
 
+import hashlib
+import json
+import os
 from pathlib import Path
 
 import dagster as dg
 
+from genoflow_dagster import __version__, settings
 from genoflow_dagster.qc.targets import Targets, load_targets
 
 
@@ -31,10 +35,15 @@ class ReferenceData(dg.ConfigurableResource):
         return path
 
     def annotation(self) -> Path | None:
-        return _optional(self.annotation_path)
+        """The gene annotation (GTF or GFF3), validated; None when switched off or not configured. A
+        configured file that is missing raises FileNotFoundError, an invalid one ValueError, each naming
+        the file: variants are never quietly left without gene names."""
+        return _checked(self.annotation_path, "gene annotation", "GENOFLOW_ANNOTATION", ("gtf", "gff"))
 
     def known_sites(self) -> Path | None:
-        return _optional(self.known_sites_path)
+        """The known-sites VCF, validated; None when switched off or not configured (errors as for
+        `annotation`)."""
+        return _checked(self.known_sites_path, "known-sites VCF", "GENOFLOW_KNOWN_SITES", ("vcf",))
 
     def contaminants(self) -> list[Path]:
         """The configured contaminant FASTAs; a configured path that is missing raises FileNotFoundError
@@ -59,8 +68,39 @@ class ReferenceData(dg.ConfigurableResource):
         return load_targets(path)
 
 
-def _optional(path: str | None) -> Path | None:
-    if not path:
+def _checked(configured: str | None, what: str, variable: str, formats: tuple[str, ...]) -> Path | None:
+    if not configured:
         return None
-    candidate = Path(path)
-    return candidate if candidate.is_file() else None
+    path = Path(configured)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found at {path}; fix {variable}, or set {variable}=off to run "
+                                "without it")
+    verdict = validated_once(path)
+    if not verdict["valid"] or verdict["format"] not in formats:
+        problem = (f"{verdict['reason']} at line {verdict['line']}: {verdict['message']}" if verdict["line"]
+                   else f"{verdict['reason']}: {verdict['message']}") if not verdict["valid"] else \
+            f"it is a {verdict['format']} file, not {' or '.join(f.upper() for f in formats)}"
+        raise ValueError(f"{what} {path} is not usable: {problem}; fix the file, or set {variable}=off")
+    return path
+
+
+def validated_once(path: Path) -> dict:
+    """`validate_file`'s verdict on a reference file, remembered per version of the file (real path, size,
+    mtime, inode) and GenoFlow version under the reference cache: a 1 GB annotation is validated once, not in every run."""
+    from genoflow_dagster.formats.validate import validate_file
+
+    stat = os.stat(path)
+    stamp = f"{__version__}\0{os.path.realpath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ino}"
+    memo = settings.reference_cache_dir() / "validated" / f"{hashlib.sha256(stamp.encode()).hexdigest()[:32]}.json"
+    try:
+        return json.loads(memo.read_text())
+    except (OSError, ValueError):
+        pass
+    result = validate_file(path)
+    verdict = {"valid": result.valid, "format": result.format, "reason": result.reason, "line": result.line,
+               "message": result.message, "records": result.records}
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_name(f".{memo.name}.{os.getpid()}.part")
+    tmp.write_text(json.dumps(verdict))
+    tmp.replace(memo)
+    return verdict
