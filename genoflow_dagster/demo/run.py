@@ -14,15 +14,56 @@ from pathlib import Path
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
 
+# What Dagster's embedded (SQLite) instance writes under DAGSTER_HOME: runs and their event logs
+# (history/), schedule and sensor state (schedules/), compute logs and local artifacts (storage/, logs/).
+# `--fresh` removes these and keeps DAGSTER_HOME/dagster.yaml, the operator's configuration.
+SQLITE_INSTANCE_ENTRIES = ("history", "schedules", "storage", "logs", ".logs_queue", ".nux", ".telemetry")
+_STORAGE_KEYS = ("storage", "run_storage", "event_log_storage", "schedule_storage")
+
+
+class FreshRefused(Exception):
+    """`--fresh` was asked for an instance whose storage GenoFlow will not empty; nothing was deleted."""
+
+
+def storage_elsewhere(home: Path) -> str | None:
+    """None when the instance configured in `home` keeps its storage in SQLite files under `home` (the
+    embedded default, also when there is no dagster.yaml yet); otherwise what it uses instead."""
+    import yaml
+
+    config_file = home / "dagster.yaml"
+    config = (yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
+    storage = config.get("storage") or {}
+    if storage:
+        kind = next(iter(storage))
+        if kind == "sqlite" and not (storage.get("sqlite") or {}).get("base_dir"):
+            return None
+        return {"postgres": "PostgreSQL", "mysql": "MySQL", "sqlite": "SQLite outside DAGSTER_HOME"}.get(kind, kind)
+    custom = [key for key in _STORAGE_KEYS[1:] if key in config]
+    return ", ".join(custom) if custom else None
+
 
 def prepare_environment(fresh: bool) -> tuple[Path, Path]:
-    """Default DAGSTER_HOME / GENOFLOW_DATA_DIR to ./.dagster_home and ./data, seeded with dagster.yaml."""
+    """Default DAGSTER_HOME / GENOFLOW_DATA_DIR to ./.dagster_home and ./data, seeded with dagster.yaml.
+
+    `fresh` empties the instance and the data dir but keeps DAGSTER_HOME/dagster.yaml, so an instance
+    the operator configured stays the one the demo uses. Only the embedded SQLite storage under
+    DAGSTER_HOME is emptied: a database (PostgreSQL) may hold other runs than the demo's, and emptying it
+    cannot be undone, so `fresh` refuses (FreshRefused, nothing deleted) and says what to do instead.
+    """
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve())))
     data = Path(os.environ.setdefault("GENOFLOW_DATA_DIR", str(Path("data").resolve())))
     if fresh:
-        for path in (home, data):
-            if path.exists():
+        elsewhere = storage_elsewhere(home)
+        if elsewhere:
+            raise FreshRefused(_fresh_refused_message(home, elsewhere))
+        for entry in SQLITE_INSTANCE_ENTRIES:
+            path = home / entry
+            if path.is_dir():
                 shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        if data.exists():
+            shutil.rmtree(data)
     home.mkdir(parents=True, exist_ok=True)
     data.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists() and REPO_DAGSTER_YAML.is_file():
@@ -32,19 +73,41 @@ def prepare_environment(fresh: bool) -> tuple[Path, Path]:
     return home, data
 
 
+def _fresh_refused_message(home: Path, storage: str) -> str:
+    env = os.environ
+    connection = (f"-h {env.get('DAGSTER_PG_HOST', '<host>')} -p {env.get('DAGSTER_PG_PORT', '5432')} "
+                  f"-U {env.get('DAGSTER_PG_USER', '<user>')}")
+    database = env.get("DAGSTER_PG_DB", "<database>")
+    return (
+        f"genoflow demo --fresh: {home / 'dagster.yaml'} keeps the Dagster instance in {storage}, which the demo "
+        "does not empty: it may hold other runs than the demo's, and emptying it cannot be undone. "
+        "Nothing was deleted.\n"
+        "To start the demo from scratch on this instance, recreate its database and remove the data dir:\n"
+        f"  dropdb {connection} --force {database} && createdb {connection} {database}\n"
+        f"  rm -rf {env.get('GENOFLOW_DATA_DIR', 'data')}\n"
+        "then run `genoflow demo` (without --fresh). Without --fresh the demo adds its runs to this instance; "
+        "with DAGSTER_HOME set to another directory it uses the embedded SQLite instance."
+    )
+
+
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
 def run_demo(fresh: bool = False) -> int:
     started = time.monotonic()
-    home, data = prepare_environment(fresh)
+    try:
+        home, data = prepare_environment(fresh)
+    except FreshRefused as refused:
+        _say(str(refused))
+        return 2
 
     import dagster as dg
 
     from genoflow_dagster import settings, zones
     from genoflow_dagster.definitions import build_definitions, storage_from_env
     from genoflow_dagster.demo.generate import generate_demo
+    from genoflow_dagster.instance_health import free_slots_of_dead_runs, this_host_tags
     from genoflow_dagster.jobs import COHORT_JOB, REFERENCE_JOB, SAMPLE_PIPELINE_JOB
     from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
     from genoflow_dagster.sensors.landing import landing_zone_upload_sensor
@@ -85,8 +148,13 @@ def run_demo(fresh: bool = False) -> int:
 
     defs = build_definitions()
     instance = dg.DagsterInstance.get()
+    # Runs here execute in this process, with no daemon watching: give back the pool slots of earlier
+    # runs that were killed (a crashed demo, a dead worker), or these runs would wait for them for ever.
+    for freed in free_slots_of_dead_runs(instance):
+        _say(f"freed the pool slots of {freed.describe()}")
+    host_tags = this_host_tags()
     _say("materializing reference data ...")
-    defs.resolve_job_def(REFERENCE_JOB).execute_in_process(instance=instance)
+    defs.resolve_job_def(REFERENCE_JOB).execute_in_process(instance=instance, tags=host_tags)
 
     # One sensor evaluation, applied the way the daemon would: add partitions, launch runs.
     requests = []
@@ -107,10 +175,11 @@ def run_demo(fresh: bool = False) -> int:
     for request in requests:
         _say(f"running {SAMPLE_PIPELINE_JOB} for {request.partition_key} ...")
         run = job.execute_in_process(
-            instance=instance, partition_key=request.partition_key, tags=dict(request.tags), raise_on_error=False
+            instance=instance, partition_key=request.partition_key, tags={**request.tags, **host_tags},
+            raise_on_error=False,
         )
         outcomes[request.partition_key] = "success" if run.success else _why_not(run)
-    defs.resolve_job_def(COHORT_JOB).execute_in_process(instance=instance, raise_on_error=False)
+    defs.resolve_job_def(COHORT_JOB).execute_in_process(instance=instance, tags=host_tags, raise_on_error=False)
 
     return print_summary(storage, demo, outcomes, time.monotonic() - started)
 
