@@ -375,3 +375,26 @@ def test_a_copy_above_the_single_request_limit_goes_part_by_part(s3_endpoint, tm
     with pytest.raises(StorageError) as missing:
         storage.copy("raw/S1/sha/none.bin", "quarantine/S1/sha/none.bin")
     assert missing.value.reason == "NOT_FOUND" and "raw/S1/sha/none.bin" in missing.value.message
+
+
+def test_envvar_credentials_are_read_outside_a_run_and_stay_names_in_the_resource_config(s3_endpoint,
+                                                                                         monkeypatch):
+    import dagster as dg
+
+    bucket = f"genoflow-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "a-secret-value")
+    storage = S3Storage(bucket=bucket, endpoint_url=s3_endpoint, aws_access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID"),
+                        aws_secret_access_key=dg.EnvVar("AWS_SECRET_ACCESS_KEY"))
+    _direct_client(s3_endpoint).create_bucket(Bucket=bucket)
+    storage.put_bytes(b"ok", "landing/S1/a.txt")  # outside any run: the EnvVars are read here
+    shown = storage.get_resource_definition().config_schema.default_value  # what the UI shows
+    assert shown["aws_secret_access_key"] == {"env": "AWS_SECRET_ACCESS_KEY"}
+    assert "a-secret-value" not in repr(shown) and "a-secret-value" not in repr(storage)
+
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    half = S3Storage(bucket=bucket, endpoint_url=s3_endpoint, aws_access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID"),
+                     aws_secret_access_key=dg.EnvVar("AWS_SECRET_ACCESS_KEY"))
+    with pytest.raises(StorageError) as info:
+        half.stat("landing/S1/a.txt")
+    assert info.value.reason == "ACCESS_DENIED" and "AWS_ACCESS_KEY_ID" in info.value.message

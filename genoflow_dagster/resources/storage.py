@@ -327,20 +327,25 @@ class S3Storage(Storage):
         if self._client is None:
             import boto3
             from botocore.config import Config
+            from botocore.exceptions import PartialCredentialsError
 
-            self._client = boto3.client(
-                "s3",
-                endpoint_url=self.endpoint_url,
-                region_name=self.region_name or "us-east-1",
-                aws_access_key_id=_resolved(self.aws_access_key_id),
-                aws_secret_access_key=_resolved(self.aws_secret_access_key),
-                config=Config(
-                    connect_timeout=self._timeout(),
-                    read_timeout=self._timeout(),  # per socket read, not per object: long streams still work
-                    retries={"total_max_attempts": self._attempts(), "mode": "standard"},
-                    s3={"addressing_style": "path"},
-                ),
-            )
+            try:
+                self._client = boto3.client(
+                    "s3",
+                    endpoint_url=self.endpoint_url,
+                    region_name=self.region_name or "us-east-1",
+                    aws_access_key_id=_resolved(self.aws_access_key_id),
+                    aws_secret_access_key=_resolved(self.aws_secret_access_key),
+                    config=Config(
+                        connect_timeout=self._timeout(),
+                        read_timeout=self._timeout(),  # per socket read, not per object: long streams still work
+                        retries={"total_max_attempts": self._attempts(), "mode": "standard"},
+                        s3={"addressing_style": "path"},
+                    ),
+                )
+            except PartialCredentialsError as exc:
+                raise StorageError("ACCESS_DENIED", "incomplete S3 credentials: set both AWS_ACCESS_KEY_ID and "
+                                                    "AWS_SECRET_ACCESS_KEY") from exc
         return self._client
 
     def _call(self, operation: str, action: str, **kwargs: Any) -> Any:
@@ -413,11 +418,11 @@ class S3Storage(Storage):
 
     @contextlib.contextmanager
     def open_read(self, key: str) -> Iterator[BinaryIO]:
-        reader = _S3ObjectReader(self, key)
+        stream = io.BufferedReader(_S3ObjectReader(self, key), buffer_size=1024 * 1024)
         try:
-            yield io.BufferedReader(reader, buffer_size=1024 * 1024)  # type: ignore[misc]
+            yield stream  # type: ignore[misc]
         finally:
-            reader.close()
+            stream.close()
 
     @contextlib.contextmanager
     def open_write(self, key: str) -> Iterator[BinaryIO]:
