@@ -391,8 +391,9 @@ class S3Storage(Storage):
 
         if isinstance(exc, ReadTimeoutError | ConnectTimeoutError) or _is_urllib3_timeout(exc):
             verb = "could not be connected to" if isinstance(exc, ConnectTimeoutError) else "did not answer"
+            tries = "1 attempt" if self._attempts() == 1 else f"{self._attempts()} attempts"
             return StorageError("TIMEOUT", f"S3 {verb} within {self._timeout():g} s while {action} "
-                                           f"({self._endpoint()}; {self._attempts()} attempt(s))")
+                                           f"({self._endpoint()}; {tries})")
         if isinstance(exc, EndpointConnectionError):
             return StorageError("UNREACHABLE", f"cannot reach S3 while {action} ({self._endpoint()})")
         if isinstance(exc, NoCredentialsError):
