@@ -382,6 +382,8 @@ class Headline:
     snvs: int | None = None
     indels: int | None = None
     ts_tv: float | None = None
+    het: int | None = None  # SNV genotypes, as bcftools stats counts them (its het/hom ratio's terms)
+    hom_alt: int | None = None
     het_hom_ratio: float | None = None
     call_rate: float | None = None
     known: int | None = None
@@ -423,6 +425,8 @@ def headline_numbers(read_metrics: list[dict[str, Any]] = (), aligned: dict[str,
         snvs=_count(callset.get("snps")) if callset else _count(summary.get("snvs")),
         indels=_count(callset.get("indels")) if callset else _count(summary.get("indels")),
         ts_tv=_number(callset.get("ts_tv")),
+        het=_per_sample_sum(callset, "het"),
+        hom_alt=_per_sample_sum(callset, "hom_alt"),
         het_hom_ratio=_number(callset.get("het_hom_ratio")),
         call_rate=_number(callset.get("call_rate")),
         known=_count(summary.get("known")),
@@ -434,6 +438,11 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
         return None
     return float(value)
+
+
+def _per_sample_sum(callset: dict[str, Any], name: str) -> int | None:
+    per_sample = callset.get("per_sample") or {}
+    return sum(int(d.get(name) or 0) for d in per_sample.values()) if per_sample else None
 
 
 def _count(value: Any) -> int | None:

@@ -154,3 +154,15 @@ def test_validation_warnings_section_lists_each_reason_escaped():
     assert "Validation warnings" in html and "TABLE_BLANK_ROW" in html and "&lt;blank&gt;" in html
     assert "strict mode" in html
     assert "Validation warnings" not in render_sample_report(_ctx())
+
+
+def test_the_offline_narrative_says_where_a_stopped_sample_stopped():
+    from genoflow_dagster.reports.narrative import deidentify_summary, offline_narrative
+
+    aligned = deidentify_summary({"qc_status": "fail", "stopped_at": "aligned_reads_within_profile"})
+    assert "stopped before variant calling" in offline_narrative(aligned)
+    assert "before alignment" not in offline_narrative(aligned), "QC passed: it was not stopped before alignment"
+    qc = deidentify_summary({"qc_status": "fail", "stopped_at": "qc_metrics_within_profile",
+                             "qc_failing_modules": ["per base sequence quality"]})
+    assert "failed its QC profile (per base sequence quality)" in offline_narrative(qc)
+    assert "stopped_at" not in deidentify_summary({"stopped_at": "PATIENT_1 note"}), "gate names only"

@@ -145,6 +145,7 @@ def narrative_inputs(sample: dict[str, Any]) -> dict[str, Any]:
     headline = sample_headline(sample)
     return {
         "qc_status": verdict.status if verdict.status != verdicts.NOT_RUN else None,
+        "stopped_at": verdict.stopped_at,
         "qc_profile": qc.get("profile"),
         "qc_failing_modules": [m["module"] for m in qc.get("failing", [])],
         "qc_warning_modules": [m["module"] for m in qc.get("warnings", [])],
@@ -179,8 +180,9 @@ def report_context(sample_id: str, sample: dict[str, Any], narrative: Any, *, ru
     headline = sample_headline(sample)
     stored_summary = (sample.get("variant_summary") or {}).get("summary")
     # the call set's ratios as its gate graded them (bcftools-stats metrics), not recounted from the table
-    variant_summary = ({**stored_summary, "ts_tv": headline.ts_tv, "het_hom_ratio": headline.het_hom_ratio,
-                        "call_rate": headline.call_rate} if stored_summary else None)
+    variant_summary = ({**stored_summary, "ts_tv": headline.ts_tv, "het": headline.het, "hom_alt": headline.hom_alt,
+                        "het_hom_ratio": headline.het_hom_ratio, "call_rate": headline.call_rate}
+                       if stored_summary else None)
     stopped_by = verdict.stopped_by
     return {
         "sample_id": sample_id,

@@ -12,13 +12,16 @@ import json
 import math
 from typing import Any
 
+from genoflow_dagster import verdicts
+
 NUMERIC_FIELDS = (
     "total_reads", "q30_percent", "gc_percent", "mean_quality", "duplication_percent",
     "mapped_percent", "properly_paired_percent", "mean_depth", "breadth_10x",
     "variants_total", "variants_snvs", "variants_indels", "variants_ts_tv", "variants_het", "variants_hom_alt",
     "variants_het_hom_ratio", "variants_known", "variants_novel", "variants_genes_hit",
 )
-CATEGORICAL_FIELDS = {"qc_status": {"pass", "warn", "fail"}, "qc_profile": {"standard", "strict", "custom"}}
+CATEGORICAL_FIELDS = {"qc_status": {"pass", "warn", "fail"}, "qc_profile": {"standard", "strict", "custom"},
+                      "stopped_at": set(verdicts.GATE_ASSETS)}  # the gate that stopped the sample (public names)
 MODULE_LIST_FIELDS = ("qc_failing_modules", "qc_warning_modules")
 KNOWN_MODULES = {
     "basic statistics", "per base sequence quality", "per sequence quality scores", "per base sequence content",
@@ -60,13 +63,27 @@ def build_prompt(deidentified: dict[str, Any]) -> tuple[str, str]:
     return SYSTEM_PROMPT, user
 
 
+_STOPPED = {
+    verdicts.USABLE_INPUTS: "The sample was stopped at validation: it has no usable input (no valid reads, "
+    "alignments or call set, or an incomplete read pair or samplesheet row); see the quality gates.",
+    verdicts.REFERENCE_CONSISTENT: "The sample was stopped before alignment: an uploaded alignment or call set "
+    "does not match the configured reference.",
+    verdicts.QC_WITHIN_PROFILE: "The sample failed its QC profile ({modules}) and was stopped before alignment; "
+    "re-sequencing or a profile review is needed.",
+    verdicts.ALIGNMENT_WITHIN_PROFILE: "The sample was stopped before variant calling: its aligned reads miss the "
+    "profile's alignment floors (is this the right reference?).",
+}
+
+
 def offline_narrative(d: dict[str, Any]) -> str:
     """Deterministic prose from the same de-identified numbers an AI provider would get."""
     parts: list[str] = []
     status = d.get("qc_status")
-    if status == "fail":
-        parts.append("The sample failed its QC profile (" + ", ".join(d.get("qc_failing_modules") or ["?"]) + ") "
-                     "and was stopped before alignment; re-sequencing or a profile review is needed.")
+    stopped_at = d.get("stopped_at")
+    if stopped_at in _STOPPED:
+        parts.append(_STOPPED[stopped_at].format(modules=", ".join(d.get("qc_failing_modules") or ["?"])))
+    elif status == "fail":
+        parts.append("The sample failed a blocking quality gate and was stopped.")
     elif status == "warn":
         parts.append("The sample passed QC with warnings (" + ", ".join(d.get("qc_warning_modules") or []) + ").")
     elif status == "pass":
