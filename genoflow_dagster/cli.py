@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from genoflow_dagster import __version__
-from genoflow_dagster.errors import ErrorCode
+from genoflow_dagster.errors import ErrorCode, StorageError
 from genoflow_dagster.formats import FORMATS
 
 EXIT_OK = 0
@@ -109,8 +109,8 @@ def cmd_upload(args: argparse.Namespace) -> int:
     """Land files for a sample. Every file is checked first (a regular file, within GENOFLOW_MAX_FILE_BYTES),
     so an over-size file is refused before any byte travels and no sample lands half its files."""
     from genoflow_dagster import settings, zones
-    from genoflow_dagster.definitions import storage_from_env
     from genoflow_dagster.quarantine import too_large_message
+    from genoflow_dagster.resources.storage import storage_from_settings
 
     try:
         zones.validate_sample_id(args.sample)
@@ -128,11 +128,15 @@ def cmd_upload(args: argparse.Namespace) -> int:
             print(f"genoflow upload: {raw}: {ErrorCode.FILE_TOO_LARGE}: {too_large_message(size, max_bytes)}; "
                   "nothing was uploaded", file=sys.stderr)
             return EXIT_INVALID
-    storage = storage_from_env()
+    storage = storage_from_settings()
     for raw in args.paths:
         path = Path(raw)
         key = zones.landing_key(args.sample, path.name)
-        info = storage.put_file(path, key)
+        try:
+            info = storage.put_file(path, key)
+        except StorageError as exc:
+            print(f"genoflow upload: {raw}: {exc.error_code}/{exc.reason}: {exc.message}", file=sys.stderr)
+            return EXIT_USAGE
         print(f"{raw} → {storage.uri(key)} ({info.size:,} bytes)")
     return EXIT_OK
 
@@ -140,8 +144,8 @@ def cmd_upload(args: argparse.Namespace) -> int:
 def cmd_quarantine(args: argparse.Namespace) -> int:
     """List quarantined files with today's verdict; exit 1 when some would now pass (a release is due)."""
     from genoflow_dagster import settings, zones
-    from genoflow_dagster.definitions import storage_from_env
     from genoflow_dagster.quarantine import review
+    from genoflow_dagster.resources.storage import storage_from_settings
 
     if args.sample:
         try:
@@ -149,7 +153,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
         except zones.UnsafeKeyError as exc:
             print(f"genoflow quarantine: {exc}", file=sys.stderr)
             return EXIT_USAGE
-    rows = review(storage_from_env(), max_bytes=settings.max_file_bytes(), sample_id=args.sample,
+    rows = review(storage_from_settings(), max_bytes=settings.max_file_bytes(), sample_id=args.sample,
                   include_released=args.all)
     for row in rows:
         if args.json:

@@ -23,7 +23,7 @@ from genoflow_dagster.resources.ai import AIProvider
 from genoflow_dagster.resources.compute import Compute
 from genoflow_dagster.resources.notifier import WebhookNotifier
 from genoflow_dagster.resources.reference import ReferenceData
-from genoflow_dagster.resources.storage import LocalStorage, S3Storage, Storage
+from genoflow_dagster.resources.storage import Storage, storage_from_settings
 from genoflow_dagster.sensors.landing import landing_zone_upload_sensor
 from genoflow_dagster.sensors.notifications import (
     failed_check_notification_sensor,
@@ -33,13 +33,8 @@ from genoflow_dagster.sensors.quarantine import quarantine_release_sensor
 
 
 def storage_from_env() -> Storage:
-    if settings.storage_kind() == "s3":
-        return S3Storage(
-            **settings.s3_settings(),
-            aws_access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID"),
-            aws_secret_access_key=dg.EnvVar("AWS_SECRET_ACCESS_KEY"),
-        )
-    return LocalStorage(base_dir=str(settings.data_dir()))
+    """The configured storage resource (see `storage_from_settings`)."""
+    return storage_from_settings()
 
 
 def ai_from_env() -> AIProvider:

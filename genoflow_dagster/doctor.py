@@ -214,11 +214,11 @@ def _storage(findings: list[Finding]) -> None:
         findings.append(Finding("storage (local)", "GENOFLOW_DATA_DIR", str(folder), ERROR if problem else OK,
                                 problem or "writable; files dropped into landing/<sample>/ are picked up"))
         return
-    from genoflow_dagster.definitions import storage_from_env
+    from genoflow_dagster.resources.storage import storage_from_settings
 
     target = f"s3://{settings.s3_settings()['bucket']}"
     try:
-        next(iter(storage_from_env().list(zones.landing_prefix())), None)
+        next(iter(storage_from_settings().list(zones.landing_prefix())), None)
     except StorageError as exc:
         findings.append(Finding("storage (S3)", "GENOFLOW_S3_BUCKET", target, ERROR, exc.message))
         return

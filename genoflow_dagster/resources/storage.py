@@ -712,3 +712,19 @@ class _S3ObjectWriter(io.RawIOBase):
             self._upload_id = None
         self._buffer = bytearray()
         super().close()
+
+
+def storage_from_settings() -> Storage:
+    """The configured storage (GENOFLOW_STORAGE): local under GENOFLOW_DATA_DIR, or the S3 bucket.
+
+    S3 credentials stay references to AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (never values in the
+    resource config the UI shows); S3Storage resolves them itself when used outside a run (the CLI), so
+    building storage needs neither Dagster definitions nor the asset graph.
+    """
+    if settings.storage_kind() == "s3":
+        return S3Storage(
+            **settings.s3_settings(),
+            aws_access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=dg.EnvVar("AWS_SECRET_ACCESS_KEY"),
+        )
+    return LocalStorage(base_dir=str(settings.data_dir()))
