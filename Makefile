@@ -5,7 +5,7 @@ PYTHON ?= python3
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export GENOFLOW_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install demo test dev bench bench-accuracy bench-pipeline bench-alignment lint conformance clean home
+.PHONY: install demo test dev dev-postgres bench bench-accuracy bench-pipeline bench-alignment lint conformance clean home
 
 $(VENV)/.installed: pyproject.toml setup.py genoflow_dagster/_fastq.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,19 @@ test: install
 	$(VENV)/bin/pytest -q
 
 dev: install home
+	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
+
+# The production instance (README, "Production instance (PostgreSQL)"): deploy/postgres/dagster.yaml in
+# $(DAGSTER_HOME), never over another instance's dagster.yaml, then the UI and the daemon on it.
+dev-postgres: install
+	@for v in DAGSTER_PG_HOST DAGSTER_PG_PORT DAGSTER_PG_USER DAGSTER_PG_PASSWORD DAGSTER_PG_DB; do \
+	  printenv $$v >/dev/null || { echo "$$v is not set (README: Production instance (PostgreSQL))"; exit 2; }; done
+	@mkdir -p "$(DAGSTER_HOME)" "$(GENOFLOW_DATA_DIR)"
+	@if [ -f "$(DAGSTER_HOME)/dagster.yaml" ] && ! cmp -s deploy/postgres/dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"; then \
+	  echo "$(DAGSTER_HOME)/dagster.yaml is another instance's configuration: not replaced."; \
+	  echo "Set DAGSTER_HOME to a directory of its own (e.g. $(CURDIR)/.dagster_home_pg) or remove that file."; \
+	  exit 2; fi
+	cp deploy/postgres/dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
 	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
 
 bench: install
