@@ -100,6 +100,10 @@ def instance(instance_home, tmp_path, monkeypatch) -> Iterator[dg.DagsterInstanc
     with dg.DagsterInstance.get() as instance:
         instance.add_dynamic_partitions(SAMPLES_PARTITION_NAME, [*KILLED_SAMPLES, NEXT])
         assert build_definitions().resolve_job_def(REFERENCE_JOB).execute_in_process(instance=instance).success
+        # Dagster writes a pool's limit row on the pool's first use; on PostgreSQL two runs doing that at the
+        # same moment collide and one crashes (dagster-io/dagster#33552). Any instance that has run once has
+        # the row, so the test starts from there.
+        instance.event_log_storage.initialize_concurrency_limit_to_default(POOL)
         yield instance
 
 
@@ -179,9 +183,15 @@ def test_without_a_daemon_the_next_in_process_run_frees_the_slots_of_killed_work
     for worker in workers.values():
         worker.start()
     try:
-        for sample, run_id in runs.items():
-            _kill_during_alignment(instance, run_id, expected_pid=workers[sample].pid)
-            clock(f"{sample} worker killed")
+        waiting = dict(runs)  # kill each as soon as its alignment starts, whichever comes first
+        while waiting:
+            _wait_for(lambda: any(_aligning(instance, run_id) for run_id in waiting.values()), 120,
+                      "an alignment to start")
+            for sample, run_id in list(waiting.items()):
+                if _aligning(instance, run_id):
+                    _kill_during_alignment(instance, run_id, expected_pid=workers[sample].pid)
+                    clock(f"{sample} worker killed")
+                    del waiting[sample]
     finally:
         for worker in workers.values():
             if worker.is_alive():
@@ -226,8 +236,7 @@ class _Timeline:
 
 def _kill_during_alignment(instance: dg.DagsterInstance, run_id: str, expected_pid: int | None = None) -> None:
     """SIGKILL the run's worker as soon as aligned_reads has started, and check it had not finished."""
-    _wait_for(lambda: "aligned_reads" in _steps(instance, run_id, dg.DagsterEventType.STEP_START), 120,
-              f"aligned_reads to start in run {run_id}")
+    _wait_for(lambda: _aligning(instance, run_id), 120, f"aligned_reads to start in run {run_id}")
     pid = worker_pid(instance, run_id)
     assert pid is not None and (expected_pid is None or pid == expected_pid)
     os.kill(pid, signal.SIGKILL)
@@ -237,6 +246,10 @@ def _kill_during_alignment(instance: dg.DagsterInstance, run_id: str, expected_p
     assert "aligned_reads" not in ended, "the worker was killed after alignment, not during it"
     if expected_pid is None:  # launched by the code server, which reports the dead worker
         _wait_for(lambda: _finished_status(instance, run_id), 30, f"run {run_id} to be marked failed")
+
+
+def _aligning(instance: dg.DagsterInstance, run_id: str) -> bool:
+    return "aligned_reads" in _steps(instance, run_id, dg.DagsterEventType.STEP_START)
 
 
 def _retry_of(instance: dg.DagsterInstance, run_id: str, timeout: float) -> str | None:
