@@ -18,6 +18,10 @@ id this instance does not know, a folder in an older layout, a stray file) is re
 only when nothing in it changed for the grace period: a run of another instance that
 shares the work dir keeps writing into its folder, so its files stay young.
 
+The S3 local copy cache (`<work_dir>/.raw-cache/<sha256>/<name>`, see
+`S3Storage.local_path`) falls under the same rule: a copy no run has read for the grace
+period is an unowned entry and is removed; a later run fetches it again.
+
 Plain Python: the caller passes `run_state`, a function from run id to "alive",
 "over" or "unknown", so this module needs no Dagster instance to be tested or used.
 """

@@ -114,6 +114,8 @@ def raw_files(context: dg.AssetExecutionContext, storage: Storage) -> dg.Materia
                 key = zones.quarantine_prefix(sample_id, sha256) + safe
             if not storage.exists(key):
                 storage.put_file(local, key)
+            if refusal is None:  # on S3 the later steps read this copy instead of downloading the raw object
+                storage.keep_local_copy(key, local)
         records.append(
             {
                 "landing_key": info.key,

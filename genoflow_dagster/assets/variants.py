@@ -218,7 +218,7 @@ def variant_calls(context: dg.AssetExecutionContext, storage: Storage,
         if aligned.get("bam_key"):
             ref = indexed_reference(reference.fasta())
             regions_key = (aligned.get("targets") or {}).get("regions_key")
-            with storage.local_path(aligned["bam_key"]) as bam, (
+            with storage.local_path(aligned["bam_key"], aligned.get("index_key")) as bam, (
                     storage.local_path(regions_key) if regions_key else contextlib.nullcontext()) as targets_bed:
                 context.log.info("calling variants with bcftools mpileup | call"
                                  + (f" within {aligned['targets']['regions']} target regions" if targets_bed else ""))

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import io
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -92,12 +93,20 @@ class Storage(dg.ConfigurableResource):
         """
         raise NotImplementedError
 
+    def keep_local_copy(self, key: str, local_path: str | Path) -> bool:
+        """Offer a local file holding exactly the object at `key` (just uploaded from it) to the local
+        copy cache, so the run's next `local_path(key)` downloads nothing. The file is moved, not copied;
+        returns whether it was taken (only immutable, checksum-addressed keys are cached)."""
+        return False
+
     @contextlib.contextmanager
-    def local_path(self, key: str) -> Iterator[Path]:
+    def local_path(self, key: str, index_key: str | None = None) -> Iterator[Path]:
         """A local filesystem path holding the object, for tools that need one (pysam, mappy).
 
         Local storage yields the file itself (read-only use!); S3 downloads to a
-        temporary file removed on exit.
+        temporary file removed on exit. `index_key` (a BAM's `.bai`, a VCF's `.tbi`:
+        `key` plus a suffix) is placed beside it under the same suffix, where
+        htslib looks for it.
         """
         raise NotImplementedError
         yield  # pragma: no cover
@@ -269,7 +278,7 @@ class LocalStorage(Storage):
         return removed
 
     @contextlib.contextmanager
-    def local_path(self, key: str) -> Iterator[Path]:
+    def local_path(self, key: str, index_key: str | None = None) -> Iterator[Path]:
         path = self._path(key)
         self._check_no_links(path)
         if not path.is_file():
@@ -542,12 +551,53 @@ class S3Storage(Storage):
             kwargs["UploadIdMarker"] = page["NextUploadIdMarker"]
 
     @contextlib.contextmanager
-    def local_path(self, key: str) -> Iterator[Path]:
-        folder = Path(tempfile.mkdtemp(prefix="genoflow-s3-"))
+    def local_path(self, key: str, index_key: str | None = None) -> Iterator[Path]:
+        """A local copy of the object. A raw object (`raw/<sample>/<sha256>/<name>`: written once, named by
+        its checksum) is kept in the local copy cache and fetched once per machine, however many steps read
+        it; anything else is downloaded into the work dir and removed on exit."""
+        cached = _cache_path(key)
+        if cached is not None and index_key is None:
+            if not cached.is_file():
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                fetched = self.get_file(key, cached.with_name(f".{cached.name}.{os.getpid()}.{time.time_ns()}"))
+                os.replace(fetched, cached)  # a concurrent fetch of the same object writes the same bytes
+            os.utime(cached)  # last use, for the maintenance job's eviction
+            yield cached
+            return
+        folder = Path(tempfile.mkdtemp(prefix="s3-", dir=settings.work_dir()))
         try:
-            yield self.get_file(key, folder / key.rsplit("/", 1)[-1])
+            local = self.get_file(key, folder / key.rsplit("/", 1)[-1])
+            if index_key is not None:
+                if not index_key.startswith(key):
+                    raise StorageError("INVALID_KEY", f"index {index_key} does not sit beside {key}")
+                self.get_file(index_key, Path(str(local) + index_key[len(key):]))
+            yield local
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+    def keep_local_copy(self, key: str, local_path: str | Path) -> bool:
+        cached = _cache_path(key)
+        if cached is None:
+            return False
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(local_path, cached)
+        except OSError:  # another filesystem: the next local_path downloads it instead
+            return False
+        return True
+
+
+RAW_COPY_CACHE = ".raw-cache"  # a name no sample id can take (zones.validate_sample_id)
+_RAW_KEY = re.compile(r"^raw/[^/]+/([0-9a-f]{64})/([^/]+)$")
+
+
+def _cache_path(key: str) -> Path | None:
+    """Where the local copy cache keeps a raw object: `<work dir>/raw-cache/<sha256>/<name>`; None for a key
+    that is not checksum-addressed (its content could change under the same key)."""
+    match = _RAW_KEY.match(key)
+    if match is None:
+        return None
+    return settings.work_dir() / RAW_COPY_CACHE / match.group(1) / match.group(2)
 
 
 def _resolved(value: str | None) -> str | None:
