@@ -15,6 +15,7 @@ from genoflow_dagster.jobs import (
     daily_cohort_schedule,
     daily_maintenance_schedule,
     maintenance_job,
+    quarantine_review_job,
     reference_data_job,
     sample_pipeline_job,
     weekly_reference_data_schedule,
@@ -64,7 +65,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=dg.load_assets_from_modules([reference, ingestion, qc, variants, reports, cohort]),
-        jobs=[sample_pipeline_job, cohort_job, reference_data_job, maintenance_job],
+        jobs=[sample_pipeline_job, cohort_job, reference_data_job, maintenance_job, quarantine_review_job],
         schedules=[daily_cohort_schedule, weekly_reference_data_schedule, daily_maintenance_schedule],
         sensors=[
             landing_zone_upload_sensor,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -139,6 +140,28 @@ def releasable_samples(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
         if row["releasable"]:
             samples.setdefault(row["sample_id"], []).append(row["sha256"])
     return {sample: sorted(shas) for sample, shas in sorted(samples.items())}
+
+
+def write_review(storage: Storage, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Store a review's outcome (`zones.quarantine_review_key()`), for the release sensor to act on."""
+    payload = {
+        "review_id": uuid.uuid4().hex,  # what the sensor remembers having acted on
+        "reviewed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "genoflow_version": __version__,
+        "files": len(rows),
+        "still_quarantined": sum(1 for row in rows if not row["now_valid"]),
+        "releasable": releasable_samples(rows),
+    }
+    storage.put_bytes(json.dumps(payload, indent=2, sort_keys=True).encode(), zones.quarantine_review_key())
+    return payload
+
+
+def read_review(storage: Storage) -> dict[str, Any] | None:
+    """The last stored review, or None before the first."""
+    key = zones.quarantine_review_key()
+    if not storage.exists(key):
+        return None
+    return json.loads(storage.get_bytes(key))
 
 
 def release_run_key(sample_id: str, shas: list[str]) -> str:

@@ -125,6 +125,11 @@ def cohort_table_key(name: str) -> str:
     return f"{PROCESSED}/cohort/{safe_name(name)}"
 
 
+def quarantine_review_key() -> str:
+    """`quarantine/_review.json`: the last re-validation of the quarantine (no sample id starts with '_')."""
+    return f"{QUARANTINE}/_review.json"
+
+
 def reference_key(name: str) -> str:
     """`reference/<name>`: manifests of the reference data assets."""
     return f"{REFERENCE}/{safe_name(name)}"

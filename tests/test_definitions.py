@@ -83,7 +83,8 @@ def test_sensors_schedules_and_resources_are_registered():
 
 
 def test_jobs_and_schedules_snapshot():
-    assert sorted(job.name for job in defs.jobs) == ["cohort", "maintenance", "reference_data", "sample_pipeline"]
+    assert sorted(job.name for job in defs.jobs) == ["cohort", "maintenance", "quarantine_review", "reference_data",
+                                                       "sample_pipeline"]
     schedules = {s.name: (s.job_name, s.cron_schedule) for s in defs.schedules}
     assert schedules == {
         "daily_cohort_schedule": ("cohort", "0 6 * * *"),

@@ -56,15 +56,20 @@ def test_a_file_refused_under_a_small_limit_is_released_when_the_limit_is_raised
     rows = review(storage, max_bytes=1000)
     assert [(r["name"], r["releasable"]) for r in rows] == [("broken.fastq", False), ("reads.fastq", False)]
     assert rows[1]["now_reason"] == "FILE_TOO_LARGE"
-    context = dg.build_sensor_context(instance=instance, resources={"storage": storage})
-    assert not quarantine_release_sensor(context).run_requests
+    daemon = _Daemon(instance, storage)
+    # The sensor never re-validates in its tick: it starts the review job and acts on its stored outcome.
+    assert [r.job_name for r in daemon.tick()] == ["quarantine_review"]
+    assert _review(storage, instance) == {"releasable": {}, "still_quarantined": 2}
+    assert not [r for r in _release_requests(daemon)]
 
     monkeypatch.setenv("GENOFLOW_MAX_FILE_BYTES", "10000")
     folder_id = folder.rstrip("/").rsplit("/", 1)[-1]
     rows = review(storage, max_bytes=10_000)
     assert releasable_samples(rows) == {"S1": [folder_id]}
-    requests = quarantine_release_sensor(context).run_requests
+    assert _review(storage, instance)["releasable"] == {"S1": [folder_id]}
+    requests = _release_requests(daemon)
     assert [(r.partition_key, r.run_key) for r in requests] == [("S1", release_run_key("S1", [folder_id]))]
+    assert not _release_requests(daemon), "a review's outcome is acted on once"
 
     files, _ = _ingest(storage, instance)  # what the requested run does first
     by_name = {f["path"]: f for f in files}
@@ -78,7 +83,36 @@ def test_a_file_refused_under_a_small_limit_is_released_when_the_limit_is_raised
     assert storage.exists(folder + "reason.json")
     assert [r["name"] for r in review(storage, max_bytes=10_000)] == ["broken.fastq"]
     assert [r["released"] for r in review(storage, max_bytes=10_000, include_released=True)].count(True) == 1
-    assert not quarantine_release_sensor(context).run_requests
+    assert _review(storage, instance)["releasable"] == {}
+    assert not _release_requests(daemon)
+
+
+def _review(storage, instance) -> dict:
+    """Run the quarantine_review job as the sensor's request would; its stored outcome (what the sensor reads)."""
+    from genoflow_dagster.jobs import quarantine_review_job
+    from genoflow_dagster.quarantine import read_review
+
+    assert quarantine_review_job.execute_in_process(instance=instance, resources={"storage": storage}).success
+    outcome = read_review(storage)
+    return {"releasable": outcome["releasable"], "still_quarantined": outcome["still_quarantined"]}
+
+
+class _Daemon:
+    """Evaluates the sensor as the daemon does, keeping its cursor between ticks (a direct call does not)."""
+
+    def __init__(self, instance, storage):
+        self.instance, self.storage, self.cursor = instance, storage, None
+
+    def tick(self) -> list:
+        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor,
+                                          resources={"storage": self.storage})
+        result = quarantine_release_sensor(context)
+        self.cursor = result.cursor
+        return result.run_requests
+
+
+def _release_requests(daemon: _Daemon) -> list:
+    return [r for r in daemon.tick() if r.job_name != "quarantine_review"]
 
 
 def test_a_refused_file_replaced_in_landing_is_not_released_by_review(tmp_path):

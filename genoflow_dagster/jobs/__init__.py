@@ -8,12 +8,14 @@ import dagster as dg
 from genoflow_dagster import settings
 from genoflow_dagster.assets.artifacts import markdown_table, run_state_from_instance
 from genoflow_dagster.maintenance import ZONE_SWEEPS, describe, run_maintenance
+from genoflow_dagster.quarantine import review, write_review
 from genoflow_dagster.resources.storage import Storage
 
 SAMPLE_PIPELINE_JOB = "sample_pipeline"
 COHORT_JOB = "cohort"
 REFERENCE_JOB = "reference_data"
 MAINTENANCE_JOB = "maintenance"
+QUARANTINE_REVIEW_JOB = "quarantine_review"
 
 PER_SAMPLE_GROUPS = ("ingestion", "qc", "variants", "reports")
 
@@ -115,3 +117,33 @@ daily_maintenance_schedule = dg.ScheduleDefinition(
     execution_timezone="UTC",
     description="Remove dead runs' leftovers every night at 04:30 UTC, before the cohort refresh.",
 )
+
+
+@dg.op(
+    out=dg.Out(dg.Nothing),
+    description="Re-validate every quarantined file with today's validators and size limit; store which "
+    "samples have files that pass now (quarantine/_review.json) for quarantine_release_sensor to re-run.",
+)
+def review_quarantined_files(context: dg.OpExecutionContext, storage: Storage):
+    rows = review(storage, max_bytes=settings.max_file_bytes())
+    outcome = write_review(storage, rows)
+    for sample_id, shas in outcome["releasable"].items():
+        context.log.info(f"{sample_id}: {len(shas)} quarantined file(s) pass validation now")
+    context.log.info(f"{len(rows)} quarantined file(s) re-validated; {outcome['still_quarantined']} still fail")
+    yield dg.Output(None, metadata={
+        "files": len(rows),
+        "still_quarantined": outcome["still_quarantined"],
+        "releasable_samples": len(outcome["releasable"]),
+        "review": dg.MetadataValue.md(markdown_table(
+            rows, ["sample_id", "name", "quarantined_reason", "now_valid", "now_reason", "released"])),
+    })
+
+
+@dg.job(
+    name=QUARANTINE_REVIEW_JOB,
+    description="Re-validate the quarantine (up to 5 GB a file) in a run of its own, never inside a sensor tick.",
+    executor_def=dg.in_process_executor,
+    tags={"genoflow/pipeline": "quarantine_review"},
+)
+def quarantine_review_job():
+    review_quarantined_files()
