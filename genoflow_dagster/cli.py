@@ -1,4 +1,4 @@
-"""The `genoflow` command: validate, qc, upload, quarantine, doctor, demo.
+"""The `genoflow` command: validate, qc, upload, run, status, quarantine, doctor, demo.
 
 Machine-readable output (`--json`) is a public contract (DESIGN.md): one JSON
 object per line on stdout, logs and human text on stderr.
@@ -105,7 +105,7 @@ def cmd_qc(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_upload(args: argparse.Namespace) -> int:
+def _land(command: str, sample: str, paths: list[str]) -> int:
     """Land files for a sample. Every file is checked first (a regular file, within GENOFLOW_MAX_FILE_BYTES),
     so an over-size file is refused before any byte travels and no sample lands half its files."""
     from genoflow_dagster import settings, zones
@@ -113,31 +113,104 @@ def cmd_upload(args: argparse.Namespace) -> int:
     from genoflow_dagster.resources.storage import storage_from_settings
 
     try:
-        zones.validate_sample_id(args.sample)
+        zones.validate_sample_id(sample)
     except zones.UnsafeKeyError as exc:
-        print(f"genoflow upload: {exc}", file=sys.stderr)
+        print(f"genoflow {command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     max_bytes = settings.max_file_bytes()
-    for raw in args.paths:
+    for raw in paths:
         path = Path(raw)
         if not path.is_file():
-            print(f"genoflow upload: {raw}: not a file", file=sys.stderr)
+            print(f"genoflow {command}: {raw}: not a file", file=sys.stderr)
             return EXIT_USAGE
         size = path.stat().st_size
         if size > max_bytes:
-            print(f"genoflow upload: {raw}: {ErrorCode.FILE_TOO_LARGE}: {too_large_message(size, max_bytes)}; "
+            print(f"genoflow {command}: {raw}: {ErrorCode.FILE_TOO_LARGE}: {too_large_message(size, max_bytes)}; "
                   "nothing was uploaded", file=sys.stderr)
             return EXIT_INVALID
     storage = storage_from_settings()
-    for raw in args.paths:
+    for raw in paths:
         path = Path(raw)
-        key = zones.landing_key(args.sample, path.name)
+        key = zones.landing_key(sample, path.name)
         try:
             info = storage.put_file(path, key)
         except StorageError as exc:
-            print(f"genoflow upload: {raw}: {exc.error_code}/{exc.reason}: {exc.message}", file=sys.stderr)
+            print(f"genoflow {command}: {raw}: {exc.error_code}/{exc.reason}: {exc.message}", file=sys.stderr)
             return EXIT_USAGE
-        print(f"{raw} → {storage.uri(key)} ({info.size:,} bytes)")
+        print(f"{raw} → {storage.uri(key)} ({info.size:,} bytes)", file=sys.stderr if command == "run" else sys.stdout)
+    return EXIT_OK
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    return _land("upload", args.sample, args.paths)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Land the files, launch the sample's pipeline as a run of the instance, follow it, print the verdict."""
+    from genoflow_dagster.launch import ensure_home
+
+    home = ensure_home()
+    landed = _land("run", args.sample, args.paths)
+    if landed != EXIT_OK:
+        return landed
+    import dagster as dg
+
+    from genoflow_dagster import settings
+    from genoflow_dagster.launch import follow, launch_sample, run_id_of, sample_statuses
+    from genoflow_dagster.resources.storage import storage_from_settings
+
+    storage = storage_from_settings()
+    with dg.DagsterInstance.get() as instance:
+        launched = launch_sample(instance, storage, args.sample, log_dir=settings.data_dir() / ".logs" / "runs")
+        how = ("queued: the dagster-daemon starts it" if launched.queued else
+               "no dagster-daemon is running: executing it now in a process of its own")
+        print(f"sample {args.sample}: run of sample_pipeline {how} (DAGSTER_HOME={home}; log {launched.log_path})",
+              file=sys.stderr)
+        run_id = run_id_of(instance, launched)
+        print(f"run {run_id}: follow it in the UI (make dev) under Runs", file=sys.stderr)
+        if not args.wait:
+            if args.json:
+                _emit({"sample_id": args.sample, "run_id": run_id, "status": "launched"})
+            else:
+                print(run_id)
+            return EXIT_OK
+        followed = follow(instance, run_id, lambda line: print(line, file=sys.stderr, flush=True),
+                          timeout=args.timeout)
+        if launched.process is not None:
+            launched.process.wait()
+        status = sample_statuses(instance, storage, [args.sample])[0]
+    verdict = "PASS" if followed.status == "SUCCESS" and not status.failed_gates else (
+        "STOPPED" if status.failed_gates else followed.status)
+    if args.json:
+        _emit({**status.to_json(), "run_status": followed.status, "verdict": verdict})
+    else:
+        gates = f"; failed gates: {', '.join(status.failed_gates)}" if status.failed_gates else ""
+        print(f"{args.sample}: {verdict} (run {followed.status}{gates})")
+        print(f"report: {status.report or 'not written'}")
+    return EXIT_OK if verdict == "PASS" else EXIT_INVALID
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Each sample's last run, failed gates and report, from the instance in DAGSTER_HOME."""
+    from genoflow_dagster.launch import ensure_home
+
+    ensure_home()
+    import dagster as dg
+
+    from genoflow_dagster.launch import sample_statuses
+    from genoflow_dagster.resources.storage import storage_from_settings
+
+    with dg.DagsterInstance.get() as instance:
+        statuses = sample_statuses(instance, storage_from_settings(), [args.sample] if args.sample else None)
+    for status in statuses:
+        if args.json:
+            _emit(status.to_json())
+        else:
+            gates = ", ".join(status.failed_gates) or "-"
+            print(f"{status.sample_id:<20} {status.status:<10} failed gates: {gates:<40} "
+                  f"report: {status.report or '-'}")
+    if not statuses and not args.json:
+        print("no samples yet: `genoflow run --sample ID FILE...` or drop files into landing/<ID>/", file=sys.stderr)
     return EXIT_OK
 
 
@@ -229,6 +302,21 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine.add_argument("--all", action="store_true", help="include files already released")
     quarantine.add_argument("--json", action="store_true")
     quarantine.set_defaults(func=cmd_quarantine)
+
+    run = sub.add_parser("run", help="land files for a sample and run its pipeline as a run of the instance; "
+                         "follow it and print the verdict and report (exit 0 pass, 1 stopped or failed)")
+    run.add_argument("paths", nargs="+", metavar="FILE")
+    run.add_argument("--sample", required=True)
+    run.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
+                     help="follow the run to its end (default) or return once it is launched")
+    run.add_argument("--timeout", type=float, default=None, help="stop following after this many seconds")
+    run.add_argument("--json", action="store_true")
+    run.set_defaults(func=cmd_run)
+
+    status = sub.add_parser("status", help="each sample's last run, failed gates and report path")
+    status.add_argument("sample", nargs="?", default=None)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
 
     doctor = sub.add_parser("doctor", help="check the configuration: every configured path exists and validates, "
                             "contig names agree, storage and instance are usable (exit 1 on a problem)")

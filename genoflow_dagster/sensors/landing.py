@@ -148,6 +148,9 @@ class TickPlan:
     forgotten: list[str] = field(default_factory=list)  # samples whose every key was deleted
 
 
+FINGERPRINT_TAG = "genoflow/fingerprint"  # the landed files a run analysed: `fingerprint()` of them
+
+
 def fingerprint(sample_id: str, files: dict[str, str]) -> str:
     """The run key: the sample id and a hash of its sorted `key@etag` list."""
     body = "\n".join(f"{key}@{etag}" for key, etag in sorted(files.items()))
@@ -313,15 +316,23 @@ def landing_zone_upload_sensor(context: dg.SensorEvaluationContext, storage: Sto
     if plan.forgotten:
         context.log.info(f"every file of {len(plan.forgotten)} sample(s) was removed from landing: "
                          f"{_names(plan.forgotten)}")
-    if plan.runs:
-        context.log.info(f"requesting {len(plan.runs)} run(s): {_names([r.sample_id for r in plan.runs])}")
+    # Files already run by another path (`genoflow run`, `genoflow demo`, a launch from the UI) carry the same
+    # fingerprint tag: starting the sensor afterwards does not run them again.
+    already = [run for run in plan.runs if context.instance.get_run_ids(
+        dg.RunsFilter(tags={FINGERPRINT_TAG: run.run_key}), limit=1)]
+    if already:
+        context.log.info(f"{len(already)} sample(s) already ran on these files: "
+                         f"{_names([r.sample_id for r in already])}")
+    runs = [run for run in plan.runs if run not in already]
+    if runs:
+        context.log.info(f"requesting {len(runs)} run(s): {_names([r.sample_id for r in runs])}")
     requests = [
         dg.RunRequest(
             run_key=run.run_key,
             partition_key=run.sample_id,
-            tags={"genoflow/trigger": "landing", "genoflow/files": str(len(run.keys))},
+            tags={"genoflow/trigger": "landing", "genoflow/files": str(len(run.keys)), FINGERPRINT_TAG: run.run_key},
         )
-        for run in plan.runs
+        for run in runs
     ]
     partitions: list[Any] = []
     if plan.new_samples:

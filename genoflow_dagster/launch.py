@@ -1,0 +1,228 @@
+"""`genoflow run` and `genoflow status`: a lab's files to a report through the instance, from a terminal.
+
+`genoflow run --sample ID FILE...` lands the files under `landing/<ID>/`, adds
+the sample's partition and launches `sample_pipeline` for it as an ordinary run
+of the instance in DAGSTER_HOME: through the run queue when a `dagster-daemon`
+is running (`make dev`), so the run shows in the UI's timeline like any other,
+else in a `dagster job execute` process of its own. Either way the run comes
+from the code location (`genoflow_dagster.definitions`), so the UI can
+re-execute it, and it carries the sample, the trigger and the fingerprint of
+its files (`genoflow/fingerprint`, the landing sensor's run key: the sensor
+does not run the same files again). The command follows the run step by step
+and prints its verdict and the report's location.
+
+`genoflow status [ID]` prints each sample's last run, its gates and its report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
+DAEMON_FRESH_SECONDS = 120.0  # a daemon whose last heartbeat is older is taken for stopped
+REQUEST_TAG = "genoflow/request"
+DEFINITIONS_MODULE = "genoflow_dagster.definitions"
+
+
+def ensure_home() -> Path:
+    """DAGSTER_HOME, by default ./.dagster_home (as `make demo` and `make dev` use), seeded with dagster.yaml."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve())))
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists() and REPO_DAGSTER_YAML.is_file():
+        (home / "dagster.yaml").write_bytes(REPO_DAGSTER_YAML.read_bytes())
+    return home
+
+
+def daemon_running(instance: Any, now: float | None = None) -> bool:
+    """Whether a dagster-daemon heartbeat is recent: queued runs then start on their own."""
+    now = time.time() if now is None else now
+    beats = instance.get_daemon_heartbeats()
+    return any(now - beat.timestamp < DAEMON_FRESH_SECONDS for beat in beats.values())
+
+
+@dataclass
+class Launched:
+    sample_id: str
+    run_id: str | None
+    queued: bool  # True: submitted to the run queue (a daemon starts it); False: executed by a child process
+    fingerprint: str
+    request: str  # the run's `genoflow/request` tag, unique to this launch
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+
+def files_fingerprint(storage: Any, sample_id: str) -> str:
+    """The landing sensor's run key for what is under landing/<sample>/ now."""
+    from genoflow_dagster import zones
+    from genoflow_dagster.sensors.landing import fingerprint
+
+    return fingerprint(sample_id, {o.key: o.etag for o in storage.list(zones.landing_prefix(sample_id))})
+
+
+def launch_sample(instance: Any, storage: Any, sample_id: str, *, log_dir: Path, source: str = "cli") -> Launched:
+    """Add the partition and start the sample's pipeline run (queued, or in a process of its own)."""
+    from genoflow_dagster.instance_health import free_slots_of_dead_runs, this_host_tags
+    from genoflow_dagster.jobs import SAMPLE_PIPELINE_JOB
+    from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
+    from genoflow_dagster.sensors.landing import FINGERPRINT_TAG
+
+    if not instance.has_dynamic_partition(SAMPLES_PARTITION_NAME, sample_id):
+        instance.add_dynamic_partitions(SAMPLES_PARTITION_NAME, [sample_id])
+    print_fn = _stderr
+    for freed in free_slots_of_dead_runs(instance):
+        print_fn(f"freed the pool slots of {freed.describe()}")
+    fingerprint = files_fingerprint(storage, sample_id)
+    request = uuid.uuid4().hex
+    tags = {"dagster/partition": sample_id, "genoflow/trigger": source, "genoflow/sample": sample_id,
+            FINGERPRINT_TAG: fingerprint, REQUEST_TAG: request, **this_host_tags()}
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{sample_id}-{request[:8]}.log"
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    queued = daemon_running(instance)
+    if queued:
+        run_id = str(uuid.uuid4())
+        command = [dagster, "job", "launch", "-m", DEFINITIONS_MODULE, "-j", SAMPLE_PIPELINE_JOB,
+                   "--run-id", run_id, "--tags", json.dumps(tags)]
+        with open(log_path, "wb") as log:
+            done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"dagster job launch failed (exit {done.returncode}); see {log_path}")
+        return Launched(sample_id, run_id, True, fingerprint, request, log_path=log_path)
+    command = [dagster, "job", "execute", "-m", DEFINITIONS_MODULE, "-j", SAMPLE_PIPELINE_JOB,
+               "--tags", json.dumps(tags)]
+    log = open(log_path, "wb")  # noqa: SIM115 - the child writes it for as long as it runs
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    return Launched(sample_id, None, False, fingerprint, request, process=process, log_path=log_path)
+
+
+def run_id_of(instance: Any, launched: Launched, timeout: float = 120.0) -> str:
+    """The run id of a launch (an executing child names its run only once it has created it)."""
+    import dagster as dg
+
+    if launched.run_id is not None:
+        return launched.run_id
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = instance.get_run_ids(dg.RunsFilter(tags={REQUEST_TAG: launched.request}), limit=1)
+        if runs:
+            launched.run_id = runs[0]
+            return runs[0]
+        if launched.process is not None and launched.process.poll() is not None:
+            raise RuntimeError(f"the run process ended before creating its run; see {launched.log_path}")
+        time.sleep(0.5)
+    raise TimeoutError("the run was not created within 120 s")
+
+
+@dataclass
+class Followed:
+    status: str
+    steps: list[str] = field(default_factory=list)
+    failed_checks: list[str] = field(default_factory=list)
+
+
+def follow(instance: Any, run_id: str, say: Callable[[str], None], *, timeout: float | None = None,
+           poll_seconds: float = 1.0) -> Followed:
+    """Print a line per step and per failed check as the run goes; return when the run has finished."""
+    import dagster as dg
+
+    wanted = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE,
+              dg.DagsterEventType.STEP_SKIPPED, dg.DagsterEventType.ASSET_CHECK_EVALUATION}
+    cursor = None
+    outcome = Followed(status="QUEUED")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    started: dict[str, float] = {}
+    while True:
+        run = instance.get_run_by_id(run_id)
+        page = instance.get_records_for_run(run_id, cursor=cursor)
+        cursor = page.cursor
+        for record in page.records:
+            entry = record.event_log_entry
+            event = entry.dagster_event
+            if event is None or event.event_type not in wanted:
+                continue
+            step = event.step_key or ""
+            if event.event_type == dg.DagsterEventType.STEP_START:
+                started[step] = entry.timestamp
+                say(f"  {step}: started")
+            elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
+                say(f"  {step}: done in {entry.timestamp - started.get(step, entry.timestamp):.1f} s")
+                outcome.steps.append(step)
+            elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
+                say(f"  {step}: FAILED ({_first_line(event.event_specific_data)})")
+            elif event.event_type == dg.DagsterEventType.STEP_SKIPPED:
+                say(f"  {step}: skipped (an upstream gate stopped the sample)")
+            else:
+                evaluation = event.event_specific_data
+                if not evaluation.passed:
+                    outcome.failed_checks.append(evaluation.check_name)
+                    say(f"  gate {evaluation.check_name}: FAILED ({evaluation.severity.value})")
+        if page.has_more:
+            continue
+        if run is not None and run.is_finished:
+            outcome.status = run.status.value
+            return outcome
+        if deadline is not None and time.monotonic() > deadline:
+            outcome.status = run.status.value if run else "NOT_CREATED"
+            return outcome
+        time.sleep(poll_seconds)
+
+
+def _first_line(data: Any) -> str:
+    error = getattr(data, "error", None)
+    message = getattr(error, "message", None) or str(data)
+    return message.strip().splitlines()[0][:200] if message else "no message"
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class SampleStatus:
+    sample_id: str
+    run_id: str | None
+    status: str  # the last run's status, or "not run"
+    trigger: str | None
+    failed_gates: list[str]
+    report: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sample_id": self.sample_id, "run_id": self.run_id, "status": self.status,
+                "trigger": self.trigger, "failed_gates": self.failed_gates, "report": self.report}
+
+
+def sample_statuses(instance: Any, storage: Any, samples: Iterable[str] | None = None) -> list[SampleStatus]:
+    """Each sample's last `sample_pipeline` run, the gates that failed in it, and its report if written."""
+    import dagster as dg
+
+    from genoflow_dagster import zones
+    from genoflow_dagster.jobs import SAMPLE_PIPELINE_JOB
+    from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
+
+    names = list(samples) if samples is not None else sorted(instance.get_dynamic_partitions(SAMPLES_PARTITION_NAME))
+    statuses = []
+    for sample_id in names:
+        runs = instance.get_runs(dg.RunsFilter(job_name=SAMPLE_PIPELINE_JOB,
+                                               tags={"dagster/partition": sample_id}), limit=1)
+        report_key = zones.report_key(sample_id, "report.html")
+        report = storage.uri(report_key) if storage.exists(report_key) else None
+        if not runs:
+            statuses.append(SampleStatus(sample_id, None, "not run", None, [], report))
+            continue
+        run = runs[0]
+        failed = sorted({e.dagster_event.event_specific_data.check_name
+                         for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+                         if not e.dagster_event.event_specific_data.passed})
+        statuses.append(SampleStatus(sample_id, run.run_id, run.status.value, run.tags.get("genoflow/trigger"),
+                                     failed, report))
+    return statuses
