@@ -6,9 +6,10 @@ For every fault the real sample pipeline runs against a real instance, with a co
 
 - SIGKILL of the run worker while each asset of the sample pipeline runs (one row per asset;
   local storage, SQLite instance, the shipped dagster.yaml: a crashed worker is retried once);
-- S3 down: storage on moto's S3 server behind a loopback proxy, the proxy swallowing every
-  request (a hung endpoint) from the moment a chosen step starts until that run has failed,
-  with GENOFLOW_S3_TIMEOUT_SECONDS=2 and GENOFLOW_S3_MAX_ATTEMPTS=2;
+- S3 down: storage on moto's S3 server behind a loopback proxy (tests/test_storage_faults.py),
+  the proxy swallowing every request (a hung endpoint; moto itself keeps running, since its
+  objects live in its memory) from the start of aligned_reads, or 0.6 s into it, until that
+  run has failed and 5 s more, with GENOFLOW_S3_TIMEOUT_SECONDS=2 and GENOFLOW_S3_MAX_ATTEMPTS=2;
 - PostgreSQL restarted (`pg_ctlcluster <version> main restart`) while aligned_reads runs, on an
   instance in a throwaway database (deploy/postgres/dagster.yaml). PostgreSQL is always left running.
 
@@ -765,6 +766,14 @@ def render(rows: list[Row], total: float, demo_pairs: int) -> str:
     for number, row in enumerate(rows, 1):
         if row.notes:
             lines.append(f"- {number}. " + "; ".join(cell(n) for n in row.notes))
+    failing = [str(number) for number, row in enumerate(rows, 1) if not row.holds]
+    lines += ["", ("Did not hold: row(s) " + ", ".join(failing) + " (see the notes above)." if failing else
+                   "Every row held."),
+              "", "Re-run: `.venv/bin/python benchmarks/fault_matrix.py` (about ten minutes; `--only kill|s3|postgres` "
+              "for one part, `--assets aligned_reads` for some kill rows, `--keep` keeps the work folder with the "
+              "code server's and daemon's logs, `--no-write` leaves RESULTS.md alone). The PostgreSQL row restarts "
+              "the machine's server with `pg_ctlcluster` (root; every client's connections drop for ~3 s) and "
+              "always leaves it accepting connections; it needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust)."]
     return "\n".join(lines) + "\n"
 
 
