@@ -31,7 +31,7 @@ from typing import Any
 
 import dagster as dg
 
-from genoflow_dagster import settings, zones
+from genoflow_dagster import settings, verdicts, zones
 from genoflow_dagster.assets.artifacts import (
     LIVE_RUN_STATUSES,
     download_hashing,
@@ -55,8 +55,8 @@ from genoflow_dagster.samples import ANALYSABLE_FORMATS, group_reads
 
 INGESTION = "ingestion"
 
-CHECK_USABLE = "validated_files_usable"
-CHECK_ALL_VALID = "validated_files_all_valid"
+CHECK_USABLE = verdicts.USABLE_INPUTS
+CHECK_ALL_VALID = verdicts.ALL_FILES_VALID
 
 
 def inventory_key(sample_id: str) -> str:
@@ -294,12 +294,14 @@ class ValidationConfig(dg.Config):
             CHECK_USABLE,
             asset="validated_files",
             blocking=True,
+            partitions_def=samples_partitions,  # one result per sample in the UI
             description="At least one analysable input (reads, alignments or a call set) is valid, "
             "and every read pair is complete and consistent.",
         ),
         dg.AssetCheckSpec(
             CHECK_ALL_VALID,
             asset="validated_files",
+            partitions_def=samples_partitions,
             description="Every uploaded file is valid (a quarantined extra file warns, it does not block).",
         ),
     ],
@@ -362,6 +364,12 @@ def validated_files(context: dg.AssetExecutionContext, config: ValidationConfig,
         "samplesheet": sheet_row,
         "validated_at": _now(),
     }
+    # the two gates, decided once (verdicts.py) and stored with the validation; the checks below read them
+    gates = [verdicts.usable_inputs(analysable_files=len(analysable),
+                                    pair_problems=[p["message"] for p in pair_problems],
+                                    orphan_mates=orphans, samplesheet_problems=sheet_problems),
+             verdicts.all_files_valid(results)]
+    payload["gates"] = [g.to_dict() for g in gates]
     obj = write_json(storage, validation_key(sample_id), payload)
     invalid = [r for r in results if not r["valid"]]
     table = markdown_table(results, ["path", "format", "valid", "error_code", "reason", "line", "records"])
@@ -379,33 +387,12 @@ def validated_files(context: dg.AssetExecutionContext, config: ValidationConfig,
             ),
         }
     )
-    usable_problems = []
-    if not analysable:
-        usable_problems.append("no valid reads, alignments or call set")
-    usable_problems += [p["message"] for p in pair_problems]
-    usable_problems += [f"{name}: mate file missing" for name in orphans]
-    usable_problems += sheet_problems
-    yield dg.AssetCheckResult(
-        check_name=CHECK_USABLE,
-        passed=not usable_problems,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={
-            "analysable_files": len(analysable),
-            "read_groups": len(pairs),
-            "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in usable_problems) or "none"),
-        },
-    )
-    yield dg.AssetCheckResult(
-        check_name=CHECK_ALL_VALID,
-        passed=not invalid,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "quarantined": len(invalid),
-            "quarantine": dg.MetadataValue.md(
-                markdown_table(invalid, ["path", "error_code", "reason", "line", "message", "quarantine_key"])
-            ),
-        },
-    )
+    # imported here: qc.py imports this module (its keys and asset)
+    from genoflow_dagster.assets.qc import gate_check_result, write_report_if_stopped
+
+    write_report_if_stopped(context, storage, sample_id, gates)  # a stopped sample still gets its FAIL report
+    for gate in gates:
+        yield gate_check_result(gate)
 
 
 def _samplesheet_row(results: list[dict[str, Any]], sample_id: str) -> tuple[dict[str, Any] | None, list[str]]:
