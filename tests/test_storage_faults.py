@@ -398,3 +398,42 @@ def test_envvar_credentials_are_read_outside_a_run_and_stay_names_in_the_resourc
     with pytest.raises(StorageError) as info:
         half.stat("landing/S1/a.txt")
     assert info.value.reason == "ACCESS_DENIED" and "AWS_ACCESS_KEY_ID" in info.value.message
+
+
+def test_an_asset_that_loses_s3_for_a_moment_is_retried_in_the_same_run(s3_endpoint, proxy, monkeypatch):
+    """The fault matrix's S3 rows: a step hit by an outage is tried again in its run (RetryRequested), so the
+    sample's finished steps do not run a second time; a lasting failure of another kind is not retried."""
+    import dagster as dg
+
+    from genoflow_dagster.assets import transient
+
+    monkeypatch.setattr(transient, "STORAGE_RETRY_WAIT_SECONDS", 1)
+    storage = make_s3_storage(s3_endpoint)
+    storage.put_bytes(b"x", "landing/S1/a.fastq")
+    through = _through(proxy, storage)
+    attempts: list[float] = []
+
+    @dg.asset
+    @transient.retry_storage_outages
+    def lists_landing(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:
+            proxy.hang = True
+            threading.Timer(3.0, lambda: setattr(proxy, "hang", False)).start()
+        keys = [o.key for o in through.list("landing/")]
+        return dg.MaterializeResult(metadata={"keys": len(keys)})
+
+    result = dg.materialize([lists_landing], raise_on_error=False)
+    assert result.success and len(attempts) >= 2
+    retried = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    assert len(retried) == len(attempts) - 1, "each failed attempt was handed back to Dagster for a retry"
+
+    @dg.asset
+    @transient.retry_storage_outages
+    def missing_object(context: dg.AssetExecutionContext) -> None:
+        attempts.append(time.monotonic())
+        through.get_bytes("landing/S1/nothing-here")
+
+    attempts.clear()
+    result = dg.materialize([missing_object], raise_on_error=False)
+    assert not result.success and len(attempts) == 1, "NOT_FOUND is not an outage: no retry"

@@ -14,6 +14,7 @@ from genoflow_dagster import verdicts, zones
 from genoflow_dagster.assets.artifacts import markdown_table, read_parquet, write_parquet
 from genoflow_dagster.assets.qc import CHECK_WITHIN_PROFILE, qc_metrics, verdict_table_key
 from genoflow_dagster.assets.reports import gate_outcomes, gather_sample, sample_headline
+from genoflow_dagster.assets.transient import retry_storage_outages
 from genoflow_dagster.assets.variants import variant_results, variants_table_key
 from genoflow_dagster.cohort_quality import COHORT_SUMMARY_SCHEMA, run_cohort_expectations, schema_failures
 from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
@@ -101,6 +102,7 @@ def sample_ids(context: dg.AssetExecutionContext) -> list[str]:
                           "known statuses, percentages in range)."),
     ],
 )
+@retry_storage_outages
 def cohort_qc_summary(context: dg.AssetExecutionContext, storage: Storage):
     rows = []
     verdict_table: list[dict[str, Any]] = []

@@ -41,6 +41,7 @@ from genoflow_dagster.assets.artifacts import (
     scratch_dir,
     write_json,
 )
+from genoflow_dagster.assets.transient import retry_storage_outages
 from genoflow_dagster.errors import ErrorCode, StorageError
 from genoflow_dagster.formats import FORMATS
 from genoflow_dagster.formats.detect import Detection, detect_format
@@ -77,6 +78,7 @@ def _now() -> str:
     kinds={"s3", "python"},
     description="Inventory of the sample's landed files, each copied into raw/ by SHA-256.",
 )
+@retry_storage_outages
 def raw_files(context: dg.AssetExecutionContext, storage: Storage) -> dg.MaterializeResult:
     sample_id = zones.validate_sample_id(context.partition_key)
     leftovers = _remove_leftovers_of_dead_runs(context, storage, sample_id)
@@ -306,6 +308,7 @@ class ValidationConfig(dg.Config):
         ),
     ],
 )
+@retry_storage_outages
 def validated_files(context: dg.AssetExecutionContext, config: ValidationConfig, storage: Storage):
     sample_id = zones.validate_sample_id(context.partition_key)
     inventory = read_json(storage, inventory_key(sample_id))

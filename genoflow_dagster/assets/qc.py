@@ -18,6 +18,7 @@ from genoflow_dagster import settings, verdicts, zones
 from genoflow_dagster.assets.artifacts import markdown_table, read_json, write_json, write_parquet
 from genoflow_dagster.assets.ingestion import validated_files, validation_key
 from genoflow_dagster.assets.reference import indexed_reference
+from genoflow_dagster.assets.transient import retry_storage_outages
 from genoflow_dagster.partitions import samples_partitions
 from genoflow_dagster.qc import compute_metrics
 from genoflow_dagster.qc.contamination import (
@@ -116,6 +117,7 @@ def worst(statuses: list[str]) -> str:
         ),
     ],
 )
+@retry_storage_outages
 def qc_metrics(
     context: dg.AssetExecutionContext,
     config: QCConfig,

@@ -13,6 +13,7 @@ from genoflow_dagster import __version__, verdicts, zones
 from genoflow_dagster.assets.artifacts import read_json, read_parquet
 from genoflow_dagster.assets.ingestion import inventory_key, validation_key
 from genoflow_dagster.assets.qc import qc_metrics, summary_key
+from genoflow_dagster.assets.transient import retry_storage_outages
 from genoflow_dagster.assets.variants import (
     manifest_key,
     variant_results,
@@ -113,6 +114,7 @@ def write_sample_report(storage: Storage, sample_id: str, *, run_id: str,
     kinds={"html"},
     description="Self-contained HTML report: QC with plots, gates, variants, provenance and a narrative.",
 )
+@retry_storage_outages
 def sample_report(context: dg.AssetExecutionContext, storage: Storage, ai: AIProvider) -> dg.MaterializeResult:
     """The report of a sample that went through every gate. A sample stopped by a blocking gate never reaches
     this asset (Dagster skips it): the stage whose gate stopped it writes its FAIL report with the same

@@ -31,6 +31,7 @@ from genoflow_dagster.assets.reference import (
     known_sites,
     reference_genome,
 )
+from genoflow_dagster.assets.transient import retry_storage_outages
 from genoflow_dagster.partitions import samples_partitions
 from genoflow_dagster.qc.alignment import alignment_metrics
 from genoflow_dagster.qc.alignment_gate import grade_alignment
@@ -103,6 +104,7 @@ class AlignedReadsConfig(dg.Config):
         )
     ],
 )
+@retry_storage_outages
 def aligned_reads(context: dg.AssetExecutionContext, config: AlignedReadsConfig, storage: Storage,
                   reference: ReferenceData, compute: Compute) -> dg.MaterializeResult:
     sample_id = zones.validate_sample_id(context.partition_key)
@@ -203,6 +205,7 @@ def _pass_through(context, storage, upload: dict[str, Any], ref, out: Path) -> d
     description="Variant calls: bcftools mpileup + call on the aligned reads (or the uploaded VCF), "
     "normalised, bgzipped and indexed.",
 )
+@retry_storage_outages
 def variant_calls(context: dg.AssetExecutionContext, storage: Storage,
                   reference: ReferenceData, compute: Compute) -> dg.MaterializeResult:
     sample_id = zones.validate_sample_id(context.partition_key)
@@ -271,6 +274,7 @@ def _reference_if_present(reference: ReferenceData) -> str | None:
         )
     ],
 )
+@retry_storage_outages
 def variant_results(context: dg.AssetExecutionContext, storage: Storage, reference: ReferenceData):
     """Graded with the profile qc_metrics chose and stored (one choice per sample: the run config of
     qc_metrics, the samplesheet, or the default), never one chosen here."""

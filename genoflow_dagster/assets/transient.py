@@ -1,0 +1,56 @@
+"""Storage outages retried inside the run: a step that loses S3 for a moment is tried again, not the sample.
+
+Without this, a step that hits a hung or unreachable S3 endpoint fails the run,
+and the sample's next run starts from raw_files again: the steps that had
+finished run twice (benchmarks/RESULTS.md, fault matrix). Dagster's run
+retries are not the answer, because they cannot tell an outage from a quality
+gate that stopped the sample (a retry would recompute the gate for nothing).
+So each asset raises `RetryRequested` for the storage failures that pass
+(`TIMEOUT`, `UNREACHABLE`, `CONNECTION_LOST`) and Dagster re-executes the step
+alone, in the same run, after a wait; any other error fails the step as before.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import dagster as dg
+
+from genoflow_dagster.errors import StorageError
+
+TRANSIENT_STORAGE_REASONS = frozenset({"TIMEOUT", "UNREACHABLE", "CONNECTION_LOST"})
+STORAGE_RETRIES = 3
+STORAGE_RETRY_WAIT_SECONDS = 30
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _retry(exc: StorageError) -> dg.RetryRequested:
+    return dg.RetryRequested(max_retries=STORAGE_RETRIES, seconds_to_wait=STORAGE_RETRY_WAIT_SECONDS)
+
+
+def retry_storage_outages(fn: F) -> F:
+    """Wrap an asset function (plain or generator) so a passing storage outage retries the step."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def generator(*args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from fn(*args, **kwargs)
+            except StorageError as exc:
+                if exc.reason in TRANSIENT_STORAGE_REASONS:
+                    raise _retry(exc) from exc
+                raise
+        return generator  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def plain(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except StorageError as exc:
+            if exc.reason in TRANSIENT_STORAGE_REASONS:
+                raise _retry(exc) from exc
+            raise
+    return plain  # type: ignore[return-value]
