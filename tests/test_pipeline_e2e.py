@@ -58,7 +58,8 @@ def test_sample_b_is_stopped_by_the_qc_gate_before_alignment(demo_run):
     assert qc["status"] == "fail"
     assert qc["failing"], "the verdict names the failing module"
     assert not (data / "processed" / "SAMPLE_B" / "aligned_reads").exists()
-    assert not (data / "reports" / "SAMPLE_B").exists()
+    report = (data / "reports" / "SAMPLE_B" / "report.html").read_text()  # a stopped sample is never silent
+    assert "FAIL" in report and "qc_metrics_within_profile" in report
     evaluation = instance.event_log_storage.get_latest_asset_check_execution_by_key(
         [dg.AssetCheckKey(dg.AssetKey("qc_metrics"), "qc_metrics_within_profile")]
     )

@@ -80,6 +80,33 @@ def new_check_executions(instance: dg.DagsterInstance, check_keys: list[dg.Asset
     return sorted(records, key=lambda r: r.id)
 
 
+def notification_for(record: Any, instance: dg.DagsterInstance) -> dict[str, Any] | None:
+    """The webhook body for a failed check execution, or None when there is nothing to tell.
+
+    A GenoFlow gate carries its stored outcome (`verdicts.GateOutcome`) in the check's `outcome`
+    metadata: the payload is built from it (`notifier.check_evaluation_event`), never re-judged here.
+    A gate that could not be graded (`check_not_graded`: e.g. no targets for a targeted profile) is
+    shown in the UI and the report but not posted, or every such sample would page someone.
+    """
+    from genoflow_dagster.resources.notifier import check_evaluation_event
+
+    event = record.event.dagster_event if record.event is not None else None
+    evaluation = event.event_specific_data if event is not None else None
+    if evaluation is None or "outcome" not in evaluation.metadata:
+        return failure_payload(record, instance)
+    payload = check_evaluation_event(evaluation, run_id=record.run_id)
+    if payload is None or payload["event"] == "check_not_graded":
+        return None
+    if payload.get("sample_id") is None:
+        payload["sample_id"] = record.partition or _run_partition(instance, record.run_id)
+    return payload
+
+
+def _run_partition(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    run = instance.get_run_by_id(run_id)
+    return run.tags.get("dagster/partition") if run is not None else None
+
+
 def failure_payload(record: Any, instance: dg.DagsterInstance) -> dict[str, Any]:
     """The webhook body for a failed check execution: which gate, on which sample, and its problems.
 
@@ -90,8 +117,7 @@ def failure_payload(record: Any, instance: dg.DagsterInstance) -> dict[str, Any]
     check_name, asset = record.key.name, record.key.asset_key.to_user_string()
     sample = record.partition or (evaluation.partition if evaluation is not None else None)
     if sample is None:
-        run = instance.get_run_by_id(record.run_id)
-        sample = run.tags.get("dagster/partition") if run is not None else None
+        sample = _run_partition(instance, record.run_id)
     severity = str(evaluation.severity.value) if evaluation is not None else "ERROR"
     problems = ""
     if evaluation is not None:
@@ -121,8 +147,11 @@ def failed_check_notification_sensor(context: dg.SensorEvaluationContext, notifi
     for record in records:
         if record.status.value != "FAILED" or record.id in state.sent:
             continue
-        notifier.notify(failure_payload(record, context.instance))
+        payload = notification_for(record, context.instance)
         state.sent.append(record.id)
+        if payload is None:
+            continue
+        notifier.notify(payload)
         sent_now += 1
     if records:
         state.after = min(running) - 1 if running else max(r.id for r in records)
