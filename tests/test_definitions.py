@@ -29,6 +29,7 @@ EXPECTED_CHECKS = {
     ("aligned_reads", "aligned_reads_within_profile"),
     ("variant_results", "variant_results_within_profile"),
     ("cohort_qc_summary", "cohort_qc_summary_matches_schema"),
+    ("cohort_qc_summary", "cohort_qc_summary_meets_expectations"),
 }
 
 PER_SAMPLE = ["raw_files", "validated_files", "qc_metrics", "aligned_reads", "variant_calls",
@@ -48,7 +49,7 @@ def test_asset_keys_snapshot():
 def test_checks_exist_and_gates_block():
     graph = defs.resolve_asset_graph()
     found = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
-    assert found >= EXPECTED_CHECKS
+    assert found == EXPECTED_CHECKS
     specs = {spec.name: spec for key in graph.get_all_asset_keys()
              for spec in defs.resolve_assets_def(key).check_specs}
     assert specs["validated_files_usable"].blocking
@@ -74,12 +75,16 @@ def test_graph_order_puts_the_qc_gate_before_alignment():
     assert "qc_metrics" in parents
 
 
-def test_sensors_schedules_and_resources_are_registered():
-    assert {s.name for s in defs.sensors} >= {
-        "landing_zone_upload_sensor", "run_failure_notification_sensor", "failed_check_notification_sensor"
+def test_sensors_and_resources_snapshot():
+    """Exact: a sensor or resource added, renamed or dropped is a visible diff here."""
+    sensors = {s.name: (s.default_status.value, s.minimum_interval_seconds) for s in defs.sensors}
+    assert sensors == {
+        "failed_check_notification_sensor": ("RUNNING", 60),
+        "landing_zone_upload_sensor": ("STOPPED", 30),
+        "quarantine_release_sensor": ("STOPPED", 3600),
+        "run_failure_notification_sensor": ("RUNNING", 30),
     }
-    assert {s.name for s in defs.schedules} >= {"daily_cohort_schedule"}
-    assert set(defs.resources) >= {"storage", "reference", "ai", "notifier"}
+    assert sorted(defs.resources) == ["ai", "compute", "notifier", "reference", "storage"]
 
 
 def test_jobs_and_schedules_snapshot():
