@@ -86,7 +86,8 @@ def _checked(configured: str | None, what: str, variable: str, formats: tuple[st
 
 def validated_once(path: Path) -> dict:
     """`validate_file`'s verdict on a reference file, remembered per version of the file (real path, size,
-    mtime, inode) and GenoFlow version under the reference cache: a 1 GB annotation is validated once, not in every run."""
+    mtime, inode) and GenoFlow version under the reference cache: a 1 GB annotation is validated once, not in
+    every run."""
     from genoflow_dagster.formats.validate import validate_file
 
     stat = os.stat(path)
