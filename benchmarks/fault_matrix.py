@@ -81,6 +81,7 @@ COVERAGE = 40.0  # ~12k read pairs: alignment lasts a few seconds, long enough t
 S3_TIMEOUT_SECONDS, S3_MAX_ATTEMPTS = 2, 2
 # When the endpoint stops answering, in seconds after the step started: at once (the step's first reads),
 # and once the alignment is under way (the outage meets the BAM and index uploads at its end).
+S3_BLIP_SECONDS = 15.0  # shorter than the in-run step retries (3 x 30 s): the run rides it out
 S3_OUTAGE_DELAYS = (0.0, 0.6)
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 RUN_TIMEOUT = 300.0
@@ -501,6 +502,50 @@ def s3_down_row(world: World, proxy: Any, demo: DemoData, clean: Clean, step: st
     return row
 
 
+def s3_blip_row(world: World, proxy: Any, demo: DemoData, clean: Clean, step: str, outage: float) -> Row:
+    """The S3 endpoint hangs for `outage` seconds from the start of `step`, then answers again: the step is
+    retried inside the run (assets.transient) and the run completes without redoing any finished step."""
+    started = time.monotonic()
+    row = Row(f"S3 endpoint hung for {outage:g} s from the start of {step}, then back "
+              f"(timeout {S3_TIMEOUT_SECONDS} s x {S3_MAX_ATTEMPTS} attempts)")
+    sample = "S3_BLIP"
+    landed = world.land(sample, demo)
+    run_id = world.launch(SAMPLE_PIPELINE_JOB, sample)
+    wait_step_start(world, run_id, step)
+    proxy.hang = True
+    try:
+        time.sleep(outage)
+    finally:
+        proxy.hang = False
+    status = world.wait_finished(run_id, RUN_TIMEOUT)
+    retries = world.instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY).records
+    row.run = f"{status.value}; {len(retries)} step retr{'y' if len(retries) == 1 else 'ies'} inside the run"
+    if status != dg.DagsterRunStatus.SUCCESS:
+        row.run += f"; {failure_message(world.instance, run_id)}"
+        recover_and_check(world, row, sample, landed, run_id, clean, leftovers(world, sample))
+    else:
+        row.recovery = "none needed: the step was retried in its run"
+        after = leftovers(world, sample)
+        maintenance = world.launch(MAINTENANCE_JOB)
+        if world.wait_finished(maintenance) != dg.DagsterRunStatus.SUCCESS:
+            row.fail(f"maintenance job failed: {failure_message(world.instance, maintenance)}")
+        row.orphans = f"{after} → {after} → {leftovers(world, sample)}"
+        diffs = differences(clean.artifacts, artifacts(world.storage, sample))
+        row.equal = "yes" if not diffs else "NO: " + "; ".join(diffs)
+        if diffs:
+            row.fail("output differs from the clean run")
+        twice = completed_twice(world.instance, sample)
+        row.twice = "no" if not twice else "YES: " + ", ".join(f"{k} x{n}" for k, n in sorted(twice.items()))
+        if twice:
+            row.fail("a completed step ran twice")
+        kept, detail = nothing_lost(world, sample, landed)
+        row.lost = "nothing" if kept else detail
+        if not kept:
+            row.fail(detail)
+    row.seconds = time.monotonic() - started
+    return row
+
+
 def postgres_restart_row(world: World, demo: DemoData, clean: Clean, step: str, version: str) -> Row:
     """`pg_ctlcluster <version> main restart` while `step` runs; PostgreSQL is always left running."""
     started = time.monotonic()
@@ -655,6 +700,9 @@ def s3_rows(work: Path, demo: DemoData, step: str) -> list[Row]:
             world.s3_client, world.bucket = direct._s3(), bucket
             clean = clean_run(world, demo)
             rows = []
+            rows.append(_guarded(f"S3 endpoint hung {S3_BLIP_SECONDS:g} s in {step}",
+                                 lambda: s3_blip_row(world, proxy, demo, clean, step, S3_BLIP_SECONDS)))
+            print(_row_line(rows[-1]), flush=True)
             for delay in S3_OUTAGE_DELAYS:
                 rows.append(_guarded(f"S3 endpoint hung {delay:g} s into {step}",
                                      lambda delay=delay: s3_down_row(world, proxy, demo, clean, step, delay)))

@@ -437,3 +437,16 @@ def test_an_asset_that_loses_s3_for_a_moment_is_retried_in_the_same_run(s3_endpo
     attempts.clear()
     result = dg.materialize([missing_object], raise_on_error=False)
     assert not result.success and len(attempts) == 1, "NOT_FOUND is not an outage: no retry"
+
+    @dg.asset
+    @transient.retry_storage_outages
+    def lasting_outage(context: dg.AssetExecutionContext) -> None:
+        attempts.append(time.monotonic())
+        raise StorageError("UNREACHABLE", "nothing listens at http://127.0.0.1:9 while listing landing/")
+
+    monkeypatch.setattr(transient, "STORAGE_RETRY_WAIT_SECONDS", 0)
+    attempts.clear()
+    result = dg.materialize([lasting_outage], raise_on_error=False)
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert len(attempts) == transient.STORAGE_RETRIES + 1
+    assert "nothing listens" in failure.event_specific_data.error.cause.message, "the last failure names the outage"

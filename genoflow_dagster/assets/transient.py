@@ -28,8 +28,19 @@ STORAGE_RETRY_WAIT_SECONDS = 30
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _retry(exc: StorageError) -> dg.RetryRequested:
-    return dg.RetryRequested(max_retries=STORAGE_RETRIES, seconds_to_wait=STORAGE_RETRY_WAIT_SECONDS)
+def _retries_left(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether the step may still be retried: the last attempt fails with the storage error itself, so
+    the run's failure names the outage instead of 'Exceeded max_retries'."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, dg.AssetExecutionContext | dg.OpExecutionContext):
+            return value.retry_number < STORAGE_RETRIES
+    return True
+
+
+def _handle(exc: StorageError, args: tuple[Any, ...], kwargs: dict[str, Any]) -> BaseException:
+    if exc.reason in TRANSIENT_STORAGE_REASONS and _retries_left(args, kwargs):
+        return dg.RetryRequested(max_retries=STORAGE_RETRIES, seconds_to_wait=STORAGE_RETRY_WAIT_SECONDS)
+    return exc
 
 
 def retry_storage_outages(fn: F) -> F:
@@ -40,9 +51,10 @@ def retry_storage_outages(fn: F) -> F:
             try:
                 yield from fn(*args, **kwargs)
             except StorageError as exc:
-                if exc.reason in TRANSIENT_STORAGE_REASONS:
-                    raise _retry(exc) from exc
-                raise
+                raised = _handle(exc, args, kwargs)
+                if raised is exc:
+                    raise
+                raise raised from exc
         return generator  # type: ignore[return-value]
 
     @functools.wraps(fn)
@@ -50,7 +62,8 @@ def retry_storage_outages(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except StorageError as exc:
-            if exc.reason in TRANSIENT_STORAGE_REASONS:
-                raise _retry(exc) from exc
-            raise
+            raised = _handle(exc, args, kwargs)
+            if raised is exc:
+                raise
+            raise raised from exc
     return plain  # type: ignore[return-value]
