@@ -77,9 +77,8 @@ def launch_sample(instance: Any, storage: Any, sample_id: str, *, log_dir: Path,
 
     if not instance.has_dynamic_partition(SAMPLES_PARTITION_NAME, sample_id):
         instance.add_dynamic_partitions(SAMPLES_PARTITION_NAME, [sample_id])
-    print_fn = _stderr
     for freed in free_slots_of_dead_runs(instance):
-        print_fn(f"freed the pool slots of {freed.describe()}")
+        _stderr(f"freed the pool slots of {freed.describe()}")
     fingerprint = files_fingerprint(storage, sample_id)
     request = uuid.uuid4().hex
     tags = {"dagster/partition": sample_id, "genoflow/trigger": source, "genoflow/sample": sample_id,
@@ -120,7 +119,7 @@ def run_id_of(instance: Any, launched: Launched, timeout: float = 120.0) -> str:
         if launched.process is not None and launched.process.poll() is not None:
             raise RuntimeError(f"the run process ended before creating its run; see {launched.log_path}")
         time.sleep(0.5)
-    raise TimeoutError("the run was not created within 120 s")
+    raise TimeoutError(f"the run was not created within {timeout:.0f} s; see {launched.log_path}")
 
 
 @dataclass
