@@ -186,10 +186,10 @@ def run_demo(fresh: bool = False) -> int:
 
 def _why_not(run) -> str:
     """'stopped by gate' when a blocking check failed, 'failed' when a step raised."""
+    from genoflow_dagster.verdicts import BLOCKING_GATES
+
     failed_checks = [e for e in run.get_asset_check_evaluations() if not e.passed]
-    blocking = {"validated_files_usable", "qc_metrics_reference_consistent", "qc_metrics_within_profile",
-                "aligned_reads_within_profile"}
-    return "stopped by gate" if any(e.check_name in blocking for e in failed_checks) else "FAILED"
+    return "stopped by gate" if any(e.check_name in BLOCKING_GATES for e in failed_checks) else "FAILED"
 
 
 def print_summary(storage, demo, outcomes: dict[str, str], seconds: float) -> int:
