@@ -419,6 +419,26 @@ def recover_and_check(world: World, row: Row, sample: str, landed: list[str], fa
         row.fail(detail)
 
 
+def check_completed_run(world: World, row: Row, sample: str, landed: list[str], clean: Clean,
+                        recovery: str) -> None:
+    """A run that rode out its fault: maintenance job, then the row's outcome columns against the clean run."""
+    row.recovery = recovery
+    after = leftovers(world, sample)
+    maintenance = world.launch(MAINTENANCE_JOB)
+    if world.wait_finished(maintenance) != dg.DagsterRunStatus.SUCCESS:
+        row.fail(f"maintenance job failed: {failure_message(world.instance, maintenance)}")
+    row.orphans = f"{after} → {after} → {leftovers(world, sample)}"
+    diffs = differences(clean.artifacts, artifacts(world.storage, sample))
+    row.equal = "yes" if not diffs else "NO: " + "; ".join(diffs)
+    twice = completed_twice(world.instance, sample)
+    row.twice = "no" if not twice else "YES: " + ", ".join(f"{k} x{n}" for k, n in sorted(twice.items()))
+    kept, detail = nothing_lost(world, sample, landed)
+    row.lost = "nothing" if kept else detail
+    for bad, why in ((diffs, "output differs"), (twice, "a completed step ran again"), (not kept, detail)):
+        if bad:
+            row.fail(why)
+
+
 @dataclass
 class Clean:
     """The clean run of a world: its artifacts, and why it failed when it did (then rows note it)."""
@@ -524,24 +544,7 @@ def s3_blip_row(world: World, proxy: Any, demo: DemoData, clean: Clean, step: st
         row.run += f"; {failure_message(world.instance, run_id)}"
         recover_and_check(world, row, sample, landed, run_id, clean, leftovers(world, sample))
     else:
-        row.recovery = "none needed: the step was retried in its run"
-        after = leftovers(world, sample)
-        maintenance = world.launch(MAINTENANCE_JOB)
-        if world.wait_finished(maintenance) != dg.DagsterRunStatus.SUCCESS:
-            row.fail(f"maintenance job failed: {failure_message(world.instance, maintenance)}")
-        row.orphans = f"{after} → {after} → {leftovers(world, sample)}"
-        diffs = differences(clean.artifacts, artifacts(world.storage, sample))
-        row.equal = "yes" if not diffs else "NO: " + "; ".join(diffs)
-        if diffs:
-            row.fail("output differs from the clean run")
-        twice = completed_twice(world.instance, sample)
-        row.twice = "no" if not twice else "YES: " + ", ".join(f"{k} x{n}" for k, n in sorted(twice.items()))
-        if twice:
-            row.fail("a completed step ran twice")
-        kept, detail = nothing_lost(world, sample, landed)
-        row.lost = "nothing" if kept else detail
-        if not kept:
-            row.fail(detail)
+        check_completed_run(world, row, sample, landed, clean, "none needed: the step was retried in its run")
     row.seconds = time.monotonic() - started
     return row
 
@@ -574,21 +577,7 @@ def postgres_restart_row(world: World, demo: DemoData, clean: Clean, step: str, 
         row.run += f"; {failure_message(world.instance, run_id)}"
         recover_and_check(world, row, sample, landed, run_id, clean, leftovers(world, sample))
     else:
-        row.recovery = "none needed: the run completed"
-        after = leftovers(world, sample)
-        maintenance = world.launch(MAINTENANCE_JOB)
-        if world.wait_finished(maintenance) != dg.DagsterRunStatus.SUCCESS:
-            row.fail(f"maintenance job failed: {failure_message(world.instance, maintenance)}")
-        row.orphans = f"{after} → {after} → {leftovers(world, sample)}"
-        diffs = differences(clean.artifacts, artifacts(world.storage, sample))
-        row.equal = "yes" if not diffs else "NO: " + "; ".join(diffs)
-        twice = completed_twice(world.instance, sample)
-        row.twice = "no" if not twice else "YES: " + ", ".join(f"{k} x{n}" for k, n in sorted(twice.items()))
-        kept, detail = nothing_lost(world, sample, landed)
-        row.lost = "nothing" if kept else detail
-        for bad, why in ((diffs, "output differs"), (twice, "a completed step ran again"), (not kept, detail)):
-            if bad:
-                row.fail(why)
+        check_completed_run(world, row, sample, landed, clean, "none needed: the run completed")
     row.seconds = time.monotonic() - started
     return row
 
