@@ -13,7 +13,7 @@ import pytest
 
 from genoflow_dagster.resources.notifier import WebhookNotifier
 from genoflow_dagster.sensors.notifications import failed_check_notification_sensor
-from tests.test_notifier import _Hook
+from tests.webhook_server import Webhook as _Hook
 
 SAMPLES = dg.DynamicPartitionsDefinition(name="samples_under_test")
 

@@ -7,8 +7,6 @@ The unit tests at the end call verdicts.py alone, without Dagster.
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dagster as dg
@@ -30,40 +28,15 @@ from tests.test_gates_materialize import _materialize as materialize_gates
 from tests.test_ingestion_assets import BROKEN
 from tests.test_ingestion_assets import _materialize as materialize_ingestion
 from tests.test_pipeline_e2e import demo_run  # noqa: F401  (the demo, run once for this module)
+from tests.webhook_server import Webhook
 
 DEMO_SAMPLES = ["SAMPLE_A", "SAMPLE_B", "SAMPLE_C"]
 BUILT_SAMPLES = ["reads_of_another_genome", "grch37_bam_vs_sars_cov_2", "bam_without_reference", "only_bad_file"]
 
 
-class _Webhook:
-    """A real HTTP webhook on 127.0.0.1 that keeps what it is sent."""
-
-    def __init__(self):
-        self.bodies: list[dict] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                hook.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture(scope="module")
 def webhook():
-    hook = _Webhook()
+    hook = Webhook()
     yield hook
     hook.close()
 
@@ -131,7 +104,7 @@ def _report_gates(page: str) -> tuple[str, list[tuple[str, str]]]:
 
 
 def _assert_agree(sample_id: str, storage, checks: dict, cohort_row: dict, verdict_table: pd.DataFrame,
-                  hook: _Webhook, run_ids: dict[str, str]):
+                  hook: Webhook, run_ids: dict[str, str]):
     sample = gather_sample(storage, sample_id)
     outcomes = gate_outcomes(sample)
     verdict = verdicts.sample_verdict(outcomes)
