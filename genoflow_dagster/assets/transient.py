@@ -12,9 +12,10 @@ alone, in the same run, after a wait; any other error fails the step as before.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import dagster as dg
@@ -37,10 +38,15 @@ def _retries_left(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     return True
 
 
-def _handle(exc: StorageError, args: tuple[Any, ...], kwargs: dict[str, Any]) -> BaseException:
-    if exc.reason in TRANSIENT_STORAGE_REASONS and _retries_left(args, kwargs):
-        return dg.RetryRequested(max_retries=STORAGE_RETRIES, seconds_to_wait=STORAGE_RETRY_WAIT_SECONDS)
-    return exc
+@contextlib.contextmanager
+def _outages_retried(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterator[None]:
+    """Turn a passing storage outage inside the block into `RetryRequested`; anything else goes through."""
+    try:
+        yield
+    except StorageError as exc:
+        if exc.reason in TRANSIENT_STORAGE_REASONS and _retries_left(args, kwargs):
+            raise dg.RetryRequested(max_retries=STORAGE_RETRIES, seconds_to_wait=STORAGE_RETRY_WAIT_SECONDS) from exc
+        raise
 
 
 def retry_storage_outages(fn: F) -> F:
@@ -48,22 +54,12 @@ def retry_storage_outages(fn: F) -> F:
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def generator(*args: Any, **kwargs: Any) -> Any:
-            try:
+            with _outages_retried(args, kwargs):
                 yield from fn(*args, **kwargs)
-            except StorageError as exc:
-                raised = _handle(exc, args, kwargs)
-                if raised is exc:
-                    raise
-                raise raised from exc
         return generator  # type: ignore[return-value]
 
     @functools.wraps(fn)
     def plain(*args: Any, **kwargs: Any) -> Any:
-        try:
+        with _outages_retried(args, kwargs):
             return fn(*args, **kwargs)
-        except StorageError as exc:
-            raised = _handle(exc, args, kwargs)
-            if raised is exc:
-                raise
-            raise raised from exc
     return plain  # type: ignore[return-value]
