@@ -56,6 +56,19 @@ def _part(storage: LocalStorage, key: str, size: int, *, age_from: float | None 
     return part
 
 
+def _landed_sample(tmp_path, monkeypatch):
+    """Local zones under tmp_path with sample S1's reads landed and S1 a partition: (work dir, storage,
+    instance)."""
+    data = tmp_path / "data"
+    monkeypatch.setenv("GENOFLOW_DATA_DIR", str(data))
+    monkeypatch.delenv("GENOFLOW_WORK_DIR", raising=False)
+    storage = LocalStorage(base_dir=str(data))
+    storage.put_bytes(READS, zones.landing_key("S1", "reads.fastq"))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(SAMPLES_PARTITION_NAME, ["S1"])
+    return data / ".work", storage, instance
+
+
 def test_the_maintenance_job_removes_dead_runs_leftovers_and_keeps_live_ones(tmp_path, monkeypatch):
     data = tmp_path / "data"
     monkeypatch.setenv("GENOFLOW_DATA_DIR", str(data))
@@ -93,14 +106,7 @@ def test_the_maintenance_job_removes_dead_runs_leftovers_and_keeps_live_ones(tmp
 
 
 def test_the_next_run_of_a_sample_removes_its_dead_runs_leftovers(tmp_path, monkeypatch):
-    data = tmp_path / "data"
-    monkeypatch.setenv("GENOFLOW_DATA_DIR", str(data))
-    monkeypatch.delenv("GENOFLOW_WORK_DIR", raising=False)
-    work = data / ".work"
-    storage = LocalStorage(base_dir=str(data))
-    storage.put_bytes(READS, zones.landing_key("S1", "reads.fastq"))
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(SAMPLES_PARTITION_NAME, ["S1"])
+    work, storage, instance = _landed_sample(tmp_path, monkeypatch)
     crashed = _run(instance, dg.DagsterRunStatus.FAILURE, "S1")
     crashed_scratch = _scratch(work, "S1", crashed, "align", 169_000)
     never_known = _scratch(work, "S1", str(uuid.uuid4()), "call", 40_000, age_from=TWO_HOURS_AGO)
@@ -119,14 +125,7 @@ def test_the_next_run_of_a_sample_removes_its_dead_runs_leftovers(tmp_path, monk
 
 
 def test_a_live_run_of_the_sample_keeps_its_scratch_and_its_writes_in_flight(tmp_path, monkeypatch):
-    data = tmp_path / "data"
-    monkeypatch.setenv("GENOFLOW_DATA_DIR", str(data))
-    monkeypatch.delenv("GENOFLOW_WORK_DIR", raising=False)
-    work = data / ".work"
-    storage = LocalStorage(base_dir=str(data))
-    storage.put_bytes(READS, zones.landing_key("S1", "reads.fastq"))
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(SAMPLES_PARTITION_NAME, ["S1"])
+    work, storage, instance = _landed_sample(tmp_path, monkeypatch)
     running = _run(instance, dg.DagsterRunStatus.STARTED, "S1")
     running_scratch = _scratch(work, "S1", running, "align", 1000, age_from=TWO_HOURS_AGO)
     in_flight = _part(storage, "processed/S1/aligned_reads/S1.bam", 1000)  # young: the live run may be writing it
@@ -178,13 +177,8 @@ def test_what_a_sigkilled_run_leaves_is_removed_by_the_next_run_of_the_sample(tm
     import subprocess
     import sys
 
+    _, storage, instance = _landed_sample(tmp_path, monkeypatch)
     data = tmp_path / "data"
-    monkeypatch.setenv("GENOFLOW_DATA_DIR", str(data))
-    monkeypatch.delenv("GENOFLOW_WORK_DIR", raising=False)
-    storage = LocalStorage(base_dir=str(data))
-    storage.put_bytes(READS, zones.landing_key("S1", "reads.fastq"))
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(SAMPLES_PARTITION_NAME, ["S1"])
     crashed = instance.create_run_for_job(_some_job, status=dg.DagsterRunStatus.STARTED,
                                           tags={"dagster/partition": "S1"})
     worker = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, crashed.run_id, str(data)],
