@@ -58,14 +58,15 @@ def has_problems(findings: list[Finding]) -> bool:
 
 
 def _validate(path: Path) -> tuple[bool, str | None, str]:
-    """(valid, format, what is wrong in plain words)."""
-    from genoflow_dagster.formats.validate import validate_file
+    """(valid, format, what is wrong in plain words), from the verdict the pipeline itself uses (and
+    remembers per version of the file: `resources.reference.validated_once`)."""
+    from genoflow_dagster.resources.reference import validated_once
 
-    result = validate_file(path)
-    if result.valid:
-        return True, result.format, ""
-    where = f" at line {result.line}" if result.line else ""
-    return False, result.format, f"{result.reason}{where}: {result.message}"
+    verdict = validated_once(path)
+    if verdict["valid"]:
+        return True, verdict["format"], ""
+    where = f" at line {verdict['line']}" if verdict["line"] else ""
+    return False, verdict["format"], f"{verdict['reason']}{where}: {verdict['message']}"
 
 
 def _genome(findings: list[Finding]) -> set[str]:

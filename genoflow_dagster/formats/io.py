@@ -14,6 +14,7 @@ import hashlib
 import os
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -48,31 +49,41 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def sha256_file_cached(path: str | Path, cache_dir: str | Path, *, refresh: bool = False) -> str:
-    """`sha256_file`, remembered per (real path, size, mtime, inode) in `cache_dir/checksums/`.
+def remembered_per_version(path: str | Path, memo_dir: str | Path, compute: Callable[[Path], str], *,
+                           refresh: bool = False, salt: str = "") -> str:
+    """`compute(path)`, remembered in `memo_dir` per version of the file: its real path, size, mtime and
+    inode (plus `salt`, e.g. the code version whose verdict it is).
 
-    A multi-gigabyte reference is hashed once, not by every step that uses it. A replaced file gets a new
-    mtime (or inode, or size) and is hashed again; `refresh=True` hashes whatever the memo says (the weekly
-    reference job does, for a file rewritten in place with its old timestamp). A file that changes while it
-    is hashed is not remembered.
+    A replaced file gets a new mtime (or inode, or size) and is computed again; `refresh=True` computes
+    whatever the memo says. A file that changes while it is read is not remembered.
     """
     before = os.stat(path)
-    stamp = f"{os.path.realpath(path)}\0{before.st_size}\0{before.st_mtime_ns}\0{before.st_ino}"
-    memo = Path(cache_dir) / "checksums" / hashlib.sha256(stamp.encode()).hexdigest()[:32]
+    stamp = f"{salt}\0{os.path.realpath(path)}\0{before.st_size}\0{before.st_mtime_ns}\0{before.st_ino}"
+    memo = Path(memo_dir) / hashlib.sha256(stamp.encode()).hexdigest()[:32]
     if not refresh:
         try:
-            remembered = memo.read_text().strip()
+            return memo.read_text()
         except OSError:
-            remembered = ""
-        if len(remembered) == 64:
-            return remembered
-    value = sha256_file(path)
+            pass
+    value = compute(Path(path))
     after = os.stat(path)
     if (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino):
         memo.parent.mkdir(parents=True, exist_ok=True)
         tmp = memo.with_name(f".{memo.name}.{os.getpid()}.part")
-        tmp.write_text(value + "\n")
+        tmp.write_text(value)
         tmp.replace(memo)
+    return value
+
+
+def sha256_file_cached(path: str | Path, cache_dir: str | Path, *, refresh: bool = False) -> str:
+    """`sha256_file`, remembered per version of the file in `cache_dir/checksums/` (`remembered_per_version`).
+
+    A multi-gigabyte reference is hashed once, not by every step that uses it; `refresh=True` re-hashes (the
+    weekly reference job does, for a file rewritten in place with its old timestamp).
+    """
+    value = remembered_per_version(path, Path(cache_dir) / "checksums", sha256_file, refresh=refresh)
+    if len(value) != 64:  # a damaged memo: hash again
+        value = remembered_per_version(path, Path(cache_dir) / "checksums", sha256_file, refresh=True)
     return value
 
 

@@ -6,9 +6,7 @@ per-sample assets that used the old one as stale.
 """
 
 
-import hashlib
 import json
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -85,23 +83,19 @@ def _checked(configured: str | None, what: str, variable: str, formats: tuple[st
 
 
 def validated_once(path: Path) -> dict:
-    """`validate_file`'s verdict on a reference file, remembered per version of the file (real path, size,
-    mtime, inode) and GenoFlow version under the reference cache: a 1 GB annotation is validated once, not in
-    every run."""
+    """`validate_file`'s verdict on a reference file, remembered per version of the file and of GenoFlow
+    under the reference cache (`formats.io.remembered_per_version`): a 1 GB annotation is validated once,
+    not in every run."""
+    from genoflow_dagster.formats.io import remembered_per_version
     from genoflow_dagster.formats.validate import validate_file
 
-    stat = os.stat(path)
-    stamp = f"{__version__}\0{os.path.realpath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ino}"
-    memo = settings.reference_cache_dir() / "validated" / f"{hashlib.sha256(stamp.encode()).hexdigest()[:32]}.json"
+    def verdict(file: Path) -> str:
+        result = validate_file(file)
+        return json.dumps({"valid": result.valid, "format": result.format, "reason": result.reason,
+                           "line": result.line, "message": result.message, "records": result.records})
+
+    memo_dir = settings.reference_cache_dir() / "validated"
     try:
-        return json.loads(memo.read_text())
-    except (OSError, ValueError):
-        pass
-    result = validate_file(path)
-    verdict = {"valid": result.valid, "format": result.format, "reason": result.reason, "line": result.line,
-               "message": result.message, "records": result.records}
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    tmp = memo.with_name(f".{memo.name}.{os.getpid()}.part")
-    tmp.write_text(json.dumps(verdict))
-    tmp.replace(memo)
-    return verdict
+        return json.loads(remembered_per_version(path, memo_dir, verdict, salt=__version__))
+    except ValueError:  # a damaged memo: validate again
+        return json.loads(remembered_per_version(path, memo_dir, verdict, salt=__version__, refresh=True))
