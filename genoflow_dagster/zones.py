@@ -104,6 +104,16 @@ def raw_key(sample_id: str, sha256: str, name: str) -> str:
     return f"{RAW}/{validate_sample_id(sample_id)}/{sha256}/{safe_name(name)}"
 
 
+_RAW_KEY_RE = re.compile(rf"^{RAW}/[^/]+/([0-9a-f]{{64}})/([^/]+)$")
+
+
+def parse_raw_key(key: str) -> tuple[str, str] | None:
+    """(sha256, name) of a `raw_key`, or None for any other key: raw objects are named by their checksum,
+    so their content never changes under the same key."""
+    match = _RAW_KEY_RE.match(key)
+    return (match.group(1), match.group(2)) if match else None
+
+
 def quarantine_prefix(sample_id: str, sha256: str) -> str:
     return f"{QUARANTINE}/{validate_sample_id(sample_id)}/{sha256}/"
 

@@ -11,7 +11,6 @@ import contextlib
 import functools
 import io
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -24,7 +23,7 @@ from typing import Any, BinaryIO
 import dagster as dg
 from pydantic import PrivateAttr
 
-from genoflow_dagster import settings
+from genoflow_dagster import settings, zones
 from genoflow_dagster.errors import StorageError
 
 COPY_CHUNK = 8 * 1024 * 1024
@@ -588,16 +587,13 @@ class S3Storage(Storage):
 
 
 RAW_COPY_CACHE = ".raw-cache"  # a name no sample id can take (zones.validate_sample_id)
-_RAW_KEY = re.compile(r"^raw/[^/]+/([0-9a-f]{64})/([^/]+)$")
-
-
 def _cache_path(key: str) -> Path | None:
-    """Where the local copy cache keeps a raw object: `<work dir>/raw-cache/<sha256>/<name>`; None for a key
+    """Where the local copy cache keeps a raw object: `<work dir>/.raw-cache/<sha256>/<name>`; None for a key
     that is not checksum-addressed (its content could change under the same key)."""
-    match = _RAW_KEY.match(key)
-    if match is None:
+    raw = zones.parse_raw_key(key)
+    if raw is None:
         return None
-    return settings.work_dir() / RAW_COPY_CACHE / match.group(1) / match.group(2)
+    return settings.work_dir() / RAW_COPY_CACHE / raw[0] / raw[1]
 
 
 def _resolved(value: str | None) -> str | None:
