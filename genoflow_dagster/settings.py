@@ -46,24 +46,31 @@ CONTAMINANT_SUFFIXES = (".fa", ".fasta", ".fna", ".fa.gz", ".fasta.gz", ".fna.gz
 OFF_WORDS = ("", "off", "none")
 
 
-def optional_reference_path(variable: str, default: Path) -> str | None:
+def optional_reference_path(variable: str, default: Path | None) -> str | None:
     """An optional reference file (annotation, known sites): the path the variable names, kept even when
     nothing is there (the resource then fails naming it: a misspelt path must not quietly switch a feature
-    off); `off`, `none` or empty switch it off explicitly; unset, the data dir's file when it exists."""
+    off); `off`, `none` or empty switch it off explicitly; unset, the chosen reference's file, if it has one."""
     raw = os.environ.get(variable)
     if raw is None:
-        return str(default) if default.is_file() else None
+        return str(default) if default is not None else None
     return None if raw.strip().lower() in OFF_WORDS else raw.strip()
 
 
 def reference_paths() -> dict[str, str | list[str] | None]:
-    """Reference FASTA, annotation (GTF/GFF3), known-sites VCF, contaminant FASTAs and targets BED:
-    explicit env, else the data dir (targets: env only)."""
-    ref_dir = data_dir() / "reference"
+    """Reference FASTA, annotation (GTF/GFF3), known-sites VCF, contaminant FASTAs and targets BED.
+
+    Each explicit variable (GENOFLOW_REFERENCE_FASTA, GENOFLOW_ANNOTATION, ...) wins; the rest come from the
+    added reference in use (`references.chosen_reference`: GENOFLOW_REFERENCE, or the only one added other
+    than the demo's). No genome configured leaves fasta_path empty: the resource then says how to add one.
+    Raises references.UnknownReference when GENOFLOW_REFERENCE names no added reference.
+    """
+    from genoflow_dagster.references import chosen_reference
+
+    chosen = chosen_reference()
     return {
-        "fasta_path": os.environ.get("GENOFLOW_REFERENCE_FASTA", str(ref_dir / "genome.fa")),
-        "annotation_path": optional_reference_path("GENOFLOW_ANNOTATION", ref_dir / "annotation.gtf"),
-        "known_sites_path": optional_reference_path("GENOFLOW_KNOWN_SITES", ref_dir / "known_sites.vcf.gz"),
+        "fasta_path": os.environ.get("GENOFLOW_REFERENCE_FASTA") or (str(chosen.fasta) if chosen else ""),
+        "annotation_path": optional_reference_path("GENOFLOW_ANNOTATION", chosen.annotation if chosen else None),
+        "known_sites_path": optional_reference_path("GENOFLOW_KNOWN_SITES", chosen.known_sites if chosen else None),
         "contaminant_paths": contaminant_paths(),
         "targets_path": targets_path(),
     }
@@ -86,12 +93,18 @@ def contaminant_paths() -> list[str]:
     """Contaminant reference FASTAs for the contamination screen, in the order given.
 
     GENOFLOW_CONTAMINANTS (comma-separated paths) when set, even to nothing (set
-    and empty turns the screen off); unset, every FASTA in `contaminant_dir()`,
-    by name. No paths means the screen is not configured and not computed.
+    and empty turns the screen off); unset, the contaminants of the added reference
+    in use, if it has any, else every FASTA in `contaminant_dir()`, by name. No
+    paths means the screen is not configured and not computed.
     """
     raw = os.environ.get("GENOFLOW_CONTAMINANTS")
     if raw is not None:
         return [path.strip() for path in raw.split(",") if path.strip()]
+    from genoflow_dagster.references import chosen_reference
+
+    chosen = chosen_reference()
+    if chosen is not None and chosen.contaminants:
+        return [str(p) for p in chosen.contaminants]
     folder = contaminant_dir()
     if not folder.is_dir():
         return []

@@ -5,8 +5,6 @@ reference release marks everything aligned or annotated against the old one stal
 """
 
 
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -14,45 +12,13 @@ import dagster as dg
 from genoflow_dagster import settings, zones
 from genoflow_dagster.assets.artifacts import write_json
 from genoflow_dagster.formats.io import sha256_file_cached
+from genoflow_dagster.references import IndexedReference, chosen_reference, indexed_reference
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import Storage
-from genoflow_dagster.variants.align import build_reference_index, ensure_faidx
+
+__all__ = ["IndexedReference", "gene_annotation", "indexed_reference", "known_sites", "reference_genome"]
 
 REFERENCE = "reference"
-
-
-@dataclass(frozen=True)
-class IndexedReference:
-    fasta: Path  # the cached copy, with .fai beside it
-    mmi: Path
-    sha256: str
-    contigs: dict[str, int]
-
-
-def indexed_reference(fasta: Path, *, refresh: bool = False) -> IndexedReference:
-    """Copy the FASTA into a cache folder named by its checksum and index it there (once).
-
-    Indexing a copy keeps the lab's reference folder read-only and makes two
-    reference versions impossible to mix up. The checksum is computed once per
-    version of the file (`sha256_file_cached`); `refresh` recomputes it.
-    """
-    sha = sha256_file_cached(fasta, settings.reference_cache_dir(), refresh=refresh)
-    folder = settings.reference_cache_dir() / sha[:16]
-    cached = folder / "genome.fa"
-    mmi = folder / "genome.mmi"
-    if not mmi.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / "genome.fa.tmp"
-        shutil.copyfile(fasta, tmp)
-        tmp.replace(cached)
-        ensure_faidx(cached)
-        build_reference_index(cached, mmi)
-    contigs: dict[str, int] = {}
-    with open(str(cached) + ".fai") as fai:
-        for line in fai:
-            name, length = line.split("\t")[:2]
-            contigs[name] = int(length)
-    return IndexedReference(fasta=cached, mmi=mmi, sha256=sha, contigs=contigs)
 
 
 @dg.asset(group_name=REFERENCE, kinds={"python"},
@@ -68,6 +34,9 @@ def reference_genome(context: dg.AssetExecutionContext, reference: ReferenceData
         "mmi": str(ref.mmi),
     }
     write_json(storage, zones.reference_key("reference_genome.json"), manifest)
+    chosen = chosen_reference()
+    if chosen is not None and chosen.fasta == reference.fasta():
+        context.log.info(f"reference '{chosen.name}' ({chosen.folder}): {chosen.how}")
     context.log.info(f"reference {ref.sha256[:12]}: {len(ref.contigs)} contigs, {sum(ref.contigs.values()):,} bp")
     return dg.MaterializeResult(
         metadata={

@@ -25,11 +25,14 @@ class ReferenceData(dg.ConfigurableResource):
     targets_path: str | None = None
 
     def fasta(self) -> Path:
+        if not self.fasta_path:
+            from genoflow_dagster.references import no_reference_message
+
+            raise FileNotFoundError(no_reference_message())
         path = Path(self.fasta_path)
         if not path.is_file():
-            raise FileNotFoundError(
-                f"reference FASTA not found at {path}; set GENOFLOW_REFERENCE_FASTA or run `genoflow demo`"
-            )
+            raise FileNotFoundError(f"reference FASTA not found at {path}; fix GENOFLOW_REFERENCE_FASTA, or add the "
+                                    "genome with `genoflow reference add FASTA` and set GENOFLOW_REFERENCE")
         return path
 
     def annotation(self) -> Path | None:
