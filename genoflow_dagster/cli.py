@@ -1,4 +1,4 @@
-"""The `genoflow` command: validate, qc, upload, run, status, quarantine, doctor, demo.
+"""The `genoflow` command: validate, qc, upload, run, status, quarantine, doctor, reference, demo.
 
 Machine-readable output (`--json`) is a public contract (DESIGN.md): one JSON
 object per line on stdout, logs and human text on stderr.
@@ -257,6 +257,82 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return EXIT_INVALID if has_problems(findings) else EXIT_OK
 
 
+def cmd_reference_add(args: argparse.Namespace) -> int:
+    """Validate, copy, index and checksum a reference genome (and its annotation, known sites, contaminants)."""
+    from genoflow_dagster.references import ReferenceProblem, add_reference, contig_report
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        manifest = add_reference(args.fasta, name=args.name, annotation=args.annotation,
+                                 known_sites=args.known_sites, contaminants=args.contaminant, force=args.force,
+                                 progress=say)
+    except ReferenceProblem as problem:
+        if args.json:
+            _emit({"error_code": str(problem.error_code), "reason": problem.reason, "line": problem.line,
+                   "message": problem.message})
+        else:
+            print(f"genoflow reference add: {problem.error_code}/{problem.reason}: {problem.message}",
+                  file=sys.stderr)
+        return EXIT_USAGE if problem.usage else EXIT_INVALID
+    except OSError as exc:
+        print(f"genoflow reference add: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        _emit(manifest)
+        return EXIT_OK
+    from genoflow_dagster.references import references_dir
+
+    report = contig_report({s["name"]: s["length"] for s in manifest["sequences"]})
+    print(f"reference '{manifest['name']}' added in {references_dir() / manifest['name']}")
+    for line in report.lines():
+        print(f"  {line}")
+    for role in ("annotation", "known_sites"):
+        if manifest.get(role):
+            print(f"  {role.replace('_', ' ')}: {manifest[role]['path']} (contig names checked against the genome)")
+    for entry in manifest.get("contaminants") or []:
+        print(f"  contaminant: {entry['path']}")
+    for note in manifest.get("notes") or []:
+        print(f"  note: {note}")
+    print(f"use it with:\n  export GENOFLOW_REFERENCE={manifest['name']}")
+    return EXIT_OK
+
+
+def cmd_reference_list(args: argparse.Namespace) -> int:
+    """The added references, and which one runs use now."""
+    from genoflow_dagster.references import ReferenceProblem, chosen_reference, list_references
+
+    try:
+        manifests = list_references()
+        chosen = chosen_reference()
+    except ReferenceProblem as problem:
+        print(f"genoflow reference list: {problem.error_code}/{problem.reason}: {problem.message}", file=sys.stderr)
+        return EXIT_USAGE
+    for manifest in manifests:
+        in_use = chosen is not None and chosen.name == manifest["name"]
+        report = manifest["contig_report"]
+        if args.json:
+            _emit({"name": manifest["name"], "in_use": in_use, "fasta": manifest["fasta"]["path"],
+                   "sha256": manifest["fasta"]["sha256"], **report,
+                   "annotation": (manifest.get("annotation") or {}).get("path"),
+                   "known_sites": (manifest.get("known_sites") or {}).get("path"),
+                   "contaminants": [e["path"] for e in manifest.get("contaminants") or []],
+                   "added": manifest["added"]})
+        else:
+            mark = "*" if in_use else " "
+            print(f"{mark} {manifest['name']:<24} {report['contigs']:>8,} contigs {report['total_length']:>15,} bp  "
+                  f"{report['convention'].split(' (')[0]:<13} {manifest['fasta']['sha256'][:12]}")
+    if not args.json:
+        if not manifests:
+            print("no reference added yet: `genoflow reference add FASTA --name NAME`", file=sys.stderr)
+        elif chosen is not None:
+            print(f"* in use: {chosen.name}, {chosen.how}", file=sys.stderr)
+        else:
+            print("none in use: set GENOFLOW_REFERENCE to one of these names", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from genoflow_dagster.demo.run import run_demo
 
@@ -322,6 +398,24 @@ def build_parser() -> argparse.ArgumentParser:
                             "contig names agree, storage and instance are usable (exit 1 on a problem)")
     doctor.add_argument("--json", action="store_true", help="one JSON object per finding")
     doctor.set_defaults(func=cmd_doctor)
+
+    reference = sub.add_parser("reference", help="add a reference genome (validated, indexed, checksummed) or list "
+                               "the added ones")
+    reference_sub = reference.add_subparsers(dest="reference_command", required=True)
+    add = reference_sub.add_parser("add", help="validate, copy and index a genome FASTA (plain or bgzip) with its "
+                                   "annotation and known sites (exit 0 ok, 1 invalid input, 2 usage/I/O)")
+    add.add_argument("fasta", metavar="FASTA")
+    add.add_argument("--name", default=None, help="the name to select it by (default: from the FASTA's file name)")
+    add.add_argument("--annotation", "--gtf", "--gff", dest="annotation", default=None, metavar="GTF|GFF3")
+    add.add_argument("--known-sites", default=None, metavar="VCF")
+    add.add_argument("--contaminant", action="append", default=[], metavar="FASTA",
+                     help="a contaminant genome for the contamination screen (repeatable)")
+    add.add_argument("--force", action="store_true", help="replace a different reference added under this name")
+    add.add_argument("--json", action="store_true", help="print the manifest as one JSON object")
+    add.set_defaults(func=cmd_reference_add)
+    listing = reference_sub.add_parser("list", help="the added references; * marks the one in use")
+    listing.add_argument("--json", action="store_true", help="one JSON object per reference")
+    listing.set_defaults(func=cmd_reference_list)
 
     demo = sub.add_parser("demo", help="generate demo data and run the whole pipeline on the embedded instance")
     demo.add_argument("--fresh", action="store_true", help="start from an empty data dir and instance")

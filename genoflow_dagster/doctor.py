@@ -39,14 +39,16 @@ class Finding:
 def diagnose() -> list[Finding]:
     """Every finding, in the order a newcomer configures things."""
     findings: list[Finding] = []
-    genome_contigs = _genome(findings)
-    paths = settings.reference_paths()
-    _optional_file(findings, "gene annotation", "GENOFLOW_ANNOTATION", paths["annotation_path"],
-                   ("gtf", "gff"), genome_contigs)
-    _optional_file(findings, "known-sites VCF", "GENOFLOW_KNOWN_SITES", paths["known_sites_path"], ("vcf",),
-                   genome_contigs)
-    _contaminants(findings)
-    _optional_file(findings, "targets BED", "GENOFLOW_TARGETS", settings.targets_path(), ("bed",), genome_contigs)
+    if _reference_in_use(findings):  # an unknown GENOFLOW_REFERENCE leaves no reference paths to check
+        genome_contigs = _genome(findings)
+        paths = settings.reference_paths()
+        _optional_file(findings, "gene annotation", "GENOFLOW_ANNOTATION", paths["annotation_path"],
+                       ("gtf", "gff"), genome_contigs)
+        _optional_file(findings, "known-sites VCF", "GENOFLOW_KNOWN_SITES", paths["known_sites_path"], ("vcf",),
+                       genome_contigs)
+        _contaminants(findings)
+        _optional_file(findings, "targets BED", "GENOFLOW_TARGETS", settings.targets_path(), ("bed",),
+                       genome_contigs)
     _profile(findings)
     _storage(findings)
     _instance(findings)
@@ -69,13 +71,40 @@ def _validate(path: Path) -> tuple[bool, str | None, str]:
     return False, verdict["format"], f"{verdict['reason']}{where}: {verdict['message']}"
 
 
+def _reference_in_use(findings: list[Finding]) -> bool:
+    """Which added reference (`genoflow reference add`) is in use and why, or that no genome is configured;
+    False when GENOFLOW_REFERENCE names no added reference (there are then no reference paths to check)."""
+    from genoflow_dagster.references import ReferenceProblem, chosen_reference, no_reference_message
+
+    try:
+        chosen = chosen_reference()
+    except ReferenceProblem as problem:
+        findings.append(Finding("reference", "GENOFLOW_REFERENCE", os.environ.get("GENOFLOW_REFERENCE"), ERROR,
+                                problem.message))
+        return False
+    if chosen is not None:
+        overridden = [v for v in ("GENOFLOW_REFERENCE_FASTA", "GENOFLOW_ANNOTATION", "GENOFLOW_KNOWN_SITES",
+                                  "GENOFLOW_CONTAMINANTS") if os.environ.get(v) is not None]
+        note = f"; {', '.join(overridden)} override its files" if overridden else ""
+        findings.append(Finding("reference", "GENOFLOW_REFERENCE", chosen.name, OK,
+                                f"added reference '{chosen.name}' ({chosen.folder}), {chosen.how}{note}"))
+    elif os.environ.get("GENOFLOW_REFERENCE_FASTA"):
+        findings.append(Finding("reference", "GENOFLOW_REFERENCE_FASTA", os.environ["GENOFLOW_REFERENCE_FASTA"], OK,
+                                "a genome FASTA given by path (not an added reference)"))
+    else:
+        findings.append(Finding("reference genome", "GENOFLOW_REFERENCE", None, ERROR, no_reference_message()))
+    return True
+
+
 def _genome(findings: list[Finding]) -> set[str]:
     raw = settings.reference_paths()["fasta_path"]
+    if not raw:  # no genome configured at all: `_reference_in_use` said what to do
+        return set()
     path = Path(str(raw))
     if not path.is_file():
         findings.append(Finding("reference genome", "GENOFLOW_REFERENCE_FASTA", str(path), ERROR,
                                 "no file there: set GENOFLOW_REFERENCE_FASTA to your genome FASTA (plain or "
-                                "bgzip), or run `genoflow demo` for the demo genome"))
+                                "bgzip), or add it with `genoflow reference add FASTA` and set GENOFLOW_REFERENCE"))
         return set()
     valid, fmt, problem = _validate(path)
     if not valid or fmt != "fasta":
