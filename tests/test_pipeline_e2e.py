@@ -27,6 +27,7 @@ def demo_run(tmp_path_factory):
         mp.setenv("GENOFLOW_STORAGE", "local")
         mp.setenv("GENOFLOW_AI_PROVIDER", "offline")
         mp.delenv("GENOFLOW_QC_PROFILE", raising=False)
+        mp.setenv("GENOFLOW_REFERENCE", "")  # run_demo selects its reference in os.environ; this undoes it after
         exit_code = run_demo()
         instance = dg.DagsterInstance.get()
         yield exit_code, data, instance

@@ -110,33 +110,25 @@ def run_demo(fresh: bool = False) -> int:
     from genoflow_dagster.instance_health import free_slots_of_dead_runs, this_host_tags
     from genoflow_dagster.jobs import COHORT_JOB, REFERENCE_JOB, SAMPLE_PIPELINE_JOB
     from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
+    from genoflow_dagster.references import DEMO_REFERENCE, add_reference, references_dir
     from genoflow_dagster.sensors.landing import landing_zone_upload_sensor
 
     _say(f"DAGSTER_HOME={home}\nGENOFLOW_DATA_DIR={data}")
     _say("generating demo data ...")
     demo = generate_demo(data / "demo_inputs")
-    # The demo's references live in its own data dir; a reference configured elsewhere (a lab's real
-    # genome) is neither overwritten nor used: this process points the settings at the demo's copies.
-    ref_dir = data / "reference"
-    for variable, source, target in (
-        ("GENOFLOW_REFERENCE_FASTA", demo.reference_fasta, ref_dir / "genome.fa"),
-        ("GENOFLOW_ANNOTATION", demo.annotation_gtf, ref_dir / "annotation.gtf"),
-        ("GENOFLOW_KNOWN_SITES", demo.known_sites_vcf, ref_dir / "known_sites.vcf.gz"),
-    ):
-        configured = os.environ.get(variable)
-        if configured and Path(configured).resolve() != target.resolve():
-            _say(f"{variable}={configured} is left untouched: the demo uses its own {target}")
-        os.environ[variable] = str(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-        for suffix in (".fai", ".tbi", ".csi"):
-            if Path(str(source) + suffix).exists():
-                shutil.copyfile(str(source) + suffix, str(target) + suffix)
-    # The contaminant goes where GENOFLOW_CONTAMINANTS defaults to, so this run and `make dev` both screen it.
-    if demo.contaminant_fasta is not None:
-        target = settings.contaminant_dir() / demo.contaminant_fasta.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(demo.contaminant_fasta, target)
+    # The demo's genome, annotation, known sites and contaminant are added as the reference `demo`, which
+    # only the demo's runs use (this process selects it); it is never picked for other samples, and a
+    # reference configured for them (a lab's real genome) is neither overwritten nor used here.
+    for variable in ("GENOFLOW_REFERENCE_FASTA", "GENOFLOW_ANNOTATION", "GENOFLOW_KNOWN_SITES",
+                     "GENOFLOW_CONTAMINANTS", "GENOFLOW_REFERENCE"):
+        configured = os.environ.pop(variable, None)
+        if configured and configured != DEMO_REFERENCE:
+            _say(f"{variable}={configured} is left untouched: the demo uses its own reference '{DEMO_REFERENCE}'")
+    add_reference(demo.reference_fasta, name=DEMO_REFERENCE, annotation=demo.annotation_gtf,
+                  known_sites=demo.known_sites_vcf,
+                  contaminants=[demo.contaminant_fasta] if demo.contaminant_fasta is not None else [], force=True)
+    os.environ["GENOFLOW_REFERENCE"] = DEMO_REFERENCE
+    _say(f"GENOFLOW_REFERENCE={DEMO_REFERENCE} ({references_dir() / DEMO_REFERENCE}), for the demo's runs only")
     contaminants = settings.contaminant_paths()
     _say(f"GENOFLOW_CONTAMINANTS={','.join(contaminants) or '(none: contamination not screened)'}")
 
