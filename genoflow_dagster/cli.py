@@ -150,6 +150,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from genoflow_dagster.launch import ensure_home
 
     home = ensure_home()
+    unusable = _no_reference_problem()
+    if unusable:  # said before any file lands: the run could only fail at its first reference step
+        print(f"genoflow run: {unusable}", file=sys.stderr)
+        return EXIT_USAGE
     landed = _land("run", args.sample, args.paths)
     if landed != EXIT_OK:
         return landed
@@ -188,6 +192,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{args.sample}: {verdict} (run {followed.status}{gates})")
         print(f"report: {status.report or 'not written'}")
     return EXIT_OK if verdict == "PASS" else EXIT_INVALID
+
+
+def _no_reference_problem() -> str:
+    """Why no run can find a reference genome (GENOFLOW_REFERENCE unknown, or none configured), or ''."""
+    from genoflow_dagster import settings
+    from genoflow_dagster.references import ReferenceProblem, no_reference_message
+
+    try:
+        return "" if settings.reference_paths()["fasta_path"] else no_reference_message()
+    except ReferenceProblem as problem:
+        return problem.message
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -92,7 +92,10 @@ def indexed_reference(fasta: Path, *, refresh: bool = False, progress: Progress 
         if not _link_added(Path(fasta), tmp):
             _copy(Path(fasta), tmp, Meter(f"caching {Path(fasta).name}", size, progress))
         tmp.replace(cached)
-        _with_heartbeat(ensure_faidx, (cached,), f"samtools faidx {cached.name}", size, progress)
+        if Path(f"{cached}.fai").is_file():  # linked from an added reference along with the genome
+            ensure_faidx(cached)
+        else:
+            _with_heartbeat(ensure_faidx, (cached,), f"samtools faidx {Path(fasta).name}", size, progress)
         _with_heartbeat(build_reference_index, (cached, mmi), f"minimap2 index of {Path(fasta).name}", size,
                         progress)
     contigs: dict[str, int] = {}

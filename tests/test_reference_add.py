@@ -197,6 +197,10 @@ def test_the_demo_reference_is_never_chosen_implicitly(data_dir, tmp_path, monke
     found = {f["item"]: f for f in map(json.loads, doctor.stdout.splitlines())}
     assert found["reference genome"]["status"] == "error"
     assert "genoflow reference add" in found["reference genome"]["detail"]
+    run = _cli("run", "--sample", "S1", str(REALDATA / "ERR5069949_test_1.fastq.gz"),
+               env_extra={"DAGSTER_HOME": str(tmp_path / "home")})
+    assert run.returncode == 2 and "genoflow reference add" in run.stderr and "GENOFLOW_REFERENCE" in run.stderr
+    assert not (data_dir / "landing").exists()  # refused before any file landed
 
     # one reference of the lab's own besides the demo's: that one is used, and doctor says why
     add_reference(_renamed_copy(tmp_path, "lab_genome"), name="lab")

@@ -16,6 +16,7 @@ from genoflow_dagster.references import IndexedReference, chosen_reference, inde
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import Storage
 
+# indexed_reference lives in references.py; re-exported until every asset module imports it from there
 __all__ = ["IndexedReference", "gene_annotation", "indexed_reference", "known_sites", "reference_genome"]
 
 REFERENCE = "reference"
@@ -25,21 +26,27 @@ REFERENCE = "reference"
           description="The reference genome: checksum, contigs, samtools .fai and minimap2 .mmi indexes.")
 def reference_genome(context: dg.AssetExecutionContext, reference: ReferenceData,
                      storage: Storage) -> dg.MaterializeResult:
-    ref = indexed_reference(reference.fasta(), refresh=True)  # this asset is the scheduled re-fingerprint
+    # this asset is the scheduled re-fingerprint; a genome not added with `genoflow reference add` is indexed here
+    ref = indexed_reference(reference.fasta(), refresh=True, progress=context.log.info)
+    chosen = chosen_reference()
+    if chosen is not None and chosen.fasta != reference.fasta():  # GENOFLOW_REFERENCE_FASTA overrides it
+        chosen = None
+    name = chosen.name if chosen is not None else None
     manifest = {
         "source": str(reference.fasta()),
+        "reference": name,
         "sha256": ref.sha256,
         "contigs": ref.contigs,
         "cached_fasta": str(ref.fasta),
         "mmi": str(ref.mmi),
     }
     write_json(storage, zones.reference_key("reference_genome.json"), manifest)
-    chosen = chosen_reference()
-    if chosen is not None and chosen.fasta == reference.fasta():
-        context.log.info(f"reference '{chosen.name}' ({chosen.folder}): {chosen.how}")
+    if chosen is not None:
+        context.log.info(f"reference '{name}' ({chosen.folder}): {chosen.how}")
     context.log.info(f"reference {ref.sha256[:12]}: {len(ref.contigs)} contigs, {sum(ref.contigs.values()):,} bp")
     return dg.MaterializeResult(
         metadata={
+            "reference": name or "(a FASTA given by GENOFLOW_REFERENCE_FASTA)",
             "sha256": ref.sha256,
             "contigs": len(ref.contigs),
             "total_length": sum(ref.contigs.values()),
