@@ -143,3 +143,71 @@ def quarantine_review_key() -> str:
 def reference_key(name: str) -> str:
     """`reference/<name>`: manifests of the reference data assets."""
     return f"{REFERENCE}/{safe_name(name)}"
+
+
+# ---------------------------------------------------------------- a sample's artifacts
+# Each stage writes under processed/<sample>/<asset>/; `genoflow_dagster.sample_record` reads and writes the
+# typed records stored at these keys. The names are contracts (stored objects, earlier runs): never rename them.
+
+def inventory_key(sample_id: str) -> str:
+    return processed_key(sample_id, "raw_files", "inventory.json")
+
+
+def validation_key(sample_id: str) -> str:
+    return processed_key(sample_id, "validated_files", "validation.json")
+
+
+def metrics_key(sample_id: str, sha256: str, metrics_version: str) -> str:
+    """A file's QC metrics, stored per file content and metric definitions (re-grading reads them back)."""
+    return processed_key(sample_id, "qc_metrics", f"metrics-v{metrics_version}-{sha256}.json")
+
+
+def contamination_key(sample_id: str, sha256: str, method_version: str, screen_digest: str) -> str:
+    """A FASTQ's contamination screen, per file, method and screened references (`screen_digest`)."""
+    return processed_key(sample_id, "qc_metrics", f"contamination-v{method_version}-{sha256}-{screen_digest}.json")
+
+
+def reference_match_key(sample_id: str, sha256: str, reference_sha256: str) -> str:
+    """An uploaded BAM/CRAM/SAM/VCF compared with one reference, per (file, reference) content."""
+    return processed_key(sample_id, "qc_metrics", f"reference-match-v1-{sha256}-{reference_sha256[:16]}.json")
+
+
+def qc_summary_key(sample_id: str) -> str:
+    return processed_key(sample_id, "qc_metrics", "qc.json")
+
+
+def verdict_table_key(sample_id: str) -> str:
+    return processed_key(sample_id, "qc_metrics", "verdict.parquet")
+
+
+def aligned_manifest_key(sample_id: str) -> str:
+    return processed_key(sample_id, "aligned_reads", "manifest.json")
+
+
+def aligned_bam_key(sample_id: str) -> str:
+    return processed_key(sample_id, "aligned_reads", f"{sample_id}.bam")
+
+
+def targets_bed_key(sample_id: str) -> str:
+    """The regions variant calling is restricted to (written by aligned_reads when targets are known)."""
+    return processed_key(sample_id, "aligned_reads", "targets.bed")
+
+
+def calls_manifest_key(sample_id: str) -> str:
+    return processed_key(sample_id, "variant_calls", "manifest.json")
+
+
+def calls_vcf_key(sample_id: str) -> str:
+    return processed_key(sample_id, "variant_calls", f"{sample_id}.vcf.gz")
+
+
+def variants_table_key(sample_id: str) -> str:
+    return processed_key(sample_id, "variant_results", "variants.parquet")
+
+
+def variants_summary_key(sample_id: str) -> str:
+    return processed_key(sample_id, "variant_results", "summary.json")
+
+
+def sample_report_key(sample_id: str) -> str:
+    return report_key(sample_id, "report.html")
