@@ -10,18 +10,19 @@ import dagster as dg
 import pytest
 
 from genoflow_dagster import zones
-from genoflow_dagster.assets.cohort import summary_row
 from genoflow_dagster.assets.ingestion import raw_files, validated_files
 from genoflow_dagster.assets.qc import qc_metrics
-from genoflow_dagster.assets.reports import gate_outcomes, gather_sample, report_context
-from genoflow_dagster.assets.variants import aligned_reads, manifest_key, variant_calls
+from genoflow_dagster.assets.variants import aligned_reads, variant_calls
 from genoflow_dagster.demo.generate import generate_demo
 from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
+from genoflow_dagster.reports.cohort_tables import summary_row
+from genoflow_dagster.reports.context import report_context
 from genoflow_dagster.reports.render import render_sample_report
 from genoflow_dagster.resources.ai import Narrative
 from genoflow_dagster.resources.compute import Compute
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import LocalStorage
+from genoflow_dagster.sample_record import read_sample
 
 pytestmark = pytest.mark.slow
 
@@ -86,20 +87,20 @@ def test_reads_of_another_genome_stop_at_aligned_reads_with_a_plain_message(env,
     assert "aligned_reads" in materialized, "the checked asset is stored"
     assert "variant_calls" not in materialized, "the blocking gate stops calling"
 
-    manifest = json.loads(storage.get_bytes(manifest_key("S1", "aligned_reads")))
+    manifest = json.loads(storage.get_bytes(zones.aligned_manifest_key("S1")))
     assert manifest["source"] == "aligned" and manifest["metrics"]["mapped_percent"] == 0.0
     assert manifest["verdict"]["status"] == "fail" and manifest["verdict"]["message"].startswith(plain)
     assert (manifest["verdict"]["profile"], manifest["verdict"]["profile_version"]) == ("standard", "1")
 
-    sample = gather_sample(storage, "S1")
-    row = summary_row("S1", sample)
+    sample = read_sample(storage, "S1")
+    row = summary_row(sample)
     assert (row["status"], row["stopped_at"]) == ("fail", "aligned_reads_within_profile")
     assert row["failing"].startswith(plain)
-    shown = {o.gate: o for o in gate_outcomes(sample)}
+    shown = {o.gate: o for o in sample.gate_outcomes()}
     assert not shown["aligned_reads_within_profile"].passed
     assert shown["aligned_reads_within_profile"].detail() == manifest["verdict"]["message"]
     assert gate.partition == "S1", "the UI shows the sample's own result"
-    page = render_sample_report(report_context("S1", sample, Narrative("-", "offline", None), run_id="r"))
+    page = render_sample_report(report_context(sample, Narrative("-", "offline", None), run_id="r"))
     assert 'QC <span class="badge fail">FAIL</span>' in page
     assert "stopped by <code>aligned_reads_within_profile</code>" in page
     assert plain in page
@@ -117,9 +118,9 @@ def test_a_grch37_bam_against_sars_cov_2_stops_before_aligned_reads(env, sars_co
                                 "(1, 2, 3, 4, 5 and 80 more): is this the right reference?")
     assert "qc_metrics" in materialized
     assert "aligned_reads" not in materialized and "variant_calls" not in materialized
-    assert not storage.exists(manifest_key("S1", "aligned_reads"))
+    assert not storage.exists(zones.aligned_manifest_key("S1"))
 
-    row = summary_row("S1", gather_sample(storage, "S1"))
+    row = summary_row(read_sample(storage, "S1"))
     assert (row["status"], row["stopped_at"]) == ("fail", "qc_metrics_reference_consistent")
     assert "none of its 85 contigs is in the reference MN908947.3" in row["failing"]
 

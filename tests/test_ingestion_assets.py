@@ -12,6 +12,7 @@ from genoflow_dagster.assets.qc import qc_metrics
 from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import LocalStorage
+from genoflow_dagster.sample_record import SampleRecord, Validation
 
 GOOD_R1 = b"@r1/1\nACGTACGTAC\n+\nIIIIIIIIII\n@r2/1\nGGGGCCCCAA\n+\nIIIIIIIIII\n"
 GOOD_R2 = b"@r1/2\nTTTTACGTAC\n+\nIIIIIIIIII\n@r2/2\nGGGGCCCCTT\n+\nIIIIIIIIII\n"
@@ -99,7 +100,7 @@ RAGGED_TABLE = b"sample,reads\nS1,10,extra\nS1,12\n"  # RFC 4180 s2.4 "should": 
 
 
 def test_a_file_with_warnings_is_valid_and_its_warnings_are_shown(tmp_path):
-    from genoflow_dagster.assets.reports import report_context
+    from genoflow_dagster.reports.context import report_context
     from genoflow_dagster.reports.render import render_sample_report
     from genoflow_dagster.resources.ai import Narrative
 
@@ -118,8 +119,8 @@ def test_a_file_with_warnings_is_valid_and_its_warnings_are_shown(tmp_path):
     assert "| counts.csv | TABLE_COLUMN_COUNT | 2 |" in metadata["warnings_table"].value
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["validated_files_all_valid"].passed
-    html = render_sample_report(report_context("S1", {"validation": validation}, Narrative("ok", "offline", None),
-                                               run_id="r"))
+    html = render_sample_report(report_context(SampleRecord("S1", validation=Validation.from_json(validation)),
+                                               Narrative("ok", "offline", None), run_id="r"))
     assert "Validation warnings" in html and "TABLE_COLUMN_COUNT" in html and "strict mode would refuse" in html
 
 
@@ -164,8 +165,8 @@ def test_a_6_gb_file_is_refused_from_its_size_without_any_copy(tmp_path, monkeyp
     """The operator's case: 6 GB landed under a 5 GB limit was copied to raw/ and quarantine/ (12 GB, 58 s)."""
     import time
 
-    from genoflow_dagster.assets.reports import report_context
     from genoflow_dagster.quarantine import list_quarantine
+    from genoflow_dagster.reports.context import report_context
     from genoflow_dagster.reports.render import render_sample_report
     from genoflow_dagster.resources.ai import Narrative
 
@@ -207,8 +208,8 @@ def test_a_6_gb_file_is_refused_from_its_size_without_any_copy(tmp_path, monkeyp
     assert [(q.name, q.copied) for q in list_quarantine(storage)] == [("huge.fastq", False)]
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["validated_files_usable"].passed and not checks["validated_files_all_valid"].passed
-    html = render_sample_report(report_context("S1", {"validation": validation}, Narrative("ok", "offline", None),
-                                               run_id="r"))
+    html = render_sample_report(report_context(SampleRecord("S1", validation=Validation.from_json(validation)),
+                                               Narrative("ok", "offline", None), run_id="r"))
     assert "huge.fastq" in html and "FILE_TOO_LARGE" in html
 
 

@@ -6,7 +6,7 @@ import json
 import dagster as dg
 
 from genoflow_dagster import zones
-from genoflow_dagster.assets.ingestion import raw_files, validated_files, validation_key
+from genoflow_dagster.assets.ingestion import raw_files, validated_files
 from genoflow_dagster.cli import main as cli_main
 from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
 from genoflow_dagster.quarantine import (
@@ -25,7 +25,7 @@ BROKEN = b"@r1\nACGTACGT\n+\nIII\n"
 def _ingest(storage, instance):
     result = dg.materialize([raw_files, validated_files], partition_key="S1", instance=instance,
                             resources={"storage": storage}, raise_on_error=False)
-    return json.loads(storage.get_bytes(validation_key("S1")))["files"], result
+    return json.loads(storage.get_bytes(zones.validation_key("S1")))["files"], result
 
 
 def test_a_file_refused_under_a_small_limit_is_released_when_the_limit_is_raised(storage, monkeypatch):

@@ -104,10 +104,10 @@ def test_report_lists_not_graded_checks_and_read_pairs():
 
 def test_sample_status_reads_every_stored_gate_outcome():
     from genoflow_dagster import verdicts
-    from genoflow_dagster.assets.reports import sample_status
+    from tests.records import sample_status
 
     def stored(*outcomes):
-        return {"gates": [o.to_dict() for o in outcomes]}
+        return tuple(outcomes)
 
     validation = stored(verdicts.usable_inputs(analysable_files=1), verdicts.all_files_valid([]))
     ref_ok = verdicts.reference_consistent({"status": "pass", "message": "a.bam: 1 contig(s) match q", "files": []})
@@ -129,17 +129,17 @@ def test_sample_status_reads_every_stored_gate_outcome():
 
 def test_a_stopped_samples_report_says_fail_which_gate_and_each_failed_module():
     from genoflow_dagster import verdicts
-    from genoflow_dagster.assets.reports import report_context
+    from genoflow_dagster.reports.context import report_context
+    from tests.records import sample_record
 
     files = [{"name": "B_R1.fq", "verdict": {"modules": [
         {"name": "per base sequence quality", "status": "fail", "value": 12.0, "warn": 25, "fail": 20,
          "message": "median per-base quality 12 < fail threshold 20 (8 below) at position 40"},
         {"name": "adapter content", "status": "warn", "value": 6.0, "warn": 5, "fail": 10, "message": "6 > 5"}]}}]
     gate = verdicts.qc_within_profile(files, "strict v1")
-    sample = {"validation": {"files": [], "gates": [verdicts.usable_inputs(analysable_files=2).to_dict()]},
-              "qc": {"status": "fail", "profile": "strict", "profile_version": "1", "profile_source": "samplesheet "
-                     "line 2", "files": [], "failing": [], "warnings": [], "gates": [gate.to_dict()]}}
-    page = render_sample_report(report_context("B", sample, Narrative("-", "offline", None), run_id="r"))
+    sample = sample_record("B", validation=(verdicts.usable_inputs(analysable_files=2),), qc=(gate,),
+                           profile="strict", profile_source="samplesheet line 2")
+    page = render_sample_report(report_context(sample, Narrative("-", "offline", None), run_id="r"))
     assert 'QC <span class="badge fail">FAIL</span>' in page
     assert "<h2>Stopped: qc_metrics_within_profile</h2>" in page and "under QC profile strict v1" in page
     assert "<td>per base sequence quality</td><td class=\"n\">12.00</td>\n<td class=\"n\">20</td>" in page

@@ -18,7 +18,7 @@ import yaml
 from genoflow_dagster import zones
 from genoflow_dagster.assets.ingestion import raw_files, validated_files
 from genoflow_dagster.assets.qc import qc_metrics
-from genoflow_dagster.assets.variants import aligned_reads, manifest_key, variant_calls
+from genoflow_dagster.assets.variants import aligned_reads, variant_calls
 from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
 from genoflow_dagster.qc.profiles import TARGET_METRICS, load_profile
 from genoflow_dagster.resources.compute import Compute
@@ -94,7 +94,7 @@ def test_samplesheet_amplicon_profile_and_scheme_grade_amplicon_depth(env):
     storage, checks, materialized = _materialize(root, files, ReferenceData(fasta_path=str(fasta)))
 
     assert checks["qc_metrics_within_profile"].passed, "amplicon-shaped FASTQ modules only warn"
-    manifest = json.loads(storage.get_bytes(manifest_key("S1", "aligned_reads")))
+    manifest = json.loads(storage.get_bytes(zones.aligned_manifest_key("S1")))
     assert manifest["targets"]["source"] == "samplesheet line 2"
     assert (manifest["targets"]["name"], manifest["targets"]["kind"]) == ("scheme.bed", "primer scheme")
     metrics = manifest["metrics"]
@@ -115,7 +115,7 @@ def test_targeted_profile_without_targets_says_not_graded(env):
     sheet = root / "samplesheet.csv"
     sheet.write_text("sample,fastq_1,fastq_2,qc_profile\nS1,S1_R1.fastq.gz,S1_R2.fastq.gz,amplicon\n")
     storage, _, _ = _materialize(root, {**READS, "samplesheet.csv": sheet}, ReferenceData(fasta_path=str(fasta)))
-    manifest = json.loads(storage.get_bytes(manifest_key("S1", "aligned_reads")))
+    manifest = json.loads(storage.get_bytes(zones.aligned_manifest_key("S1")))
     assert manifest["targets"] == {"source": None} and manifest["metrics"]["targets_bed"] is None
     not_graded = manifest["verdict"]["not_graded"]
     assert {m["metric"] for m in not_graded} == {"on_target_reads_percent", "amplicons_below_floor_percent",
@@ -135,7 +135,7 @@ def test_configured_targets_restrict_calling(env, monkeypatch):
     scheme = primer_scheme(root / "lab" / "scheme.bed")
     reference = ReferenceData(fasta_path=str(fasta), targets_path=str(scheme))
     storage, checks, materialized = _materialize(root, READS, reference)
-    manifest = json.loads(storage.get_bytes(manifest_key("S1", "aligned_reads")))
+    manifest = json.loads(storage.get_bytes(zones.aligned_manifest_key("S1")))
     assert manifest["targets"]["source"] == "GENOFLOW_TARGETS"
     assert manifest["metrics"]["targets_bed"] and manifest["verdict"]["profile"] == "amplicon"
     assert checks["aligned_reads_within_profile"].passed
@@ -146,7 +146,7 @@ def test_configured_targets_restrict_calling(env, monkeypatch):
     assert len(regions) == manifest["targets"]["regions"]
     assert regions[0] == f"{CONTIG}\t30\t430\tsynthetic_1"
     assert "variant_calls" in materialized
-    calls_manifest = json.loads(storage.get_bytes(manifest_key("S1", "variant_calls")))
+    calls_manifest = json.loads(storage.get_bytes(zones.calls_manifest_key("S1")))
     spans = [(int(r.split("\t")[1]), int(r.split("\t")[2])) for r in regions]
     with storage.local_path(calls_manifest["vcf_key"]) as vcf, pysam.VariantFile(str(vcf)) as records:
         assert all(any(s <= rec.start < e for s, e in spans) for rec in records)

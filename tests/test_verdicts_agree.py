@@ -14,15 +14,15 @@ import pandas as pd
 import pytest
 
 from genoflow_dagster import verdicts, zones
-from genoflow_dagster.assets.artifacts import read_parquet
-from genoflow_dagster.assets.cohort import summary_row, verdict_rows
+from genoflow_dagster.assets.artifacts import write_sample_report
 from genoflow_dagster.assets.ingestion import raw_files, validated_files
-from genoflow_dagster.assets.qc import qc_metrics, verdict_table_key
-from genoflow_dagster.assets.reports import gate_outcomes, gather_sample, sample_headline, write_sample_report
+from genoflow_dagster.assets.qc import qc_metrics
 from genoflow_dagster.assets.variants import aligned_reads, variant_calls
 from genoflow_dagster.qc.profiles import load_profile
+from genoflow_dagster.reports.cohort_tables import summary_row, verdict_rows
 from genoflow_dagster.resources.notifier import WebhookNotifier, check_evaluation_event
 from genoflow_dagster.resources.storage import LocalStorage
+from genoflow_dagster.sample_record import read_parquet, read_sample
 from tests.test_gates_materialize import B37_BAM, REALDATA, REALWORLD
 from tests.test_gates_materialize import _materialize as materialize_gates
 from tests.test_ingestion_assets import BROKEN
@@ -105,15 +105,13 @@ def _report_gates(page: str) -> tuple[str, list[tuple[str, str]]]:
 
 def _assert_agree(sample_id: str, storage, checks: dict, cohort_row: dict, verdict_table: pd.DataFrame,
                   hook: Webhook, run_ids: dict[str, str]):
-    sample = gather_sample(storage, sample_id)
-    outcomes = gate_outcomes(sample)
+    sample = read_sample(storage, sample_id)
+    outcomes = sample.gate_outcomes()
     verdict = verdicts.sample_verdict(outcomes)
     assert outcomes, "every sample has stored gate outcomes"
     stored = {o.gate: o for o in outcomes}
-    qc = sample.get("qc")
-    if qc:  # one profile choice: every later grading used the profile qc_metrics chose and stored
-        chosen = f"{qc['profile']} v{qc['profile_version']}"
-        assert {o.profile for o in outcomes if o.profile} <= {chosen}
+    if sample.qc:  # one profile choice: every later grading used the profile qc_metrics chose and stored
+        assert {o.profile for o in outcomes if o.profile} <= {sample.qc.profile_label}
 
     # 1. the Dagster check results: one per stored outcome, the sample's own partition, same verdict
     assert set(checks) == set(stored)
@@ -144,7 +142,7 @@ def _assert_agree(sample_id: str, storage, checks: dict, cohort_row: dict, verdi
         assert problem in _text(cohort_row["failing"])
     not_graded = [o.gate for o in outcomes if not o.graded]
     assert all(gate in (_text(cohort_row["not_graded"]) or "") for gate in not_graded)
-    headline = sample_headline(sample)
+    headline = sample.headline()
     for name in ("q30_percent", "gc_percent", "ts_tv", "mapped_percent"):
         expected = getattr(headline, name)
         if expected is None:
@@ -188,12 +186,12 @@ def test_every_reader_agrees_with_the_stored_gate_outcomes(sample_id, request, w
     else:
         storage, checks = request.getfixturevalue("built")[sample_id]
         sample_id, run_ids = "S1", {}
-        sample = gather_sample(storage, sample_id)
-        row = summary_row(sample_id, sample)
-        modules = (read_parquet(storage, verdict_table_key(sample_id))
-                   if storage.exists(verdict_table_key(sample_id)) else None)
-        table = pd.DataFrame(verdict_rows(sample_id, sample, modules))
-        if not verdicts.sample_verdict(gate_outcomes(sample)).stopped_at:  # sample_report is not in these runs
+        sample = read_sample(storage, sample_id)
+        row = summary_row(sample)
+        modules_key = zones.verdict_table_key(sample_id)
+        modules = read_parquet(storage, modules_key) if storage.exists(modules_key) else None
+        table = pd.DataFrame(verdict_rows(sample, modules))
+        if not sample.verdict().stopped_at:  # sample_report is not in these runs
             write_sample_report(storage, sample_id, run_id="test", narrator=None)
     _assert_agree(sample_id, storage, checks, row, table, webhook, run_ids)
 

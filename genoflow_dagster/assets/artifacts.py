@@ -1,46 +1,93 @@
-"""Small helpers the assets share: JSON/parquet artifacts in storage and local scratch copies.
+"""Small helpers the asset modules share: gate check results, the FAIL report of a stopped sample, scratch
+folders, metadata tables. Asset modules import this module and `sample_record`, never each other.
 
 Large files never pass through an IO manager: assets write artifacts to the
-keys `zones` gives them and hand downstream assets nothing but those keys.
+keys `zones` gives them (read and written by `sample_record`) and hand downstream
+assets nothing but those keys.
 """
 
 
 import contextlib
 import hashlib
-import io
-import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import dagster as dg
 
-from genoflow_dagster import settings, zones
+from genoflow_dagster import settings, verdicts, zones
 from genoflow_dagster.maintenance import RunState, scratch_folder_name
-from genoflow_dagster.resources.storage import ObjectInfo, Storage
+from genoflow_dagster.reports.context import narrative_inputs, report_context
+from genoflow_dagster.reports.render import render_sample_report
+from genoflow_dagster.resources.ai import AIProvider, Narrative
+from genoflow_dagster.resources.storage import Storage
+from genoflow_dagster.sample_record import read_json, read_parquet, read_sample, write_json, write_parquet
+
+# JSON and parquet helpers live in sample_record; named here too for the modules that wrote artifacts through
+# this one (the reference assets, the demo)
+__all__ = ["read_json", "read_parquet", "write_json", "write_parquet"]
 
 COPY_CHUNK = 8 * 1024 * 1024
 
 
-def write_json(storage: Storage, key: str, payload: Any) -> ObjectInfo:
-    data = json.dumps(payload, indent=2, sort_keys=True, default=str).encode()
-    return storage.put_bytes(data, key)
+def gate_check_result(outcome: verdicts.GateOutcome) -> dg.AssetCheckResult:
+    """A gate's check result, read from its stored outcome (verdicts.py decides; this only translates)."""
+    fields = outcome.check_fields()
+    metadata = dict(fields["metadata"])
+    metadata["problems"] = dg.MetadataValue.md(metadata["problems"])
+    metadata["outcome"] = dg.MetadataValue.json(outcome.to_dict())  # the stored outcome, for the notifier
+    return dg.AssetCheckResult(
+        check_name=fields["check_name"], passed=fields["passed"], description=fields["description"],
+        severity=dg.AssetCheckSeverity.ERROR if fields["severity"] == "ERROR" else dg.AssetCheckSeverity.WARN,
+        metadata=metadata)
 
 
-def read_json(storage: Storage, key: str) -> Any:
-    return json.loads(storage.get_bytes(key))
+@dataclass(frozen=True)
+class WrittenReport:
+    uri: str
+    size_bytes: int
+    status: str  # the sample's status the report shows (verdicts.sample_verdict)
+    narrative: Narrative
 
 
-def write_parquet(storage: Storage, key: str, frame: pd.DataFrame) -> ObjectInfo:
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    return storage.put_bytes(buffer.getvalue(), key)
+def write_sample_report(storage: Storage, sample_id: str, *, run_id: str,
+                        narrator: AIProvider | None) -> WrittenReport:
+    """Render the sample's report from what its stages stored and write it to reports/<sample>/report.html.
+
+    `narrator` None (a stage writing the report of a sample its gate just stopped) uses the offline
+    narrative: the facts of a stop need no model, and no provider is called for a sample that stops.
+    """
+    sample = read_sample(storage, sample_id)
+    narrative = (narrator or AIProvider(provider="offline")).narrate(narrative_inputs(sample))
+    ctx = report_context(sample, narrative, run_id=run_id)
+    key = zones.sample_report_key(sample_id)
+    obj = storage.put_bytes(render_sample_report(ctx).encode("utf-8"), key)
+    return WrittenReport(storage.uri(key), obj.size, ctx["sample_status"], narrative)
 
 
-def read_parquet(storage: Storage, key: str) -> pd.DataFrame:
-    return pd.read_parquet(io.BytesIO(storage.get_bytes(key)))
+def write_report_if_stopped(context: dg.AssetExecutionContext, storage: Storage, sample_id: str,
+                            gates: list[verdicts.GateOutcome]) -> str | None:
+    """When one of this asset's blocking gates fails, write the sample's FAIL report now, from the stored
+    outcomes: Dagster skips sample_report downstream of a failed blocking check, and a stopped sample must
+    not be left without a report. Returns the report's URI, or None when the sample goes on.
+    Every failed or warned gate is logged first, one plain line per module outside the profile."""
+    for gate in gates:
+        for line in verdicts.gate_log_lines(gate, sample_id):
+            (context.log.error if gate.stops_sample else context.log.warning)(line)
+    if not any(g.stops_sample for g in gates):
+        return None
+    report = write_sample_report(storage, sample_id, run_id=context.run.run_id, narrator=None)
+    context.log.error(f"{sample_id} stopped at {', '.join(g.gate for g in gates if g.stops_sample)}; "
+                      f"{report.status.upper()} report written to {report.uri}")
+    return report.uri
+
+
+def present(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Dagster metadata cannot hold None; drop what a stage did not measure."""
+    return {k: v for k, v in metadata.items() if v is not None}
 
 
 SHARED_SCRATCH = "_shared"  # scratch of no sample (no sample id starts with "_")
