@@ -7,29 +7,22 @@ A sample with nothing to align (a VCF upload) passes through with `source: none`
 
 
 import contextlib
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 import pysam
 
 from genoflow_dagster import settings, verdicts, zones
 from genoflow_dagster.assets.artifacts import (
+    gate_check_result,
     markdown_table,
-    read_json,
+    present,
     scratch_dir,
-    write_json,
     write_parquet,
-)
-from genoflow_dagster.assets.ingestion import validation_key
-from genoflow_dagster.assets.qc import gate_check_result, qc_metrics, summary_key, write_report_if_stopped
-from genoflow_dagster.assets.reference import (
-    gene_annotation,
-    indexed_reference,
-    known_sites,
-    reference_genome,
+    write_report_if_stopped,
 )
 from genoflow_dagster.assets.transient import retry_storage_outages
 from genoflow_dagster.partitions import samples_partitions
@@ -37,46 +30,46 @@ from genoflow_dagster.qc.alignment import alignment_metrics
 from genoflow_dagster.qc.alignment_gate import grade_alignment
 from genoflow_dagster.qc.reference_match import reference_label
 from genoflow_dagster.qc.variants import vcf_metrics
+from genoflow_dagster.references import IndexedReference, indexed_reference
 from genoflow_dagster.reports.render import metadata_plots
 from genoflow_dagster.resources.compute import Compute
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import Storage
+from genoflow_dagster.sample_record import (
+    AlignmentManifest,
+    CallSetManifest,
+    ValidatedFile,
+    VariantResults,
+    read_alignment,
+    read_calls,
+    read_qc_summary,
+    read_validation,
+    write_alignment,
+    write_calls,
+    write_variant_results,
+)
 from genoflow_dagster.sample_targets import sample_targets
-from genoflow_dagster.samples import ALIGNMENT_FORMATS, VARIANT_FORMATS
-from genoflow_dagster.variants.annotate import annotate_variants, summarise_variants
+from genoflow_dagster.samples import ALIGNMENT_FORMATS, VARIANT_FORMATS, ReadGroup
+from genoflow_dagster.variants.annotate import annotate_variants, empty_variants, summarise_variants
 from genoflow_dagster.variants.call import normalise_vcf
 
 VARIANTS = "variants"
 CHECK_CALLSET = verdicts.CALLSET_WITHIN_PROFILE
 CHECK_ALIGNED = verdicts.ALIGNMENT_WITHIN_PROFILE
+_ALIGNMENT_METADATA = ("total", "mapped_percent", "properly_paired_percent", "mean_depth", "mean_mapq",
+                       "breadth_10x")
+_TARGET_METADATA = ("on_target_reads_percent", "target_mean_depth", "target_breadth_20x", "amplicons_below_floor")
 
 
-def manifest_key(sample_id: str, stage: str) -> str:
-    return zones.processed_key(sample_id, stage, "manifest.json")
-
-
-def variants_table_key(sample_id: str) -> str:
-    return zones.processed_key(sample_id, "variant_results", "variants.parquet")
-
-
-def variants_summary_key(sample_id: str) -> str:
-    return zones.processed_key(sample_id, "variant_results", "summary.json")
-
-
-def _valid_files(storage: Storage, sample_id: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    validation = read_json(storage, validation_key(sample_id))
-    return validation, {r["path"]: r for r in validation["files"] if r["valid"]}
-
-
-def _put_with_index(storage: Storage, local: Path, key: str) -> dict[str, str | None]:
-    """Upload a BAM/VCF and whichever index sits beside it (.bai/.csi/.tbi)."""
+def _put_with_index(storage: Storage, local: Path, key: str) -> tuple[str, str | None]:
+    """Upload a BAM/VCF and whichever index sits beside it (.bai/.csi/.tbi); returns (key, index key)."""
     storage.put_file(local, key)
     for suffix in (".bai", ".csi", ".tbi", ".crai"):
         index = Path(str(local) + suffix)
         if index.is_file():
             storage.put_file(index, key + suffix)
-            return {"key": key, "index_key": key + suffix}
-    return {"key": key, "index_key": None}
+            return key, key + suffix
+    return key, None
 
 
 class AlignedReadsConfig(dg.Config):
@@ -88,7 +81,7 @@ class AlignedReadsConfig(dg.Config):
 @dg.asset(
     group_name=VARIANTS,
     partitions_def=samples_partitions,
-    deps=[qc_metrics, reference_genome],
+    deps=["qc_metrics", "reference_genome"],
     kinds={"python", "bam"},
     pool="compute",
     description="Reads aligned with minimap2 (mappy, short-read preset): coordinate-sorted, indexed BAM. "
@@ -108,76 +101,86 @@ class AlignedReadsConfig(dg.Config):
 def aligned_reads(context: dg.AssetExecutionContext, config: AlignedReadsConfig, storage: Storage,
                   reference: ReferenceData, compute: Compute) -> dg.MaterializeResult:
     sample_id = zones.validate_sample_id(context.partition_key)
-    validation, valid = _valid_files(storage, sample_id)
-    groups = validation.get("read_groups", [])
-    uploaded = [r for r in valid.values() if r["format"] in ALIGNMENT_FORMATS]
-    bam_key = zones.processed_key(sample_id, "aligned_reads", f"{sample_id}.bam")
-    manifest: dict[str, Any] = {"sample_id": sample_id, "source": "none", "bam_key": None, "index_key": None}
-    metadata: dict[str, Any] = {}
+    validation = read_validation(storage, sample_id)
+    valid = validation.valid_files
+    uploaded = [f for f in valid.values() if f.format in ALIGNMENT_FORMATS]
+    manifest = AlignmentManifest(sample_id=sample_id, source="none", bam_key=None, index_key=None, verdict={},
+                                 gates=())
     ref_name = ""
-
-    if groups or uploaded:
+    if validation.read_groups or uploaded:
         ref = indexed_reference(reference.fasta())
         ref_name = reference_label(ref.contigs, reference.fasta().name)
-        with scratch_dir("align", sample_id=sample_id, run_id=context.run.run_id) as tmp, sample_targets(
-                storage, run_config=config.targets, sheet_row=validation.get("samplesheet"), valid=valid,
-                configured=reference.targets(), tmp=tmp) as targets:
-            out = tmp / f"{sample_id}.bam"
-            if groups:
-                manifest.update(_align_groups(context, storage, compute, groups, valid, ref, out, tmp, sample_id))
-            else:
-                manifest.update(_pass_through(context, storage, uploaded[0], ref, out))
-            stored = _put_with_index(storage, out, bam_key)
-            manifest.update(bam_key=stored["key"], index_key=stored["index_key"], reference_sha256=ref.sha256)
-            metrics = alignment_metrics(out, reference_fasta=str(ref.fasta), targets_bed=targets.targets)
-            if targets.regions_bed is not None:  # the regions variant_calls restricts calling to
-                targets.record["regions_key"] = storage.put_file(
-                    targets.regions_bed, zones.processed_key(sample_id, "aligned_reads", "targets.bed")).key
-            manifest["targets"] = targets.record
-        manifest["metrics"] = metrics
-        metadata = {
-            "bam_uri": dg.MetadataValue.path(storage.uri(bam_key)),
-            "total": metrics.get("total"),
-            "mapped_percent": metrics.get("mapped_percent"),
-            "properly_paired_percent": metrics.get("properly_paired_percent"),
-            "mean_depth": metrics.get("mean_depth"),
-            "mean_mapq": metrics.get("mean_mapq"),
-            "breadth_10x": metrics.get("breadth_10x"),
-            "targets": manifest["targets"].get("name"),
-            "on_target_reads_percent": metrics.get("on_target_reads_percent"),
-            "target_mean_depth": metrics.get("target_mean_depth"),
-            "target_breadth_20x": metrics.get("target_breadth_20x"),
-            "amplicons_below_floor": metrics.get("amplicons_below_floor"),
-        }
-        plots = metadata_plots("bam", metrics)
-        if plots:
-            metadata["plots"] = dg.MetadataValue.md(plots)
+        manifest = _align(context, storage, compute, config, reference, ref, validation.read_groups, uploaded,
+                          validation.samplesheet, valid)
     else:
         context.log.info("no reads or alignments among the valid files; nothing to align")
     # graded with the profile qc_metrics chose and stored (never chosen twice)
-    profile = verdicts.stored_profile(read_json(storage, summary_key(sample_id)))
-    verdict = grade_alignment(manifest.get("metrics"), profile, reference=ref_name)
+    verdict = grade_alignment(manifest.metrics, read_qc_summary(storage, sample_id).graded_profile(),
+                              reference=ref_name)
     gate = verdicts.alignment_within_profile(verdict)
-    manifest["verdict"] = verdict
-    manifest["gates"] = [gate.to_dict()]
-    write_json(storage, manifest_key(sample_id, "aligned_reads"), manifest)
+    manifest = dataclasses.replace(manifest, verdict=verdict, gates=(gate,))
+    write_alignment(storage, manifest)
     report_uri = write_report_if_stopped(context, storage, sample_id, [gate])
+    metadata = _alignment_metadata(storage, manifest) if manifest.bam_key else {}
     if report_uri:
         metadata["report_uri"] = dg.MetadataValue.path(report_uri)
-    return dg.MaterializeResult(metadata={"source": manifest["source"], "gate": gate.status, **_clean(metadata)},
+    return dg.MaterializeResult(metadata={"source": manifest.source, "gate": gate.status, **present(metadata)},
                                 check_results=[gate_check_result(gate)])
 
 
-def _align_groups(context, storage, compute: Compute, groups, valid, ref, out: Path, tmp: Path,
-                  sample_id: str) -> dict[str, Any]:
+def _align(context: dg.AssetExecutionContext, storage: Storage, compute: Compute, config: AlignedReadsConfig,
+           reference: ReferenceData, ref: IndexedReference, groups: tuple[ReadGroup, ...],
+           uploaded: list[ValidatedFile], sheet_row: dict[str, Any] | None,
+           valid: dict[str, ValidatedFile]) -> AlignmentManifest:
+    """The sample's reads aligned (or its uploaded alignment sorted and indexed), stored with their index and
+    measured (within the targets, when the sample has some); the manifest before its grading."""
+    sample_id = zones.validate_sample_id(context.partition_key)
+    bam_key = zones.aligned_bam_key(sample_id)
+    with scratch_dir("align", sample_id=sample_id, run_id=context.run.run_id) as tmp, sample_targets(
+            storage, run_config=config.targets, sheet_row=sheet_row, valid={n: f.to_json() for n, f in valid.items()},
+            configured=reference.targets(), tmp=tmp) as targets:
+        out = tmp / f"{sample_id}.bam"
+        if groups:
+            aligner = _align_groups(context, storage, compute, groups, valid, ref, out, tmp, sample_id)
+            how: dict[str, Any] = {"source": "aligned", "read_groups": groups, "aligner": aligner}
+        else:
+            how = {"source": f"uploaded {uploaded[0].format}", "uploaded": _pass_through(context, storage,
+                                                                                          uploaded[0], ref, out)}
+        stored, index_key = _put_with_index(storage, out, bam_key)
+        metrics = alignment_metrics(out, reference_fasta=str(ref.fasta), targets_bed=targets.targets)
+        if targets.regions_bed is not None:  # the regions variant_calls restricts calling to
+            targets.record["regions_key"] = storage.put_file(targets.regions_bed,
+                                                             zones.targets_bed_key(sample_id)).key
+        return AlignmentManifest(sample_id=sample_id, bam_key=stored, index_key=index_key, verdict={}, gates=(),
+                                 reference_sha256=ref.sha256, targets=targets.record, metrics=metrics, **how)
+
+
+def _alignment_metadata(storage: Storage, manifest: AlignmentManifest) -> dict[str, Any]:
+    metrics = manifest.metrics or {}
+    assert manifest.bam_key is not None
+    metadata: dict[str, Any] = {
+        "bam_uri": dg.MetadataValue.path(storage.uri(manifest.bam_key)),
+        **{name: metrics.get(name) for name in _ALIGNMENT_METADATA},
+        "targets": (manifest.targets or {}).get("name"),
+        **{name: metrics.get(name) for name in _TARGET_METADATA},
+    }
+    plots = metadata_plots("bam", metrics)
+    if plots:
+        metadata["plots"] = dg.MetadataValue.md(plots)
+    return metadata
+
+
+def _align_groups(context: dg.AssetExecutionContext, storage: Storage, compute: Compute,
+                  groups: tuple[ReadGroup, ...], valid: dict[str, ValidatedFile], ref: IndexedReference, out: Path,
+                  tmp: Path, sample_id: str) -> list[dict[str, Any]]:
     parts: list[Path] = []
     stats: list[dict[str, Any]] = []
     for number, group in enumerate(groups):
         part = out if len(groups) == 1 else tmp / f"part{number}.bam"
         with contextlib.ExitStack() as stack:
-            r1 = stack.enter_context(storage.local_path(valid[group["r1"]]["raw_key"]))
-            r2 = stack.enter_context(storage.local_path(valid[group["r2"]]["raw_key"])) if group["r2"] else None
-            context.log.info(f"aligning {group['r1']}" + (f" + {group['r2']}" if group["r2"] else " (single-end)"))
+            r1 = stack.enter_context(storage.local_path(_raw_key(valid[group.r1])))
+            r2 = stack.enter_context(storage.local_path(_raw_key(valid[group.r2]))) if group.r2 else None
+            context.log.info(f"aligning {group.r1}" + (f" + {group.r2}" if group.r2 else " (single-end)"))
             stats.append(compute.run(context, "align_reads", reference=ref.mmi, r1=r1, r2=r2, out_bam=part,
                                      sample_id=sample_id, reference_fasta=ref.fasta,
                                      threads=settings.compute_threads()))
@@ -185,21 +188,27 @@ def _align_groups(context, storage, compute: Compute, groups, valid, ref, out: P
     if len(parts) > 1:
         pysam.merge("-f", "-o", str(out), *[str(p) for p in parts], catch_stdout=False)
         pysam.index(str(out))
-    return {"source": "aligned", "read_groups": groups, "aligner": stats}
+    return stats
 
 
-def _pass_through(context, storage, upload: dict[str, Any], ref, out: Path) -> dict[str, Any]:
-    context.log.info(f"passing through uploaded {upload['format']} {upload['path']} (sort + index)")
-    with storage.local_path(upload["raw_key"]) as path:
+def _pass_through(context: dg.AssetExecutionContext, storage: Storage, upload: ValidatedFile,
+                  ref: IndexedReference, out: Path) -> str:
+    context.log.info(f"passing through uploaded {upload.format} {upload.path} (sort + index)")
+    with storage.local_path(_raw_key(upload)) as path:
         pysam.sort("-o", str(out), "-O", "bam", "--reference", str(ref.fasta), str(path), catch_stdout=False)
     pysam.index(str(out))
-    return {"source": f"uploaded {upload['format']}", "uploaded": upload["path"]}
+    return upload.path
+
+
+def _raw_key(file: ValidatedFile) -> str:
+    assert file.raw_key is not None  # a valid file always has its raw copy
+    return file.raw_key
 
 
 @dg.asset(
     group_name=VARIANTS,
     partitions_def=samples_partitions,
-    deps=[aligned_reads],
+    deps=["aligned_reads"],
     kinds={"python", "vcf"},
     pool="compute",
     description="Variant calls: bcftools mpileup + call on the aligned reads (or the uploaded VCF), "
@@ -209,47 +218,52 @@ def _pass_through(context, storage, upload: dict[str, Any], ref, out: Path) -> d
 def variant_calls(context: dg.AssetExecutionContext, storage: Storage,
                   reference: ReferenceData, compute: Compute) -> dg.MaterializeResult:
     sample_id = zones.validate_sample_id(context.partition_key)
-    aligned = read_json(storage, manifest_key(sample_id, "aligned_reads"))
-    _, valid = _valid_files(storage, sample_id)
-    vcfs = [r for r in valid.values() if r["format"] in VARIANT_FORMATS]
-    vcf_key = zones.processed_key(sample_id, "variant_calls", f"{sample_id}.vcf.gz")
-    manifest: dict[str, Any] = {"sample_id": sample_id, "source": "none", "vcf_key": None, "index_key": None}
-    stats: dict[str, Any] = {}
+    aligned = read_alignment(storage, sample_id)
+    vcfs = [f for f in read_validation(storage, sample_id).valid_files.values() if f.format in VARIANT_FORMATS]
+    manifest = CallSetManifest(sample_id=sample_id, source="none", vcf_key=None, index_key=None)
     started = time.monotonic()
     with scratch_dir("call", sample_id=sample_id, run_id=context.run.run_id) as tmp:
         out = tmp / f"{sample_id}.vcf.gz"
-        if aligned.get("bam_key"):
-            ref = indexed_reference(reference.fasta())
-            regions_key = (aligned.get("targets") or {}).get("regions_key")
-            with storage.local_path(aligned["bam_key"], aligned.get("index_key")) as bam, (
-                    storage.local_path(regions_key) if regions_key else contextlib.nullcontext()) as targets_bed:
-                context.log.info("calling variants with bcftools mpileup | call"
-                                 + (f" within {aligned['targets']['regions']} target regions" if targets_bed else ""))
-                stats = compute.run(context, "call_variants", reference_fasta=ref.fasta, bam=bam,
-                                    out_vcf_gz=out, sample_id=sample_id, targets_bed=targets_bed,
-                                    threads=settings.compute_threads())
-            manifest["source"] = "called"
+        stats: dict[str, Any] = {}
+        if aligned.bam_key:
+            stats = _call(context, storage, reference, compute, aligned, out)
+            manifest = dataclasses.replace(manifest, source="called")
         elif vcfs:
             upload = vcfs[0]
-            ref_fasta = _reference_if_present(reference)
-            with storage.local_path(upload["raw_key"]) as path:
-                context.log.info(f"normalising uploaded VCF {upload['path']}")
-                stats = normalise_vcf(path, out, reference_fasta=ref_fasta)
-            manifest.update(source="uploaded vcf", uploaded=upload["path"])
+            with storage.local_path(_raw_key(upload)) as path:
+                context.log.info(f"normalising uploaded VCF {upload.path}")
+                stats = normalise_vcf(path, out, reference_fasta=_reference_if_present(reference))
+            manifest = dataclasses.replace(manifest, source="uploaded vcf", uploaded=upload.path)
         if out.is_file():
-            stored = _put_with_index(storage, out, vcf_key)
-            manifest.update(vcf_key=stored["key"], index_key=stored["index_key"], stats=stats)
-    write_json(storage, manifest_key(sample_id, "variant_calls"), manifest)
+            vcf_key, index_key = _put_with_index(storage, out, zones.calls_vcf_key(sample_id))
+            manifest = dataclasses.replace(manifest, vcf_key=vcf_key, index_key=index_key, stats=stats)
+    write_calls(storage, manifest)
     return dg.MaterializeResult(
-        metadata=_clean(
+        metadata=present(
             {
-                "source": manifest["source"],
+                "source": manifest.source,
                 "records": stats.get("records"),
-                "vcf_uri": dg.MetadataValue.path(storage.uri(vcf_key)) if manifest["vcf_key"] else None,
+                "vcf_uri": dg.MetadataValue.path(storage.uri(manifest.vcf_key)) if manifest.vcf_key else None,
                 "seconds": round(time.monotonic() - started, 2),
             }
         )
     )
+
+
+def _call(context: dg.AssetExecutionContext, storage: Storage, reference: ReferenceData, compute: Compute,
+          aligned: AlignmentManifest, out: Path) -> dict[str, Any]:
+    """bcftools mpileup | call on the aligned BAM, within the target regions when it has some."""
+    assert aligned.bam_key is not None
+    sample_id = aligned.sample_id
+    ref = indexed_reference(reference.fasta())
+    regions_key = aligned.regions_key
+    with storage.local_path(aligned.bam_key, aligned.index_key) as bam, (
+            storage.local_path(regions_key) if regions_key else contextlib.nullcontext()) as targets_bed:
+        context.log.info("calling variants with bcftools mpileup | call"
+                         + (f" within {(aligned.targets or {})['regions']} target regions" if targets_bed else ""))
+        return compute.run(context, "call_variants", reference_fasta=ref.fasta, bam=bam,
+                           out_vcf_gz=out, sample_id=sample_id, targets_bed=targets_bed,
+                           threads=settings.compute_threads())
 
 
 def _reference_if_present(reference: ReferenceData) -> str | None:
@@ -262,7 +276,7 @@ def _reference_if_present(reference: ReferenceData) -> str | None:
 @dg.asset(
     group_name=VARIANTS,
     partitions_def=samples_partitions,
-    deps=[variant_calls, gene_annotation, known_sites],
+    deps=["variant_calls", "gene_annotation", "known_sites"],
     kinds={"parquet"},
     description="Annotated variant table (gene, known/novel, genotype, depth, quality) and its summary.",
     check_specs=[
@@ -279,29 +293,25 @@ def variant_results(context: dg.AssetExecutionContext, storage: Storage, referen
     """Graded with the profile qc_metrics chose and stored (one choice per sample: the run config of
     qc_metrics, the samplesheet, or the default), never one chosen here."""
     sample_id = zones.validate_sample_id(context.partition_key)
-    calls = read_json(storage, manifest_key(sample_id, "variant_calls"))
+    calls = read_calls(storage, sample_id)
     annotation = reference.annotation()
     known = reference.known_sites()
-    if calls.get("vcf_key"):
-        with storage.local_path(calls["vcf_key"]) as vcf:
+    if calls.vcf_key:
+        with storage.local_path(calls.vcf_key) as vcf:
             frame = annotate_variants(vcf, annotation_path=annotation, known_sites=known, sample_id=sample_id)
             metrics = vcf_metrics(vcf, known_sites=str(known) if known else None)
     else:
-        frame = _empty_variants()
-        metrics = {}
-    summary = summarise_variants(frame)
-    summary["source"] = calls.get("source")
+        frame, metrics = empty_variants(), {}
+    summary = {**summarise_variants(frame), "source": calls.source}
     gate, callset_verdict = verdicts.callset_within_profile(
-        metrics, verdicts.stored_profile(read_json(storage, summary_key(sample_id))))
+        metrics, read_qc_summary(storage, sample_id).graded_profile())
     headline = verdicts.headline_numbers(callset=metrics, variant_summary=summary)
-    table = write_parquet(storage, variants_table_key(sample_id), frame)
-    write_json(storage, variants_summary_key(sample_id),
-               {"summary": summary, "vcf_metrics": metrics, "verdict": callset_verdict, "gates": [gate.to_dict()]})
+    table = write_parquet(storage, zones.variants_table_key(sample_id), frame)
+    write_variant_results(storage, sample_id, VariantResults(summary, metrics, callset_verdict, (gate,)))
     context.log.info(f"{len(frame)} variants, {summary.get('genes_hit', 0)} gene(s) hit; call set {gate.label}: "
                      f"{gate.summary}")
-
     yield dg.MaterializeResult(
-        metadata=_clean(
+        metadata=present(
             {
                 "variants": len(frame),
                 "ts_tv": headline.ts_tv,  # the call set's bcftools-stats figures, as its gate grades them
@@ -318,15 +328,3 @@ def variant_results(context: dg.AssetExecutionContext, storage: Storage, referen
         )
     )
     yield gate_check_result(gate)
-
-
-def _empty_variants() -> pd.DataFrame:
-    return pd.DataFrame(
-        columns=["sample_id", "chrom", "pos", "ref", "alt", "variant_type", "qual", "filter", "genotype",
-                 "zygosity", "depth", "gene", "known", "variant_id"]
-    )
-
-
-def _clean(metadata: dict[str, Any]) -> dict[str, Any]:
-    """Dagster metadata cannot hold None; drop what a stage did not measure."""
-    return {k: v for k, v in metadata.items() if v is not None}

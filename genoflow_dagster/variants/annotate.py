@@ -328,3 +328,8 @@ def summarise_variants(df: pd.DataFrame) -> dict[str, Any]:
         "genes_hit": len(genes_hit),
         "genes": sorted(genes_hit),
     }
+
+
+def empty_variants() -> pd.DataFrame:
+    """The variant table of a sample with no call set: the columns, no rows."""
+    return pd.DataFrame(columns=COLUMNS)
