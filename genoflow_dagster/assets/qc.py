@@ -12,14 +12,19 @@ import json
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 
 from genoflow_dagster import settings, verdicts, zones
-from genoflow_dagster.assets.artifacts import markdown_table, read_json, write_json, write_parquet
-from genoflow_dagster.assets.ingestion import validated_files, validation_key
-from genoflow_dagster.assets.reference import indexed_reference
+from genoflow_dagster.assets.artifacts import (
+    gate_check_result,
+    markdown_table,
+    read_json,
+    write_json,
+    write_parquet,
+    write_report_if_stopped,
+)
 from genoflow_dagster.assets.transient import retry_storage_outages
 from genoflow_dagster.partitions import samples_partitions
+from genoflow_dagster.progress import Progress
 from genoflow_dagster.qc import compute_metrics
 from genoflow_dagster.qc.contamination import (
     DEFAULT_SAMPLE_READS,
@@ -30,8 +35,6 @@ from genoflow_dagster.qc.contamination import (
     reference_name,
     screen_contamination,
 )
-from genoflow_dagster.qc.pairs import pair_figures
-from genoflow_dagster.qc.profiles import grade
 from genoflow_dagster.qc.reference_match import (
     FAIL,
     ReferenceContigs,
@@ -40,18 +43,17 @@ from genoflow_dagster.qc.reference_match import (
     sample_verdict,
     vcf_contigs,
 )
+from genoflow_dagster.qc.sample_qc import METRICS_VERSION, MeasuredFile, key_numbers, summarise, unreadable_match
+from genoflow_dagster.references import indexed_reference
 from genoflow_dagster.reports.render import metadata_plots
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import Storage
-from genoflow_dagster.samples import ALIGNMENT_FORMATS, VARIANT_FORMATS
+from genoflow_dagster.sample_record import ValidatedFile, read_validation, write_qc_summary
+from genoflow_dagster.samples import ALIGNMENT_FORMATS, VARIANT_FORMATS, ReadGroup
 
 QC = "qc"
 CHECK_WITHIN_PROFILE = verdicts.QC_WITHIN_PROFILE
 CHECK_REFERENCE = verdicts.REFERENCE_CONSISTENT
-# Bump when metric definitions change, so cached per-file metrics are recomputed.
-METRICS_VERSION = "1"
-
-_STATUS_RANK = {"pass": 0, "warn": 1, "fail": 2}
 
 
 class QCConfig(dg.Config):
@@ -60,43 +62,10 @@ class QCConfig(dg.Config):
     contamination_sample_reads: int = DEFAULT_SAMPLE_READS
 
 
-def metrics_key(sample_id: str, sha256: str) -> str:
-    return zones.processed_key(sample_id, "qc_metrics", f"metrics-v{METRICS_VERSION}-{sha256}.json")
-
-
-def contamination_key(sample_id: str, sha256: str, screen_digest: str) -> str:
-    name = f"contamination-v{METHOD_VERSION}-{sha256}-{screen_digest}.json"
-    return zones.processed_key(sample_id, "qc_metrics", name)
-
-
-def summary_key(sample_id: str) -> str:
-    return zones.processed_key(sample_id, "qc_metrics", "qc.json")
-
-
-def verdict_table_key(sample_id: str) -> str:
-    return zones.processed_key(sample_id, "qc_metrics", "verdict.parquet")
-
-
-def gate_check_result(outcome: verdicts.GateOutcome) -> dg.AssetCheckResult:
-    """A gate's check result, read from its stored outcome (verdicts.py decides; this only translates)."""
-    fields = outcome.check_fields()
-    metadata = dict(fields["metadata"])
-    metadata["problems"] = dg.MetadataValue.md(metadata["problems"])
-    metadata["outcome"] = dg.MetadataValue.json(outcome.to_dict())  # the stored outcome, for the notifier
-    return dg.AssetCheckResult(
-        check_name=fields["check_name"], passed=fields["passed"], description=fields["description"],
-        severity=dg.AssetCheckSeverity.ERROR if fields["severity"] == "ERROR" else dg.AssetCheckSeverity.WARN,
-        metadata=metadata)
-
-
-def worst(statuses: list[str]) -> str:
-    return max(statuses, key=lambda s: _STATUS_RANK.get(s, 0), default="pass")
-
-
 @dg.asset(
     group_name=QC,
     partitions_def=samples_partitions,
-    deps=[validated_files],
+    deps=["validated_files"],
     kinds={"python"},
     description="FastQC/samtools/bcftools-equivalent metrics per valid file, graded by the QC profile.",
     check_specs=[
@@ -125,141 +94,79 @@ def qc_metrics(
     reference: ReferenceData,
 ):
     sample_id = zones.validate_sample_id(context.partition_key)
-    validation = read_json(storage, validation_key(sample_id))
+    validation = read_validation(storage, sample_id)
     # the one place a sample's profile is chosen; aligned_reads and variant_results read it from qc.json
-    choice, profile = verdicts.choose_profile(config.profile, validation.get("samplesheet"),
-                                              settings.default_qc_profile())
-    ref_fasta = _optional_str(reference.fasta_path)
-    known_sites = reference.known_sites()
-    screen = _Screen(reference, config.contamination_sample_reads, validation)
-
-    files: list[dict[str, Any]] = []
-    verdict_rows: list[dict[str, Any]] = []
-    reused = 0
-    headline_files: list[tuple[str, dict[str, Any]]] = []
-    metrics_by_name: dict[str, dict[str, Any]] = {}
-    reference_check = reference_consistency(context, storage, sample_id, reference, validation["files"])
+    choice, profile = verdicts.choose_profile(config.profile, validation.samplesheet, settings.default_qc_profile())
+    reference_check = reference_consistency(context, storage, sample_id, reference, validation.files)
     off_reference = {m["file"] for m in reference_check["files"] if m["status"] == FAIL}
-    for row in validation["files"]:
-        if not row["valid"]:
+    screen = _Screen(reference, config.contamination_sample_reads, validation.read_groups)
+    measured, reused = _measure(context, storage, sample_id, reference, screen, validation.files, off_reference)
+    qc = summarise(sample_id, measured, read_groups=validation.read_groups, choice=choice, profile=profile,
+                   reference_check=reference_check, run_id=context.run.run_id)
+    obj = write_qc_summary(storage, qc.summary)
+    write_parquet(storage, zones.verdict_table_key(sample_id), qc.verdict_frame())
+    context.log.info(f"QC {qc.summary.status} under profile {choice.label} (from {choice.source}; "
+                     f"{reused} file(s) reused)")
+    report_uri = write_report_if_stopped(context, storage, sample_id, list(qc.summary.gates))
+    by_format = [(f.format, f.metrics) for f in measured]
+    yield dg.MaterializeResult(
+        metadata={
+            "status": qc.summary.status,
+            "profile": f"{profile.name} v{profile.version}",
+            "profile_source": choice.source,
+            "files_graded": len(measured),
+            "metrics_reused": reused,
+            "qc_uri": dg.MetadataValue.path(storage.uri(obj.key)),
+            **key_numbers(qc.summary.headline, by_format),
+            **contamination_metadata([f.to_json() for f in qc.summary.files]),
+            **pair_metadata(qc.summary.pairs),
+            **plot_metadata(by_format),
+            **({"report_uri": dg.MetadataValue.path(report_uri)} if report_uri else {}),
+            "modules": dg.MetadataValue.md(
+                markdown_table(qc.verdict_rows, ["file", "module", "status", "value", "warn", "fail"])
+            ),
+        }
+    )
+    for gate in qc.summary.gates:  # emitted from the stored outcomes, never decided again here
+        yield gate_check_result(gate)
+
+
+def _measure(context: dg.AssetExecutionContext, storage: Storage, sample_id: str, reference: ReferenceData,
+             screen: "_Screen", files: tuple[ValidatedFile, ...],
+             off_reference: set[str]) -> tuple[list[MeasuredFile], int]:
+    """Each valid file's metrics (read back when stored for this content, else computed and stored) and its
+    contamination screen; returns them and how many were read back."""
+    ref_fasta = reference.fasta_path or None
+    known_sites = reference.known_sites()
+    measured: list[MeasuredFile] = []
+    reused = 0
+    for row in files:
+        if not row.valid:
             continue
-        if row["format"] == "cram" and row["path"] in off_reference:
-            context.log.warning(f"{row['path']}: no metrics, a CRAM decodes only against its own reference")
+        if row.format == "cram" and row.path in off_reference:
+            context.log.warning(f"{row.path}: no metrics, a CRAM decodes only against its own reference")
             continue
-        key = metrics_key(sample_id, row["sha256"])
+        assert row.sha256 is not None and row.raw_key is not None and row.format is not None
+        key = zones.metrics_key(sample_id, row.sha256, METRICS_VERSION)
         if storage.exists(key):
             metrics = read_json(storage, key)
             reused += 1
         else:
-            with storage.local_path(row["raw_key"]) as path:
-                context.log.info(f"computing {row['format']} metrics for {row['path']}")
-                metrics = compute_metrics(
-                    path,
-                    row["format"],
-                    quality_offset=64 if row.get("quality_encoding") in ("phred64", "solexa64") else 33,
-                    reference_fasta=ref_fasta,
-                    known_sites=str(known_sites) if known_sites else None,
-                )
+            with (storage.local_path(row.raw_key) as path,
+                  Progress.for_file(f"{row.format} QC of {row.path}", path, context.log.info) as progress):
+                context.log.info(f"computing {row.format} metrics for {row.path}")
+                metrics = compute_metrics(path, row.format, quality_offset=row.quality_offset,
+                                          reference_fasta=ref_fasta,
+                                          known_sites=str(known_sites) if known_sites else None, progress=progress)
             write_json(storage, key, metrics)
-        extra: dict[str, Any] = {}
-        if row["format"] == "fastq":
-            extra["contamination_key"], extra["contamination"] = screen.result(context, storage, sample_id, row)
-        verdict = grade({**metrics, **({"contamination": extra["contamination"]} if extra else {})}, profile)
-        files.append(
-            {"name": row["path"], "format": row["format"], "sha256": row["sha256"],
-             "metrics_key": key, **extra, "verdict": verdict}
-        )
-        headline_files.append((row["format"], metrics))
-        metrics_by_name[row["path"]] = metrics
-        for module in verdict["modules"]:
-            verdict_rows.append(
-                {
-                    "sample_id": sample_id,
-                    "file": row["path"],
-                    "format": row["format"],
-                    "module": module["name"],
-                    "status": module["status"],
-                    "value": _as_float(module.get("value")),
-                    "warn": _as_float(module.get("warn")),
-                    "fail": _as_float(module.get("fail")),
-                    "message": module.get("message") or "",
-                    "profile": verdict["profile"],
-                    "profile_version": str(verdict["profile_version"]),
-                }
-            )
-
-    status = worst([f["verdict"]["status"] for f in files])
-    pairs = [{"r1": g["r1"], "r2": g["r2"], **pair_figures(metrics_by_name[g["r1"]], metrics_by_name[g["r2"]])}
-             for g in validation.get("read_groups", [])
-             if g.get("r2") and g["r1"] in metrics_by_name and g["r2"] in metrics_by_name]
-    failing = [r for r in verdict_rows if r["status"] == "fail"]
-    warning = [r for r in verdict_rows if r["status"] == "warn"]
-    gates = [verdicts.reference_consistent(reference_check), verdicts.qc_within_profile(files, choice.label)]
-    headline = verdicts.headline_numbers([m for fmt, m in headline_files if fmt == "fastq"])
-    summary = {
-        "sample_id": sample_id,
-        "status": status,
-        "profile": profile.name,
-        "profile_version": profile.version,
-        "profile_source": choice.source,
-        "profile_choice": choice.choice,  # what load_profile() takes: later stages grade with the same profile
-        "gates": [g.to_dict() for g in gates],
-        "headline": headline.to_dict(),
-        "reference_consistency": reference_check,
-        "files": files,
-        "pairs": pairs,
-        "failing": failing,
-        "warnings": warning,
-        "run_id": context.run.run_id,
-    }
-    obj = write_json(storage, summary_key(sample_id), summary)
-    write_parquet(storage, verdict_table_key(sample_id), _verdict_frame(verdict_rows))
-    context.log.info(f"QC {status} under profile {choice.label} (from {choice.source}; {reused} file(s) reused)")
-    report_uri = write_report_if_stopped(context, storage, sample_id, gates)
-
-    yield dg.MaterializeResult(
-        metadata={
-            "status": status,
-            "profile": f"{profile.name} v{profile.version}",
-            "profile_source": choice.source,
-            "files_graded": len(files),
-            "metrics_reused": reused,
-            "qc_uri": dg.MetadataValue.path(storage.uri(obj.key)),
-            **key_numbers(headline, headline_files),
-            **contamination_metadata(files),
-            **pair_metadata(pairs),
-            **plot_metadata(headline_files),
-            **({"report_uri": dg.MetadataValue.path(report_uri)} if report_uri else {}),
-            "modules": dg.MetadataValue.md(
-                markdown_table(verdict_rows, ["file", "module", "status", "value", "warn", "fail"])
-            ),
-        }
-    )
-    for gate in gates:  # emitted from the stored outcomes, never decided again here
-        yield gate_check_result(gate)
-
-
-def write_report_if_stopped(context: dg.AssetExecutionContext, storage: Storage, sample_id: str,
-                            gates: list[verdicts.GateOutcome]) -> str | None:
-    """When one of this asset's blocking gates fails, write the sample's FAIL report now, from the stored
-    outcomes: Dagster skips sample_report downstream of a failed blocking check, and a stopped sample must
-    not be left without a report. Returns the report's URI, or None when the sample goes on."""
-    if not any(g.stops_sample for g in gates):
-        return None
-    from genoflow_dagster.assets.reports import write_sample_report  # reports.py reads this module's keys
-
-    report = write_sample_report(storage, sample_id, run_id=context.run.run_id, narrator=None)
-    context.log.error(f"{sample_id} stopped at {', '.join(g.gate for g in gates if g.stops_sample)}; "
-                      f"{report.status.upper()} report written to {report.uri}")
-    return report.uri
-
-
-def reference_match_key(sample_id: str, sha256: str, reference_sha256: str) -> str:
-    return zones.processed_key(sample_id, "qc_metrics", f"reference-match-v1-{sha256}-{reference_sha256[:16]}.json")
+        screened: tuple[str | None, dict[str, Any] | None] = (
+            screen.result(context, storage, sample_id, row) if row.format == "fastq" else (None, None))
+        measured.append(MeasuredFile(row.path, row.format, row.sha256, key, metrics, *screened))
+    return measured, reused
 
 
 def reference_consistency(context: dg.AssetExecutionContext, storage: Storage, sample_id: str,
-                          reference: ReferenceData, rows: list[dict[str, Any]]) -> dict[str, Any]:
+                          reference: ReferenceData, rows: tuple[ValidatedFile, ...]) -> dict[str, Any]:
     """The sample's reference-consistency verdict (qc/reference_match.py), decided once and stored in qc.json.
 
     Each uploaded alignment or call set is compared with the configured reference; the comparison is
@@ -270,63 +177,28 @@ def reference_consistency(context: dg.AssetExecutionContext, storage: Storage, s
     except FileNotFoundError:
         return sample_verdict([], reference=None, not_graded_reason=f"no reference FASTA at "
                               f"{reference.fasta_path or '(unset)'} (GENOFLOW_REFERENCE_FASTA)")
-    compared = [r for r in rows if r["valid"] and r["format"] in ALIGNMENT_FORMATS | VARIANT_FORMATS]
+    compared = [r for r in rows if r.valid and r.format in ALIGNMENT_FORMATS | VARIANT_FORMATS]
     if not compared:
         return sample_verdict([], reference=fasta.name)
     ref = indexed_reference(fasta)
     contigs = ReferenceContigs.from_fasta(ref.fasta, name=fasta.name)
     matches = []
     for row in compared:
-        key = reference_match_key(sample_id, row["sha256"], ref.sha256)
+        assert row.sha256 is not None and row.raw_key is not None
+        key = zones.reference_match_key(sample_id, row.sha256, ref.sha256)
         if storage.exists(key):
             matches.append(read_json(storage, key))
             continue
-        with storage.local_path(row["raw_key"]) as path:
+        with storage.local_path(row.raw_key) as path:
             try:
-                found = alignment_contigs(path) if row["format"] in ALIGNMENT_FORMATS else vcf_contigs(path)
-                match = match_contigs(found, contigs, file=row["path"]).to_dict()
+                found = alignment_contigs(path) if row.format in ALIGNMENT_FORMATS else vcf_contigs(path)
+                match = match_contigs(found, contigs, file=row.path).to_dict()
             except ValueError as exc:
-                match = {"file": row["path"], "status": FAIL, "message": f"{row['path']}: {exc}", "source": "",
-                         "contigs": 0, "matched": 0, "m5_compared": 0, "mismatches": []}
+                match = unreadable_match(row.path, str(exc))
         write_json(storage, key, match)
         context.log.info(match["message"])
         matches.append(match)
     return sample_verdict(matches, reference=contigs.label)
-
-
-# Per-format counts summed over a sample's files; read percentages come from verdicts.headline_numbers.
-HEADLINE_FIELDS = {
-    "fastq": ("total_reads", "total_bases"),
-    "bam": ("total", "mapped_percent", "properly_paired_percent", "mean_depth"),
-    "cram": ("total", "mapped_percent", "properly_paired_percent", "mean_depth"),
-    "sam": ("total", "mapped_percent", "properly_paired_percent", "mean_depth"),
-    "vcf": ("records", "snps", "indels", "ts_tv"),
-}
-
-
-def key_numbers(headline: verdicts.Headline, files: list[tuple[str, dict[str, Any]]]) -> dict[str, float]:
-    """Headline numbers as float metadata, which the UI plots over a partition's materializations.
-
-    Read figures are the sample's headline numbers (verdicts.headline_numbers: base-weighted over R1 and
-    R2, as the report and the cohort table show them); counts of other formats are summed over the
-    sample's files of that format, an uploaded file's percentages taken from the first one.
-    """
-    numbers: dict[str, float] = {}
-    for name in ("q30_percent", "gc_percent", "mean_quality", "duplication_percent"):
-        value = getattr(headline, name)
-        if value is not None:
-            numbers[f"fastq_{name}"] = value
-    for fmt, metrics in files:
-        for field in HEADLINE_FIELDS.get(fmt, ()):
-            value = metrics.get(field)
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                continue
-            name = f"{fmt}_{field}"
-            if name in numbers and field in ("total_reads", "total_bases", "total", "records", "snps", "indels"):
-                numbers[name] += float(value)
-            else:
-                numbers.setdefault(name, float(value))
-    return numbers
 
 
 class _Screen:
@@ -337,11 +209,11 @@ class _Screen:
     are screened on R1 (see qc/contamination.py); R2 names its mate instead.
     """
 
-    def __init__(self, reference: ReferenceData, sample_reads: int, validation: dict[str, Any]):
+    def __init__(self, reference: ReferenceData, sample_reads: int, read_groups: tuple[ReadGroup, ...]):
         self.reference = reference
         self.sample_reads = sample_reads
         self.contaminants = reference.contaminants()  # raises for a configured path that is missing
-        self.mate_of = {g["r2"]: g["r1"] for g in validation.get("read_groups") or [] if g.get("r2")}
+        self.mate_of = {g.r2: g.r1 for g in read_groups if g.r2}
         self._refs: list[ScreenReference] | None = None
         self._digest = ""
 
@@ -359,22 +231,26 @@ class _Screen:
         self._digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
     def result(self, context: dg.AssetExecutionContext, storage: Storage, sample_id: str,
-               row: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+               row: ValidatedFile) -> tuple[str | None, dict[str, Any]]:
         if not self.contaminants:
             return None, {"computed": False, "reason": "not configured"}
-        if row["path"] in self.mate_of:
-            return None, {"computed": False, "reason": f"screened on its mate {self.mate_of[row['path']]}"}
+        if row.path in self.mate_of:
+            return None, {"computed": False, "reason": f"screened on its mate {self.mate_of[row.path]}"}
         self._prepare()
         assert self._refs is not None
-        key = contamination_key(sample_id, row["sha256"], self._digest)
+        assert row.sha256 is not None and row.raw_key is not None
+        key = zones.contamination_key(sample_id, row.sha256, METHOD_VERSION, self._digest)
         if storage.exists(key):
             return key, read_json(storage, key)
-        with storage.local_path(row["raw_key"]) as path:
-            result = screen_contamination(path, self._refs[0], self._refs[1:], sample_reads=self.sample_reads)
+        with (storage.local_path(row.raw_key) as path,
+              Progress(f"contamination screen of {row.path}", self.sample_reads, context.log.info,
+                       unit="reads") as progress):
+            result = screen_contamination(path, self._refs[0], self._refs[1:], sample_reads=self.sample_reads,
+                                          progress=progress)
         result = {"computed": True, **result}
         write_json(storage, key, result)
         context.log.info(
-            f"contamination screen of {row['path']}: {result['contamination_percent']}% of "
+            f"contamination screen of {row.path}: {result['contamination_percent']}% of "
             f"{result['reads_sampled']:,} reads map better to {', '.join(r.name for r in self._refs[1:])} "
             f"({result['seconds']:.2f} s)"
         )
@@ -426,21 +302,3 @@ def contamination_metadata(files: list[dict[str, Any]]) -> dict[str, Any]:
     if first["contamination_percent"] is not None:
         metadata["fastq_contamination_percent"] = float(first["contamination_percent"])
     return metadata
-
-
-def _verdict_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    columns = ["sample_id", "file", "format", "module", "status", "value", "warn", "fail", "message",
-               "profile", "profile_version"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def _as_float(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
-        return float(value)
-    return None
-
-
-def _optional_str(value: str | None) -> str | None:
-    return value or None
