@@ -27,7 +27,7 @@ and it grades QC metrics, not formats.
 
 import dataclasses
 import datetime as dt
-from typing import Any
+from collections.abc import Iterator
 
 import dagster as dg
 
@@ -35,37 +35,47 @@ from genoflow_dagster import settings, verdicts, zones
 from genoflow_dagster.assets.artifacts import (
     LIVE_RUN_STATUSES,
     download_hashing,
+    gate_check_result,
     markdown_table,
-    read_json,
     run_state_from_instance,
     scratch_dir,
-    write_json,
+    write_report_if_stopped,
 )
 from genoflow_dagster.assets.transient import retry_storage_outages
 from genoflow_dagster.errors import ErrorCode, StorageError
-from genoflow_dagster.formats import FORMATS
-from genoflow_dagster.formats.detect import Detection, detect_format
-from genoflow_dagster.formats.result import warning_table
-from genoflow_dagster.formats.samplesheet import named_files, rows_for_sample
+from genoflow_dagster.formats.detect import detect_format
+from genoflow_dagster.formats.result import ValidationResult, warning_table
+from genoflow_dagster.formats.sample_inputs import (
+    input_gates,
+    read_pairs,
+    refused_row,
+    samplesheet_row,
+    type_refusal,
+    validated_row,
+)
 from genoflow_dagster.formats.validate import validate_fastq_pair, validate_file
 from genoflow_dagster.maintenance import Removed, clean_sample_leftovers, describe
 from genoflow_dagster.partitions import samples_partitions
+from genoflow_dagster.progress import Progress
 from genoflow_dagster.quarantine import record_release, too_large_message, unread_folder_id
 from genoflow_dagster.resources.storage import ObjectInfo, Storage
-from genoflow_dagster.samples import ANALYSABLE_FORMATS, group_reads
+from genoflow_dagster.sample_record import (
+    Inventory,
+    RawFile,
+    Refusal,
+    SkippedKey,
+    ValidatedFile,
+    Validation,
+    read_inventory,
+    write_inventory,
+    write_json,
+    write_validation,
+)
 
 INGESTION = "ingestion"
 
 CHECK_USABLE = verdicts.USABLE_INPUTS
 CHECK_ALL_VALID = verdicts.ALL_FILES_VALID
-
-
-def inventory_key(sample_id: str) -> str:
-    return zones.processed_key(sample_id, "raw_files", "inventory.json")
-
-
-def validation_key(sample_id: str) -> str:
-    return zones.processed_key(sample_id, "validated_files", "validation.json")
 
 
 def _now() -> str:
@@ -82,90 +92,90 @@ def _now() -> str:
 def raw_files(context: dg.AssetExecutionContext, storage: Storage) -> dg.MaterializeResult:
     sample_id = zones.validate_sample_id(context.partition_key)
     leftovers = _remove_leftovers_of_dead_runs(context, storage, sample_id)
-    max_bytes = settings.max_file_bytes()
-    records: list[dict[str, Any]] = []
-    skipped: list[dict[str, str]] = []
-    for info in storage.list(zones.landing_prefix(sample_id)):
-        try:
-            zones.parse_landing_key(info.key)
-        except zones.UnsafeKeyError as exc:
-            skipped.append({"key": info.key, "reason": exc.reason})
-            context.log.warning(f"skipping unsafe landing key {info.key!r}: {exc}")
-            continue
-        name = info.key.rsplit("/", 1)[-1]
-        safe = zones.safe_name(name)
-        if info.size > max_bytes:  # decided from the listing: not one byte is downloaded or copied
-            records.append(_refused_unread(info, name, safe, max_bytes, context.run.run_id))
-            context.log.warning(f"{name}: {info.size:,} bytes, over the limit of {max_bytes:,}: refused "
-                                f"(FILE_TOO_LARGE) without copying; it stays at {info.key}")
-            continue
-        with scratch_dir("raw", sample_id=sample_id, run_id=context.run.run_id) as tmp:
-            local = tmp / safe
-            sha256, size = download_hashing(storage, info.key, local)
-            if size > max_bytes:  # replaced by a larger file after the listing: refused, still not copied
-                records.append(_refused_unread(dataclasses.replace(info, size=size), name, safe, max_bytes,
-                                               context.run.run_id))
-                context.log.warning(f"{name}: {size:,} bytes, over the limit of {max_bytes:,}: refused "
-                                    f"(FILE_TOO_LARGE) without copying; it stays at {info.key}")
-                continue
-            detection = detect_format(local, name=name)
-            refusal = _type_refusal(detection, size)
-            if refusal is None:
-                key = zones.raw_key(sample_id, sha256, safe)
-            else:  # not a format GenoFlow reads: straight to quarantine, never into raw/
-                key = zones.quarantine_prefix(sample_id, sha256) + safe
-            if not storage.exists(key):
-                storage.put_file(local, key)
-            if refusal is None:  # on S3 the later steps read this copy instead of downloading the raw object
-                storage.keep_local_copy(key, local)
-        records.append(
-            {
-                "landing_key": info.key,
-                "etag": info.etag,
-                "name": name,
-                "safe_name": safe,
-                "size_bytes": size,
-                "sha256": sha256,
-                "raw_key": key if refusal is None else None,
-                "format": detection.format,
-                "compression": detection.compression,
-                "detection_reason": detection.reason,
-                "received_at": _now(),
-                "run_id": context.run.run_id,
-                **({"refused": refusal, "quarantine_key": key} if refusal else {}),
-            }
-        )
-        if refusal:
-            context.log.warning(f"{name}: {size:,} bytes, {refusal['error_code']}/{refusal['reason']}: "
-                                f"{refusal['message']} → {key} (not copied to raw/)")
-        else:
-            context.log.info(f"{name}: {size:,} bytes, {detection.format or 'unknown'} → {key}")
-    if not records:
+    skipped: list[SkippedKey] = []
+    files = list(_land(context, storage, sample_id, skipped))
+    if not files:
         raise dg.Failure(
             description=f"no files under {zones.landing_prefix(sample_id)}",
-            metadata={"skipped_keys": skipped},
+            metadata={"skipped_keys": [s.to_json() for s in skipped]},
         )
-    inventory = {"sample_id": sample_id, "files": records, "skipped_keys": skipped}
-    obj = write_json(storage, inventory_key(sample_id), inventory)
+    inventory = Inventory(sample_id, tuple(files), tuple(skipped))
+    obj = write_inventory(storage, inventory)
     return dg.MaterializeResult(
         metadata={
-            "files": len(records),
-            "total_bytes": sum(r["size_bytes"] for r in records),
-            "refused_unread": len([r for r in records if r.get("refused")]),
+            "files": len(files),
+            "total_bytes": sum(f.size_bytes for f in files),
+            "refused_unread": len([f for f in files if f.refused]),
             "inventory_uri": dg.MetadataValue.path(storage.uri(obj.key)),
             "skipped_keys": len(skipped),
             "leftovers_removed": len(leftovers),
             "leftover_bytes_freed": sum(r.bytes or 0 for r in leftovers),
             "inventory": dg.MetadataValue.md(
-                markdown_table(records, ["name", "format", "compression", "size_bytes", "sha256"])
+                markdown_table([f.to_json() for f in files], ["name", "format", "compression", "size_bytes", "sha256"])
             ),
         },
-        data_version=dg.DataVersion(_fingerprint(records)),
+        data_version=dg.DataVersion(inventory.fingerprint),
     )
 
 
-def _fingerprint(records: list[dict[str, Any]]) -> str:
-    return ",".join(sorted(r["sha256"] or f"{r['landing_key']}@{r['etag']}" for r in records))[:2000]
+def _land(context: dg.AssetExecutionContext, storage: Storage, sample_id: str,
+          skipped: list[SkippedKey]) -> Iterator[RawFile]:
+    """Each landed object of the sample, copied by checksum into raw/ (or quarantine/, for a format GenoFlow
+    does not read), or refused from its size without a byte read. Unsafe keys are added to `skipped`."""
+    max_bytes = settings.max_file_bytes()
+    for info in storage.list(zones.landing_prefix(sample_id)):
+        try:
+            zones.parse_landing_key(info.key)
+        except zones.UnsafeKeyError as exc:
+            skipped.append(SkippedKey(info.key, exc.reason))
+            context.log.warning(f"skipping unsafe landing key {info.key!r}: {exc}")
+            continue
+        if info.size > max_bytes:  # decided from the listing: not one byte is downloaded or copied
+            yield _refused_unread(context, info, info.size, max_bytes)
+            continue
+        name = info.key.rsplit("/", 1)[-1]
+        safe = zones.safe_name(name)
+        with scratch_dir("raw", sample_id=sample_id, run_id=context.run.run_id) as tmp:
+            local = tmp / safe
+            sha256, size = download_hashing(storage, info.key, local)
+            if size > max_bytes:  # replaced by a larger file after the listing: refused, still not copied
+                yield _refused_unread(context, info, size, max_bytes)
+                continue
+            detection = detect_format(local, name=name)
+            refusal = type_refusal(detection, size)
+            # not a format GenoFlow reads: straight to quarantine, never into raw/
+            key = zones.raw_key(sample_id, sha256, safe) if refusal is None else (
+                zones.quarantine_prefix(sample_id, sha256) + safe)
+            if not storage.exists(key):
+                storage.put_file(local, key)
+            if refusal is None:  # on S3 the later steps read this copy instead of downloading the raw object
+                storage.keep_local_copy(key, local)
+        _log_landed(context, name, size, detection.format, key, refusal)
+        yield RawFile(landing_key=info.key, etag=info.etag, name=name, safe_name=safe, size_bytes=size,
+                      sha256=sha256, raw_key=key if refusal is None else None, format=detection.format,
+                      compression=detection.compression, detection_reason=detection.reason, received_at=_now(),
+                      run_id=context.run.run_id, refused=refusal, quarantine_key=key if refusal else None)
+
+
+def _log_landed(context: dg.AssetExecutionContext, name: str, size: int, fmt: str | None, key: str,
+                refusal: Refusal | None) -> None:
+    if refusal is not None:
+        context.log.warning(f"{name}: {size:,} bytes, {refusal.error_code}/{refusal.reason}: {refusal.message} "
+                            f"→ {key} (not copied to raw/)")
+    else:
+        context.log.info(f"{name}: {size:,} bytes, {fmt or 'unknown'} → {key}")
+
+
+def _refused_unread(context: dg.AssetExecutionContext, info: ObjectInfo, size: int, max_bytes: int) -> RawFile:
+    """The inventory entry of a file refused from its size: no checksum, no raw copy, never read."""
+    name = info.key.rsplit("/", 1)[-1]
+    context.log.warning(f"{name}: {size:,} bytes, over the limit of {max_bytes:,}: refused "
+                        f"(FILE_TOO_LARGE) without copying; it stays at {info.key}")
+    refusal = Refusal(str(ErrorCode.FILE_TOO_LARGE), "FILE_TOO_LARGE", too_large_message(size, max_bytes),
+                      max_bytes=max_bytes)
+    return RawFile(landing_key=info.key, etag=info.etag, name=name, safe_name=zones.safe_name(name),
+                   size_bytes=size, sha256=None, raw_key=None, format=None, compression=None, detection_reason=None,
+                   received_at=_now(), run_id=context.run.run_id, refused=refusal)
 
 
 def _remove_leftovers_of_dead_runs(context: dg.AssetExecutionContext, storage: Storage,
@@ -186,67 +196,7 @@ def _remove_leftovers_of_dead_runs(context: dg.AssetExecutionContext, storage: S
     return removed
 
 
-def _refused_unread(info: ObjectInfo, name: str, safe: str, max_bytes: int, run_id: str) -> dict[str, Any]:
-    """The inventory record of a file refused from its listed size: no checksum, no raw copy."""
-    return {
-        "landing_key": info.key,
-        "etag": info.etag,
-        "name": name,
-        "safe_name": safe,
-        "size_bytes": info.size,
-        "sha256": None,
-        "raw_key": None,
-        "format": None,
-        "compression": None,
-        "detection_reason": None,
-        "received_at": _now(),
-        "run_id": run_id,
-        "refused": {
-            "error_code": str(ErrorCode.FILE_TOO_LARGE),
-            "reason": "FILE_TOO_LARGE",
-            "message": too_large_message(info.size, max_bytes),
-            "max_bytes": max_bytes,
-        },
-    }
-
-
-def _type_refusal(detection: Detection, size: int) -> dict[str, Any] | None:
-    """The refusal `validate_file` would give a file whose format is not recognised, decided before the raw
-    copy. An empty file is left to `validate_file` (EMPTY_FILE comes first there, and costs no copy)."""
-    if size == 0 or (detection.error_code is None and detection.format in FORMATS):
-        return None
-    if detection.error_code is not None:
-        return {"error_code": str(detection.error_code), "reason": detection.reason, "message": detection.message}
-    return {"error_code": str(ErrorCode.INVALID_FILE_TYPE), "reason": "UNKNOWN_FORMAT",
-            "message": "the format could not be recognised"}
-
-
-def _refused_row(record: dict[str, Any], mode: str) -> dict[str, Any]:
-    """The validation row of a file `raw_files` refused (by size, unread, or by type): `validate --json` fields."""
-    refused = record["refused"]
-    return {
-        "path": record["name"],
-        "format": record["format"],
-        "valid": False,
-        "error_code": refused["error_code"],
-        "reason": refused["reason"],
-        "message": refused["message"],
-        "line": None,
-        "records": 0,
-        "size_bytes": record["size_bytes"],
-        "sha256": record["sha256"],
-        "warnings": [],
-        "validation_mode": mode,
-        "warning_counts": {},
-        "raw_key": None,
-        "quality_encoding": None,
-        "landing_key": record["landing_key"],
-        "copied": record.get("quarantine_key") is not None,
-    }
-
-
-def quarantine(storage: Storage, sample_id: str, record: dict[str, Any], result: dict[str, Any],
-               run_id: str) -> str:
+def quarantine(storage: Storage, sample_id: str, file: RawFile, row: ValidatedFile, run_id: str) -> str:
     """Copy a rejected file into quarantine/<sample>/<sha256>/ beside its reason.json.
 
     A file `raw_files` refused by type is already there (it never went to raw/). A file refused
@@ -254,28 +204,28 @@ def quarantine(storage: Storage, sample_id: str, record: dict[str, Any], result:
     holds only reason.json pointing at where it landed. Returns the file's key (the quarantined
     copy, or the landing key of a file left in place).
     """
-    copied = record["sha256"] is not None
-    folder = record["sha256"] if copied else unread_folder_id(record["landing_key"], record["etag"])
+    copied = file.sha256 is not None
+    folder = file.sha256 if file.sha256 is not None else unread_folder_id(file.landing_key, file.etag)
     prefix = zones.quarantine_prefix(sample_id, folder)
-    target = prefix + record["safe_name"] if copied else record["landing_key"]
-    if record["raw_key"] is not None and not storage.exists(target):
-        storage.copy(record["raw_key"], target)
+    target = prefix + file.safe_name if copied else file.landing_key
+    if file.raw_key is not None and not storage.exists(target):
+        storage.copy(file.raw_key, target)
     reason = {
-        "error_code": result["error_code"],
-        "reason": result["reason"],
-        "message": result["message"],
-        "line": result["line"],
-        "sha256": record["sha256"],
-        "size_bytes": record["size_bytes"],
-        "name": record["name"],
-        "original_key": record["landing_key"],
-        "etag": record["etag"],
-        "raw_key": record["raw_key"],
+        "error_code": row.error_code,
+        "reason": row.reason,
+        "message": row.message,
+        "line": row.line,
+        "sha256": file.sha256,
+        "size_bytes": file.size_bytes,
+        "name": file.name,
+        "original_key": file.landing_key,
+        "etag": file.etag,
+        "raw_key": file.raw_key,
         "copied": copied,
         "quarantined_at": _now(),
         "run_id": run_id,
-        "validation_mode": result.get("validation_mode", "default"),
-        "warnings": result.get("warnings", []),
+        "validation_mode": row.validation_mode,
+        "warnings": row.warnings,
     }
     write_json(storage, prefix + "reason.json", reason)
     return target
@@ -288,7 +238,7 @@ class ValidationConfig(dg.Config):
 @dg.asset(
     group_name=INGESTION,
     partitions_def=samples_partitions,
-    deps=[raw_files],
+    deps=["raw_files"],
     kinds={"python"},
     description="Every raw file validated against its format; invalid files quarantined with reason.json.",
     check_specs=[
@@ -311,143 +261,75 @@ class ValidationConfig(dg.Config):
 @retry_storage_outages
 def validated_files(context: dg.AssetExecutionContext, config: ValidationConfig, storage: Storage):
     sample_id = zones.validate_sample_id(context.partition_key)
-    inventory = read_json(storage, inventory_key(sample_id))
-    max_bytes = settings.max_file_bytes()
-    strict = config.strict or settings.validation_strict()
-    mode = "strict" if strict else "default"
-    results: list[dict[str, Any]] = []
-    for record in inventory["files"]:
-        if record.get("refused"):
-            row = _refused_row(record, mode)
-        else:
-            with storage.local_path(record["raw_key"]) as path:
-                result = validate_file(path, name=record["name"], max_bytes=max_bytes, strict=strict)
-            row = result.to_json()
-            row["path"] = record["name"]
-            row["validation_mode"] = mode
-            row["warning_counts"] = dict(result.details.get("warning_counts", {}))
-            row["raw_key"] = record["raw_key"]
-            row["quality_encoding"] = result.details.get("quality_encoding")
-            row["read_name_digest"] = result.details.get("read_name_digest")
-            if "samplesheet" in result.details:
-                row["samplesheet"] = result.details["samplesheet"]
-        if not row["valid"]:
-            row["quarantine_key"] = quarantine(storage, sample_id, record, row, context.run.run_id)
-            where = f" at line {row['line']}" if row["line"] else ""
-            fate = "quarantined" if record["sha256"] else f"left at {record['landing_key']}, reason in quarantine"
-            code = row["error_code"] if row["error_code"] == row["reason"] else f"{row['error_code']}/{row['reason']}"
-            context.log.warning(f"{record['name']}: {code}{where}: {row['message']} → {fate}")
-        else:
-            noted = sum(row["warning_counts"].values())
-            context.log.info(f"{record['name']}: valid {row['format']}, {row['records']:,} records"
-                             + (f", {noted:,} warnings" if noted else ""))
-            # a file refused before under a smaller limit, unread, has its folder keyed by landing key + etag
-            released = record_release(storage, sample_id, record["sha256"], run_id=context.run.run_id,
-                                      validation=row) or record_release(
-                storage, sample_id, unread_folder_id(record["landing_key"], record["etag"]),
-                run_id=context.run.run_id, validation=row)
-            if released:
-                row["released_from_quarantine"] = released
-                context.log.info(f"{record['name']}: was quarantined, passes now: released ({released})")
-        results.append(row)
-    pairs, orphans, pair_problems = _check_pairs(storage, results)
-    sheet_row, sheet_problems = _samplesheet_row(results, sample_id)
-
-    valid = [r for r in results if r["valid"]]
-    analysable = [r for r in valid if r["format"] in ANALYSABLE_FORMATS]
-    warnings = warning_table(results)
-    payload = {
-        "sample_id": sample_id,
-        "validation_mode": mode,
-        "files": results,
-        "warnings": warnings,
-        "read_groups": pairs,
-        "orphan_mates": orphans,
-        "pair_problems": pair_problems,
-        "samplesheet": sheet_row,
-        "validated_at": _now(),
-    }
-    # the two gates, decided once (verdicts.py) and stored with the validation; the checks below read them
-    gates = [verdicts.usable_inputs(analysable_files=len(analysable),
-                                    pair_problems=[p["message"] for p in pair_problems],
-                                    orphan_mates=orphans, samplesheet_problems=sheet_problems),
-             verdicts.all_files_valid(results)]
-    payload["gates"] = [g.to_dict() for g in gates]
-    obj = write_json(storage, validation_key(sample_id), payload)
-    invalid = [r for r in results if not r["valid"]]
-    table = markdown_table(results, ["path", "format", "valid", "error_code", "reason", "line", "records"])
+    inventory = read_inventory(storage, sample_id)
+    mode = "strict" if config.strict or settings.validation_strict() else "default"
+    files = [_validate(context, storage, sample_id, file, mode) for file in inventory.files]
+    groups, orphans, pair_problems = read_pairs(files, lambda r1, r2: _mates_differ(storage, r1, r2))
+    sheet_row, sheet_problems = samplesheet_row(files, sample_id)
+    gates = input_gates(files, orphans, pair_problems, sheet_problems)  # decided once; the checks read them
+    validation = Validation(sample_id=sample_id, validation_mode=mode, files=tuple(files),
+                            warnings=warning_table([f.to_json() for f in files]), read_groups=tuple(groups),
+                            orphan_mates=tuple(orphans), pair_problems=tuple(pair_problems), samplesheet=sheet_row,
+                            validated_at=_now(), gates=tuple(gates))
+    obj = write_validation(storage, validation)
+    rows = [f.to_json() for f in files]
     yield dg.MaterializeResult(
         metadata={
-            "files": len(results),
-            "valid": len(valid),
-            "quarantined": len(invalid),
+            "files": len(files),
+            "valid": len([f for f in files if f.valid]),
+            "quarantined": len([f for f in files if not f.valid]),
             "validation_mode": mode,
-            "warnings": sum(w["count"] for w in warnings),
+            "warnings": sum(w["count"] for w in validation.warnings),
             "validation_uri": dg.MetadataValue.path(storage.uri(obj.key)),
-            "results": dg.MetadataValue.md(table),
+            "results": dg.MetadataValue.md(
+                markdown_table(rows, ["path", "format", "valid", "error_code", "reason", "line", "records"])),
             "warnings_table": dg.MetadataValue.md(
-                markdown_table(warnings, ["file", "reason", "line", "message", "count"])
+                markdown_table(validation.warnings, ["file", "reason", "line", "message", "count"])
             ),
         }
     )
-    # imported here: qc.py imports this module (its keys and asset)
-    from genoflow_dagster.assets.qc import gate_check_result, write_report_if_stopped
-
     write_report_if_stopped(context, storage, sample_id, gates)  # a stopped sample still gets its FAIL report
     for gate in gates:
         yield gate_check_result(gate)
 
 
-def _samplesheet_row(results: list[dict[str, Any]], sample_id: str) -> tuple[dict[str, Any] | None, list[str]]:
-    """This sample's samplesheet row, and what keeps it from being satisfied (files it names that are missing
-    or invalid). No sheet is fine; a sheet without a row for this sample, or with two sheets, is a problem."""
-    sheets = [r for r in results if r.get("samplesheet") is not None]
-    if not sheets:
-        return None, []
-    if len(sheets) > 1:
-        return None, [f"{len(sheets)} samplesheets uploaded ({', '.join(r['path'] for r in sheets)}): keep one"]
-    rows = rows_for_sample(sheets[0]["samplesheet"], sample_id)
-    if not rows:
-        return None, [f"{sheets[0]['path']} has no row for sample {sample_id}"]
-    row = rows[0]
-    by_name = {r["path"]: r for r in results}
-    problems = []
-    for name in named_files(row):
-        if name not in by_name:
-            problems.append(f"{sheets[0]['path']} line {row['line']} names {name}, which has not landed")
-        elif not by_name[name]["valid"]:
-            problems.append(f"{sheets[0]['path']} line {row['line']} names {name}, which is quarantined")
-    return row, problems
+def _validate(context: dg.AssetExecutionContext, storage: Storage, sample_id: str, file: RawFile,
+              mode: str) -> ValidatedFile:
+    """One inventoried file validated (or its refusal by raw_files), quarantined when invalid, released from
+    quarantine when it was refused before and passes now."""
+    if file.refused is not None:
+        row = refused_row(file, mode)
+    else:
+        assert file.raw_key is not None
+        with (storage.local_path(file.raw_key) as path,
+              Progress.for_file(f"validate {file.name}", path, context.log.info) as progress):
+            result = validate_file(path, name=file.name, max_bytes=settings.max_file_bytes(),
+                                   strict=mode == "strict", progress=progress)
+        row = validated_row(result, file, mode)
+    run_id = context.run.run_id
+    if not row.valid:
+        key = quarantine(storage, sample_id, file, row, run_id)
+        where = f" at line {row.line}" if row.line else ""
+        fate = "quarantined" if file.sha256 else f"left at {file.landing_key}, reason in quarantine"
+        code = row.error_code if row.error_code == row.reason else f"{row.error_code}/{row.reason}"
+        context.log.warning(f"{file.name}: {code}{where}: {row.message} → {fate}")
+        return dataclasses.replace(row, quarantine_key=key)
+    noted = sum(row.warning_counts.values())
+    context.log.info(f"{file.name}: valid {row.format}, {row.records:,} records"
+                     + (f", {noted:,} warnings" if noted else ""))
+    # a file refused before under a smaller limit, unread, has its folder keyed by landing key + etag
+    assert file.sha256 is not None
+    released = record_release(storage, sample_id, file.sha256, run_id=run_id, validation=row.to_json()) or (
+        record_release(storage, sample_id, unread_folder_id(file.landing_key, file.etag), run_id=run_id,
+                       validation=row.to_json()))
+    if not released:
+        return row
+    context.log.info(f"{file.name}: was quarantined, passes now: released ({released})")
+    return dataclasses.replace(row, released_from_quarantine=released)
 
 
-def _check_pairs(
-    storage: Storage, results: list[dict[str, Any]]
-) -> tuple[list[dict[str, str | None]], list[str], list[dict[str, Any]]]:
-    """Group valid FASTQs into read pairs and check each pair's mates agree record by record.
-
-    Validation recorded each FASTQ's read-name digest: equal digests settle a pair without fetching either
-    file again; the files are read name by name only to say where two mates part ways."""
-    by_name = {r["path"]: r for r in results if r["valid"] and r["format"] == "fastq"}
-    groups, orphans = group_reads(list(by_name))
-    problems: list[dict[str, Any]] = []
-    pairs: list[dict[str, str | None]] = []
-    for group in groups:
-        pairs.append({"r1": group.r1, "r2": group.r2})
-        if group.r2 is None:
-            continue
-        first, second = by_name[group.r1], by_name[group.r2]
-        if first.get("read_name_digest") and first.get("read_name_digest") == second.get("read_name_digest"):
-            continue
-        with storage.local_path(first["raw_key"]) as p1, storage.local_path(second["raw_key"]) as p2:
-            mismatch = validate_fastq_pair(p1, p2)
-        if mismatch is not None:
-            problems.append(
-                {
-                    "r1": group.r1,
-                    "r2": group.r2,
-                    "reason": mismatch.reason,
-                    "line": mismatch.line,
-                    "message": f"{group.r1} / {group.r2}: {mismatch.message}",
-                }
-            )
-    return pairs, orphans, problems
+def _mates_differ(storage: Storage, r1: ValidatedFile, r2: ValidatedFile) -> ValidationResult | None:
+    """Read both mate files name by name to say where they part ways (their digests did not settle it)."""
+    assert r1.raw_key is not None and r2.raw_key is not None
+    with storage.local_path(r1.raw_key) as p1, storage.local_path(r2.raw_key) as p2:
+        return validate_fastq_pair(p1, p2)
