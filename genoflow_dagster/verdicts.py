@@ -269,6 +269,39 @@ def _module(m: dict[str, Any], file: str | None) -> ModuleOutcome:
                          message=m.get("message") or "", file=file)
 
 
+_LOG_LABELS = {FAIL: "FAILED", WARN: "WARNED"}
+
+
+def gate_log_lines(outcome: GateOutcome, sample_id: str) -> list[str]:
+    """A failed or warned gate as plain run-log lines, one per module outside the profile (or per problem,
+    for a gate without modules), each with the value and the bound it crossed:
+
+        qc_metrics_within_profile FAILED for SAMPLE_B: SAMPLE_B_R1.fastq.gz: per base sequence quality:
+        median per-base quality 8 < fail threshold 20 (12 below) at position 2 (profile standard v1)
+
+    A failed gate lists its failing modules (its warnings are in the check's metadata); a warned gate its
+    warnings. No lines for a gate that passed or graded nothing. Read from the stored outcome only.
+    """
+    label = _LOG_LABELS.get(outcome.status)
+    if label is None:
+        return []
+    prefix = f"{outcome.gate} {label} for {sample_id}: "
+    suffix = f" (profile {outcome.profile})" if outcome.profile else ""
+    modules = [m for m in outcome.modules if m.status == outcome.status]
+    if not modules:
+        return [prefix + problem + suffix for problem in outcome.problems or (outcome.summary,)]
+    return [prefix + _module_line(m) + suffix for m in modules]
+
+
+def _module_line(module: ModuleOutcome) -> str:
+    """The module's own sentence names its value and bound ("... 8 < fail threshold 20 ..."); a module
+    stored without one gets them spelled out."""
+    where = f"{module.file}: " if module.file else ""
+    if module.message:
+        return f"{where}{module.module}: {module.message}"
+    return f"{where}{module.module}: value {module.value}, {module.status} threshold {module.threshold}"
+
+
 # ---------------------------------------------------------------- reading stored outcomes
 
 def stored_gates(artifact: dict[str, Any] | None) -> list[GateOutcome]:

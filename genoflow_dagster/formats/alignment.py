@@ -24,6 +24,7 @@ import os
 import re
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 # The CRAM EOF container (v2.1: 30 bytes, v3: 38 with CRC32) has reference id -1 and position 4542278 ("EOF").
 CRAM_EOF_SIGNATURE = b"\xff\xff\xff\xff\x0f\xe0EOF\x00"
+PROGRESS_EVERY_RECORDS = 1 << 16  # how often BAM/CRAM validation reports progress
 
 _HEADER_TAG = re.compile(rb"^@[A-Za-z][A-Za-z]$")
 _FIELD = re.compile(rb"^[A-Za-z][A-Za-z0-9]:")
@@ -765,8 +767,12 @@ def _cram_without_eof(path: Path, details: dict | None) -> None:
 
 
 def validate_bam_or_cram(path: Path, fmt: str, reference_fasta: str | None = None,
-                         reference_path: str | None = None, details: dict | None = None) -> int:
+                         reference_path: str | None = None, details: dict | None = None,
+                         progress: Callable[[int, int | None], None] | None = None) -> int:
     """Decode every record with pysam; check the end-of-file marker first (a cheap truncation test).
+
+    `progress`, if given, is called every PROGRESS_EVERY_RECORDS records with (bytes of the file read,
+    records so far): the BGZF block offset for BAM, the container offset for CRAM.
 
     For CRAM, references that are not on local disk are never fetched: the records are then decoded
     without their sequences, and `details["cram_references_unavailable"]` lists the @SQ names.
@@ -807,8 +813,11 @@ def validate_bam_or_cram(path: Path, fmt: str, reference_fasta: str | None = Non
                 if text is None:  # a codec read here does not know: htslib's (rebuilt) text, same rules
                     _check_header_text(str(aln.header).encode(), fmt, details)
                 cigars: dict[str, int] = {}  # CIGAR -> query length, its clips checked once per distinct CIGAR
+                shift = 16 if fmt == "bam" else 0  # BAM's tell() is a BGZF virtual offset, CRAM's the file's
                 for segment in aln.fetch(until_eof=True):
                     records += 1
+                    if progress is not None and not records % PROGRESS_EVERY_RECORDS:
+                        progress(aln.tell() >> shift, records)
                     cigar = segment.cigarstring
                     length = segment.query_length  # 0 when SEQ is '*'
                     if cigar:

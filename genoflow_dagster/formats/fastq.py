@@ -10,7 +10,7 @@ apart from a quality string that happens to start with '@' or '+'.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from genoflow_dagster._fastq import name_digest_update, scan_records
@@ -159,7 +159,10 @@ def read_name_digest(state: array) -> str:
     return f"{state[2] & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
-def validate_fastq(stream: BinaryIO, details: dict) -> int:
+PROGRESS_EVERY_RECORDS = 1 << 16  # how often the exact line parser reports progress (records)
+
+
+def validate_fastq(stream: BinaryIO, details: dict, *, progress: Callable[[int], None] | None = None) -> int:
     """Count records; note the quality encoding the characters imply (`phred33`, `phred64`, `solexa64`)
     and the digest of the read names in order (`read_name_digest`: mates of a pair have equal digests, so a
     pair is checked without reading both files again; see `pair_agrees`).
@@ -168,6 +171,9 @@ def validate_fastq(stream: BinaryIO, details: dict) -> int:
     buffer, hundreds of MB/s; from the first record that is anything else (CR
     line ends, wrapped lines, a title after '+', an error) the exact line parser
     takes over, so every rejection is reported by one parser, with its line.
+
+    `progress`, if given, is called with the records counted so far: after each block of the fast path,
+    and every PROGRESS_EVERY_RECORDS records of the line parser.
     """
     records = 0
     line = 1
@@ -187,6 +193,8 @@ def validate_fastq(stream: BinaryIO, details: dict) -> int:
         consumed, count, irregular = scan_records(buffer, filled, quality_range, _SEQUENCE_OK)
         records += count
         line += 4 * count
+        if progress is not None:
+            progress(records)
         if irregular:
             carry = bytes(buffer[consumed:filled])
             break
@@ -198,6 +206,8 @@ def validate_fastq(stream: BinaryIO, details: dict) -> int:
     titles: list[bytes] = []
     for _, title, qual in _records_from(_rest_lines(carry, stream, line)):
         records += 1
+        if progress is not None and not records % PROGRESS_EVERY_RECORDS:
+            progress(records)
         titles.append(title[1:])
         if len(titles) == _TITLE_BATCH:
             name_digest_update(quality_range, b"\n".join(titles))

@@ -35,6 +35,7 @@ from genoflow_dagster.formats.result import ValidationResult
 from genoflow_dagster.formats.samplesheet import is_samplesheet, validate_samplesheet
 from genoflow_dagster.formats.tabular import validate_delimited, validate_xlsx
 from genoflow_dagster.formats.vcf import validate_bcf, validate_vcf
+from genoflow_dagster.progress import ProgressCallback
 
 DEFAULT_MAX_BYTES = 5 * 1024**3
 BOMB_MIN_BYTES = 256 * 1024**2
@@ -61,12 +62,14 @@ TEXT_VALIDATORS: dict[str, Callable[[BinaryIO, dict], int]] = {
 
 
 class _HashingReader(io.RawIOBase):
-    """Reads a file, hashing every byte that passes, and counting them."""
+    """Reads a file, hashing every byte that passes, and counting them (reported to `progress`, if any, as
+    the position in the file as stored: the compressed offset of a gzip file)."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, progress: ProgressCallback | None = None) -> None:
         self._raw = raw
         self.digest = hashlib.sha256()
         self.consumed = 0
+        self.progress = progress
 
     def readable(self) -> bool:
         return True
@@ -77,6 +80,8 @@ class _HashingReader(io.RawIOBase):
             view = memoryview(buffer)[:n]
             self.digest.update(view)
             self.consumed += n
+            if self.progress is not None:
+                self.progress(self.consumed, None)
         return n or 0
 
     def drain(self) -> None:
@@ -163,8 +168,11 @@ class _LineCappedReader(io.RawIOBase):
 
 def validate_file(path: str | Path, format: str | None = None, *, name: str | None = None,
                   max_bytes: int = DEFAULT_MAX_BYTES, reference_fasta: str | None = None,
-                  strict: bool = False) -> ValidationResult:
+                  strict: bool = False, progress: ProgressCallback | None = None) -> ValidationResult:
     """Validate one file. `format` forces the format; otherwise it is detected (content, then name).
+
+    `progress`, if given, is called as the file is read with (bytes of the stored file read, records so
+    far or None); see genoflow_dagster.progress.
 
     Warnings (deviations the reference tools read anyway) leave the file valid and are listed in
     `warnings`; with `strict`, the first warning refuses the file (VALIDATION_ERROR with its reason).
@@ -183,7 +191,7 @@ def validate_file(path: str | Path, format: str | None = None, *, name: str | No
     if info.st_size > max_bytes:  # refused unread: an oversized upload is never hashed or scanned
         return _fail(result, ErrorCode.FILE_TOO_LARGE, "FILE_TOO_LARGE",
                      f"the file is {info.st_size:,} bytes; the limit is {max_bytes:,}")
-    _validate_regular_file(path, format, name, reference_fasta, result)
+    _validate_regular_file(path, format, name, reference_fasta, result, progress)
     result.warnings = list(result.details.get("warnings", []))
     if strict and result.valid and result.warnings:
         first = result.warnings[0]
@@ -196,7 +204,7 @@ def validate_file(path: str | Path, format: str | None = None, *, name: str | No
 
 
 def _validate_regular_file(path: Path, format: str | None, name: str | None, reference_fasta: str | None,
-                           result: ValidationResult) -> None:
+                           result: ValidationResult, progress: ProgressCallback | None = None) -> None:
     """Fill `result` for a readable regular file within the size limit. Never raises."""
     if result.size_bytes == 0:
         _fail(result, ErrorCode.EMPTY_FILE, "EMPTY_FILE", "the file is empty (0 bytes)")
@@ -214,7 +222,7 @@ def _validate_regular_file(path: Path, format: str | None, name: str | None, ref
             _fail(result, ErrorCode.INVALID_FILE_TYPE, "FORMAT_CONTENT_MISMATCH",
                   f"asked to validate as {format} but the content is {detection.format}")
         else:
-            result.records = _run(path, fmt, detection, result, reference_fasta)
+            result.records = _run(path, fmt, detection, result, reference_fasta, progress)
             if fmt in ("csv", "tsv", "xlsx") and is_samplesheet(name or path.name):
                 validate_samplesheet(path, fmt, result.details)
             result.valid = True
@@ -240,10 +248,15 @@ def _compatible(forced: str, detection: Detection) -> bool:
     return {forced, detection.format} <= {"gff", "gtf"} or {forced, detection.format} <= {"csv", "tsv"}
 
 
-def _run(path: Path, fmt: str, detection: Detection, result: ValidationResult, reference_fasta: str | None) -> int:
+def _run(path: Path, fmt: str, detection: Detection, result: ValidationResult, reference_fasta: str | None,
+         progress: ProgressCallback | None = None) -> int:
     if fmt in ("bam", "cram"):
         result.sha256 = sha256_file(path)
-        return validate_bam_or_cram(path, fmt, reference_fasta=reference_fasta, details=result.details)
+        records = validate_bam_or_cram(path, fmt, reference_fasta=reference_fasta, details=result.details,
+                                       progress=progress)
+        if progress is not None:
+            progress(result.size_bytes or 0, records)
+        return records
     if fmt == "xlsx":
         result.sha256 = sha256_file(path)
         return validate_xlsx(path, result.details)
@@ -254,7 +267,7 @@ def _run(path: Path, fmt: str, detection: Detection, result: ValidationResult, r
         raise FormatError("COMPRESSION_NOT_ALLOWED", f"{fmt} files cannot be gzip-compressed", None,
                           ErrorCode.INVALID_FILE_TYPE)
     with open(path, "rb", buffering=0) as raw:
-        hashing = _HashingReader(raw)
+        hashing = _HashingReader(raw, progress if fmt != "fastq" else None)
         source: io.RawIOBase = hashing
         if detection.compression in COMPRESSIONS:
             compressed = io.BufferedReader(hashing, COMPRESSED_CHUNK)
@@ -263,7 +276,12 @@ def _run(path: Path, fmt: str, detection: Detection, result: ValidationResult, r
             source = _CappedReader(decompressed, hashing)
         capped = _LineCappedReader(source, MAX_LINE_BYTES_BY_FORMAT.get(fmt, MAX_LINE_BYTES))
         stream = io.BufferedReader(capped, CHUNK)
-        records = TEXT_VALIDATORS[fmt](stream, result.details)
+        if fmt == "fastq" and progress is not None:  # the FASTQ validator counts records between its blocks
+            report = progress
+            records = validate_fastq(stream, result.details,
+                                     progress=lambda done: report(hashing.consumed, done))
+        else:
+            records = TEXT_VALIDATORS[fmt](stream, result.details)
         if detection.compression in COMPRESSIONS:
             stream.read()  # the validator may stop early at EOF markers; read to the end of the gzip stream
             if source.produced == 0:  # type: ignore[attr-defined]
@@ -271,6 +289,8 @@ def _run(path: Path, fmt: str, detection: Detection, result: ValidationResult, r
                                   ErrorCode.EMPTY_FILE)
         hashing.drain()
         result.sha256 = hashing.digest.hexdigest()
+        if progress is not None:
+            progress(hashing.consumed, records)
     if records == 0 and fmt in ("fastq", "sam", "vcf"):
         result.details["no_records"] = True
     return records

@@ -21,7 +21,8 @@ def compute_metrics(path: str | Path, format: str, **context: Any) -> dict[str, 
 
     Context keys used where they apply: `reference_fasta` (CRAM decoding, coverage
     lengths), `reference_lengths`, `targets_bed` (alignment target metrics), `known_sites`
-    (VCF known/novel), `quality_offset` (FASTQ).
+    (VCF known/novel), `quality_offset` (FASTQ), `progress` (FASTQ and alignments: called with bytes of the
+    file read and records so far, see genoflow_dagster.progress).
     Unknown context keys are ignored so callers can pass one context for every format.
     Raises ValueError for an unsupported format.
     """
@@ -29,14 +30,15 @@ def compute_metrics(path: str | Path, format: str, **context: Any) -> dict[str, 
     if fmt in ("fastq", "fq"):
         from genoflow_dagster.qc.fastq import fastq_metrics
 
-        metrics = fastq_metrics(path, quality_offset=int(context.get("quality_offset") or 33))
+        metrics = fastq_metrics(path, quality_offset=int(context.get("quality_offset") or 33),
+                                progress=context.get("progress"))
         fmt = "fastq"
     elif fmt in _ALIGNMENT:
         from genoflow_dagster.qc.alignment import alignment_metrics
 
         metrics = alignment_metrics(path, reference_fasta=context.get("reference_fasta"),
                                     reference_lengths=context.get("reference_lengths"),
-                                    targets_bed=context.get("targets_bed"))
+                                    targets_bed=context.get("targets_bed"), progress=context.get("progress"))
     elif fmt in ("vcf", "bcf"):
         from genoflow_dagster.qc.variants import vcf_metrics
 

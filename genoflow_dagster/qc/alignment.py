@@ -72,6 +72,7 @@ from typing import Any
 
 import numpy as np
 
+from genoflow_dagster.progress import ProgressCallback
 from genoflow_dagster.qc.bam_stream import Batch, Header, bam_batches
 from genoflow_dagster.qc.targets import AMPLICON_FLOOR, Targets, TargetScan, load_targets
 
@@ -402,6 +403,7 @@ def alignment_metrics(
     reference_lengths: dict[str, int] | None = None,
     targets_bed: str | Path | Targets | None = None,
     amplicon_floor: int = AMPLICON_FLOOR,
+    progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Flagstat, stats-like, MAPQ and coverage metrics of one SAM/BAM/CRAM (see the module docstring).
 
@@ -411,6 +413,7 @@ def alignment_metrics(
     With `targets_bed` (a BED path, validated first, or loaded `Targets`) the target
     metrics of qc/targets.py are added (on-target reads, depth and breadth over the
     targets, per-amplicon depth against `amplicon_floor`); without it `targets_bed` is None.
+    `progress` is called as the records are read (see `bam_batches`).
     Raises ValueError for unreadable or malformed input, or an unusable targets BED.
     """
     path = str(path)
@@ -419,14 +422,17 @@ def alignment_metrics(
         # htslib would otherwise ask the EBI reference server for unknown MD5s.
         os.environ["REF_PATH"] = str(Path(reference_fasta).resolve().parent / "md5" / "%s")
     try:
-        return _metrics(path, reference_fasta, reference_lengths, targets, amplicon_floor, sorted_mode=True)
+        return _metrics(path, reference_fasta, reference_lengths, targets, amplicon_floor, sorted_mode=True,
+                        progress=progress)
     except _NotSorted:
-        return _metrics(path, reference_fasta, reference_lengths, targets, amplicon_floor, sorted_mode=False)
+        return _metrics(path, reference_fasta, reference_lengths, targets, amplicon_floor, sorted_mode=False,
+                        progress=progress)
 
 
 def _metrics(path: str, reference_fasta: str | None, reference_lengths: dict[str, int] | None,
-             targets: Targets | None, amplicon_floor: int, *, sorted_mode: bool) -> dict[str, Any]:
-    batches = bam_batches(path, reference_fasta)
+             targets: Targets | None, amplicon_floor: int, *, sorted_mode: bool,
+             progress: ProgressCallback | None = None) -> dict[str, Any]:
+    batches = bam_batches(path, reference_fasta, progress)
     try:
         header = next(batches)
         assert isinstance(header, Header)

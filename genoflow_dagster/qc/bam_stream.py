@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 from isal import igzip
 
+from genoflow_dagster.progress import ProgressCallback
+
 CHUNK = 4 << 20  # bytes of uncompressed BAM per batch (about 13,000 short-read records)
 MAX_RECORD = 1 << 28  # a larger record or header field is taken for corruption (a 100 Mb read is ~250 MB)
 
@@ -288,6 +290,10 @@ class _Stream:
             # `-u` is BGZF at level 0: stored deflate blocks, cheap to inflate.
             self.fh = igzip.IGzipFile(fileobj=self.proc.stdout, mode="rb")
 
+    def position(self) -> int | None:
+        """Bytes of the file read so far (the compressed offset), or None when a converter reads it."""
+        return self.fh.fileobj.tell() if self.proc is None else None
+
     def read(self, n: int) -> bytes:
         try:
             return self.fh.read(n)
@@ -350,8 +356,13 @@ def _parse_header(stream: _Stream, buf: bytearray) -> tuple[Header, int]:
     return Header(text, names, lengths), o
 
 
-def bam_batches(path: str | Path, reference_fasta: str | None = None) -> Iterator[Header | Batch]:
-    """The header, then every record in file order in `Batch`es (see the module docstring)."""
+def bam_batches(path: str | Path, reference_fasta: str | None = None,
+                progress: ProgressCallback | None = None) -> Iterator[Header | Batch]:
+    """The header, then every record in file order in `Batch`es (see the module docstring).
+
+    `progress`, if given, is called after each batch with (bytes of a BAM read, or None for SAM/CRAM read
+    through the converter; records so far), and with the file size at the end of a BAM.
+    """
     stream = _Stream(str(path), reference_fasta)
     finished = False
     try:
@@ -359,6 +370,7 @@ def bam_batches(path: str | Path, reference_fasta: str | None = None) -> Iterato
         header, start = _parse_header(stream, buf)
         yield header
         del buf[:start]
+        records = 0
         while True:
             more = stream.read(CHUNK)
             if more:
@@ -368,9 +380,14 @@ def bam_batches(path: str | Path, reference_fasta: str | None = None) -> Iterato
                 arr = np.frombuffer(buf, dtype=np.uint8, count=used).copy()  # the copy frees buf for resizing
                 yield Batch(arr, offsets)
                 del buf[:used]
+                records += len(offsets)
+                if progress is not None:
+                    progress(stream.position(), records)
             if not more:
                 if buf:
                     raise ValueError("BAM stream ends inside a record")
+                if progress is not None:
+                    progress(stream.position(), records)
                 break
         finished = True
     except ValueError:

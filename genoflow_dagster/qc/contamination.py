@@ -45,9 +45,11 @@ from typing import Any
 import mappy
 
 from genoflow_dagster.formats.io import open_decompressed, sha256_file, sha256_file_cached
+from genoflow_dagster.progress import ProgressCallback
 
 PRESET = "sr"
 DEFAULT_SAMPLE_READS = 100_000
+PROGRESS_EVERY_READS = 1024
 # Bump when the classification rule or the sampling changes, so stored screens are recomputed.
 METHOD_VERSION = "1"
 SCORE_RULE = "best primary hit by matching bases (mlen), then fewer edits (NM)"
@@ -123,6 +125,7 @@ def screen_contamination(
     *,
     sample_reads: int = DEFAULT_SAMPLE_READS,
     threads: int = 1,
+    progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Screen the first `sample_reads` reads of `fastq` against the target and the contaminants.
 
@@ -138,6 +141,9 @@ def screen_contamination(
     `contaminant_only`, `both_target_best`, `both_contaminant_best`),
     `references` (target first: `name, role, path, sha256, reads_mapped,
     mapped_percent, reads_best_hit, percent`), `method` and `seconds`.
+
+    `progress`, if given, is called every PROGRESS_EVERY_READS reads and at the end with (reads screened,
+    None): make its reporter with `unit="reads"` and `total=sample_reads`.
 
     Raises FileNotFoundError for a missing FASTQ or reference, ValueError when
     there is no contaminant, when minimap2 cannot load a reference, or when a
@@ -170,6 +176,8 @@ def screen_contamination(
     try:
         for seq in itertools.islice(reads, sample_reads):
             n += 1
+            if progress is not None and not n % PROGRESS_EVERY_READS:
+                progress(n, None)
             scores = [_best_score(aligner.map(seq, buf=buf)) for aligner, buf in aligners]
             for i, score in enumerate(scores):
                 mapped[i] += score != _NO_HIT
@@ -187,6 +195,8 @@ def screen_contamination(
         whole_file = next(reads, None) is None
     finally:
         reads.close()
+    if progress is not None:
+        progress(n, None)
 
     def pct(count: int) -> float | None:
         return round(100.0 * count / n, 4) if n else None

@@ -74,6 +74,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from genoflow_dagster.progress import ProgressCallback
 from genoflow_dagster.qc import fastq_kernel as kernel
 from genoflow_dagster.qc.fastq_kernel import (
     ADAPTER_K,
@@ -529,7 +530,7 @@ def _count_adapters(acc: _Accumulator, seq: np.ndarray, lengths: np.ndarray) -> 
         acc.add_adapter_hits(name, np.asarray(hits, dtype=np.int64))
 
 
-def _fallback(acc: _Accumulator, stream: BinaryIO, head: bytes) -> None:
+def _fallback(acc: _Accumulator, stream: BinaryIO, head: bytes, report: Callable[[], None] | None = None) -> None:
     """Line-oriented parser for multi-line FASTQ: sequence lines run until a '+' line, and
     quality lines until they are as long as the sequence (so '@' may start a quality line)."""
     import io
@@ -550,6 +551,8 @@ def _fallback(acc: _Accumulator, stream: BinaryIO, head: bytes) -> None:
         _count_adapters(acc, seq, lengths)
         seqs.clear()
         quals.clear()
+        if report is not None:
+            report()
 
     line_no = 0
     while True:
@@ -617,7 +620,7 @@ class _Chain:
         return len(data)
 
 
-def _scan(acc: _Accumulator | _BasicAccumulator, stream: BinaryIO) -> None:
+def _scan(acc: _Accumulator | _BasicAccumulator, stream: BinaryIO, report: Callable[[], None] | None = None) -> None:
     """Feed `acc` blocks read into one reused buffer (no per-block copies).
 
     Each read fills the buffer after the previous block's incomplete record;
@@ -636,15 +639,18 @@ def _scan(acc: _Accumulator | _BasicAccumulator, stream: BinaryIO) -> None:
             break
         filled += n
         consumed, irregular = acc.scan(buffer, filled)
+        if report is not None:
+            report()
         if irregular and buffer[consumed:filled].strip():  # blank lines may still be the file's end
-            _fallback(acc, stream, bytes(buffer[consumed:filled]))
+            _fallback(acc, stream, bytes(buffer[consumed:filled]), report)  # type: ignore[arg-type]
             return
         buffer[: filled - consumed] = buffer[consumed:filled]
         filled -= consumed
     _scan_tail(acc, bytes(buffer[:filled]), stream)
 
 
-def _scan_mapped(acc: _Accumulator | _BasicAccumulator, reader: _MappedReader) -> None:
+def _scan_mapped(acc: _Accumulator | _BasicAccumulator, reader: _MappedReader,
+                 report: Callable[[], None] | None = None) -> None:
     """`_scan` for a plain regular file: records are counted where they lie in the file's maps."""
     pos = 0
     length = MAP_BYTES
@@ -652,13 +658,16 @@ def _scan_mapped(acc: _Accumulator | _BasicAccumulator, reader: _MappedReader) -
         view, base = reader.window(pos, length)
         end = len(view)
         consumed, irregular = acc.scan(view, end, pos - base)
+        reader.pos = base + consumed
+        if report is not None:
+            report()
         irregular = irregular and bool(view[consumed:end].tobytes().strip())  # blank lines may end the file
         if irregular or base + end == reader.total:
             rest = bytes(view[consumed:end])
             reader.pos = base + end
             reader.release()
             if irregular:
-                _fallback(acc, reader, rest)  # type: ignore[arg-type]
+                _fallback(acc, reader, rest, report)  # type: ignore[arg-type]
             else:
                 _scan_tail(acc, rest, reader)  # type: ignore[arg-type]
             return
@@ -683,11 +692,15 @@ def _scan_tail(acc: _Accumulator | _BasicAccumulator, data: bytes, stream: Binar
 
 
 def _scan_file(acc: _Accumulator | _BasicAccumulator, reader: _HashingReader | _MappedReader, stream: BinaryIO,
-               gz: bool) -> None:
+               gz: bool, progress: ProgressCallback | None = None) -> None:
+    report = None
+    if progress is not None:
+        def report() -> None:  # the position in the file as stored: the compressed offset of a gzip file
+            progress(reader.pos if isinstance(reader, _MappedReader) else reader.size, acc.reads)
     if not gz and isinstance(reader, _MappedReader):
-        _scan_mapped(acc, reader)
+        _scan_mapped(acc, reader, report)
     else:
-        _scan(acc, stream)
+        _scan(acc, stream, report)
 
 
 def gc_length(length: int) -> int:
@@ -992,7 +1005,8 @@ def _possible_source(seq: bytes) -> str | None:
     return None
 
 
-def fastq_metrics(path: str | Path, *, quality_offset: int | None = 33) -> dict[str, Any]:
+def fastq_metrics(path: str | Path, *, quality_offset: int | None = 33,
+                  progress: ProgressCallback | None = None) -> dict[str, Any]:
     """Metrics of one FASTQ file (plain, gzip or BGZF), in one pass over its bytes.
 
     Returns the `qc --json` FASTQ fields (see DESIGN.md) plus FastQC module data
@@ -1010,15 +1024,19 @@ def fastq_metrics(path: str | Path, *, quality_offset: int | None = 33) -> dict[
     `quality_offset` is 33 (Sanger / Illumina 1.8+, as seqkit assumes); None takes
     FastQC 0.11's guess instead (64 when no quality byte is below '@').
 
+    `progress`, if given, is called after each block with (bytes of the stored file read, reads so far).
+
     Raises FastqFormatError when the content is not FASTQ, OSError on I/O failure.
     """
     reader, stream, gz = _open(path, hashed=True)
     acc = _Accumulator(quality_offset)
     try:
-        _scan_file(acc, reader, stream, gz)
+        _scan_file(acc, reader, stream, gz, progress)
         reader.drain()
     finally:
         reader.close()
+    if progress is not None:
+        progress(reader.size, acc.reads)
     return _finish(acc, reader.sha.hexdigest(), reader.size)  # type: ignore[union-attr]
 
 
