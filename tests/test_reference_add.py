@@ -233,3 +233,21 @@ def test_long_steps_report_progress_at_a_steady_cadence(data_dir, tmp_path, monk
         assert f"{step}: 12 MB in" in text, step  # the closing line of each
     during = [line for line in lines if line.startswith(steps) and (" MB/s" in line or "so far" in line)]
     assert during, text  # the indexers, run in a child, were reported while they worked
+
+
+def test_the_demo_removes_the_copies_earlier_demos_left_in_the_data_dirs_defaults(tmp_path):
+    """Before `references/`, the demo copied its files into data/reference/, where they became every sample's
+    defaults; the demo now removes those copies, but only where byte-identical to its own files."""
+    from genoflow_dagster.demo.generate import generate_demo
+    from genoflow_dagster.demo.run import _remove_copies_of_old_demos
+
+    demo = generate_demo(tmp_path / "demo", contigs=(("chr1", 20_000),), coverage=1.0, n_snvs=2, n_indels=1)
+    old = tmp_path / "data" / "reference"
+    (old / "contaminants").mkdir(parents=True)
+    shutil.copyfile(demo.reference_fasta, old / "genome.fa")
+    shutil.copyfile(demo.known_sites_vcf, old / "known_sites.vcf.gz")
+    shutil.copyfile(f"{demo.known_sites_vcf}.tbi", old / "known_sites.vcf.gz.tbi")
+    shutil.copyfile(demo.contaminant_fasta, old / "contaminants" / demo.contaminant_fasta.name)
+    shutil.copyfile(GFF, old / "annotation.gtf")  # a lab's own file under the demo's name: kept
+    _remove_copies_of_old_demos(old, demo)
+    assert sorted(str(p.relative_to(old)) for p in old.rglob("*")) == ["annotation.gtf", "contaminants"]

@@ -128,6 +128,7 @@ def run_demo(fresh: bool = False) -> int:
                   known_sites=demo.known_sites_vcf,
                   contaminants=[demo.contaminant_fasta] if demo.contaminant_fasta is not None else [], force=True)
     os.environ["GENOFLOW_REFERENCE"] = DEMO_REFERENCE
+    _remove_copies_of_old_demos(data / "reference", demo)
     _say(f"GENOFLOW_REFERENCE={DEMO_REFERENCE} ({references_dir() / DEMO_REFERENCE}), for the demo's runs only")
     contaminants = settings.contaminant_paths()
     _say(f"GENOFLOW_CONTAMINANTS={','.join(contaminants) or '(none: contamination not screened)'}")
@@ -174,6 +175,23 @@ def run_demo(fresh: bool = False) -> int:
     defs.resolve_job_def(COHORT_JOB).execute_in_process(instance=instance, tags=host_tags, raise_on_error=False)
 
     return print_summary(storage, demo, outcomes, time.monotonic() - started)
+
+
+def _remove_copies_of_old_demos(folder: Path, demo) -> None:
+    """Earlier demos copied their files into data/reference/, where settings took them for every sample's
+    defaults (the contaminant folder still is one). Remove those copies, only where byte-identical to
+    this demo's files: a lab's own file of the same name stays."""
+    from genoflow_dagster.formats.io import sha256_file
+
+    copies = [(folder / "genome.fa", demo.reference_fasta), (folder / "annotation.gtf", demo.annotation_gtf),
+              (folder / "known_sites.vcf.gz", demo.known_sites_vcf)]
+    if demo.contaminant_fasta is not None:
+        copies.append((folder / "contaminants" / demo.contaminant_fasta.name, demo.contaminant_fasta))
+    for copy, original in copies:
+        if copy.is_file() and sha256_file(copy) == sha256_file(original):
+            for path in (copy, *(Path(f"{copy}{suffix}") for suffix in (".fai", ".tbi", ".csi"))):
+                path.unlink(missing_ok=True)
+            _say(f"removed {copy}, a copy an earlier demo left where every sample would have used it")
 
 
 def _why_not(run) -> str:
