@@ -433,13 +433,13 @@ def add_reference(fasta: str | Path, *, name: str | None = None, annotation: str
         raise ReferenceProblem(ErrorCode.VALIDATION_ERROR, "REFERENCE_NAME_UNSAFE",
                                f"'{name}' cannot name a reference: use letters, digits, '.', '_' or '-' "
                                "(up to 64, starting with a letter or digit)", usage=True)
-    inputs = [_Input("fasta", fasta, fasta.name, _validated(fasta, "genome FASTA", ("fasta",), say))]
-    compression = compression_of(fasta)
-    if compression not in ("none", "bgzf"):
+    compression = compression_of(fasta) if fasta.is_file() else "none"
+    if compression not in ("none", "bgzf"):  # said before a long validation of a file that cannot be indexed
         raise ReferenceProblem(ErrorCode.INVALID_FILE_TYPE, "FASTA_NOT_BGZIP",
                                f"the genome FASTA {fasta} is compressed with {compression}; samtools can index "
                                f"only plain or bgzip FASTA: `zcat {fasta.name} | bgzip > {safe_name(fasta.name)}"
-                               ".fa.gz` (bgzip is in htslib/tabix)")
+                               ".bgzip.fa.gz` (bgzip is in htslib/tabix), then add that file")
+    inputs = [_Input("fasta", fasta, fasta.name, _validated(fasta, "genome FASTA", ("fasta",), say))]
     if annotation is not None:
         path = Path(annotation)
         inputs.append(_Input("annotation", path, path.name, _validated(path, "annotation", ("gtf", "gff"), say)))

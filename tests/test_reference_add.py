@@ -251,3 +251,24 @@ def test_the_demo_removes_the_copies_earlier_demos_left_in_the_data_dirs_default
     shutil.copyfile(GFF, old / "annotation.gtf")  # a lab's own file under the demo's name: kept
     _remove_copies_of_old_demos(old, demo)
     assert sorted(str(p.relative_to(old)) for p in old.rglob("*")) == ["annotation.gtf", "contaminants"]
+
+
+def test_a_bgzip_genome_gets_its_gzi_and_a_plain_gzip_one_is_refused_with_the_fix(data_dir, tmp_path):
+    bgzipped = tmp_path / "MN908947.3.fa.gz"
+    with open(bgzipped, "wb") as out:
+        subprocess.run(["bgzip", "-c", str(FASTA)], stdout=out, check=True)
+    manifest = add_reference(bgzipped)
+    folder = data_dir / "references" / "MN908947.3"
+    assert manifest["fasta"]["compression"] == "bgzip" and set(manifest["fasta"]["indexes"]) == {"fai", "dict", "gzi"}
+    theirs = tmp_path / "theirs.fa.gz"
+    shutil.copyfile(bgzipped, theirs)
+    subprocess.run(["samtools", "faidx", str(theirs)], check=True)
+    assert (folder / "MN908947.3.fa.gz.fai").read_bytes() == Path(f"{theirs}.fai").read_bytes()
+    assert (folder / "MN908947.3.fa.gz.gzi").read_bytes() == Path(f"{theirs}.gzi").read_bytes()
+    assert manifest["sequences"][0]["md5"] == "105c82802b67521950854a851fc6eefd"  # M5 of the sequence, not the bytes
+
+    gzipped = tmp_path / "plain.fa.gz"
+    subprocess.run(f"gzip -c {FASTA} > {gzipped}", shell=True, check=True)
+    with pytest.raises(ReferenceProblem, match=r"compressed with gzip; .*bgzip > plain\.bgzip\.fa\.gz") as refused:
+        add_reference(gzipped)
+    assert refused.value.reason == "FASTA_NOT_BGZIP"
