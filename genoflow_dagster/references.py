@@ -341,7 +341,7 @@ def check_contig_names(what: str, path: Path, names: set[str], genome: dict[str,
     if flipped:
         example, theirs = flipped[0], _flip_prefix(flipped[0])
         with_chr, without_chr = "with the 'chr' prefix (UCSC style: chr1, chrM)", \
-            "without it (Ensembl/NCBI style: 1, MT)"
+            "without the 'chr' prefix (Ensembl/NCBI style: 1, MT)"
         genome_style, file_style = (with_chr, without_chr) if theirs.startswith("chr") else (without_chr, with_chr)
         raise ReferenceProblem(
             ErrorCode.VALIDATION_ERROR, "CONTIG_NAMING_MISMATCH",

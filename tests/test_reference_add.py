@@ -121,7 +121,7 @@ def test_a_chr_prefix_mismatch_between_genome_and_annotation_is_refused_naming_b
     assert problem.reason == "CONTIG_NAMING_MISMATCH" and not problem.usage
     assert "'MN908947.3' where the genome has 'chrMN908947.3'" in problem.message
     assert "with the 'chr' prefix (UCSC style: chr1, chrM)" in problem.message
-    assert "without it (Ensembl/NCBI style: 1, MT)" in problem.message
+    assert "without the 'chr' prefix (Ensembl/NCBI style: 1, MT)" in problem.message
     assert not (data_dir / "references" / "prefixed").exists()
     assert [p.name for p in (data_dir / "references").iterdir()] == []  # the half-built copy is gone
 
@@ -129,6 +129,21 @@ def test_a_chr_prefix_mismatch_between_genome_and_annotation_is_refused_naming_b
     assert done.returncode == 1
     assert "CONTIG_NAMING_MISMATCH" in done.stderr and "chrMN908947.3" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_known_sites_named_chrM_for_a_genome_naming_it_MT_are_refused(data_dir, tmp_path):
+    """minimap2's orangutan mitochondrion (../shared/realworld) named MT as Ensembl does, and GATK's real chrM
+    gVCF as known sites: the UCSC/Ensembl mitochondrion names are the same contig in two conventions."""
+    realworld = REALDATA.parent / "realworld"
+    genome = tmp_path / "mt.fa"
+    lines = (realworld / "fasta" / "minimap2__test__MT-orang.fa").read_text().splitlines(keepends=True)
+    genome.write_text(">MT\n" + "".join(lines[1:]))
+    vcf = realworld / "vcf" / ("gatk__src__test__resources__org__broadinstitute__hellbender__tools__walkers__"
+                               "CombineGVCFs__T-NGS_9009.chrM.gvcf.gz")
+    with pytest.raises(ReferenceProblem, match="has 'chrM' where the genome has 'MT'") as refused:
+        add_reference(genome, known_sites=vcf)
+    assert refused.value.reason == "CONTIG_NAMING_MISMATCH"
+    assert add_reference(genome)["contig_report"]["convention"] == "Ensembl/NCBI (1, MT)"
 
 
 def test_an_invalid_fasta_is_refused_with_its_code_and_line(data_dir, tmp_path):
