@@ -86,3 +86,15 @@ def test_sample_c_bad_file_is_quarantined_with_its_reason(demo_run):
     assert len(list(folder.iterdir())) == 2, "the file itself sits beside reason.json"
     # The landed original is untouched: nothing is ever deleted.
     assert (data / reason["original_key"]).is_file()
+
+
+def test_demo_runs_name_the_demo_reference_in_their_config(demo_run):
+    """Re-executed from the UI, where GENOFLOW_REFERENCE=demo is not set, a demo run still uses the demo's genome."""
+    _, data, instance = demo_run
+    runs = instance.get_runs(dg.RunsFilter(job_name="sample_pipeline"))
+    assert len(runs) == 3
+    for run in runs:
+        reference = run.run_config["resources"]["reference"]["config"]
+        assert reference["fasta_path"] == str(data / "references" / "demo" / "genome.fa")
+        assert reference["contaminant_paths"] == [str(data / "references" / "demo" / "contaminants" /
+                                                      "demo_bacterium.fa")]

@@ -147,7 +147,10 @@ def run_demo(fresh: bool = False) -> int:
         _say(f"freed the pool slots of {freed.describe()}")
     host_tags = this_host_tags()
     _say("materializing reference data ...")
-    defs.resolve_job_def(REFERENCE_JOB).execute_in_process(instance=instance, tags=host_tags)
+    # The demo's reference goes into each run's config too, so a demo run re-executed from the UI (whose
+    # code location has no GENOFLOW_REFERENCE=demo) still uses the demo's genome, and the run says which.
+    pinned = {"resources": {"reference": {"config": settings.reference_paths()}}}
+    defs.resolve_job_def(REFERENCE_JOB).execute_in_process(instance=instance, tags=host_tags, run_config=pinned)
 
     # One sensor evaluation, applied the way the daemon would: add partitions, launch runs.
     requests = []
@@ -169,7 +172,7 @@ def run_demo(fresh: bool = False) -> int:
         _say(f"running {SAMPLE_PIPELINE_JOB} for {request.partition_key} ...")
         run = job.execute_in_process(
             instance=instance, partition_key=request.partition_key, tags={**request.tags, **host_tags},
-            raise_on_error=False,
+            raise_on_error=False, run_config=pinned,
         )
         outcomes[request.partition_key] = "success" if run.success else _why_not(run)
     defs.resolve_job_def(COHORT_JOB).execute_in_process(instance=instance, tags=host_tags, raise_on_error=False)
