@@ -6,6 +6,8 @@ and opens no connections.
 """
 
 
+from typing import Any
+
 import dagster as dg
 
 from genoflow_dagster import settings
@@ -53,9 +55,10 @@ def ai_from_env() -> AIProvider:
 
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:
+    reference_paths: dict[str, Any] = settings.reference_paths()
     return {
         "storage": storage_from_env(),
-        "reference": ReferenceData(**settings.reference_paths()),
+        "reference": ReferenceData(**reference_paths),
         "ai": ai_from_env(),
         "notifier": WebhookNotifier(webhook_urls=settings.webhook_urls()),
         "compute": Compute(mode=settings.compute_mode()),

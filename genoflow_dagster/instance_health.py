@@ -135,7 +135,7 @@ def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
         metadata = entry.dagster_event.engine_event_data.metadata or {}
         if "pid" in metadata:
             try:
-                pid = int(metadata["pid"].value)
+                pid = int(metadata["pid"].value)  # type: ignore[arg-type]  # (not an int: skipped below)
             except (TypeError, ValueError):
                 continue
     return pid

@@ -190,8 +190,8 @@ def _extension(fields: list[bytes], number: int, start: int, end: int,
         return _stopped(8, stop, width)
     if width == 9:
         return 9, None
-    stop = _check_blocks(fields, number, start, end)
-    return _stopped(9, stop, width) if stop else (12, None)
+    blocks_stop = _check_blocks(fields, number, start, end)
+    return _stopped(9, blocks_stop, width) if blocks_stop else (12, None)
 
 
 def _stopped(standard: int, stop: FormatError, width: int) -> tuple[int, FormatError]:

@@ -16,14 +16,19 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from types import ModuleType
+from typing import BinaryIO, cast
 
+_gzip_impl: ModuleType
+_isal_error: type[BaseException]
 try:  # isal is a hard dependency, but keep the pipeline alive on a platform without wheels
     from isal import igzip as _gzip_impl
-    from isal.isal_zlib import error as _isal_error
+    from isal import isal_zlib
+
+    _isal_error = cast(type[BaseException], isal_zlib.error)  # isal's stub declares an instance; it is the class
 except ImportError:  # pragma: no cover
-    _gzip_impl = gzip  # type: ignore[assignment]
-    _isal_error = zlib.error  # type: ignore[misc,assignment]
+    _gzip_impl = gzip
+    _isal_error = zlib.error
 
 # Everything a damaged zip archive (XLSX) can raise while its directory or members are read.
 ZIP_ERRORS: tuple[type[BaseException], ...] = (
@@ -124,7 +129,7 @@ def open_decompressed(path: str | Path) -> BinaryIO:
     """A binary stream of the file's content: gzip/BGZF decompressed, anything else as is."""
     head = sniff(path, 10)
     if head[:2] == GZIP_MAGIC:
-        return _gzip_impl.open(path, "rb")  # type: ignore[return-value]
+        return _gzip_impl.open(path, "rb")
     if is_bzip2(head):
         return bz2.open(path, "rb")  # type: ignore[return-value]
     return open(path, "rb", buffering=READ_CHUNK)

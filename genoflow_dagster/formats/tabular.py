@@ -40,7 +40,7 @@ def validate_delimited(stream: BinaryIO, delimiter: str, details: dict) -> int:
     delimiter = _sniff_delimiter(stream, delimiter)
     details["delimiter"] = delimiter
     fallback = _Latin1Fallback()
-    reader_stream = codecs.getreader("utf-8-sig")(stream, errors=fallback.name)
+    reader_stream = codecs.getreader("utf-8-sig")(stream, fallback.name)  # (errors: positional in typeshed)
     text = _LineCounter(reader_stream)
     reader = csv.reader(text, delimiter=delimiter, quotechar='"', strict=True)
     width = None
@@ -184,7 +184,7 @@ def _check_xml_part(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
     from xml.etree.ElementTree import ParseError, XMLPullParser
 
     check_syntax = not info.filename.startswith("xl/worksheets/")
-    parser = XMLPullParser() if check_syntax else None
+    parser: XMLPullParser | None = XMLPullParser() if check_syntax else None
     tail = b""
     with archive.open(info) as part:
         while chunk := part.read(_SCAN_CHUNK):

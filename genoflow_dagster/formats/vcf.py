@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import math
 import re
-from typing import BinaryIO
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from genoflow_dagster.formats.errors import FormatError
 from genoflow_dagster.formats.lines import printable
@@ -133,11 +135,11 @@ def parse_structured(line: bytes, number: int, version: bytes = b"VCFv4.3", deta
         j = eq + 1
         if body[j:j + 1] == b'"':
             j += 1
-            value = bytearray()
+            quoted_value = bytearray()
             while j < len(body) and body[j:j + 1] != b'"':
                 if body[j:j + 1] == b"\\" and j + 1 < len(body):
                     j += 1
-                value += body[j:j + 1]
+                quoted_value += body[j:j + 1]
                 j += 1
             if j >= len(body):
                 raise FormatError("VCF_META_UNTERMINATED_QUOTE", f"line {number}: a quoted value is never closed",
@@ -146,7 +148,7 @@ def parse_structured(line: bytes, number: int, version: bytes = b"VCFv4.3", deta
             if j < len(body) and body[j:j + 1] != b",":
                 raise FormatError("VCF_META_UNESCAPED_QUOTE",
                                   f"line {number}: text follows a closing quote (unescaped '\"' inside?)", number)
-            fields[key] = bytes(value)
+            fields[key] = bytes(quoted_value)
             quoted.add(key)
         elif body[j:j + 1] == b"[":  # META Values=[a, b]: a bracketed list
             end = body.find(b"]", j)
@@ -355,11 +357,11 @@ def _check_key(key: bytes, version: bytes, kind: str, number: int) -> None:
     """INFO/FORMAT key names: VCF 4.3 1.6.1 ([A-Za-z_][0-9A-Za-z_.]*, percent-encoding tolerated); before
     4.3, FORMAT keys are alphanumeric and INFO keys may also hold '_' and '.'."""
     if version >= b"VCFv4.3":
-        ok = _KEY_43.match(key) or key == b"1000G"
+        ok = bool(_KEY_43.match(key)) or key == b"1000G"
     elif kind == "FORMAT":
         ok = key.isalnum() and key.isascii()
     else:
-        ok = _KEY_42_INFO.match(key)
+        ok = bool(_KEY_42_INFO.match(key))
     if not ok:
         raise FormatError("VCF_KEY_INVALID", f"line {number}: {kind} key {shown(key, 30)} is not a valid key name",
                           number)
@@ -466,7 +468,7 @@ def _check_psl(genotype: bytes, psl: bytes, number: int) -> None:
                               f"allele of {genotype.decode(errors='replace')} that is not phased", number)
 
 
-def _implied_value(check, implied: bool, details: dict | None, *args) -> None:
+def _implied_value(check: Callable[..., object], implied: bool, details: dict | None, *args: Any) -> None:
     """Run a value check; for a key used without a header line (read by the specification's reserved
     definition, which is optional: "reserved (albeit optional)") a failure is a warning, not an error."""
     try:
@@ -725,6 +727,9 @@ def _samples_pattern(keys: list[bytes], fmt: dict[bytes, tuple[bytes, bytes]], a
     return rb"(?>" + sample + rb")(?:\t(?>" + sample + rb"))*"
 
 
+_FullMatch = Callable[[bytes], object]  # a compiled pattern's fullmatch (or `_never`)
+
+
 class _FastPath:
     """The compiled checks of one file, built on first use. A file has few shapes; one that keeps making new
     ones stops getting patterns after `_MAX_PATTERNS` (its records take the exact rules), so neither memory
@@ -734,12 +739,12 @@ class _FastPath:
                  version: bytes) -> None:
         self.info, self.fmt, self.version = info, fmt, version
         self.patterns = 0
-        self.info_shapes: dict[tuple[bytes, int], object] = {}  # (INFO shape, ALT count) -> fullmatch
-        self.info_values: dict[tuple[bytes, int], object] = {}  # (INFO key, ALT count) -> fullmatch
-        self.samples: dict[tuple[bytes, int], object] = {}  # (FORMAT, ALT count) -> fullmatch
+        self.info_shapes: dict[tuple[bytes, int], _FullMatch] = {}  # (INFO shape, ALT count) -> fullmatch
+        self.info_values: dict[tuple[bytes, int], _FullMatch] = {}  # (INFO key, ALT count) -> fullmatch
+        self.samples: dict[tuple[bytes, int], _FullMatch] = {}  # (FORMAT, ALT count) -> fullmatch
         self.format_keys: dict[bytes, list[bytes]] = {}  # FORMAT -> its checked keys
 
-    def _compile(self, pattern: bytes | None):
+    def _compile(self, pattern: bytes | None) -> _FullMatch:
         self.patterns += 1
         return _never if pattern is None else re.compile(pattern).fullmatch
 
@@ -786,7 +791,7 @@ def _out_of_range(genotype: bytes, allele: bytes, alts: list[bytes], number: int
     return f"line {number}: genotype {genotype.decode()} names allele {int(allele)} but {there}"
 
 
-def _tracking_lines(stream: BinaryIO, ends_with_newline: list[bool]):
+def _tracking_lines(stream: BinaryIO, ends_with_newline: list[bool]) -> Iterator[tuple[int, bytes]]:
     for number, raw in enumerate(stream, start=1):
         ends_with_newline[0] = raw.endswith(b"\n")
         line = raw[:-1] if raw.endswith(b"\n") else raw
@@ -826,7 +831,7 @@ def validate_vcf(stream: BinaryIO, details: dict) -> int:
             if _META.match(line):
                 kind, key, count, typ = _declaration(line, number, version, details)
                 (info if kind == b"INFO" else fmt)[key] = (count, typ)
-            elif _STRUCTURED.match(line) and _STRUCTURED.match(line).group(1) in _KNOWN_STRUCTURED:
+            elif (structured := _STRUCTURED.match(line)) and structured.group(1) in _KNOWN_STRUCTURED:
                 kind, meta, _ = parse_structured(line, number, version, details)
                 if kind == b"ALT":
                     alt_ids.add(meta[b"ID"])
@@ -843,15 +848,15 @@ def validate_vcf(stream: BinaryIO, details: dict) -> int:
         if not line.startswith(b"#CHROM"):
             raise FormatError("VCF_HEADER_MISSING", f"line {number}: expected the #CHROM header line, found "
                               f"{shown(line, 40)}", number)
-        columns = line.split(b"\t")
-        if columns[:8] != FIXED:
+        header_columns = line.split(b"\t")
+        if header_columns[:8] != FIXED:
             raise FormatError("VCF_HEADER_COLUMNS", f"line {number}: the header must start with the 8 fixed "
                               f"columns, tab-separated; it starts {shown(line, 60)}", number)
-        if len(columns) > 8:
-            if columns[8] != b"FORMAT" or len(columns) == 9:
+        if len(header_columns) > 8:
+            if header_columns[8] != b"FORMAT" or len(header_columns) == 9:
                 raise FormatError("VCF_HEADER_COLUMNS", f"line {number}: sample columns need FORMAT first",
                                   number)
-            names = columns[9:]
+            names = header_columns[9:]
             if len(set(names)) != len(names):
                 seen: set[bytes] = set()
                 repeated = next(name for name in names if name in seen or seen.add(name))  # type: ignore[func-returns-value]
@@ -998,11 +1003,11 @@ BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b00030000000000000000
 class _BcfText:
     """The VCF text of a BCF file, line by line, as htslib formats it; counts the lines handed out."""
 
-    def __init__(self, variants) -> None:
+    def __init__(self, variants: Any) -> None:  # a pysam.VariantFile
         self._variants = variants
         self.lines = 0
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[bytes]:
         for line in str(self._variants.header).encode().splitlines(keepends=True):
             self.lines += 1
             yield line
@@ -1011,7 +1016,7 @@ class _BcfText:
             yield str(record).encode()
 
 
-def validate_bcf(path, details: dict) -> int:
+def validate_bcf(path: str | Path, details: dict) -> int:
     """A BCF file (plain or BGZF), decoded record by record by htslib (pysam.VariantFile) and judged by the
     VCF rules. A BGZF BCF without its end-of-file block is a truncated copy (BCF is BGZF like BAM); a record
     htslib cannot decode is refused with the line it would have had."""

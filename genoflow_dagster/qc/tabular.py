@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,7 @@ class _Column:
         }
 
 
-def _rows(path: str | Path, fmt: str):
+def _rows(path: str | Path, fmt: str) -> Iterator[Sequence[Any]]:
     if fmt == "xlsx":
         import openpyxl
 

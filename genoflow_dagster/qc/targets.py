@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import gzip
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,7 @@ def load_targets(path: str | Path) -> Targets:
     return Targets(str(path), "regions", tuple(regions))
 
 
-def _read_bed(path: Path):
+def _read_bed(path: Path) -> Iterator[Region]:
     with path.open("rb") as probe:
         magic = probe.read(2)
     opener = gzip.open if magic == b"\x1f\x8b" else open

@@ -140,7 +140,7 @@ def _readable_by_htslib(path: str, cleanup: contextlib.ExitStack) -> str:
     copy = os.path.join(tmp, os.path.basename(path).removesuffix(".bz2").removesuffix(".vcf") + ".vcf.gz")
     produced = 0
     with open(path, "rb") as raw:
-        out = pysam.BGZFile(copy, "wb1")
+        out = pysam.BGZFile(copy, "wb1")  # type: ignore[call-arg]  # (pysam's stub lacks the level suffix, index=None)
         try:
             with bz2.BZ2File(raw) as source:
                 while block := source.read(_COPY_CHUNK):
@@ -253,7 +253,7 @@ def _known_site_records(path: str, known_sites: str) -> int:
             if everything is not None:
                 hits += calls.count_in(everything)
                 continue
-            regions = _windows(calls, os.path.join(tmp, "windows.tsv"), max(1, n_known // _RECORDS_PER_REGION))
+            regions = _windows(calls, os.path.join(tmp, "windows.tsv"), max(1, (n_known or 0) // _RECORDS_PER_REGION))
             _bcftools("query", "-R", regions, "-f", _ALLELES, "-o", known_tsv, known_sites, writes_file=True)
             wanted = calls.key_set()
             matched: set[bytes] = set()

@@ -82,4 +82,5 @@ def check_evaluation_event(evaluation: dg.AssetCheckEvaluation, *, run_id: str |
                 "asset": evaluation.asset_key.to_user_string(), "sample_id": evaluation.partition,
                 "severity": evaluation.severity.value, "run_id": run_id,
                 "text": f"GenoFlow check {evaluation.check_name} failed on {evaluation.asset_key.to_user_string()}"}
-    return gate_event(verdicts.GateOutcome.from_dict(stored.value), sample_id=evaluation.partition, run_id=run_id)
+    outcome: dict[str, Any] = stored.value  # type: ignore[assignment]  # the gate's stored JSON outcome
+    return gate_event(verdicts.GateOutcome.from_dict(outcome), sample_id=evaluation.partition, run_id=run_id)

@@ -7,6 +7,7 @@ when the `with` block exits cleanly, so a crash never leaves half an artifact.
 """
 
 
+import builtins
 import contextlib
 import functools
 import io
@@ -78,11 +79,11 @@ class Storage(dg.ConfigurableResource):
         """Objects under `prefix` in key order, fetched page by page (never the whole listing at once)."""
         raise NotImplementedError
 
-    def copy(self, src_key: str, dst_key: str) -> ObjectInfo:
+    def copy(self, src_key: str, dst_key: str) -> ObjectInfo:  # type: ignore[override]  # (not pydantic's copy)
         raise NotImplementedError
 
     def sweep_incomplete_writes(self, prefix: str, older_than_seconds: float, *,
-                                now: float | None = None) -> "list[str]":
+                                now: float | None = None) -> builtins.list[str]:
         """Remove what interrupted writes left under `prefix` more than `older_than_seconds` before `now`.
 
         A writer that dies without unwinding (killed process, lost machine) leaves debris that
@@ -242,13 +243,13 @@ class LocalStorage(Storage):
                 yield ObjectInfo(key=rel, size=st.st_size, etag=f"{st.st_size}-{st.st_mtime_ns}",
                                  last_modified=st.st_mtime)
 
-    def copy(self, src_key: str, dst_key: str) -> ObjectInfo:
+    def copy(self, src_key: str, dst_key: str) -> ObjectInfo:  # type: ignore[override]  # (not pydantic's copy)
         with self.open_read(src_key) as src, self.open_write(dst_key) as dst:
             shutil.copyfileobj(src, dst, COPY_CHUNK)
         return self.stat(dst_key)
 
     def sweep_incomplete_writes(self, prefix: str, older_than_seconds: float, *,
-                                now: float | None = None) -> "list[str]":
+                                now: float | None = None) -> builtins.list[str]:
         """Delete the hidden `.<name>.*.part` temp files of `open_write` under `prefix` older than the cutoff."""
         cutoff = (time.time() if now is None else now) - older_than_seconds
         root = self._root()
@@ -429,7 +430,7 @@ class S3Storage(Storage):
     def open_read(self, key: str) -> Iterator[BinaryIO]:
         stream = io.BufferedReader(_S3ObjectReader(self, key), buffer_size=1024 * 1024)
         try:
-            yield stream  # type: ignore[misc]
+            yield stream
         finally:
             stream.close()
 
@@ -488,7 +489,7 @@ class S3Storage(Storage):
             kwargs["ContinuationToken"] = page["NextContinuationToken"]
             kwargs.pop("StartAfter", None)
 
-    def copy(self, src_key: str, dst_key: str) -> ObjectInfo:
+    def copy(self, src_key: str, dst_key: str) -> ObjectInfo:  # type: ignore[override]  # (not pydantic's copy)
         """Server-side copy: one CopyObject up to 5 GiB (atomic), part by part above (aborted on failure)."""
         action = f"copying {src_key} to {dst_key}"
         source = {"Bucket": self.bucket, "Key": self._key(src_key)}
@@ -520,7 +521,7 @@ class S3Storage(Storage):
                        UploadId=upload_id)
 
     def sweep_incomplete_writes(self, prefix: str, older_than_seconds: float, *,
-                                now: float | None = None) -> "list[str]":
+                                now: float | None = None) -> builtins.list[str]:
         """Abort the multipart uploads under `prefix` initiated more than `older_than_seconds` before `now`.
 
         The age is the server's `Initiated` time. (moto's server reports a fixed 2010 date for every
@@ -768,8 +769,9 @@ def storage_from_settings() -> Storage:
     building storage needs neither Dagster definitions nor the asset graph.
     """
     if settings.storage_kind() == "s3":
+        s3_config: dict[str, Any] = settings.s3_settings()
         return S3Storage(
-            **settings.s3_settings(),
+            **s3_config,
             aws_access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID"),
             aws_secret_access_key=dg.EnvVar("AWS_SECRET_ACCESS_KEY"),
         )

@@ -19,7 +19,7 @@ import time
 import dagster as dg
 
 from genoflow_dagster.jobs import QUARANTINE_REVIEW_JOB, quarantine_review_job, sample_pipeline_job
-from genoflow_dagster.partitions import samples_partitions
+from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
 from genoflow_dagster.quarantine import read_review, release_run_key
 from genoflow_dagster.resources.storage import Storage
 
@@ -41,7 +41,7 @@ def quarantine_release_sensor(context: dg.SensorEvaluationContext, storage: Stor
     requests: list[dg.RunRequest] = []
     outcome = read_review(storage)
     if outcome is not None and outcome.get("review_id") != state.get("acted_on"):
-        known = set(context.instance.get_dynamic_partitions(samples_partitions.name))
+        known = set(context.instance.get_dynamic_partitions(SAMPLES_PARTITION_NAME))
         for sample_id, shas in outcome["releasable"].items():
             if sample_id not in known:
                 context.log.warning(f"{sample_id}: quarantined files pass now, but the sample is no longer a "

@@ -234,7 +234,11 @@ def align_reads(
 
 def _start_sorter(sort_args: list[str], fifo: Path) -> multiprocessing.process.BaseProcess:
     """A child process running `samtools sort` on the records written to `fifo`."""
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    context: multiprocessing.context.ForkContext | multiprocessing.context.SpawnContext
+    if "fork" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("fork")
+    else:
+        context = multiprocessing.get_context("spawn")
     process = context.Process(target=_sort, args=(sort_args, str(fifo)), name="samtools-sort", daemon=True)
     process.start()
     return process
@@ -532,8 +536,9 @@ def _sa_tag(pieces: list[_Hit], this: _Hit, length: int) -> str:
     return "\tSA:Z:" + "".join(fields) if fields else ""
 
 
-def _records(read: _Read, pieces: list[_Hit], flag: int, mate_fields: Callable[[_Hit | None], tuple[str, int, int]],
-             tags: str, counts: Counter[str]) -> list[str]:
+def _records(read: _Read, pieces: list[_Hit], flag: int,
+             mate_fields: Callable[[_Hit | None], tuple[str, int, str, int, int]], tags: str, counts: Counter[str]
+             ) -> list[str]:
     """SAM lines for one read: its primary (or unmapped) record and its supplementary pieces."""
     name, seq, qual = read
     qual = qual if qual is not None else "*"
