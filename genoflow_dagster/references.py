@@ -32,17 +32,17 @@ from pathlib import Path
 from genoflow_dagster import __version__, settings
 from genoflow_dagster.errors import ErrorCode, GenoFlowError
 from genoflow_dagster.formats.io import compression_of, open_decompressed, remembered_per_version, sha256_file_cached
+from genoflow_dagster.progress import DEFAULT_EVERY_SECONDS, Log, Progress, duration, size
 
 MANIFEST = "reference.json"
 DEMO_REFERENCE = "demo"  # the demo's genome: used by the demo's runs only, never picked implicitly
-PROGRESS_MIN_BYTES = 4 * 1024**2  # smaller files are done before a progress line would help
-PROGRESS_SECONDS = 2.0  # one progress line this often while a long step runs
+INDEXER_CHILD_MIN_BYTES = 4 * 1024**2  # a smaller genome is indexed in this process: done before a line is due
+PROGRESS_SECONDS = DEFAULT_EVERY_SECONDS  # one progress line this often while a long step runs
 REFERENCE_MAX_BYTES = 1 << 40  # a reference is not an upload: the upload size limit does not apply
 _CHUNK = 4 * 1024**2
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _FASTA_SUFFIXES = (".gz", ".bgz", ".fa", ".fasta", ".fna", ".fas")
 
-Progress = Callable[[str], None]
 
 
 class ReferenceProblem(GenoFlowError):
@@ -70,7 +70,7 @@ class IndexedReference:
     contigs: dict[str, int]
 
 
-def indexed_reference(fasta: Path, *, refresh: bool = False, progress: Progress | None = None) -> IndexedReference:
+def indexed_reference(fasta: Path, *, refresh: bool = False, progress: Log | None = None) -> IndexedReference:
     """Copy the FASTA into a cache folder named by its checksum and index it there (once).
 
     Indexing a copy keeps the lab's reference folder read-only and makes two
@@ -88,15 +88,15 @@ def indexed_reference(fasta: Path, *, refresh: bool = False, progress: Progress 
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / "genome.fa.tmp"
         tmp.unlink(missing_ok=True)
-        size = Path(fasta).stat().st_size
+        fasta_bytes = Path(fasta).stat().st_size
         if not _link_added(Path(fasta), tmp):
-            _copy(Path(fasta), tmp, Meter(f"caching {Path(fasta).name}", size, progress))
+            _copy(Path(fasta), tmp, f"caching {Path(fasta).name}", progress)
         tmp.replace(cached)
         if Path(f"{cached}.fai").is_file():  # linked from an added reference along with the genome
             ensure_faidx(cached)
         else:
-            _with_heartbeat(ensure_faidx, (cached,), f"samtools faidx {Path(fasta).name}", size, progress)
-        _with_heartbeat(build_reference_index, (cached, mmi), f"minimap2 index of {Path(fasta).name}", size,
+            _with_heartbeat(ensure_faidx, (cached,), f"samtools faidx {Path(fasta).name}", fasta_bytes, progress)
+        _with_heartbeat(build_reference_index, (cached, mmi), f"minimap2 index of {Path(fasta).name}", fasta_bytes,
                         progress)
     contigs: dict[str, int] = {}
     with open(str(cached) + ".fai") as fai:
@@ -126,65 +126,35 @@ def _link_added(fasta: Path, target: Path) -> bool:
 # --- progress ----------------------------------------------------------------------------------------------
 
 
-class Meter:
-    """Progress of one pass over `total` bytes: a line every PROGRESS_SECONDS (MB done, MB/s, ETA), and a
-    closing line, for files of PROGRESS_MIN_BYTES or more; silent for small files or without `say`."""
-
-    def __init__(self, label: str, total: int, say: Progress | None) -> None:
-        self.label, self.total = label, total
-        self.say = say if say is not None and total >= PROGRESS_MIN_BYTES else None
-        self.done = 0
-        self.started = self.last = time.monotonic()
-
-    def update(self, done: int) -> None:
-        self.done = done
-        now = time.monotonic()
-        if self.say is not None and now - self.last >= PROGRESS_SECONDS:
-            self.last = now
-            self.say(self._line(now))
-
-    def finish(self) -> None:
-        if self.say is not None:
-            seconds = time.monotonic() - self.started
-            self.say(f"{self.label}: {self.total / 1e6:,.0f} MB in {seconds:.1f} s")
-
-    def _line(self, now: float) -> str:
-        seconds = max(now - self.started, 1e-6)
-        if self.done >= self.total:  # an indexer that has read everything and is still working
-            return f"{self.label}: all {self.total / 1e6:,.0f} MB read, {seconds:.0f} s so far"
-        rate = self.done / seconds
-        left = (self.total - self.done) / rate if rate > 0 and self.done < self.total else None
-        eta = f"ETA {left:.0f} s" if left is not None else "finishing"
-        return (f"{self.label}: {self.done / 1e6:,.0f} of {self.total / 1e6:,.0f} MB "
-                f"({100 * self.done / max(self.total, 1):.0f}%), {rate / 1e6:,.1f} MB/s, {eta}")
+def _quiet(_: str) -> None:
+    pass
 
 
-def _copy(source: Path, target: Path, meter: Meter) -> str:
+def _copy(source: Path, target: Path, label: str, say: Log | None) -> str:
     """Stream `source` to `target`, returning the SHA-256 of the bytes written."""
     digest = hashlib.sha256()
     done = 0
-    with open(source, "rb") as src, open(target, "wb") as dst:
+    with Progress(label, source.stat().st_size, say or _quiet, every_seconds=PROGRESS_SECONDS) as shown, \
+            open(source, "rb") as src, open(target, "wb") as dst:
         while chunk := src.read(_CHUNK):
             dst.write(chunk)
             digest.update(chunk)
             done += len(chunk)
-            meter.update(done)
+            shown(done)
         dst.flush()
         os.fsync(dst.fileno())
-    meter.finish()
     return digest.hexdigest()
 
 
-def _hash(path: Path, progress: Progress | None) -> str:
-    meter = Meter(f"checksum of {path.name}", path.stat().st_size, progress)
+def _hash(path: Path, say: Log | None) -> str:
     digest = hashlib.sha256()
     done = 0
-    with open(path, "rb") as fh:
+    with Progress(f"checksum of {path.name}", path.stat().st_size, say or _quiet,
+                  every_seconds=PROGRESS_SECONDS) as shown, open(path, "rb") as fh:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
             done += len(chunk)
-            meter.update(done)
-    meter.finish()
+            shown(done)
     return digest.hexdigest()
 
 
@@ -208,33 +178,38 @@ def _bytes_read(pid: int) -> int | None:
     return None
 
 
-def _with_heartbeat(function: Callable, args: tuple, label: str, size: int, progress: Progress | None) -> None:
+def _with_heartbeat(function: Callable, args: tuple, label: str, total: int, progress: Log | None) -> None:
     """Run an indexer (samtools, minimap2) that holds the interpreter lock for its whole run.
 
     For a large input it runs in a forked child so this process can report progress meanwhile: the bytes
-    the child has read of the `size`-byte input (each indexer reads it once), else the time spent.
+    the child has read of the `total`-byte input (each indexer reads it once), then, once it has read
+    everything (minimap2 indexes what it has read), the time spent.
     """
-    if progress is None or size < PROGRESS_MIN_BYTES or "fork" not in multiprocessing.get_all_start_methods():
+    if progress is None or total < INDEXER_CHILD_MIN_BYTES or "fork" not in multiprocessing.get_all_start_methods():
         function(*args)
         return
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
     child = context.Process(target=_run_child, args=(send, function, args), daemon=True)
+    started = time.monotonic()
     child.start()
-    meter = Meter(label, size, progress)
+    shown = Progress(label, total, progress, every_seconds=PROGRESS_SECONDS)
     while child.is_alive():
         child.join(PROGRESS_SECONDS)
-        read = _bytes_read(child.pid) if child.is_alive() else None
-        if read is not None:
-            meter.done = min(read, size)
-            progress(meter._line(time.monotonic()))
-        elif child.is_alive():
-            progress(f"{label}: {time.monotonic() - meter.started:.0f} s so far")
+        read = _bytes_read(child.pid) if child.is_alive() and child.pid is not None else None
+        if not child.is_alive():
+            break
+        if read is not None and read < total:
+            shown(read)
+        else:
+            shown.lines += 1
+            what = f"all {size(total)} read, " if read is not None else ""
+            progress(f"{label}: {what}{duration(time.monotonic() - started)} so far")
     failure = receive.recv() if receive.poll() else f"the indexer stopped (exit {child.exitcode})"
     if failure is not None or child.exitcode != 0:
         raise ValueError(f"{label} failed: {failure}")
-    meter.done = size
-    meter.finish()
+    shown.amount = total
+    shown.done()
 
 
 # --- contig names ------------------------------------------------------------------------------------------
@@ -376,7 +351,7 @@ def safe_name(text: str) -> str:
     return cleaned or "reference"
 
 
-def _validated(path: Path, what: str, formats: tuple[str, ...], say: Progress | None) -> str:
+def _validated(path: Path, what: str, formats: tuple[str, ...], say: Log | None) -> str:
     """Validate with GenoFlow's own validators; return the file's SHA-256. Refuses with the file's code,
     line and message."""
     from genoflow_dagster.formats.validate import validate_file
@@ -384,10 +359,9 @@ def _validated(path: Path, what: str, formats: tuple[str, ...], say: Progress | 
     if not path.is_file():
         raise ReferenceProblem(ErrorCode.STORAGE_ERROR, "FILE_NOT_FOUND", f"the {what} {path} does not exist",
                                usage=True)
-    size = path.stat().st_size
-    if say is not None and size >= PROGRESS_MIN_BYTES:
-        say(f"validating the {what} {path.name} ({size / 1e6:,.0f} MB) ...")
-    result = validate_file(path, max_bytes=REFERENCE_MAX_BYTES)
+    with Progress(f"validating the {what} {path.name}", path.stat().st_size, say or _quiet,
+                  every_seconds=PROGRESS_SECONDS) as shown:
+        result = validate_file(path, max_bytes=REFERENCE_MAX_BYTES, progress=shown)
     if not result.valid:
         where = f" at line {result.line:,}" if result.line else ""
         raise ReferenceProblem(result.error_code or ErrorCode.VALIDATION_ERROR, result.reason or "INVALID",
@@ -418,7 +392,7 @@ class _Input:
 
 def add_reference(fasta: str | Path, *, name: str | None = None, annotation: str | Path | None = None,
                   known_sites: str | Path | None = None, contaminants: Iterable[str | Path] = (),
-                  force: bool = False, progress: Progress | None = None) -> dict:
+                  force: bool = False, progress: Log | None = None) -> dict:
     """Validate, copy, index and checksum a reference; return its manifest (also in `reference.json`).
 
     Raises ReferenceProblem: an invalid file (its code, line, message), an annotation or known-sites file
@@ -433,6 +407,9 @@ def add_reference(fasta: str | Path, *, name: str | None = None, annotation: str
         raise ReferenceProblem(ErrorCode.VALIDATION_ERROR, "REFERENCE_NAME_UNSAFE",
                                f"'{name}' cannot name a reference: use letters, digits, '.', '_' or '-' "
                                "(up to 64, starting with a letter or digit)", usage=True)
+    if say is not None and fasta.is_file() and fasta.stat().st_size >= INDEXER_CHILD_MIN_BYTES:
+        say(f"adding '{name}' from {fasta} ({size(fasta.stat().st_size)}): validating, copying, indexing "
+            f"(.fai, .dict, minimap2); a progress line every {PROGRESS_SECONDS:.0f} s of a long step")
     compression = compression_of(fasta) if fasta.is_file() else "none"
     if compression not in ("none", "bgzf"):  # said before a long validation of a file that cannot be indexed
         raise ReferenceProblem(ErrorCode.INVALID_FILE_TYPE, "FASTA_NOT_BGZIP",
@@ -490,14 +467,14 @@ def _remember_checksum(fasta: Path, sha256: str) -> None:
     remembered_per_version(fasta, settings.reference_cache_dir() / "checksums", lambda _: sha256, refresh=True)
 
 
-def _build(staging: Path, name: str, inputs: list[_Input], compression: str, say: Progress | None) -> dict:
+def _build(staging: Path, name: str, inputs: list[_Input], compression: str, say: Log | None) -> dict:
     files: dict[str, dict] = {}
 
     def place(item: _Input) -> dict:
         target = staging / item.stored
         target.parent.mkdir(parents=True, exist_ok=True)
         part = target.with_name(f".{target.name}.part")
-        sha = _copy(item.source, part, Meter(f"copying {item.source.name}", item.source.stat().st_size, say))
+        sha = _copy(item.source, part, f"copying {item.source.name}", say)
         if sha != item.sha256:
             raise ReferenceProblem(ErrorCode.STORAGE_ERROR, "FILE_CHANGED",
                                    f"{item.source} changed while it was being added; add it again once it is "
@@ -511,10 +488,10 @@ def _build(staging: Path, name: str, inputs: list[_Input], compression: str, say
     genome = inputs[0]
     fasta_entry = place(genome)
     fasta = staging / genome.stored
-    size = fasta.stat().st_size
-    _with_heartbeat(_faidx, (fasta,), f"samtools faidx {fasta.name}", size, say)
+    fasta_bytes = fasta.stat().st_size
+    _with_heartbeat(_faidx, (fasta,), f"samtools faidx {fasta.name}", fasta_bytes, say)
     dict_path = staging / f"{safe_name(genome.stored)}.dict"
-    _with_heartbeat(_sequence_dictionary, (fasta, dict_path), f"samtools dict {fasta.name}", size, say)
+    _with_heartbeat(_sequence_dictionary, (fasta, dict_path), f"samtools dict {fasta.name}", fasta_bytes, say)
     sequences = _read_dict(dict_path)
     genome_contigs = {s["name"]: s["length"] for s in sequences}
     report = contig_report(genome_contigs)
