@@ -3,13 +3,16 @@
 `genoflow run --sample ID FILE...` lands the files under `landing/<ID>/`, adds
 the sample's partition and launches `sample_pipeline` for it as an ordinary run
 of the instance in DAGSTER_HOME: through the run queue when a `dagster-daemon`
-is running (`make dev`), so the run shows in the UI's timeline like any other,
-else in a `dagster job execute` process of its own. Either way the run comes
-from the code location (`genoflow_dagster.definitions`), so the UI can
-re-execute it, and it carries the sample, the trigger and the fingerprint of
-its files (`genoflow/fingerprint`, the landing sensor's run key: the sensor
-does not run the same files again). The command follows the run step by step
-and prints its verdict and the report's location.
+is running (`make dev`), from the code location `make dev` serves (`genoflow`),
+so the run shows in the UI's timeline like any other and re-executes from it;
+else in a `dagster job execute` process of its own. Such a run is in the
+instance (Runs, the asset partitions, checks) but names no code location:
+Dagster's Overview timeline leaves it out, and the UI's Re-execute warns that
+the job was loaded from a different code location (it still re-executes).
+Either way the run carries the sample, the trigger and the fingerprint of its
+files (`genoflow/fingerprint`, the landing sensor's run key: the sensor does
+not run the same files again). The command follows the run step by step and
+prints its verdict and the report's location.
 
 `genoflow status [ID]` prints each sample's last run, its gates and its report.
 """
@@ -31,6 +34,9 @@ REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 DAEMON_FRESH_SECONDS = 120.0  # a daemon whose last heartbeat is older is taken for stopped
 REQUEST_TAG = "genoflow/request"
 DEFINITIONS_MODULE = "genoflow_dagster.definitions"
+# The code location's name in `make dev` (pyproject's [tool.dagster] code_location_name, workspace.yaml). A queued
+# run names the location it came from, and the daemon launches it only from a location of that name.
+CODE_LOCATION = "genoflow"
 
 
 def ensure_home() -> Path:
@@ -89,7 +95,7 @@ def launch_sample(instance: Any, storage: Any, sample_id: str, *, log_dir: Path,
     queued = daemon_running(instance)
     if queued:
         run_id = str(uuid.uuid4())
-        command = [dagster, "job", "launch", "-m", DEFINITIONS_MODULE, "-j", SAMPLE_PIPELINE_JOB,
+        command = [dagster, "job", "launch", "-w", str(_workspace_file(log_dir)), "-j", SAMPLE_PIPELINE_JOB,
                    "--run-id", run_id, "--tags", json.dumps(tags)]
         with open(log_path, "wb") as log:
             done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
@@ -102,6 +108,20 @@ def launch_sample(instance: Any, storage: Any, sample_id: str, *, log_dir: Path,
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     log.close()
     return Launched(sample_id, None, False, fingerprint, request, process=process, log_path=log_path)
+
+
+def _workspace_file(folder: Path) -> Path:
+    """A workspace naming the code location as `make dev` does. `dagster job launch -m MODULE` would name it
+    after the module, and the daemon would refuse the run: "Location genoflow_dagster.definitions does not
+    exist in workspace"."""
+    path = folder / "workspace.yaml"
+    text = (f"load_from:\n  - python_module:\n      module_name: {DEFINITIONS_MODULE}\n"
+            f"      location_name: {CODE_LOCATION}\n")
+    if not path.is_file() or path.read_text() != text:
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        partial.write_text(text)
+        os.replace(partial, path)
+    return path
 
 
 def run_id_of(instance: Any, launched: Launched, timeout: float = 120.0) -> str:
