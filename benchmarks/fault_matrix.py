@@ -158,8 +158,10 @@ def open_world(root: Path, demo: DemoData, env: dict[str, str | None], dagster_y
     home.mkdir(parents=True)
     shutil.copyfile(dagster_yaml, home / "dagster.yaml")
     (root / "logs").mkdir()
+    # The landing sensor runs by default under the daemon: landed samples never settle for it here, every run
+    # is started by the matrix itself.
     base = {"DAGSTER_HOME": str(home), "GENOFLOW_DATA_DIR": str(root / "data"), "GENOFLOW_STORAGE": "local",
-            "GENOFLOW_AI_PROVIDER": "offline", "GENOFLOW_LANDING_SETTLE_SECONDS": "0",
+            "GENOFLOW_AI_PROVIDER": "offline", "GENOFLOW_LANDING_SETTLE_SECONDS": "86400",
             "GENOFLOW_REFERENCE_FASTA": str(demo.reference_fasta), "GENOFLOW_ANNOTATION": str(demo.annotation_gtf),
             "GENOFLOW_KNOWN_SITES": str(demo.known_sites_vcf), "GENOFLOW_QC_PROFILE": None,
             "GENOFLOW_TARGETS": None, "GENOFLOW_CONTAMINANTS": None, "GENOFLOW_COMPUTE": None,

@@ -80,7 +80,7 @@ def test_sensors_and_resources_snapshot():
     sensors = {s.name: (s.default_status.value, s.minimum_interval_seconds) for s in defs.sensors}
     assert sensors == {
         "failed_check_notification_sensor": ("RUNNING", 60),
-        "landing_zone_upload_sensor": ("STOPPED", 30),
+        "landing_zone_upload_sensor": ("RUNNING", 30),
         "quarantine_release_sensor": ("STOPPED", 3600),
         "run_failure_notification_sensor": ("RUNNING", 30),
     }

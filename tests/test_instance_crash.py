@@ -81,8 +81,10 @@ def instance_home(request, tmp_path, monkeypatch) -> Iterator[Path]:
 def instance(instance_home, tmp_path, monkeypatch) -> Iterator[dg.DagsterInstance]:
     """The instance with two landed samples (a large one to kill, a small one to run next) and the
     reference data materialized; every subprocess gets the same environment."""
+    # The landing sensor runs by default under a daemon; this test starts every run itself, so the landed
+    # samples must never settle for it.
     for key, value in {"GENOFLOW_DATA_DIR": str(tmp_path / "data"), "GENOFLOW_STORAGE": "local",
-                       "GENOFLOW_AI_PROVIDER": "offline", "GENOFLOW_LANDING_SETTLE_SECONDS": "0"}.items():
+                       "GENOFLOW_AI_PROVIDER": "offline", "GENOFLOW_LANDING_SETTLE_SECONDS": "86400"}.items():
         monkeypatch.setenv(key, value)
     for key in ("GENOFLOW_QC_PROFILE", "GENOFLOW_TARGETS", "GENOFLOW_CONTAMINANTS", "GENOFLOW_COMPUTE"):
         monkeypatch.delenv(key, raising=False)

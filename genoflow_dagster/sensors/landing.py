@@ -297,9 +297,13 @@ def _names(items: list[str]) -> str:
     name="landing_zone_upload_sensor",
     job_name=SAMPLE_PIPELINE_JOB,
     minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.STOPPED,
-    description="Starts `sample_pipeline` for a sample once its uploads under landing/<sample>/ have settled, "
-    "or as soon as every file its samplesheet row names has landed.",
+    # Running by default: with `make dev` (webserver + daemon) a file dropped into landing/<sample>/ is
+    # processed without a click. Files a run already analysed are skipped by their fingerprint tag, so a
+    # daemon started after `genoflow demo` or `genoflow run` does not run them again.
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Starts `sample_pipeline` for a sample once its uploads under landing/<sample>/ have settled "
+    "(GENOFLOW_LANDING_SETTLE_SECONDS, 60 s), or as soon as every file its samplesheet row names has landed. "
+    "Files a run already analysed (same fingerprint) are not run again.",
 )
 def landing_zone_upload_sensor(context: dg.SensorEvaluationContext, storage: Storage) -> dg.SensorResult:
     plan = plan_landing_tick(
