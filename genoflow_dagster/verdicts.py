@@ -189,8 +189,7 @@ def reference_consistent(reference_check: dict[str, Any]) -> GateOutcome:
     status = reference_check["status"]
     message = reference_check["message"]
     if status == NOT_GRADED:
-        reason = message.removeprefix("not graded: ")
-        return _not_graded(REFERENCE_CONSISTENT, reason)
+        return _not_graded(REFERENCE_CONSISTENT, _not_graded_reason(reference_check))
     if status == FAIL:
         problems = [m["message"] for m in reference_check.get("files", []) if m.get("status") == FAIL] or [message]
         return GateOutcome(REFERENCE_CONSISTENT, FAIL, summary=message, problems=tuple(problems))
@@ -224,8 +223,7 @@ def alignment_within_profile(verdict: dict[str, Any]) -> GateOutcome:
     graded them (its plain message names the reference when too few reads map)."""
     profile = f"{verdict['profile']} v{verdict['profile_version']}"
     if verdict["status"] == NOT_GRADED:
-        return _not_graded(ALIGNMENT_WITHIN_PROFILE, verdict["message"].removeprefix("not graded: "),
-                           profile=profile)
+        return _not_graded(ALIGNMENT_WITHIN_PROFILE, _not_graded_reason(verdict), profile=profile)
     modules = tuple(_module(m, None) for m in verdict["modules"] if m["status"] in (WARN, FAIL))
     problems = (verdict["message"],) if verdict["status"] == FAIL else ()
     return GateOutcome(ALIGNMENT_WITHIN_PROFILE, verdict["status"], summary=verdict["message"], problems=problems,
@@ -258,9 +256,22 @@ def callset_within_profile(vcf_metrics: dict[str, Any] | None, profile: QCProfil
 
 
 def module_graded(module: dict[str, Any]) -> bool:
-    """Whether profiles.grade() judged a module (with `if_missing: pass` an ungraded check passes, its
-    message saying "not graded (why)"; that pass must not count as a grade)."""
+    """Whether profiles.grade() judged a module (with `if_missing: pass` an ungraded check passes; that
+    pass must not count as a grade). grade() says so in the entry's `graded` flag."""
+    if "graded" in module:
+        return bool(module["graded"])
+    # Fallback for qc.json / calls.json stored by versions before the `graded` flag: their ungraded
+    # entries are recognisable only by the message text grade() wrote, "<label>: not graded (<why>)".
     return module.get("value") is not None and ": not graded (" not in (module.get("message") or "")
+
+
+def _not_graded_reason(verdict: dict[str, Any]) -> str:
+    """Why a stored verdict (reference comparison, alignment grade) was not graded: its `not_graded_reason`;
+    for verdicts stored before that field, the text after "not graded: " in its message."""
+    reason = verdict.get("not_graded_reason")
+    if reason:
+        return str(reason)
+    return str(verdict.get("message") or "").removeprefix("not graded: ")
 
 
 def _module(m: dict[str, Any], file: str | None) -> ModuleOutcome:

@@ -104,3 +104,17 @@ def test_metrics_without_read_lengths_leave_the_length_check_ungraded():
     verdict = grade({"format": "fastq", "total_reads": 10}, load_profile("standard"))
     lengths = [m for m in verdict["modules"] if m["name"] == "sequence length distribution"]
     assert all(m["status"] == "pass" for m in lengths)
+
+
+def test_ungraded_entries_carry_an_explicit_flag_and_their_reason() -> None:
+    few_snps = {"format": "vcf", "snps": 4, "ts_tv": 9.0, "het_hom_ratio": 9.0, "call_rate": 1.0}
+    verdict = grade(few_snps, load_profile("standard"))
+    entries = verdict["modules"] + verdict["not_graded"]
+    ungraded = [m for m in entries if not m["graded"]]
+    graded = [m for m in entries if m["graded"]]
+    assert {m["metric"] for m in ungraded} >= {"ts_tv", "het_hom_ratio"}
+    assert all(m["not_graded_reason"] == "too few snps" and m["message"].endswith("not graded (too few snps)")
+               for m in ungraded if m["metric"] in ("ts_tv", "het_hom_ratio"))
+    assert [m["metric"] for m in graded] == ["call_rate"] and "not_graded_reason" not in graded[0]
+    # the flag survives the JSON round trip the stored verdict makes
+    assert json.loads(json.dumps(verdict)) == verdict

@@ -305,3 +305,18 @@ def test_headline_numbers_weigh_r1_and_r2_by_bases_and_take_the_graded_call_set_
     assert (headline.het, headline.hom_alt, headline.het_hom_ratio) == (9, 7, 1.2857), "the graded figures"
     assert (headline.ts_tv, headline.variants, headline.snvs) == (2.1, 22, 16)
     assert verdicts.headline_numbers().to_dict() == dict.fromkeys(verdicts.Headline().to_dict())
+
+
+def test_graded_flag_decides_and_old_stored_json_falls_back_to_the_message():
+    flagged = {"name": "m", "status": "pass", "value": 4.0, "message": "ts/tv 4", "graded": False,
+               "not_graded_reason": "too few snps"}
+    assert not verdicts.module_graded(flagged), "the flag, not the message text, says it was not graded"
+    assert verdicts.module_graded({**flagged, "graded": True, "message": "x: not graded (y)"})
+    # qc.json / calls.json stored before the flag: only the message text tells
+    old = {"name": "m", "status": "pass", "value": 4.0, "message": "ts/tv: not graded (too few snps)"}
+    assert not verdicts.module_graded(old)
+    assert verdicts.module_graded({**old, "message": "ts/tv 2.1"})
+    stored = {"status": "not_graded", "message": "reference check skipped", "not_graded_reason": "no reference FASTA"}
+    assert verdicts.reference_consistent(stored).not_graded_reason == "no reference FASTA"
+    assert verdicts.reference_consistent({"status": "not_graded", "message": "not graded: no reference FASTA"}
+                                         ).not_graded_reason == "no reference FASTA"

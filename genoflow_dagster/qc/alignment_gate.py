@@ -30,12 +30,14 @@ def grade_alignment(metrics: dict[str, Any] | None, profile: QCProfile, *, refer
     Returns the `grade()` verdict (`status`, `profile`, `profile_version`, `modules`,
     `not_graded`) plus `failing` and `warnings` (the modules at fail / warn), `reference`
     (how messages name it) and `message`: one plain sentence for the gate, the report
-    and the cohort table. No metrics (nothing was aligned) is `not_graded`.
+    and the cohort table. No metrics (nothing was aligned) is `not_graded`, with `"graded": False`
+    and the `not_graded_reason`.
     """
     if not metrics:
+        reason = "the sample has no reads or alignments to align"
         return {"status": NOT_GRADED, "profile": profile.name, "profile_version": profile.version,
                 "reference": reference, "modules": [], "not_graded": [], "failing": [], "warnings": [],
-                "message": "not graded: the sample has no reads or alignments to align"}
+                "message": f"not graded: {reason}", "graded": False, "not_graded_reason": reason}
     verdict = grade({**metrics, "format": "bam"}, profile)
     failing = [m for m in verdict["modules"] if m["status"] == "fail"]
     warnings = [m for m in verdict["modules"] if m["status"] == "warn"]

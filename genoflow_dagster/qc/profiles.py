@@ -37,6 +37,7 @@ would claim a check that never ran.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -218,7 +219,7 @@ def import_fastqc_limits(path: str | Path) -> dict[str, Any]:
 # ---------------------------------------------------------------- derived metrics
 # Each returns (value, where) from the stored metrics alone; `where` locates the worst point.
 
-def _worst_position(rows: list[dict[str, Any]], key: str, worst: Callable) -> tuple[float | None, str]:
+def _worst_position(rows: list[dict[str, Any]] | None, key: str, worst: Callable) -> tuple[float | None, str]:
     best_row = None
     for row in rows or []:
         v = row.get(key)
@@ -366,7 +367,7 @@ DERIVED: dict[str, Callable[[dict[str, Any]], tuple[float | None, str]]] = {
     "length_spread": _length_spread,
     "zero_length_reads": _zero_length,
     "contamination_percent": _contamination,
-    **{name: (lambda m, name=name: _targeted(m, name)) for name in TARGET_METRICS},
+    **{name: functools.partial(_targeted, name=name) for name in TARGET_METRICS},
 }
 
 _LABELS = {
@@ -444,10 +445,12 @@ def grade(metrics: dict[str, Any], profile: QCProfile) -> dict[str, Any]:
     """Grade a metrics dict (as stored) against a profile.
 
     Returns `{"status", "profile", "profile_version", "modules": [{"name", "status",
-    "value", "warn", "fail", "message"}], "not_graded": [...]}`; checks for other formats
-    are skipped, and a check whose metric is absent (or below its `min_support`) passes as
-    "not applicable", or with `if_missing: not_graded` goes to `not_graded` (same fields,
-    no status) and leaves the module's status alone.
+    "value", "warn", "fail", "message", "graded"}], "not_graded": [...]}`; checks for other
+    formats are skipped, and a check whose metric is absent (or below its `min_support`) passes
+    as "not applicable", or with `if_missing: not_graded` goes to `not_graded` (same fields,
+    no status) and leaves the module's status alone. Such an entry carries `"graded": False`
+    and `"not_graded_reason"`, so no reader has to recognise it from its message; an entry
+    judged against its thresholds carries `"graded": True`.
     """
     fmt = str(metrics.get("format") or _guess_format(metrics))
     family = _FORMAT_FAMILY.get(fmt, fmt)
@@ -459,12 +462,14 @@ def grade(metrics: dict[str, Any], profile: QCProfile) -> dict[str, Any]:
         label = t.label or _LABELS.get(t.metric, t.metric.replace("_", " "))
         value, where = metric_value(metrics, t.metric)
         entry: dict[str, Any] = {"name": t.module, "status": "pass", "value": value, "warn": t.warn,
-                                 "fail": t.fail, "metric": t.metric, "message": ""}
+                                 "fail": t.fail, "metric": t.metric, "message": "", "graded": True}
         unsupported = [k for k, v in t.min_support.items() if (metric_value(metrics, k)[0] or 0) < float(v)]
         if value is None or unsupported:
             # a derived metric may say why it is absent in place of where its worst point is
             reason = f"too few {', '.join(unsupported)}" if unsupported else where or "not available"
             entry["message"] = f"{label}: not graded ({reason})"
+            entry["graded"] = False
+            entry["not_graded_reason"] = reason
             if t.if_missing == "not_graded":
                 del entry["status"]
                 not_graded.append(entry)

@@ -359,11 +359,13 @@ def sample_verdict(matches: list[dict[str, Any]], *, reference: str | None,
     what the gate, the report and the cohort table read.
 
     `{"status": pass|fail|not_graded, "message", "reference", "files"}`; `not_graded_reason`
-    (no reference configured) overrides everything else: never a pass for a check that did not run.
+    (no reference configured) overrides everything else: never a pass for a check that did not run
+    (the verdict then also holds `"graded": False` and that `not_graded_reason`).
     """
     if not_graded_reason:
         return {"status": NOT_GRADED, "reference": reference, "files": [],
-                "message": f"not graded: {not_graded_reason}"}
+                "message": f"not graded: {not_graded_reason}", "graded": False,
+                "not_graded_reason": not_graded_reason}
     if not matches:
         return {"status": PASS, "reference": reference, "files": [],
                 "message": "nothing to compare: no uploaded alignment or call set"}
