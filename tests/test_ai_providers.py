@@ -5,6 +5,7 @@ import json
 import pytest
 
 from genoflow_dagster.reports.narrative import deidentify_summary
+from genoflow_dagster.reports.narrative_writers import WRITERS, Completion, NarrativeWriter, narrative_writer
 from genoflow_dagster.resources.ai import AIProvider
 from tests.fake_llm_server import FakeLLMServer
 
@@ -78,3 +79,17 @@ def test_a_dead_provider_falls_back_to_offline():
         narrative = provider.narrate(SUMMARY)
         assert narrative.provider.startswith("offline (fallback:")
         assert "42,000 reads" in narrative.text
+
+
+def test_each_provider_is_a_narrative_writer_chosen_by_name():
+    chosen = {name: narrative_writer(name) for name in WRITERS}
+    assert {name: type(w).__name__ for name, w in chosen.items()} == {
+        "offline": "OfflineWriter", "openai": "OpenAIWriter", "anthropic": "AnthropicWriter"}
+    assert all(isinstance(w, NarrativeWriter) for w in chosen.values())
+    assert (chosen["openai"].model_name(), chosen["anthropic"].model_name()) == ("gpt-4o-mini",
+                                                                               "claude-3-5-haiku-latest")
+    with pytest.raises(ValueError, match="unknown AI provider 'gemini': use offline, openai or anthropic"):
+        AIProvider(provider="gemini").narrate(SUMMARY)
+    assert narrative_writer("openai", model="gpt-4o").cost_usd(Completion("x", 1_000_000, 1_000_000)) == 12.5
+    assert narrative_writer("anthropic", model="a-new-model").cost_usd(Completion("x", 10, 10)) is None, \
+        "an unknown price is no cost, not a wrong one"

@@ -5,7 +5,7 @@ import pysam
 import pytest
 
 from genoflow_dagster.demo.generate import generate_demo
-from genoflow_dagster.resources.compute import Compute
+from genoflow_dagster.resources.compute import RUNNERS, Compute, ComputeRunner
 
 pytestmark = pytest.mark.slow
 
@@ -28,3 +28,11 @@ def test_alignment_runs_in_a_pipes_subprocess_and_reports_back(tmp_path):
     with pysam.AlignmentFile(str(out)) as bam:
         assert bam.header.to_dict()["HD"]["SO"] == "coordinate"
         assert sum(1 for _ in bam.fetch(until_eof=True)) == metadata["reads"].value
+
+
+def test_each_mode_is_one_runner_and_another_mode_is_refused():
+    assert {mode: type(runner).__name__ for mode, runner in RUNNERS.items()} == {
+        "in_process": "InProcessRunner", "subprocess": "PipesSubprocessRunner"}
+    assert all(isinstance(runner, ComputeRunner) for runner in RUNNERS.values())
+    with pytest.raises(ValueError, match="compute mode must be 'in_process' or 'subprocess', not 'cloud'"):
+        Compute(mode="cloud").run(None, "align_reads", threads=1)
