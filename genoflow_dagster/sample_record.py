@@ -213,7 +213,7 @@ class ValidatedFile:
     raw_key: str | None
     quality_encoding: str | None
     read_name_digest: str | None = None
-    samplesheet: JsonDict | None = None
+    samplesheet: list[JsonDict] | None = None  # a samplesheet's rows (formats.samplesheet)
     quarantine_key: str | None = None
     released_from_quarantine: str | None = None
     landing_key: str | None = None

@@ -104,7 +104,7 @@ def test_mates_that_part_ways_are_located_and_stop_the_sample(tmp_path):
 def test_no_samplesheet_is_fine_and_two_are_a_problem():
     files = [_validated(R1, "ERR_R1.fastq.gz")]
     assert samplesheet_row(files, "S1") == (None, [])
-    sheets = [ValidatedFile.from_json({**files[0].to_json(), "path": name, "samplesheet": {"rows": []}})
+    sheets = [ValidatedFile.from_json({**files[0].to_json(), "path": name, "samplesheet": []})
               for name in ("a.csv", "b.csv")]
     assert samplesheet_row(sheets, "S1") == (None, ["2 samplesheets uploaded (a.csv, b.csv): keep one"])
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 
 from genoflow_dagster import settings, verdicts, zones
 from genoflow_dagster.maintenance import RunState, scratch_folder_name
@@ -83,6 +84,11 @@ def write_report_if_stopped(context: dg.AssetExecutionContext, storage: Storage,
     context.log.error(f"{sample_id} stopped at {', '.join(g.gate for g in gates if g.stops_sample)}; "
                       f"{report.status.upper()} report written to {report.uri}")
     return report.uri
+
+
+def frame_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table's rows as dicts keyed by column name (for metadata tables and rendered pages)."""
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
 
 
 def present(metadata: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import dagster as dg
 import pandas as pd
 
 from genoflow_dagster import zones
-from genoflow_dagster.assets.artifacts import markdown_table, read_parquet, write_parquet
+from genoflow_dagster.assets.artifacts import frame_rows, markdown_table, read_parquet, write_parquet
 from genoflow_dagster.assets.transient import retry_storage_outages
 from genoflow_dagster.cohort_quality import COHORT_SUMMARY_SCHEMA, run_cohort_expectations, schema_failures
 from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
@@ -60,7 +60,7 @@ def cohort_qc_summary(context: dg.AssetExecutionContext, storage: Storage):
     table = write_parquet(storage, zones.cohort_table_key("qc_summary.parquet"), frame)
     write_parquet(storage, zones.cohort_table_key("qc_verdict.parquet"), verdict_frame)
     page_key = zones.cohort_key("qc_summary.html")
-    storage.put_bytes(render_cohort_report(frame.to_dict("records")).encode("utf-8"), page_key)
+    storage.put_bytes(render_cohort_report(frame_rows(frame)).encode("utf-8"), page_key)
     yield dg.MaterializeResult(
         metadata={
             "samples": len(frame),
@@ -68,7 +68,7 @@ def cohort_qc_summary(context: dg.AssetExecutionContext, storage: Storage):
             "table_uri": dg.MetadataValue.path(storage.uri(table.key)),
             "page_uri": dg.MetadataValue.path(storage.uri(page_key)),
             "summary": dg.MetadataValue.md(
-                markdown_table(frame.to_dict("records"),
+                markdown_table(frame_rows(frame),
                                ["sample_id", "status", "stopped_at", "failing", "total_reads", "mapped_percent",
                                 "variants"])
             ),

@@ -17,6 +17,7 @@ import pysam
 
 from genoflow_dagster import settings, verdicts, zones
 from genoflow_dagster.assets.artifacts import (
+    frame_rows,
     gate_check_result,
     markdown_table,
     present,
@@ -321,7 +322,7 @@ def variant_results(context: dg.AssetExecutionContext, storage: Storage, referen
                 "novel": summary.get("novel"),
                 "table_uri": dg.MetadataValue.path(storage.uri(table.key)),
                 "preview": dg.MetadataValue.md(
-                    markdown_table(frame.head(20).to_dict("records"),
+                    markdown_table(frame_rows(frame.head(20)),
                                    ["chrom", "pos", "ref", "alt", "variant_type", "genotype", "gene", "known"])
                 ),
             }

@@ -89,7 +89,7 @@ def samplesheet_row(files: Sequence[ValidatedFile], sample_id: str) -> tuple[Jso
     if len(sheets) > 1:
         return None, [f"{len(sheets)} samplesheets uploaded ({', '.join(f.path for f in sheets)}): keep one"]
     sheet = sheets[0]
-    rows = rows_for_sample(sheet.samplesheet or {}, sample_id)
+    rows = rows_for_sample(sheet.samplesheet or [], sample_id)
     if not rows:
         return None, [f"{sheet.path} has no row for sample {sample_id}"]
     row = rows[0]

@@ -57,7 +57,7 @@ def verdict_rows(sample: SampleRecord, module_rows: pd.DataFrame | None) -> list
             for o in outcomes]
     within = by_gate.get(verdicts.QC_WITHIN_PROFILE)
     for module in ([] if module_rows is None else module_rows.to_dict("records")):
-        rows.append({**module, "gate": verdicts.QC_WITHIN_PROFILE,
+        rows.append({**{str(k): v for k, v in module.items()}, "gate": verdicts.QC_WITHIN_PROFILE,
                      "gate_status": within.status if within else None, "blocking": True})
     return rows
 
