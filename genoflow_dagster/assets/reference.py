@@ -12,12 +12,9 @@ import dagster as dg
 from genoflow_dagster import settings, zones
 from genoflow_dagster.assets.artifacts import write_json
 from genoflow_dagster.formats.io import sha256_file_cached
-from genoflow_dagster.references import IndexedReference, chosen_reference, indexed_reference
+from genoflow_dagster.references import chosen_reference, indexed_reference
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import Storage
-
-# indexed_reference lives in references.py; re-exported until every asset module imports it from there
-__all__ = ["IndexedReference", "gene_annotation", "indexed_reference", "known_sites", "reference_genome"]
 
 REFERENCE = "reference"
 
