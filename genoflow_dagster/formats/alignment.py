@@ -644,7 +644,7 @@ def _stored_header_text(path: Path, fmt: str) -> bytes | None:
     """The header text exactly as the file stores it; None when it cannot be read here."""
     try:
         return _bam_header_text(path) if fmt == "bam" else _cram_header_text(path)
-    except (*DECOMPRESSION_ERRORS, lzma.LZMAError, IndexError, ValueError, struct.error):
+    except (*DECOMPRESSION_ERRORS, lzma.LZMAError, IndexError, ValueError, struct.error):  # type: ignore[misc]
         return None  # damaged: decoding the file with htslib says what is wrong
 
 
@@ -732,7 +732,7 @@ def _binary_cigar_query(segment: pysam.AlignedSegment, cigar: str, record: int) 
     if "H" in cigar or "S" in cigar:
         encoded = cigar.encode()
         _check_clips(_CIGAR_OP.findall(encoded), encoded, record, f"record {record}")
-    return segment.infer_query_length(always=False) or 0
+    return segment.infer_query_length() or 0
 
 
 def _check_binary_mn(mn: object, length: int, record: int) -> None:

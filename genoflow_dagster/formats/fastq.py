@@ -43,7 +43,7 @@ def _records_from(lines: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, byt
             raise FormatError("FASTQ_HEADER_MISSING_AT",
                               f"line {number} should start a record with '@' but starts with "
                               f"{shown_character(title[:1])}", number)
-        seq_parts = []
+        seq_parts: list[bytes] = []
         seq_line = number + 1
         for number, line in lines:
             if line.startswith(b"+"):
