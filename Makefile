@@ -58,6 +58,7 @@ conformance: install
 
 lint: install
 	$(VENV)/bin/ruff check genoflow_dagster tests benchmarks
+	$(VENV)/bin/mypy genoflow_dagster
 
 clean:
 	rm -rf "$(GENOFLOW_DATA_DIR)" "$(DAGSTER_HOME)"
