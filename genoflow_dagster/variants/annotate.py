@@ -147,7 +147,8 @@ class KnownSites:
         self._indexed = self._vcf.index is not None
         self._keys: set[tuple[str, int, str, str]] | None = None
         if not self._indexed:
-            self._keys = {(r.chrom, r.pos, r.ref, alt) for r in self._vcf for alt in (r.alts or ())}
+            # pysam types REF as optional (a record built in memory may lack it); one read from a file has it
+            self._keys = {(r.chrom, r.pos, r.ref or "", alt) for r in self._vcf for alt in (r.alts or ())}
             self._vcf.close()
 
     def __contains__(self, key: tuple[str, int, str, str]) -> bool:
@@ -210,19 +211,22 @@ def iter_annotated(
         for record in vcf:
             call = record.samples[0] if has_sample else None
             alleles = call.get("GT") if call is not None and has_gt else None
-            gt = _genotype_text(alleles, bool(call.phased)) if alleles else None
+            gt = _genotype_text(alleles, bool(call.phased)) if call is not None and alleles else None
             depth = None
             if call is not None and has_format_dp:
                 depth = call.get("DP")
             if depth is None and has_info_dp:
                 depth = record.info.get("DP")
-            filters = list(record.filter.keys())
-            end = record.pos + max(len(record.ref or ""), 1) - 1
+            # pysam's stub types FILTER keys as int | str (it also looks filters up by index); they are names
+            filters: list[str] = list(record.filter.keys())  # type: ignore[arg-type]
+            ref = record.ref or ""  # optional in pysam's types; a record read from a file always has REF
+            alts = record.alts or ()
+            end = record.pos + max(len(ref), 1) - 1
             gene_names = genes.genes_at(record.chrom, record.pos, end) if genes is not None else []
             has_id = record.id not in (None, ".", "")
-            for index, alt in enumerate(record.alts or (), start=1):
+            for index, alt in enumerate(alts, start=1):
                 row_alleles = alleles
-                if alleles and len(record.alts) > 1:
+                if alleles and len(alts) > 1:
                     # an unsplit multiallelic site: describe this ALT (other ALTs count as non-ref here)
                     row_alleles = tuple(None if a is None else (1 if a == index else (0 if a == 0 else 2))
                                         for a in alleles)
@@ -230,17 +234,17 @@ def iter_annotated(
                     "sample_id": sample_id,
                     "chrom": record.chrom,
                     "pos": record.pos,
-                    "ref": record.ref,
+                    "ref": ref,
                     "alt": alt,
-                    "variant_type": variant_type(record.ref, alt),
+                    "variant_type": variant_type(ref, alt),
                     "qual": None if record.qual is None else float(record.qual),
                     "filter": ";".join(filters) if filters else ".",
                     "genotype": gt,
                     "zygosity": zygosity(row_alleles) if call is not None else "missing",
                     "depth": None if depth is None else int(depth),
                     "gene": ",".join(gene_names) if gene_names else None,
-                    "known": has_id or (known is not None and (record.chrom, record.pos, record.ref, alt) in known),
-                    "variant_id": f"{record.chrom}:{record.pos}:{record.ref}:{alt}",
+                    "known": has_id or (known is not None and (record.chrom, record.pos, ref, alt) in known),
+                    "variant_id": f"{record.chrom}:{record.pos}:{ref}:{alt}",
                 }
 
 

@@ -314,8 +314,11 @@ def _vcf_contigs(path: str) -> tuple[set[str], set[str], dict[str, int]]:
     """Contigs used by records, contigs the header declares, and the lengths it gives."""
     try:
         with pysam.VariantFile(path) as fh:
-            declared = set(fh.header.contigs)  # before reading: htslib declares unknown contigs on the fly
-            lengths = {name: c.length for name, c in fh.header.contigs.items() if c.length}
+            # Before reading: htslib declares unknown contigs on the fly. Names from the contig records
+            # (pysam's stub types the mapping's keys as int | str, as it also looks contigs up by index).
+            contigs = list(fh.header.contigs.values())
+            declared = {c.name for c in contigs}
+            lengths = {c.name: c.length for c in contigs if c.length}
             used = {record.chrom for record in fh}
     except (OSError, ValueError, NotImplementedError) as exc:
         raise ValueError(f"cannot read {Path(path).name} as VCF/BCF: {exc}") from exc
