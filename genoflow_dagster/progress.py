@@ -73,8 +73,8 @@ class Progress:
         """The progress line for the position reached so far."""
         elapsed = (self._clock() if now is None else now) - self._started
         if self.amount is None:  # records only: no position in the file, no ETA
-            rate = (self.records or 0) / elapsed if elapsed > 0 else 0
-            return f"{self.label}: {count(self.records or 0)} records, {rate:,.0f} records/s"
+            records_rate = (self.records or 0) / elapsed if elapsed > 0 else 0
+            return f"{self.label}: {count(self.records or 0)} records, {records_rate:,.0f} records/s"
         parts = [self._where(self.amount)]
         if self.records is not None:
             parts.append(f"{count(self.records)} records")
