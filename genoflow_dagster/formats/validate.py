@@ -18,7 +18,7 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from genoflow_dagster.errors import ErrorCode
 from genoflow_dagster.formats import FORMATS
@@ -36,6 +36,9 @@ from genoflow_dagster.formats.samplesheet import is_samplesheet, validate_sample
 from genoflow_dagster.formats.tabular import validate_delimited, validate_xlsx
 from genoflow_dagster.formats.vcf import validate_bcf, validate_vcf
 from genoflow_dagster.progress import ProgressCallback
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 DEFAULT_MAX_BYTES = 5 * 1024**3
 BOMB_MIN_BYTES = 256 * 1024**2
@@ -61,11 +64,23 @@ TEXT_VALIDATORS: dict[str, Callable[[BinaryIO, dict], int]] = {
 }
 
 
+class _UnbufferedFile(Protocol):
+    """The stored file as `_HashingReader` reads it: `open(path, "rb", buffering=0)`."""
+
+    def readinto(self, buffer: WriteableBuffer, /) -> int | None: ...
+
+
+class _Decompressor(Protocol):
+    """A gzip (isal or standard library) or bzip2 reader over the compressed bytes, as `_CappedReader` reads it."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
 class _HashingReader(io.RawIOBase):
     """Reads a file, hashing every byte that passes, and counting them (reported to `progress`, if any, as
     the position in the file as stored: the compressed offset of a gzip file)."""
 
-    def __init__(self, raw: BinaryIO, progress: ProgressCallback | None = None) -> None:
+    def __init__(self, raw: _UnbufferedFile, progress: ProgressCallback | None = None) -> None:
         self._raw = raw
         self.digest = hashlib.sha256()
         self.consumed = 0
@@ -74,7 +89,7 @@ class _HashingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer) -> int:
         n = self._raw.readinto(buffer)
         if n:
             view = memoryview(buffer)[:n]
@@ -94,7 +109,7 @@ class _HashingReader(io.RawIOBase):
 class _CappedReader(io.RawIOBase):
     """Decompressed stream that refuses to grow past the bomb limits."""
 
-    def __init__(self, inner: BinaryIO, source: _HashingReader) -> None:
+    def __init__(self, inner: _Decompressor, source: _HashingReader) -> None:
         self._inner = inner
         self._source = source
         self.produced = 0
@@ -102,10 +117,11 @@ class _CappedReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        data = self._inner.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        with memoryview(buffer) as view:
+            data = self._inner.read(len(view))
+            n = len(data)
+            view[:n] = data
         self.produced += n
         if self.produced > BOMB_MIN_BYTES and self.produced > BOMB_MAX_RATIO * max(1, self._source.consumed):
             raise FormatError("DECOMPRESSION_BOMB",
@@ -136,7 +152,7 @@ class _LineCappedReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer) -> int:
         n = self._inner.readinto(buffer) or 0
         if n:
             view = memoryview(buffer)[:n]
@@ -269,11 +285,12 @@ def _run(path: Path, fmt: str, detection: Detection, result: ValidationResult, r
     with open(path, "rb", buffering=0) as raw:
         hashing = _HashingReader(raw, progress if fmt != "fastq" else None)
         source: io.RawIOBase = hashing
+        inflating: _CappedReader | None = None  # the decompressed side of a compressed file
         if detection.compression in COMPRESSIONS:
             compressed = io.BufferedReader(hashing, COMPRESSED_CHUNK)
             decompressed = bz2.BZ2File(compressed, "rb") if detection.compression == "bzip2" else \
                 _gzip_impl.GzipFile(fileobj=compressed, mode="rb")
-            source = _CappedReader(decompressed, hashing)
+            source = inflating = _CappedReader(decompressed, hashing)
         capped = _LineCappedReader(source, MAX_LINE_BYTES_BY_FORMAT.get(fmt, MAX_LINE_BYTES))
         stream = io.BufferedReader(capped, CHUNK)
         if fmt == "fastq" and progress is not None:  # the FASTQ validator counts records between its blocks
@@ -282,9 +299,9 @@ def _run(path: Path, fmt: str, detection: Detection, result: ValidationResult, r
                                      progress=lambda done: report(hashing.consumed, done))
         else:
             records = TEXT_VALIDATORS[fmt](stream, result.details)
-        if detection.compression in COMPRESSIONS:
+        if inflating is not None:
             stream.read()  # the validator may stop early at EOF markers; read to the end of the gzip stream
-            if source.produced == 0:  # type: ignore[attr-defined]
+            if inflating.produced == 0:
                 raise FormatError("EMPTY_AFTER_DECOMPRESSION", "the compressed file holds no data", None,
                                   ErrorCode.EMPTY_FILE)
         hashing.drain()
