@@ -75,6 +75,7 @@ def cmd_qc(args: argparse.Namespace) -> int:
         else:
             print(f"{args.path}: INVALID {result.error_code}/{result.reason}: {result.message}", file=sys.stderr)
         return EXIT_USAGE if result.error_code == ErrorCode.STORAGE_ERROR else EXIT_INVALID
+    assert result.format is not None  # a valid file always has its format
     metrics = compute_metrics(
         Path(args.path), result.format, reference_fasta=args.reference, known_sites=args.known_sites,
         targets_bed=args.targets,

@@ -153,11 +153,12 @@ def run_demo(fresh: bool = False) -> int:
     defs.resolve_job_def(REFERENCE_JOB).execute_in_process(instance=instance, tags=host_tags, run_config=pinned)
 
     # One sensor evaluation, applied the way the daemon would: add partitions, launch runs.
-    requests = []
+    requests: list[dg.RunRequest] = []
     cursor = None
     for _ in range(3):
         context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"storage": storage})
         result = landing_zone_upload_sensor(context)
+        assert isinstance(result, dg.SensorResult)  # the landing sensor returns one result per evaluation
         cursor = result.cursor
         for partitions_request in result.dynamic_partitions_requests or []:
             instance.add_dynamic_partitions(SAMPLES_PARTITION_NAME, list(partitions_request.partition_keys))
@@ -169,12 +170,14 @@ def run_demo(fresh: bool = False) -> int:
     job = defs.resolve_job_def(SAMPLE_PIPELINE_JOB)
     outcomes: dict[str, str] = {}
     for request in requests:
-        _say(f"running {SAMPLE_PIPELINE_JOB} for {request.partition_key} ...")
+        partition = request.partition_key
+        assert partition is not None  # the landing sensor requests one run per sample partition
+        _say(f"running {SAMPLE_PIPELINE_JOB} for {partition} ...")
         run = job.execute_in_process(
-            instance=instance, partition_key=request.partition_key, tags={**request.tags, **host_tags},
+            instance=instance, partition_key=partition, tags={**request.tags, **host_tags},
             raise_on_error=False, run_config=pinned,
         )
-        outcomes[request.partition_key] = "success" if run.success else _why_not(run)
+        outcomes[partition] = "success" if run.success else _why_not(run)
     defs.resolve_job_def(COHORT_JOB).execute_in_process(instance=instance, tags=host_tags, raise_on_error=False)
 
     return print_summary(storage, demo, outcomes, time.monotonic() - started)
