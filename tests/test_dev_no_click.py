@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -35,12 +36,14 @@ from genoflow_dagster.jobs import SAMPLE_PIPELINE_JOB
 from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
 from genoflow_dagster.references import add_reference
 from genoflow_dagster.sensors.landing import FINGERPRINT_TAG, landing_zone_upload_sensor
+from tests.test_readme import commands, named_blocks
 
 REPO = Path(__file__).resolve().parents[1]
 REALDATA = REPO.parent / "shared" / "realdata"
 BIN = Path(sys.executable).parent
 READS = ("ERR5069949_test_1.fastq.gz", "ERR5069949_test_2.fastq.gz")
-DROPPED, EARLIER, QUEUED = "DROPPED_1", "EARLIER_1", "QUEUED_1"
+DROPPED = "S2"  # the README's landing-drop block copies S2_R1/S2_R2.fastq.gz into data/landing/S2/
+EARLIER, QUEUED = "EARLIER_1", "QUEUED_1"
 RUN_TIMEOUT = 150  # the sensor ticks every 30 s; the run itself takes 10-30 s on two shared cores
 
 pytestmark = [
@@ -71,23 +74,18 @@ def lab(tmp_path, monkeypatch) -> dict[str, str]:
 def test_a_sample_dropped_into_landing_runs_under_make_dev_without_a_click(lab, tmp_path):
     storage = storage_from_env()
     with dg.DagsterInstance.get() as instance:
-        port = _free_port()
         log = tmp_path / "dagster_dev.log"
         started = time.monotonic()
-        dev = subprocess.Popen([str(BIN / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port)], cwd=REPO,
-                               env={**os.environ, **lab}, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                               start_new_session=True)
+        dev = subprocess.Popen(make_dev_command(_free_port()), cwd=REPO, env={**os.environ, **lab},
+                               stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
         try:
             # What `make demo` leaves: a landed sample and its finished run (done here while the server starts:
             # the daemon's first tick comes after it).
             earlier_run = _run_as_the_demo_does(instance, storage, EARLIER)
-            # The lab's only action, with `make dev` up: copy the pair into landing/<sample>/ (here into the data
-            # dir, as `cp` or a mounted share would). The sensor's first tick sees the files, its next one (30 s
+            # The lab's only action, with `make dev` up: the README's mkdir and cp into data/landing/S2/, in the
+            # folder whose data/ is GENOFLOW_DATA_DIR. The sensor's first tick sees the files, its next one (30 s
             # later) starts the run.
-            landing = Path(lab["GENOFLOW_DATA_DIR"]) / "landing" / DROPPED
-            landing.mkdir(parents=True)
-            for name in READS:
-                shutil.copyfile(REALDATA / name, landing / name.replace("ERR5069949_test", DROPPED))
+            _drop_as_the_readme_says(tmp_path)
             _wait_for(lambda: "SENSOR" in instance.get_daemon_heartbeats(), 90, "the daemon to start", dev, log)
             # Meanwhile a sample through `genoflow run`: with the daemon up it is queued and started by it.
             cli = subprocess.run([str(BIN / "genoflow"), "run", "--sample", QUEUED, "--json",
@@ -124,6 +122,27 @@ def test_a_sample_dropped_into_landing_runs_under_make_dev_without_a_click(lab, 
         for sample, run_id in ((EARLIER, earlier_run), (QUEUED, result["run_id"])):
             runs = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": sample}))
             assert [r.run_id for r in runs] == [run_id], f"the landing sensor ran {sample} again"
+
+
+def make_dev_command(port: int) -> list[str]:
+    """The command the Makefile's `dev` target runs (after install and seeding DAGSTER_HOME), on `port`."""
+    recipe = re.search(r"^dev:.*\n((?:\t.*\n)+)", (REPO / "Makefile").read_text(), re.M)[1]
+    [line] = [line.strip() for line in recipe.splitlines() if "/bin/dagster dev " in line]
+    words = line.replace("$(VENV)/bin/", f"{BIN}/").split()
+    assert words[-2:] == ["-p", "3000"], line
+    return [*words[:-1], str(port)]
+
+
+def _drop_as_the_readme_says(folder: Path) -> None:
+    """Run the README's landing-drop lines (all but `make dev`, which is running) in `folder`, which holds the
+    pair under the names the README uses."""
+    for name in READS:
+        shutil.copyfile(REALDATA / name, folder / name.replace("ERR5069949_test_", "S2_R"))
+    [block] = named_blocks("landing-drop")
+    lines = [line for line in commands(block) if line != "make dev"]
+    assert len(lines) == 2, lines
+    subprocess.run(["bash", "-c", "\n".join(["set -e", *lines])], cwd=folder, check=True, timeout=30)
+    assert Path(os.environ["GENOFLOW_DATA_DIR"]) == folder / "data"
 
 
 def _run_as_the_demo_does(instance: dg.DagsterInstance, storage, sample: str) -> str:
