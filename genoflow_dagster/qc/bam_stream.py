@@ -19,7 +19,7 @@ import struct
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -357,7 +357,7 @@ def _parse_header(stream: _Stream, buf: bytearray) -> tuple[Header, int]:
 
 
 def bam_batches(path: str | Path, reference_fasta: str | None = None,
-                progress: ProgressCallback | None = None) -> Iterator[Header | Batch]:
+                progress: ProgressCallback | None = None) -> Generator[Header | Batch, None, None]:
     """The header, then every record in file order in `Batch`es (see the module docstring).
 
     `progress`, if given, is called after each batch with (bytes of a BAM read, or None for SAM/CRAM read

@@ -37,7 +37,7 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -274,7 +274,7 @@ def _winner(scores: list[Score]) -> int | None:
     return winner
 
 
-def _sequences(paths: list[Path]) -> Iterator[str]:
+def _sequences(paths: list[Path]) -> Generator[str, None, None]:
     """Read sequences of the FASTQ files in order; wrapped records allowed (as validation accepts them).
 
     Raises ValueError on a record that is not FASTQ (inputs are validated
@@ -300,8 +300,8 @@ def _sequences(paths: list[Path]) -> Iterator[str]:
                 seq = b"".join(parts)
                 quality = 0
                 while quality < len(seq):
-                    line = next(lines, None)
-                    if line is None:
+                    quality_line = next(lines, None)
+                    if quality_line is None:
                         raise ValueError(f"{path.name}: record {number} ends before its quality does")
-                    quality += len(line)
+                    quality += len(quality_line)
                 yield seq.decode("ascii")
