@@ -662,6 +662,20 @@ def _chosen(name: str, how: str) -> ChosenReference:
                            contaminants=[folder / e["path"] for e in manifest.get("contaminants") or []])
 
 
+def added_reference_name(path: str | Path) -> str | None:
+    """The name a file was added under (`genoflow reference add --name`, then chosen by GENOFLOW_REFERENCE or
+    by the demo's runs): the folder of `references/` that holds it beside its manifest. None for a file
+    configured by its path (GENOFLOW_REFERENCE_FASTA and the like)."""
+    try:
+        relative = Path(path).resolve().relative_to(references_dir().resolve())
+    except (ValueError, OSError):
+        return None
+    if len(relative.parts) < 2 or relative.parts[0].startswith("."):
+        return None
+    name = relative.parts[0]
+    return name if (references_dir() / name / MANIFEST).is_file() else None
+
+
 def no_reference_message() -> str:
     """What to do when no genome is configured, naming the references already added."""
     names = reference_names()

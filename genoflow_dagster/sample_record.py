@@ -90,6 +90,40 @@ def _with_present(data: JsonDict, **optional: Any) -> JsonDict:
     return data
 
 
+@dataclass(frozen=True, slots=True)
+class ReferenceFile:
+    """The identity of a reference file a stage used (genome, gene annotation, known sites), stored by that
+    stage: where it was read (`source`), its SHA-256, and the name it was added under (`genoflow reference
+    add --name`; None for a file configured by path). `source` None: the stage ran without it (not
+    configured, or switched off)."""
+
+    source: str | None
+    sha256: str | None
+    name: str | None = None
+
+    @property
+    def used(self) -> bool:
+        return self.source is not None
+
+    def to_json(self) -> JsonDict:
+        return _with_present({"source": self.source, "sha256": self.sha256}, name=self.name)
+
+    @classmethod
+    def from_json(cls, data: JsonDict) -> ReferenceFile:
+        return cls(data.get("source"), data.get("sha256"), data.get("name"))
+
+
+NOT_USED = ReferenceFile(source=None, sha256=None)
+
+
+def _reference(data: JsonDict | None) -> ReferenceFile | None:
+    return None if data is None else ReferenceFile.from_json(data)
+
+
+def _reference_json(ref: ReferenceFile | None) -> JsonDict | None:
+    return None if ref is None else ref.to_json()
+
+
 # ---------------------------------------------------------------- raw_files: the inventory
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +317,7 @@ class Validation:
     samplesheet: JsonDict | None
     validated_at: str
     gates: tuple[GateOutcome, ...]
+    run_id: str | None = None  # the run that validated (absent in JSON stored before it was recorded)
 
     @property
     def valid_files(self) -> dict[str, ValidatedFile]:
@@ -290,11 +325,12 @@ class Validation:
         return {f.path: f for f in self.files if f.valid}
 
     def to_json(self) -> JsonDict:
-        return {"sample_id": self.sample_id, "validation_mode": self.validation_mode,
-                "files": [f.to_json() for f in self.files], "warnings": self.warnings,
-                "read_groups": _groups_json(self.read_groups), "orphan_mates": list(self.orphan_mates),
-                "pair_problems": [p.to_json() for p in self.pair_problems], "samplesheet": self.samplesheet,
-                "validated_at": self.validated_at, "gates": _gates_json(self.gates)}
+        return _with_present(
+            {"sample_id": self.sample_id, "validation_mode": self.validation_mode,
+             "files": [f.to_json() for f in self.files], "warnings": self.warnings,
+             "read_groups": _groups_json(self.read_groups), "orphan_mates": list(self.orphan_mates),
+             "pair_problems": [p.to_json() for p in self.pair_problems], "samplesheet": self.samplesheet,
+             "validated_at": self.validated_at, "gates": _gates_json(self.gates)}, run_id=self.run_id)
 
     @classmethod
     def from_json(cls, data: JsonDict) -> Validation:
@@ -304,7 +340,8 @@ class Validation:
                    read_groups=_groups(data.get("read_groups") or []),
                    orphan_mates=tuple(data.get("orphan_mates") or ()),
                    pair_problems=tuple(PairProblem(**p) for p in data.get("pair_problems") or ()),
-                   samplesheet=data.get("samplesheet"), validated_at=data["validated_at"], gates=_gates(data))
+                   samplesheet=data.get("samplesheet"), validated_at=data["validated_at"], gates=_gates(data),
+                   run_id=data.get("run_id"))
 
 
 # ---------------------------------------------------------------- qc_metrics: the QC summary
@@ -361,6 +398,8 @@ class QCSummary:
     failing: list[JsonDict]  # verdict rows (qc.sample_qc.verdict_rows) of failing modules
     warnings: list[JsonDict]  # ... and of warning modules
     run_id: str
+    # the genome the reference-consistency check compared uploads with (None: it compared none)
+    reference_genome: ReferenceFile | None = None
 
     @property
     def profile_label(self) -> str:
@@ -372,12 +411,14 @@ class QCSummary:
                                         "profile_choice": self.profile_choice})
 
     def to_json(self) -> JsonDict:
-        return {"sample_id": self.sample_id, "status": self.status, "profile": self.profile,
-                "profile_version": self.profile_version, "profile_source": self.profile_source,
-                "profile_choice": self.profile_choice, "gates": _gates_json(self.gates),
-                "headline": self.headline.to_dict(), "reference_consistency": self.reference_consistency,
-                "files": [f.to_json() for f in self.files], "pairs": self.pairs, "failing": self.failing,
-                "warnings": self.warnings, "run_id": self.run_id}
+        return _with_present(
+            {"sample_id": self.sample_id, "status": self.status, "profile": self.profile,
+             "profile_version": self.profile_version, "profile_source": self.profile_source,
+             "profile_choice": self.profile_choice, "gates": _gates_json(self.gates),
+             "headline": self.headline.to_dict(), "reference_consistency": self.reference_consistency,
+             "files": [f.to_json() for f in self.files], "pairs": self.pairs, "failing": self.failing,
+             "warnings": self.warnings, "run_id": self.run_id},
+            reference_genome=_reference_json(self.reference_genome))
 
     @classmethod
     def from_json(cls, data: JsonDict) -> QCSummary:
@@ -388,7 +429,8 @@ class QCSummary:
                    reference_consistency=data.get("reference_consistency") or {},
                    files=tuple(QCFile.from_json(f) for f in data.get("files") or ()),
                    pairs=list(data.get("pairs") or []), failing=list(data.get("failing") or []),
-                   warnings=list(data.get("warnings") or []), run_id=data.get("run_id", ""))
+                   warnings=list(data.get("warnings") or []), run_id=data.get("run_id", ""),
+                   reference_genome=_reference(data.get("reference_genome")))
 
 
 # ---------------------------------------------------------------- aligned_reads and variant_calls: manifests
@@ -410,6 +452,8 @@ class AlignmentManifest:
     read_groups: tuple[ReadGroup, ...] | None = None  # aligned from these
     aligner: list[JsonDict] | None = None  # per read group, the aligner's stats
     uploaded: str | None = None  # passed through from this uploaded file
+    reference_genome: ReferenceFile | None = None  # the genome aligned against (None: nothing was aligned)
+    run_id: str | None = None  # the run that aligned (absent in JSON stored before it was recorded)
 
     @property
     def regions_key(self) -> str | None:
@@ -421,7 +465,8 @@ class AlignmentManifest:
              "index_key": self.index_key, "verdict": self.verdict, "gates": _gates_json(self.gates)},
             reference_sha256=self.reference_sha256, targets=self.targets, metrics=self.metrics,
             read_groups=None if self.read_groups is None else _groups_json(self.read_groups),
-            aligner=self.aligner, uploaded=self.uploaded)
+            aligner=self.aligner, uploaded=self.uploaded, reference_genome=_reference_json(self.reference_genome),
+            run_id=self.run_id)
 
     @classmethod
     def from_json(cls, data: JsonDict) -> AlignmentManifest:
@@ -431,7 +476,8 @@ class AlignmentManifest:
                    reference_sha256=data.get("reference_sha256"), targets=data.get("targets"),
                    metrics=data.get("metrics"),
                    read_groups=None if groups is None else _groups(groups),
-                   aligner=data.get("aligner"), uploaded=data.get("uploaded"))
+                   aligner=data.get("aligner"), uploaded=data.get("uploaded"),
+                   reference_genome=_reference(data.get("reference_genome")), run_id=data.get("run_id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,15 +491,18 @@ class CallSetManifest:
     index_key: str | None
     uploaded: str | None = None
     stats: JsonDict | None = None
+    run_id: str | None = None  # the run that called (absent in JSON stored before it was recorded)
 
     def to_json(self) -> JsonDict:
         return _with_present({"sample_id": self.sample_id, "source": self.source, "vcf_key": self.vcf_key,
-                              "index_key": self.index_key}, uploaded=self.uploaded, stats=self.stats)
+                              "index_key": self.index_key}, uploaded=self.uploaded, stats=self.stats,
+                             run_id=self.run_id)
 
     @classmethod
     def from_json(cls, data: JsonDict) -> CallSetManifest:
         return cls(sample_id=data["sample_id"], source=data["source"], vcf_key=data.get("vcf_key"),
-                   index_key=data.get("index_key"), uploaded=data.get("uploaded"), stats=data.get("stats"))
+                   index_key=data.get("index_key"), uploaded=data.get("uploaded"), stats=data.get("stats"),
+                   run_id=data.get("run_id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,15 +514,22 @@ class VariantResults:
     vcf_metrics: JsonDict
     verdict: JsonDict
     gates: tuple[GateOutcome, ...]
+    # the files the table was annotated with (`NOT_USED` when not configured); None in JSON stored before
+    annotation: ReferenceFile | None = None
+    known_sites: ReferenceFile | None = None
+    run_id: str | None = None
 
     def to_json(self) -> JsonDict:
-        return {"summary": self.summary, "vcf_metrics": self.vcf_metrics, "verdict": self.verdict,
-                "gates": _gates_json(self.gates)}
+        return _with_present({"summary": self.summary, "vcf_metrics": self.vcf_metrics, "verdict": self.verdict,
+                              "gates": _gates_json(self.gates)}, annotation=_reference_json(self.annotation),
+                             known_sites=_reference_json(self.known_sites), run_id=self.run_id)
 
     @classmethod
     def from_json(cls, data: JsonDict) -> VariantResults:
         return cls(summary=data.get("summary") or {}, vcf_metrics=data.get("vcf_metrics") or {},
-                   verdict=data.get("verdict") or {}, gates=_gates(data))
+                   verdict=data.get("verdict") or {}, gates=_gates(data),
+                   annotation=_reference(data.get("annotation")), known_sites=_reference(data.get("known_sites")),
+                   run_id=data.get("run_id"))
 
 
 # ---------------------------------------------------------------- reading and writing them

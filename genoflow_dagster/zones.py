@@ -211,3 +211,8 @@ def variants_summary_key(sample_id: str) -> str:
 
 def sample_report_key(sample_id: str) -> str:
     return report_key(sample_id, "report.html")
+
+
+def sample_report_pdf_key(sample_id: str) -> str:
+    """The report as a PDF, printed from the same HTML (reports/pdf.py)."""
+    return report_key(sample_id, "report.pdf")

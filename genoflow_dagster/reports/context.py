@@ -10,7 +10,7 @@ from importlib import metadata as importlib_metadata
 from typing import Any
 
 from genoflow_dagster import __version__, verdicts
-from genoflow_dagster.sample_record import SampleRecord
+from genoflow_dagster.sample_record import ReferenceFile, SampleRecord
 
 MAX_VARIANT_ROWS = 500  # the parquet table holds them all; the page stays readable
 _NARRATED_HEADLINE = ("total_reads", "q30_percent", "gc_percent", "mean_quality", "duplication_percent",
@@ -49,6 +49,40 @@ def narrative_inputs(sample: SampleRecord) -> dict[str, Any]:
         "variants_novel": headline.novel,
         "variants_genes_hit": sample.variant_results.summary.get("genes_hit") if sample.variant_results else None,
     }
+
+
+def reference_rows(sample: SampleRecord) -> list[dict[str, Any]]:
+    """The reference data the sample's results rest on, as the stages that used them stored it: the genome
+    (aligned_reads, else qc_metrics' reference-consistency check), the gene annotation and the known sites
+    (variant_results). A stage that has not run, or stored its results before these were recorded, adds
+    no row; one that ran without the file says so (`source` None: "not used")."""
+    genome = (sample.aligned.reference_genome if sample.aligned else None) or (
+        sample.qc.reference_genome if sample.qc else None)
+    results = sample.variant_results
+    used: list[tuple[str, ReferenceFile | None]] = [
+        ("reference genome", genome),
+        ("gene annotation", results.annotation if results else None),
+        ("known sites", results.known_sites if results else None),
+    ]
+    return [{"what": what + (f" ({ref.name})" if ref.name else ""), "name": ref.name, "source": ref.source,
+             "sha256": ref.sha256} for what, ref in used if ref is not None]
+
+
+def run_rows(sample: SampleRecord, *, report_run_id: str) -> list[dict[str, Any]]:
+    """One row per step the sample went through: the Dagster run that computed what that step stored (a
+    step re-used from an earlier run names that run), and the run writing this report."""
+    inventory_runs = sorted({f.run_id for f in sample.inventory.files}) if sample.inventory else []
+    steps: list[tuple[str, object | None, str | None]] = [
+        ("raw_files", sample.inventory, ", ".join(inventory_runs) or None),
+        ("validated_files", sample.validation, sample.validation.run_id if sample.validation else None),
+        ("qc_metrics", sample.qc, (sample.qc.run_id or None) if sample.qc else None),
+        ("aligned_reads", sample.aligned, sample.aligned.run_id if sample.aligned else None),
+        ("variant_calls", sample.calls, sample.calls.run_id if sample.calls else None),
+        ("variant_results", sample.variant_results,
+         sample.variant_results.run_id if sample.variant_results else None),
+    ]
+    rows = [{"step": step, "run_id": run_id} for step, stored, run_id in steps if stored is not None]
+    return [*rows, {"step": "sample_report", "run_id": report_run_id}]
 
 
 def gate_rows(outcomes: list[verdicts.GateOutcome]) -> list[dict[str, Any]]:
@@ -101,6 +135,8 @@ def report_context(sample: SampleRecord, narrative: Any, *, run_id: str) -> dict
                        for f in (sample.inventory.files if sample.inventory else ())],
             "tools": tool_versions(),
             "profile": f"{qc.profile_label} (from {qc.profile_source})" if qc else None,
+            "reference_data": reference_rows(sample),
+            "runs": run_rows(sample, report_run_id=run_id),
             "run_id": run_id,
         },
         "narrative": narrative,
