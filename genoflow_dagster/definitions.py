@@ -65,9 +65,27 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
     }
 
 
+# the assets that read the landing zone: they show the storage's kind when it is S3 (on local storage, none)
+READS_LANDING_ZONE = {dg.AssetKey("raw_files")}
+
+
+def with_owners_and_storage_kind(assets: list[Any]) -> list[Any]:
+    """Policy applied once to every asset: its owners (GENOFLOW_OWNERS), and the storage's kind on the asset
+    that reads the landing zone when that storage is S3, so the UI's kinds say what is configured."""
+    owners = settings.owners()
+    on_s3 = settings.storage_kind() == "s3"
+
+    def apply(spec: dg.AssetSpec) -> dg.AssetSpec:
+        kinds = set(spec.kinds) | ({"s3"} if on_s3 and spec.key in READS_LANDING_ZONE else set())
+        return spec.replace_attributes(owners=owners, kinds=kinds)
+
+    return list(dg.map_asset_specs(apply, assets))
+
+
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([reference, ingestion, qc, variants, reports, cohort]),
+        assets=with_owners_and_storage_kind(
+            list(dg.load_assets_from_modules([reference, ingestion, qc, variants, reports, cohort]))),
         jobs=[sample_pipeline_job, cohort_job, reference_data_job, maintenance_job, quarantine_review_job],
         schedules=[daily_cohort_schedule, weekly_reference_data_schedule, daily_maintenance_schedule],
         sensors=[

@@ -124,6 +124,21 @@ def webhook_urls() -> list[str]:
     return [url.strip() for url in raw.split(",") if url.strip()]
 
 
+DEFAULT_OWNERS = "team:genoflow"
+
+
+def owners() -> list[str]:
+    """GENOFLOW_OWNERS: who answers for GenoFlow's assets (the UI's owner filter and the asset pages), as
+    comma-separated e-mail addresses or `team:<name>`, the two forms Dagster accepts; default team:genoflow.
+    One setting for the deployment: the lab that runs it owns every stage."""
+    named = [o.strip() for o in os.environ.get("GENOFLOW_OWNERS", DEFAULT_OWNERS).split(",") if o.strip()]
+    wrong = [o for o in named if not (o.startswith("team:") and len(o) > 5) and "@" not in o]
+    if wrong:
+        raise ValueError(f"GENOFLOW_OWNERS: {', '.join(wrong)} is neither an e-mail address nor team:<name> "
+                         f"(e.g. GENOFLOW_OWNERS=team:sequencing-lab,lead@lab.org)")
+    return named or [DEFAULT_OWNERS]
+
+
 def default_qc_profile() -> str:
     return os.environ.get("GENOFLOW_QC_PROFILE", "standard")
 

@@ -1,6 +1,7 @@
 """The code location loads, and its public names are what run history and sensors depend on."""
 
 import dagster as dg
+import pytest
 
 from genoflow_dagster.definitions import defs
 from genoflow_dagster.jobs import MAINTENANCE_JOB, SAMPLE_PIPELINE_JOB
@@ -103,3 +104,49 @@ def test_the_maintenance_job_touches_no_asset():
     assert not job.asset_layer.selected_asset_keys
     assert job.partitions_def is None
     assert "storage" in job.required_resource_keys
+
+
+# What the UI's asset pages show beside each asset: what it is made of (kinds), who answers for it (owners,
+# GENOFLOW_OWNERS) and its code version (assets.metadata.code_version).
+EXPECTED_KINDS = {
+    "aligned_reads": ["bam", "python"],
+    "cohort_qc_summary": ["html", "parquet"],
+    "gene_annotation": ["python"],
+    "known_sites": ["python"],
+    "qc_metrics": ["python"],
+    "raw_files": ["python"],  # plus "s3" when GENOFLOW_STORAGE=s3 (none on local storage)
+    "reference_genome": ["python"],
+    "sample_report": ["html", "pdf"],
+    "validated_files": ["python"],
+    "variant_calls": ["python", "vcf"],
+    "variant_catalog": ["parquet"],
+    "variant_results": ["parquet"],
+}
+
+
+def test_every_asset_has_its_kinds_owners_and_code_version():
+    from genoflow_dagster import __version__
+    from genoflow_dagster.qc.contamination import METHOD_VERSION
+    from genoflow_dagster.qc.sample_qc import METRICS_VERSION
+
+    graph = defs.resolve_asset_graph()
+    nodes = {key.to_user_string(): graph.get(key) for key in graph.get_all_asset_keys()}
+    assert {name: sorted(node.kinds) for name, node in nodes.items()} == EXPECTED_KINDS
+    assert {tuple(node.owners) for node in nodes.values()} == {("team:genoflow",)}
+    assert all(node.code_version and node.code_version.startswith(__version__) for node in nodes.values())
+    assert nodes["qc_metrics"].code_version == f"{__version__}+metrics{METRICS_VERSION}+contamination{METHOD_VERSION}"
+
+
+def test_owners_and_the_storage_kind_follow_the_environment(monkeypatch):
+    from genoflow_dagster.definitions import build_definitions
+
+    monkeypatch.setenv("GENOFLOW_OWNERS", "team:sequencing-lab, lead@lab.example")
+    monkeypatch.setenv("GENOFLOW_STORAGE", "s3")
+    monkeypatch.setenv("GENOFLOW_S3_BUCKET", "genoflow-test")
+    graph = build_definitions().resolve_asset_graph()
+    raw = graph.get(dg.AssetKey("raw_files"))
+    assert sorted(raw.kinds) == ["python", "s3"] and raw.owners == ["team:sequencing-lab", "lead@lab.example"]
+    assert sorted(graph.get(dg.AssetKey("validated_files")).kinds) == ["python"]
+    monkeypatch.setenv("GENOFLOW_OWNERS", "the lab")
+    with pytest.raises(ValueError, match="GENOFLOW_OWNERS: the lab is neither an e-mail address nor team:<name>"):
+        build_definitions()

@@ -92,7 +92,9 @@ def test_qc_metadata_carries_pair_figures_and_plots(tmp_path):
     [qc_event] = [e for e in result.get_asset_materialization_events()
                   if e.asset_key.to_user_string() == "qc_metrics"]
     metadata = qc_event.materialization.metadata
-    assert "x_R1.fastq | x_R2.fastq | 2 | True" in metadata["read_pairs"].value
+    [pair_row] = [r.data for r in metadata["read_pairs"].records]  # a table with a schema, not Markdown
+    assert (pair_row["r1"], pair_row["r2"], pair_row["pairs"], pair_row["read_counts_match"]) == (
+        "x_R1.fastq", "x_R2.fastq", 2, True)
     assert "![per_position_quality](data:image/svg+xml;base64," in metadata["fastq_plots"].value
 
 
@@ -116,7 +118,8 @@ def test_a_file_with_warnings_is_valid_and_its_warnings_are_shown(tmp_path):
                  if e.asset_key.to_user_string() == "validated_files")
     metadata = event.materialization.metadata
     assert metadata["warnings"].value == 1 and metadata["validation_mode"].value == "default"
-    assert "| counts.csv | TABLE_COLUMN_COUNT | 2 |" in metadata["warnings_table"].value
+    [warned] = [r.data for r in metadata["warnings_table"].records]
+    assert (warned["file"], warned["reason"], warned["line"]) == ("counts.csv", "TABLE_COLUMN_COUNT", 2)
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["validated_files_all_valid"].passed
     html = render_sample_report(report_context(SampleRecord("S1", validation=Validation.from_json(validation)),

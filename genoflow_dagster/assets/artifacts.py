@@ -8,6 +8,7 @@ assets nothing but those keys.
 
 
 import contextlib
+import dataclasses
 import hashlib
 import shutil
 import tempfile
@@ -20,18 +21,39 @@ import dagster as dg
 import pandas as pd
 
 from genoflow_dagster import settings, verdicts, zones
+from genoflow_dagster.formats.io import sha256_file_cached
 from genoflow_dagster.maintenance import RunState, scratch_folder_name
+from genoflow_dagster.references import added_reference_name
 from genoflow_dagster.reports.context import narrative_inputs, report_context
+from genoflow_dagster.reports.pdf import PdfUnavailable, html_to_pdf
 from genoflow_dagster.reports.render import render_sample_report
 from genoflow_dagster.resources.ai import AIProvider, Narrative
 from genoflow_dagster.resources.storage import Storage
-from genoflow_dagster.sample_record import read_json, read_parquet, read_sample, write_json, write_parquet
+from genoflow_dagster.sample_record import (
+    NOT_USED,
+    ReferenceFile,
+    read_json,
+    read_parquet,
+    read_sample,
+    write_json,
+    write_parquet,
+)
 
 # JSON and parquet helpers live in sample_record; named here too for the modules that wrote artifacts through
 # this one (the reference assets, the demo)
 __all__ = ["read_json", "read_parquet", "write_json", "write_parquet"]
 
 COPY_CHUNK = 8 * 1024 * 1024
+
+
+def reference_file(path: Path | None, sha256: str | None = None) -> ReferenceFile:
+    """The identity of a reference file a stage used, for its record: path, SHA-256 (given when the stage
+    has it, else remembered per file version, so a large file is hashed once), and the name it was added
+    under. `path` None: the stage ran without it."""
+    if path is None:
+        return NOT_USED
+    digest = sha256 or sha256_file_cached(path, settings.reference_cache_dir())
+    return ReferenceFile(source=str(path), sha256=digest, name=added_reference_name(path))
 
 
 def gate_check_result(outcome: verdicts.GateOutcome) -> dg.AssetCheckResult:
@@ -52,28 +74,42 @@ class WrittenReport:
     size_bytes: int
     status: str  # the sample's status the report shows (verdicts.sample_verdict)
     narrative: Narrative
+    pdf_uri: str | None = None  # None when the PDF could not be printed (`pdf_problem` says why)
+    pdf_size_bytes: int | None = None
+    pdf_problem: str | None = None
 
 
 def write_sample_report(storage: Storage, sample_id: str, *, run_id: str,
                         narrator: AIProvider | None) -> WrittenReport:
-    """Render the sample's report from what its stages stored and write it to reports/<sample>/report.html.
+    """Render the sample's report from what its stages stored and write it to reports/<sample>/report.html,
+    and the same page printed to reports/<sample>/report.pdf (each written whole or not at all).
 
     `narrator` None (a stage writing the report of a sample its gate just stopped) uses the offline
     narrative: the facts of a stop need no model, and no provider is called for a sample that stops.
+    When WeasyPrint cannot be loaded (a missing system Pango) the HTML is still written; `pdf_problem`
+    says what to install, and the caller logs it.
     """
     sample = read_sample(storage, sample_id)
     narrative = (narrator or AIProvider(provider="offline")).narrate(narrative_inputs(sample))
     ctx = report_context(sample, narrative, run_id=run_id)
+    html = render_sample_report(ctx)
     key = zones.sample_report_key(sample_id)
-    obj = storage.put_bytes(render_sample_report(ctx).encode("utf-8"), key)
-    return WrittenReport(storage.uri(key), obj.size, ctx["sample_status"], narrative)
+    obj = storage.put_bytes(html.encode("utf-8"), key)
+    written = WrittenReport(storage.uri(key), obj.size, ctx["sample_status"], narrative)
+    try:
+        pdf = html_to_pdf(html)
+    except PdfUnavailable as exc:
+        return dataclasses.replace(written, pdf_problem=f"no PDF report for {sample_id}: {exc}")
+    pdf_key = zones.sample_report_pdf_key(sample_id)
+    pdf_obj = storage.put_bytes(pdf, pdf_key)
+    return dataclasses.replace(written, pdf_uri=storage.uri(pdf_key), pdf_size_bytes=pdf_obj.size)
 
 
 def write_report_if_stopped(context: dg.AssetExecutionContext, storage: Storage, sample_id: str,
-                            gates: list[verdicts.GateOutcome]) -> str | None:
+                            gates: list[verdicts.GateOutcome]) -> WrittenReport | None:
     """When one of this asset's blocking gates fails, write the sample's FAIL report now, from the stored
     outcomes: Dagster skips sample_report downstream of a failed blocking check, and a stopped sample must
-    not be left without a report. Returns the report's URI, or None when the sample goes on.
+    not be left without a report. Returns the written report, or None when the sample goes on.
     Every failed or warned gate is logged first, one plain line per module outside the profile."""
     for gate in gates:
         for line in verdicts.gate_log_lines(gate, sample_id):
@@ -82,8 +118,21 @@ def write_report_if_stopped(context: dg.AssetExecutionContext, storage: Storage,
         return None
     report = write_sample_report(storage, sample_id, run_id=context.run.run_id, narrator=None)
     context.log.error(f"{sample_id} stopped at {', '.join(g.gate for g in gates if g.stops_sample)}; "
-                      f"{report.status.upper()} report written to {report.uri}")
-    return report.uri
+                      f"{report.status.upper()} report written to {report.uri}"
+                      + (f" and {report.pdf_uri}" if report.pdf_uri else ""))
+    if report.pdf_problem:
+        context.log.warning(report.pdf_problem)
+    return report
+
+
+def report_metadata(report: WrittenReport | None) -> dict[str, Any]:
+    """Links to a written report (HTML, and the PDF when it could be printed) for an asset's metadata."""
+    if report is None:
+        return {}
+    links: dict[str, Any] = {"report_uri": dg.MetadataValue.path(report.uri)}
+    if report.pdf_uri:
+        links["report_pdf_uri"] = dg.MetadataValue.path(report.pdf_uri)
+    return links
 
 
 def frame_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:

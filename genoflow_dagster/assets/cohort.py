@@ -11,7 +11,8 @@ import dagster as dg
 import pandas as pd
 
 from genoflow_dagster import zones
-from genoflow_dagster.assets.artifacts import frame_rows, markdown_table, read_parquet, write_parquet
+from genoflow_dagster.assets.artifacts import frame_rows, read_parquet, write_parquet
+from genoflow_dagster.assets.metadata import code_version, table
 from genoflow_dagster.assets.transient import retry_storage_outages
 from genoflow_dagster.cohort_quality import COHORT_SUMMARY_SCHEMA, run_cohort_expectations, schema_failures
 from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
@@ -25,6 +26,12 @@ CHECK_SUMMARY_SCHEMA = "cohort_qc_summary_matches_schema"
 CHECK_VERDICT_EXPECTATIONS = "cohort_qc_summary_meets_expectations"
 
 
+# the summary's columns in the asset's metadata (the parquet table has them all)
+SUMMARY_COLUMNS = [("sample_id", "string"), ("status", "string"), ("stopped_at", "string"), ("failing", "string"),
+                   ("total_reads", "int"), ("q30_percent", "float"), ("mapped_percent", "float"),
+                   ("mean_depth", "float"), ("variants", "int"), ("profile", "string")]
+
+
 def sample_ids(context: dg.AssetExecutionContext) -> list[str]:
     return sorted(context.instance.get_dynamic_partitions(SAMPLES_PARTITION_NAME))
 
@@ -33,6 +40,7 @@ def sample_ids(context: dg.AssetExecutionContext) -> list[str]:
     group_name=COHORT,
     deps=["qc_metrics"],
     kinds={"parquet", "html"},
+    code_version=code_version(),
     description="One row per sample: QC status, the metric that stopped it, headline numbers (MultiQC-like); "
     "plus the machine-readable qc_verdict table of every stored gate outcome and graded module.",
     check_specs=[
@@ -57,7 +65,7 @@ def cohort_qc_summary(context: dg.AssetExecutionContext, storage: Storage):
         verdict_table += verdict_rows(sample, modules)
     frame = pd.DataFrame(rows, columns=list(COHORT_SUMMARY_SCHEMA.columns))
     verdict_frame = pd.DataFrame(verdict_table, columns=VERDICT_COLUMNS)
-    table = write_parquet(storage, zones.cohort_table_key("qc_summary.parquet"), frame)
+    stored = write_parquet(storage, zones.cohort_table_key("qc_summary.parquet"), frame)
     write_parquet(storage, zones.cohort_table_key("qc_verdict.parquet"), verdict_frame)
     page_key = zones.cohort_key("qc_summary.html")
     storage.put_bytes(render_cohort_report(frame_rows(frame)).encode("utf-8"), page_key)
@@ -65,21 +73,18 @@ def cohort_qc_summary(context: dg.AssetExecutionContext, storage: Storage):
         metadata={
             "samples": len(frame),
             "failed": int((frame["status"] == "fail").sum()) if len(frame) else 0,
-            "table_uri": dg.MetadataValue.path(storage.uri(table.key)),
+            "table_uri": dg.MetadataValue.path(storage.uri(stored.key)),
             "page_uri": dg.MetadataValue.path(storage.uri(page_key)),
-            "summary": dg.MetadataValue.md(
-                markdown_table(frame_rows(frame),
-                               ["sample_id", "status", "stopped_at", "failing", "total_reads", "mapped_percent",
-                                "variants"])
-            ),
+            "summary": table(frame_rows(frame), SUMMARY_COLUMNS),
         }
     )
     failures = schema_failures(frame)
     yield dg.AssetCheckResult(
         check_name=CHECK_SUMMARY_SCHEMA,
         passed=not failures,
-        metadata={"failure_cases": dg.MetadataValue.md(
-            markdown_table(failures, ["column", "check", "failure_case", "index"]))},
+        metadata={"failure_cases": table(failures, [("column", "string"), ("check", "string"),
+                                                    ("failure_case", "string"), ("index", "string")])}
+        if failures else {},
     )
     outcomes = run_cohort_expectations(frame)
     failed = [o for o in outcomes if not o.success]
@@ -88,8 +93,8 @@ def cohort_qc_summary(context: dg.AssetExecutionContext, storage: Storage):
         passed=not failed,
         metadata={
             "evaluated": len(outcomes),
-            "failed": dg.MetadataValue.md(
-                markdown_table([o.__dict__ for o in failed], ["expectation", "column", "unexpected"])),
+            **({"failed": table([o.__dict__ for o in failed], [("expectation", "string"), ("column", "string"),
+                                                              ("unexpected", "string")])} if failed else {}),
         },
     )
 
@@ -98,6 +103,7 @@ def cohort_qc_summary(context: dg.AssetExecutionContext, storage: Storage):
     group_name=COHORT,
     deps=["variant_results"],
     kinds={"parquet"},
+    code_version=code_version(),
     description="Every sample's variants in one table, with recurrence (number of samples carrying each).",
 )
 def variant_catalog(context: dg.AssetExecutionContext, storage: Storage) -> dg.MaterializeResult:

@@ -36,11 +36,11 @@ from genoflow_dagster.assets.artifacts import (
     LIVE_RUN_STATUSES,
     download_hashing,
     gate_check_result,
-    markdown_table,
     run_state_from_instance,
     scratch_dir,
     write_report_if_stopped,
 )
+from genoflow_dagster.assets.metadata import code_version, present, table
 from genoflow_dagster.assets.transient import retry_storage_outages
 from genoflow_dagster.errors import ErrorCode, StorageError
 from genoflow_dagster.formats.detect import detect_format
@@ -85,7 +85,8 @@ def _now() -> str:
 @dg.asset(
     group_name=INGESTION,
     partitions_def=samples_partitions,
-    kinds={"s3", "python"},
+    kinds={"python"},  # definitions.py adds the storage's kind when it is S3
+    code_version=code_version(),
     description="Inventory of the sample's landed files, each copied into raw/ by SHA-256.",
 )
 @retry_storage_outages
@@ -102,7 +103,7 @@ def raw_files(context: dg.AssetExecutionContext, storage: Storage) -> dg.Materia
     inventory = Inventory(sample_id, tuple(files), tuple(skipped))
     obj = write_inventory(storage, inventory)
     return dg.MaterializeResult(
-        metadata={
+        metadata=present({
             "files": len(files),
             "total_bytes": sum(f.size_bytes for f in files),
             "refused_unread": len([f for f in files if f.refused]),
@@ -110,10 +111,11 @@ def raw_files(context: dg.AssetExecutionContext, storage: Storage) -> dg.Materia
             "skipped_keys": len(skipped),
             "leftovers_removed": len(leftovers),
             "leftover_bytes_freed": sum(r.bytes or 0 for r in leftovers),
-            "inventory": dg.MetadataValue.md(
-                markdown_table([f.to_json() for f in files], ["name", "format", "compression", "size_bytes", "sha256"])
-            ),
-        },
+            "inventory": table(
+                [{**f.to_json(), "refused": f.refused.reason if f.refused else None} for f in files],
+                [("name", "string"), ("format", "string"), ("compression", "string"), ("size_bytes", "int"),
+                 ("sha256", "string"), ("refused", "string")]),
+        }),
         data_version=dg.DataVersion(inventory.fingerprint),
     )
 
@@ -240,6 +242,7 @@ class ValidationConfig(dg.Config):
     partitions_def=samples_partitions,
     deps=["raw_files"],
     kinds={"python"},
+    code_version=code_version(),
     description="Every raw file validated against its format; invalid files quarantined with reason.json.",
     check_specs=[
         dg.AssetCheckSpec(
@@ -270,23 +273,23 @@ def validated_files(context: dg.AssetExecutionContext, config: ValidationConfig,
     validation = Validation(sample_id=sample_id, validation_mode=mode, files=tuple(files),
                             warnings=warning_table([f.to_json() for f in files]), read_groups=tuple(groups),
                             orphan_mates=tuple(orphans), pair_problems=tuple(pair_problems), samplesheet=sheet_row,
-                            validated_at=_now(), gates=tuple(gates))
+                            validated_at=_now(), gates=tuple(gates), run_id=context.run.run_id)
     obj = write_validation(storage, validation)
     rows = [f.to_json() for f in files]
     yield dg.MaterializeResult(
-        metadata={
+        metadata=present({
             "files": len(files),
             "valid": len([f for f in files if f.valid]),
             "quarantined": len([f for f in files if not f.valid]),
             "validation_mode": mode,
             "warnings": sum(w["count"] for w in validation.warnings),
             "validation_uri": dg.MetadataValue.path(storage.uri(obj.key)),
-            "results": dg.MetadataValue.md(
-                markdown_table(rows, ["path", "format", "valid", "error_code", "reason", "line", "records"])),
-            "warnings_table": dg.MetadataValue.md(
-                markdown_table(validation.warnings, ["file", "reason", "line", "message", "count"])
-            ),
-        }
+            "results": table(rows, [("path", "string"), ("format", "string"), ("valid", "bool"),
+                                    ("error_code", "string"), ("reason", "string"), ("line", "int"),
+                                    ("records", "int"), ("message", "string")]),
+            "warnings_table": table(validation.warnings, [("file", "string"), ("reason", "string"),
+                                                          ("line", "int"), ("message", "string"), ("count", "int")]),
+        })
     )
     write_report_if_stopped(context, storage, sample_id, gates)  # a stopped sample still gets its FAIL report
     for gate in gates:

@@ -7,6 +7,7 @@ and by the references and parameters it used (`contamination-...json`), so a
 new contaminant list re-screens without recomputing the other metrics.
 """
 
+import dataclasses
 import hashlib
 import json
 from typing import Any
@@ -16,12 +17,14 @@ import dagster as dg
 from genoflow_dagster import settings, verdicts, zones
 from genoflow_dagster.assets.artifacts import (
     gate_check_result,
-    markdown_table,
     read_json,
+    reference_file,
+    report_metadata,
     write_json,
     write_parquet,
     write_report_if_stopped,
 )
+from genoflow_dagster.assets.metadata import HEADLINE_LABELS, code_version, count, labelled, number, present, table
 from genoflow_dagster.assets.transient import retry_storage_outages
 from genoflow_dagster.partitions import samples_partitions
 from genoflow_dagster.progress import Progress
@@ -48,7 +51,7 @@ from genoflow_dagster.references import indexed_reference
 from genoflow_dagster.reports.render import metadata_plots
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import Storage
-from genoflow_dagster.sample_record import ValidatedFile, read_validation, write_qc_summary
+from genoflow_dagster.sample_record import ReferenceFile, ValidatedFile, read_validation, write_qc_summary
 from genoflow_dagster.samples import ALIGNMENT_FORMATS, VARIANT_FORMATS, ReadGroup
 
 QC = "qc"
@@ -67,6 +70,7 @@ class QCConfig(dg.Config):
     partitions_def=samples_partitions,
     deps=["validated_files"],
     kinds={"python"},
+    code_version=code_version(f"metrics{METRICS_VERSION}", f"contamination{METHOD_VERSION}"),
     description="FastQC/samtools/bcftools-equivalent metrics per valid file, graded by the QC profile.",
     check_specs=[
         dg.AssetCheckSpec(
@@ -97,35 +101,33 @@ def qc_metrics(
     validation = read_validation(storage, sample_id)
     # the one place a sample's profile is chosen; aligned_reads and variant_results read it from qc.json
     choice, profile = verdicts.choose_profile(config.profile, validation.samplesheet, settings.default_qc_profile())
-    reference_check = reference_consistency(context, storage, sample_id, reference, validation.files)
+    reference_check, genome = reference_consistency(context, storage, sample_id, reference, validation.files)
     off_reference = {m["file"] for m in reference_check["files"] if m["status"] == FAIL}
     screen = _Screen(reference, config.contamination_sample_reads, validation.read_groups)
     measured, reused = _measure(context, storage, sample_id, reference, screen, validation.files, off_reference)
     qc = summarise(sample_id, measured, read_groups=validation.read_groups, choice=choice, profile=profile,
                    reference_check=reference_check, run_id=context.run.run_id)
-    obj = write_qc_summary(storage, qc.summary)
+    obj = write_qc_summary(storage, dataclasses.replace(qc.summary, reference_genome=genome))
     write_parquet(storage, zones.verdict_table_key(sample_id), qc.verdict_frame())
     context.log.info(f"QC {qc.summary.status} under profile {choice.label} (from {choice.source}; "
                      f"{reused} file(s) reused)")
-    report_uri = write_report_if_stopped(context, storage, sample_id, list(qc.summary.gates))
+    report = write_report_if_stopped(context, storage, sample_id, list(qc.summary.gates))
     by_format = [(f.format, f.metrics) for f in measured]
     yield dg.MaterializeResult(
-        metadata={
+        metadata=present({
             "status": qc.summary.status,
             "profile": f"{profile.name} v{profile.version}",
             "profile_source": choice.source,
             "files_graded": len(measured),
             "metrics_reused": reused,
             "qc_uri": dg.MetadataValue.path(storage.uri(obj.key)),
-            **key_numbers(qc.summary.headline, by_format),
+            **labelled(key_numbers(qc.summary.headline, by_format), HEADLINE_LABELS),
             **contamination_metadata([f.to_json() for f in qc.summary.files]),
             **pair_metadata(qc.summary.pairs),
             **plot_metadata(by_format),
-            **({"report_uri": dg.MetadataValue.path(report_uri)} if report_uri else {}),
-            "modules": dg.MetadataValue.md(
-                markdown_table(qc.verdict_rows, ["file", "module", "status", "value", "warn", "fail"])
-            ),
-        }
+            **report_metadata(report),
+            "modules": table(qc.verdict_rows, MODULE_COLUMNS),
+        })
     )
     for gate in qc.summary.gates:  # emitted from the stored outcomes, never decided again here
         yield gate_check_result(gate)
@@ -166,8 +168,10 @@ def _measure(context: dg.AssetExecutionContext, storage: Storage, sample_id: str
 
 
 def reference_consistency(context: dg.AssetExecutionContext, storage: Storage, sample_id: str,
-                          reference: ReferenceData, rows: tuple[ValidatedFile, ...]) -> dict[str, Any]:
-    """The sample's reference-consistency verdict (qc/reference_match.py), decided once and stored in qc.json.
+                          reference: ReferenceData,
+                          rows: tuple[ValidatedFile, ...]) -> tuple[dict[str, Any], ReferenceFile | None]:
+    """The sample's reference-consistency verdict (qc/reference_match.py), decided once and stored in qc.json,
+    and the identity of the genome it compared with (None when there was nothing to compare).
 
     Each uploaded alignment or call set is compared with the configured reference; the comparison is
     cached per (file, reference) content, so a re-run does not download the file again.
@@ -176,10 +180,10 @@ def reference_consistency(context: dg.AssetExecutionContext, storage: Storage, s
         fasta = reference.fasta()
     except FileNotFoundError:
         return sample_verdict([], reference=None, not_graded_reason=f"no reference FASTA at "
-                              f"{reference.fasta_path or '(unset)'} (GENOFLOW_REFERENCE_FASTA)")
+                              f"{reference.fasta_path or '(unset)'} (GENOFLOW_REFERENCE_FASTA)"), None
     compared = [r for r in rows if r.valid and r.format in ALIGNMENT_FORMATS | VARIANT_FORMATS]
     if not compared:
-        return sample_verdict([], reference=fasta.name)
+        return sample_verdict([], reference=fasta.name), None
     ref = indexed_reference(fasta)
     contigs = ReferenceContigs.from_fasta(ref.fasta, name=fasta.name)
     matches = []
@@ -198,7 +202,7 @@ def reference_consistency(context: dg.AssetExecutionContext, storage: Storage, s
         write_json(storage, key, match)
         context.log.info(match["message"])
         matches.append(match)
-    return sample_verdict(matches, reference=contigs.label)
+    return sample_verdict(matches, reference=contigs.label), reference_file(fasta, ref.sha256)
 
 
 class _Screen:
@@ -257,11 +261,16 @@ class _Screen:
         return key, result
 
 
+MODULE_COLUMNS = [("file", "string"), ("module", "string"), ("status", "string"), ("value", "float"),
+                  ("warn", "float"), ("fail", "float"), ("message", "string")]
+PAIR_COLUMNS = [("r1", "string"), ("r2", "string"), ("pairs", "int"), ("read_counts_match", "bool"),
+                ("q30_percent", "float"), ("q30_drop_r1_to_r2", "float"), ("gc_difference_r1_r2", "float")]
+
+
 def pair_metadata(pairs: list[dict[str, Any]]) -> dict[str, Any]:
     if not pairs:
         return {}
-    columns = ["r1", "r2", "pairs", "read_counts_match", "q30_percent", "q30_drop_r1_to_r2", "gc_difference_r1_r2"]
-    return {"read_pairs": dg.MetadataValue.md(markdown_table(pairs, columns))}
+    return {"read_pairs": table(pairs, PAIR_COLUMNS)}
 
 
 def plot_metadata(headline: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
@@ -293,12 +302,12 @@ def contamination_metadata(files: list[dict[str, Any]]) -> dict[str, Any]:
                      c["classification"]["unmapped"], "percent": c["unmapped_percent"], "sha256": ""})
     first = screened[0]["contamination"]
     metadata: dict[str, Any] = {
-        "contamination": dg.MetadataValue.md(
-            markdown_table(rows, ["file", "reference", "role", "reads_best_hit", "percent", "sha256"])),
+        "contamination": table(rows, [("file", "string"), ("reference", "string"), ("role", "string"),
+                                      ("reads_best_hit", "int"), ("percent", "float"), ("sha256", "string")]),
         "contamination_references": ", ".join(r["name"] for r in first["references"] if r["role"] == "contaminant"),
-        "contamination_reads_sampled": first["reads_sampled"],
-        "contamination_seconds": float(first["seconds"]),
+        "contamination_reads_sampled": count(first["reads_sampled"]),
+        "contamination_seconds": number(first["seconds"]),
     }
-    if first["contamination_percent"] is not None:
+    if first["contamination_percent"] is not None:  # key kept: the UI plots it over materializations (%)
         metadata["fastq_contamination_percent"] = float(first["contamination_percent"])
     return metadata

@@ -11,6 +11,7 @@ import dagster as dg
 
 from genoflow_dagster import settings, zones
 from genoflow_dagster.assets.artifacts import write_json
+from genoflow_dagster.assets.metadata import code_version
 from genoflow_dagster.formats.io import sha256_file_cached
 from genoflow_dagster.references import chosen_reference, indexed_reference
 from genoflow_dagster.resources.reference import ReferenceData
@@ -19,7 +20,7 @@ from genoflow_dagster.resources.storage import Storage
 REFERENCE = "reference"
 
 
-@dg.asset(group_name=REFERENCE, kinds={"python"},
+@dg.asset(group_name=REFERENCE, kinds={"python"}, code_version=code_version(),
           description="The reference genome: checksum, contigs, samtools .fai and minimap2 .mmi indexes.")
 def reference_genome(context: dg.AssetExecutionContext, reference: ReferenceData,
                      storage: Storage) -> dg.MaterializeResult:
@@ -46,7 +47,7 @@ def reference_genome(context: dg.AssetExecutionContext, reference: ReferenceData
             "reference": name or "(a FASTA given by GENOFLOW_REFERENCE_FASTA)",
             "sha256": ref.sha256,
             "contigs": len(ref.contigs),
-            "total_length": sum(ref.contigs.values()),
+            "total length (bp)": sum(ref.contigs.values()),
             "source": dg.MetadataValue.path(str(reference.fasta())),
         },
         data_version=dg.DataVersion(ref.sha256),
@@ -59,19 +60,19 @@ def _fingerprint_asset(context: dg.AssetExecutionContext, path: Path | None, wha
         return dg.MaterializeResult(metadata={"configured": False}, data_version=dg.DataVersion("none"))
     sha = sha256_file_cached(path, settings.reference_cache_dir(), refresh=True)
     return dg.MaterializeResult(
-        metadata={"configured": True, "sha256": sha, "size_bytes": path.stat().st_size,
+        metadata={"configured": True, "sha256": sha, "size (bytes)": path.stat().st_size,
                   "source": dg.MetadataValue.path(str(path))},
         data_version=dg.DataVersion(sha),
     )
 
 
-@dg.asset(group_name=REFERENCE, kinds={"python"},
+@dg.asset(group_name=REFERENCE, kinds={"python"}, code_version=code_version(),
           description="Gene annotation (GTF/GFF3) used to name the gene each variant falls in.")
 def gene_annotation(context: dg.AssetExecutionContext, reference: ReferenceData) -> dg.MaterializeResult:
     return _fingerprint_asset(context, reference.annotation(), "gene annotation")
 
 
-@dg.asset(group_name=REFERENCE, kinds={"python"},
+@dg.asset(group_name=REFERENCE, kinds={"python"}, code_version=code_version(),
           description="Known-sites VCF used to flag variants as known or novel.")
 def known_sites(context: dg.AssetExecutionContext, reference: ReferenceData) -> dg.MaterializeResult:
     return _fingerprint_asset(context, reference.known_sites(), "known-sites VCF")

@@ -8,7 +8,8 @@ only writes it (`artifacts.write_sample_report`, which the stage whose gate stop
 import dagster as dg
 
 from genoflow_dagster import zones
-from genoflow_dagster.assets.artifacts import write_sample_report
+from genoflow_dagster.assets.artifacts import report_metadata, write_sample_report
+from genoflow_dagster.assets.metadata import code_version, count, number, present
 from genoflow_dagster.assets.transient import retry_storage_outages
 from genoflow_dagster.partitions import samples_partitions
 from genoflow_dagster.resources.ai import AIProvider
@@ -21,8 +22,10 @@ REPORTS = "reports"
     group_name=REPORTS,
     partitions_def=samples_partitions,
     deps=["variant_results", "qc_metrics"],
-    kinds={"html"},
-    description="Self-contained HTML report: QC with plots, gates, variants, provenance and a narrative.",
+    kinds={"html", "pdf"},
+    code_version=code_version(),
+    description="Self-contained HTML report (and the same page as a PDF): QC with plots, gates, variants, "
+    "provenance and a narrative.",
 )
 @retry_storage_outages
 def sample_report(context: dg.AssetExecutionContext, storage: Storage, ai: AIProvider) -> dg.MaterializeResult:
@@ -32,18 +35,24 @@ def sample_report(context: dg.AssetExecutionContext, storage: Storage, ai: AIPro
     sample_id = zones.validate_sample_id(context.partition_key)
     report = write_sample_report(storage, sample_id, run_id=context.run.run_id, narrator=ai)
     narrative = report.narrative
-    context.log.info(f"report ({report.status}) written to {report.uri} ({report.size_bytes:,} bytes)")
+    context.log.info(f"report ({report.status}) written to {report.uri} ({report.size_bytes:,} bytes)"
+                     + (f" and {report.pdf_uri} ({report.pdf_size_bytes:,} bytes)" if report.pdf_uri else ""))
+    if report.pdf_problem:
+        context.log.warning(report.pdf_problem)
+    remote = narrative.provider != "offline"  # the offline narrative has no model, tokens, cost or cache
     return dg.MaterializeResult(
-        metadata={
-            "report_uri": dg.MetadataValue.path(report.uri),
+        metadata=present({
+            **report_metadata(report),
             "sample_status": report.status,
             "size_bytes": report.size_bytes,
+            "pdf_size_bytes": report.pdf_size_bytes,
+            "pdf": None if report.pdf_uri else report.pdf_problem,
             "narrative_provider": narrative.provider,
-            "narrative_model": narrative.model or "",
-            "narrative_input_tokens": narrative.input_tokens or 0,
-            "narrative_output_tokens": narrative.output_tokens or 0,
-            "narrative_cost_usd": float(narrative.cost_usd or 0.0),
-            "narrative_latency_s": float(narrative.latency_s or 0.0),
-            "narrative_cached": narrative.cached,
-        }
+            "narrative_model": narrative.model,
+            "narrative_input_tokens": count(narrative.input_tokens),
+            "narrative_output_tokens": count(narrative.output_tokens),
+            "narrative_cost (USD)": number(narrative.cost_usd, 6),
+            "narrative_latency (s)": number(narrative.latency_s),
+            "narrative_cached": narrative.cached if remote else None,
+        })
     )

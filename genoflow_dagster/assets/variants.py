@@ -19,12 +19,13 @@ from genoflow_dagster import settings, verdicts, zones
 from genoflow_dagster.assets.artifacts import (
     frame_rows,
     gate_check_result,
-    markdown_table,
-    present,
+    reference_file,
+    report_metadata,
     scratch_dir,
     write_parquet,
     write_report_if_stopped,
 )
+from genoflow_dagster.assets.metadata import code_version, count, labelled, number, present, table
 from genoflow_dagster.assets.transient import retry_storage_outages
 from genoflow_dagster.partitions import samples_partitions
 from genoflow_dagster.qc.alignment import alignment_metrics
@@ -39,6 +40,7 @@ from genoflow_dagster.resources.storage import Storage
 from genoflow_dagster.sample_record import (
     AlignmentManifest,
     CallSetManifest,
+    ReferenceFile,
     ValidatedFile,
     VariantResults,
     read_alignment,
@@ -57,9 +59,22 @@ from genoflow_dagster.variants.call import normalise_vcf
 VARIANTS = "variants"
 CHECK_CALLSET = verdicts.CALLSET_WITHIN_PROFILE
 CHECK_ALIGNED = verdicts.ALIGNMENT_WITHIN_PROFILE
-_ALIGNMENT_METADATA = ("total", "mapped_percent", "properly_paired_percent", "mean_depth", "mean_mapq",
-                       "breadth_10x")
-_TARGET_METADATA = ("on_target_reads_percent", "target_mean_depth", "target_breadth_20x", "amplicons_below_floor")
+# the aligned BAM's figures in the asset's metadata: (label with unit, count | number)
+_ALIGNMENT_METADATA = {
+    "total": ("alignment records", "count"),
+    "mapped_percent": ("mapped (%)", "number"),
+    "properly_paired_percent": ("properly paired (%)", "number"),
+    "mean_depth": ("mean depth (x)", "number"),
+    "mean_mapq": ("mean mapping quality (MAPQ)", "number"),
+    "breadth_10x": ("reference at >= 10x (%)", "number"),
+    "on_target_reads_percent": ("reads on target (%)", "number"),
+    "target_mean_depth": ("mean target depth (x)", "number"),
+    "target_breadth_20x": ("target bases at >= 20x (%)", "number"),
+    "amplicons_below_floor": ("amplicons below the depth floor", "count"),
+}
+_VARIANT_PREVIEW_COLUMNS = [("chrom", "string"), ("pos", "int"), ("ref", "string"), ("alt", "string"),
+                            ("variant_type", "string"), ("genotype", "string"), ("gene", "string"),
+                            ("known", "bool")]
 
 
 def _put_with_index(storage: Storage, local: Path, key: str) -> tuple[str, str | None]:
@@ -84,6 +99,7 @@ class AlignedReadsConfig(dg.Config):
     partitions_def=samples_partitions,
     deps=["qc_metrics", "reference_genome"],
     kinds={"python", "bam"},
+    code_version=code_version(),
     pool="compute",
     description="Reads aligned with minimap2 (mappy, short-read preset): coordinate-sorted, indexed BAM. "
     "An uploaded BAM/SAM/CRAM is sorted and indexed and passes through.",
@@ -119,14 +135,13 @@ def aligned_reads(context: dg.AssetExecutionContext, config: AlignedReadsConfig,
     verdict = grade_alignment(manifest.metrics, read_qc_summary(storage, sample_id).graded_profile(),
                               reference=ref_name)
     gate = verdicts.alignment_within_profile(verdict)
-    manifest = dataclasses.replace(manifest, verdict=verdict, gates=(gate,))
+    manifest = dataclasses.replace(manifest, verdict=verdict, gates=(gate,), run_id=context.run.run_id)
     write_alignment(storage, manifest)
-    report_uri = write_report_if_stopped(context, storage, sample_id, [gate])
+    report = write_report_if_stopped(context, storage, sample_id, [gate])
     metadata = _alignment_metadata(storage, manifest) if manifest.bam_key else {}
-    if report_uri:
-        metadata["report_uri"] = dg.MetadataValue.path(report_uri)
-    return dg.MaterializeResult(metadata={"source": manifest.source, "gate": gate.status, **present(metadata)},
-                                check_results=[gate_check_result(gate)])
+    return dg.MaterializeResult(
+        metadata=present({"source": manifest.source, "gate": gate.status, **metadata, **report_metadata(report)}),
+        check_results=[gate_check_result(gate)])
 
 
 def _align(context: dg.AssetExecutionContext, storage: Storage, compute: Compute, config: AlignedReadsConfig,
@@ -153,17 +168,19 @@ def _align(context: dg.AssetExecutionContext, storage: Storage, compute: Compute
             targets.record["regions_key"] = storage.put_file(targets.regions_bed,
                                                              zones.targets_bed_key(sample_id)).key
         return AlignmentManifest(sample_id=sample_id, bam_key=stored, index_key=index_key, verdict={}, gates=(),
-                                 reference_sha256=ref.sha256, targets=targets.record, metrics=metrics, **how)
+                                 reference_sha256=ref.sha256, targets=targets.record, metrics=metrics,
+                                 reference_genome=reference_file(reference.fasta(), ref.sha256), **how)
 
 
 def _alignment_metadata(storage: Storage, manifest: AlignmentManifest) -> dict[str, Any]:
     metrics = manifest.metrics or {}
     assert manifest.bam_key is not None
+    genome = manifest.reference_genome
     metadata: dict[str, Any] = {
         "bam_uri": dg.MetadataValue.path(storage.uri(manifest.bam_key)),
-        **{name: metrics.get(name) for name in _ALIGNMENT_METADATA},
+        "reference_genome": _identity(genome) if genome else None,
+        **labelled({name: metrics.get(name) for name in _ALIGNMENT_METADATA}, _ALIGNMENT_METADATA),
         "targets": (manifest.targets or {}).get("name"),
-        **{name: metrics.get(name) for name in _TARGET_METADATA},
     }
     plots = metadata_plots("bam", metrics)
     if plots:
@@ -176,8 +193,8 @@ def _align_groups(context: dg.AssetExecutionContext, storage: Storage, compute: 
                   tmp: Path, sample_id: str) -> list[dict[str, Any]]:
     parts: list[Path] = []
     stats: list[dict[str, Any]] = []
-    for number, group in enumerate(groups):
-        part = out if len(groups) == 1 else tmp / f"part{number}.bam"
+    for part_number, group in enumerate(groups):
+        part = out if len(groups) == 1 else tmp / f"part{part_number}.bam"
         with contextlib.ExitStack() as stack:
             r1 = stack.enter_context(storage.local_path(_raw_key(valid[group.r1])))
             r2 = stack.enter_context(storage.local_path(_raw_key(valid[group.r2]))) if group.r2 else None
@@ -211,6 +228,7 @@ def _raw_key(file: ValidatedFile) -> str:
     partitions_def=samples_partitions,
     deps=["aligned_reads"],
     kinds={"python", "vcf"},
+    code_version=code_version(),
     pool="compute",
     description="Variant calls: bcftools mpileup + call on the aligned reads (or the uploaded VCF), "
     "normalised, bgzipped and indexed.",
@@ -221,7 +239,8 @@ def variant_calls(context: dg.AssetExecutionContext, storage: Storage,
     sample_id = zones.validate_sample_id(context.partition_key)
     aligned = read_alignment(storage, sample_id)
     vcfs = [f for f in read_validation(storage, sample_id).valid_files.values() if f.format in VARIANT_FORMATS]
-    manifest = CallSetManifest(sample_id=sample_id, source="none", vcf_key=None, index_key=None)
+    manifest = CallSetManifest(sample_id=sample_id, source="none", vcf_key=None, index_key=None,
+                               run_id=context.run.run_id)
     started = time.monotonic()
     with scratch_dir("call", sample_id=sample_id, run_id=context.run.run_id) as tmp:
         out = tmp / f"{sample_id}.vcf.gz"
@@ -243,9 +262,9 @@ def variant_calls(context: dg.AssetExecutionContext, storage: Storage,
         metadata=present(
             {
                 "source": manifest.source,
-                "records": stats.get("records"),
+                "records": count(stats.get("records")),
                 "vcf_uri": dg.MetadataValue.path(storage.uri(manifest.vcf_key)) if manifest.vcf_key else None,
-                "seconds": round(time.monotonic() - started, 2),
+                "duration (s)": number(time.monotonic() - started),
             }
         )
     )
@@ -267,6 +286,15 @@ def _call(context: dg.AssetExecutionContext, storage: Storage, reference: Refere
                            threads=settings.compute_threads())
 
 
+def _identity(ref: ReferenceFile | None) -> str | None:
+    """A reference file in one line for the metadata: its path and the start of its SHA-256, or "not used"."""
+    if ref is None:
+        return None
+    if not ref.used:
+        return "not used"
+    return f"{ref.source} (SHA-256 {(ref.sha256 or '')[:12]}...)"
+
+
 def _reference_if_present(reference: ReferenceData) -> str | None:
     try:
         return str(indexed_reference(reference.fasta()).fasta)
@@ -279,6 +307,7 @@ def _reference_if_present(reference: ReferenceData) -> str | None:
     partitions_def=samples_partitions,
     deps=["variant_calls", "gene_annotation", "known_sites"],
     kinds={"parquet"},
+    code_version=code_version(),
     description="Annotated variant table (gene, known/novel, genotype, depth, quality) and its summary.",
     check_specs=[
         dg.AssetCheckSpec(
@@ -307,24 +336,26 @@ def variant_results(context: dg.AssetExecutionContext, storage: Storage, referen
     gate, callset_verdict = verdicts.callset_within_profile(
         metrics, read_qc_summary(storage, sample_id).graded_profile())
     headline = verdicts.headline_numbers(callset=metrics, variant_summary=summary)
-    table = write_parquet(storage, zones.variants_table_key(sample_id), frame)
-    write_variant_results(storage, sample_id, VariantResults(summary, metrics, callset_verdict, (gate,)))
+    stored = write_parquet(storage, zones.variants_table_key(sample_id), frame)
+    results = VariantResults(summary, metrics, callset_verdict, (gate,), annotation=reference_file(annotation),
+                             known_sites=reference_file(known), run_id=context.run.run_id)
+    write_variant_results(storage, sample_id, results)
     context.log.info(f"{len(frame)} variants, {summary.get('genes_hit', 0)} gene(s) hit; call set {gate.label}: "
                      f"{gate.summary}")
     yield dg.MaterializeResult(
         metadata=present(
             {
                 "variants": len(frame),
-                "ts_tv": headline.ts_tv,  # the call set's bcftools-stats figures, as its gate grades them
-                "het_hom_ratio": headline.het_hom_ratio,
-                "call_rate": headline.call_rate,
-                "known": summary.get("known"),
-                "novel": summary.get("novel"),
-                "table_uri": dg.MetadataValue.path(storage.uri(table.key)),
-                "preview": dg.MetadataValue.md(
-                    markdown_table(frame_rows(frame.head(20)),
-                                   ["chrom", "pos", "ref", "alt", "variant_type", "genotype", "gene", "known"])
-                ),
+                # the call set's bcftools-stats figures, as its gate grades them
+                "ts_tv": number(headline.ts_tv),
+                "het_hom_ratio": number(headline.het_hom_ratio),
+                "call_rate": number(headline.call_rate, 4),
+                "known": count(summary.get("known")),
+                "novel": count(summary.get("novel")),
+                "annotation": _identity(results.annotation),
+                "known_sites": _identity(results.known_sites),
+                "table_uri": dg.MetadataValue.path(storage.uri(stored.key)),
+                "preview": table(frame_rows(frame.head(20)), _VARIANT_PREVIEW_COLUMNS),
             }
         )
     )

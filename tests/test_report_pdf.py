@@ -1,0 +1,197 @@
+"""The sample report's PDF and its provenance, on a real sample (issue 14).
+
+Data (../shared/realdata): the Illumina pair ERR5069949 (ARTIC SARS-CoV-2 amplicons) against MN908947.3 and
+its GFF annotation, no known sites; and a gate-stopped sample whose only reads are the same R1 cut off in the
+middle of its 51st record (invalid, quarantined: no usable input, FAIL at validated_files).
+
+Each stage stores the identity of the reference data it used and the run that computed it; the report's
+provenance names them; `write_sample_report` also prints the page to reports/<sample>/report.pdf, for a
+stopped sample too. The PDF is checked as a reader sees it: its text (pypdfium2) and page 1 rendered to PNG.
+"""
+
+import gzip
+import hashlib
+import io
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from genoflow_dagster import zones
+from genoflow_dagster.assets.ingestion import raw_files, validated_files
+from genoflow_dagster.assets.qc import qc_metrics
+from genoflow_dagster.assets.reports import sample_report
+from genoflow_dagster.assets.variants import aligned_reads, variant_calls, variant_results
+from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
+from genoflow_dagster.reports.pdf import pdf_page_count, pdf_page_png, pdf_page_text
+from genoflow_dagster.resources.ai import AIProvider
+from genoflow_dagster.resources.compute import Compute
+from genoflow_dagster.resources.reference import ReferenceData
+from genoflow_dagster.resources.storage import LocalStorage
+from genoflow_dagster.sample_record import AlignmentManifest, VariantResults, read_sample
+
+pytestmark = pytest.mark.slow
+
+REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+needs_realdata = pytest.mark.skipif(not REALDATA.is_dir(), reason="../shared/realdata not present")
+ASSETS = [raw_files, validated_files, qc_metrics, aligned_reads, variant_calls, variant_results, sample_report]
+
+
+def sha256sum(path: Path) -> str:
+    """The checksum as coreutils' sha256sum prints it (the tool a lab checks a file with)."""
+    return subprocess.run(["sha256sum", str(path)], capture_output=True, text=True, check=True).stdout.split()[0]
+
+
+def _materialize(storage: LocalStorage, lab: Path, sample_id: str) -> dg.ExecuteInProcessResult:
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(SAMPLES_PARTITION_NAME, [sample_id])
+    return dg.materialize(
+        ASSETS, partition_key=sample_id, instance=instance, raise_on_error=False,
+        run_config={"ops": {"qc_metrics": {"config": {"profile": "amplicon"}}}},
+        resources={"storage": storage, "compute": Compute(mode="in_process"), "ai": AIProvider(provider="offline"),
+                   "reference": ReferenceData(fasta_path=str(lab / "MN908947.3.fasta"),
+                                              annotation_path=str(lab / "MN908947.3.gff"))})
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pdf")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GENOFLOW_DATA_DIR", str(root / "data"))
+        mp.setenv("GENOFLOW_REFERENCE_CACHE", str(root / "reference-cache"))
+        mp.delenv("GENOFLOW_QC_PROFILE", raising=False)
+        lab = root / "lab"
+        lab.mkdir()
+        for name in ("MN908947.3.fasta", "MN908947.3.gff"):
+            shutil.copyfile(REALDATA / name, lab / name)
+        storage = LocalStorage(base_dir=str(root / "zones"))
+        for mate in (1, 2):
+            storage.put_file(REALDATA / f"ERR5069949_test_{mate}.fastq.gz",
+                             zones.landing_key("S1", f"ERR5069949_R{mate}.fastq.gz"))
+        with gzip.open(REALDATA / "ERR5069949_test_1.fastq.gz", "rt") as fh:
+            lines = fh.readlines()[:202]  # 50 of its 100 records and the first two lines of the 51st
+        storage.put_bytes("".join(lines).encode(), zones.landing_key("STOP1", "cut_R1.fastq"))
+        passed = _materialize(storage, lab, "S1")
+        stopped = _materialize(storage, lab, "STOP1")
+        yield {"storage": storage, "lab": lab, "S1": passed, "STOP1": stopped}
+
+
+def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == asset]
+    return event.materialization.metadata
+
+
+def _pdf_text(pdf: bytes) -> str:
+    return "\n".join(pdf_page_text(pdf, page) for page in range(pdf_page_count(pdf)))
+
+
+def _compact(text: str) -> str:
+    """PDF text without the line breaks a table cell wraps a long checksum with."""
+    return re.sub(r"\s+", "", text)
+
+
+def _badge(html: str) -> str:
+    """The status the HTML page shows in its header badge."""
+    match = re.search(r'<span class="badge [a-z_]+">([A-Z ]+)</span>', html)
+    assert match, "no status badge in the HTML report"
+    return match.group(1)
+
+
+@needs_realdata
+def test_each_stage_stores_the_reference_data_and_the_run_that_computed_it(samples):
+    storage, lab, result = samples["storage"], samples["lab"], samples["S1"]
+    run_id = result.run_id
+    sample = read_sample(storage, "S1")
+    genome = sha256sum(lab / "MN908947.3.fasta")
+    assert sample.aligned.reference_genome.sha256 == genome
+    assert sample.aligned.reference_genome.source == str(lab / "MN908947.3.fasta")
+    assert sample.aligned.reference_genome.name is None  # configured by path, not added under a name
+    assert sample.variant_results.annotation.sha256 == sha256sum(lab / "MN908947.3.gff")
+    assert not sample.variant_results.known_sites.used  # not configured: stored as not used
+    assert {sample.validation.run_id, sample.qc.run_id, sample.aligned.run_id, sample.calls.run_id,
+            sample.variant_results.run_id} == {run_id}
+    assert {f.run_id for f in sample.inventory.files} == {run_id}
+    stored = json.loads(storage.get_bytes(zones.variants_summary_key("S1")))
+    assert stored["known_sites"] == {"source": None, "sha256": None}
+
+
+@needs_realdata
+def test_records_stored_before_provenance_was_recorded_still_read(samples):
+    storage = samples["storage"]
+    for key_of, record, added in ((zones.aligned_manifest_key, AlignmentManifest, ("reference_genome", "run_id")),
+                                  (zones.variants_summary_key, VariantResults,
+                                   ("annotation", "known_sites", "run_id"))):
+        old = {k: v for k, v in json.loads(storage.get_bytes(key_of("S1"))).items() if k not in added}
+        read = record.from_json(old)
+        assert all(getattr(read, name) is None for name in added)
+        assert json.loads(json.dumps(read.to_json())) == old  # written back unchanged: no field appears
+
+
+@needs_realdata
+def test_the_report_and_its_pdf_name_the_reference_data_and_the_runs(samples, tmp_path):
+    storage, lab, result = samples["storage"], samples["lab"], samples["S1"]
+    metadata = _metadata(result, "sample_report")
+    assert metadata["report_pdf_uri"].value.endswith("reports/S1/report.pdf")
+    assert not [key for key, value in metadata.items() if value.value in (None, "")]
+    html = storage.get_bytes(zones.sample_report_key("S1")).decode()
+    pdf = storage.get_bytes(zones.sample_report_pdf_key("S1"))
+    assert pdf.startswith(b"%PDF-") and pdf_page_count(pdf) >= 1
+    genome, annotation = sha256sum(lab / "MN908947.3.fasta"), sha256sum(lab / "MN908947.3.gff")
+    status = _badge(html)
+    assert status == metadata["sample_status"].value.upper()
+    for page in (html, _pdf_text(pdf)):
+        flat = _compact(page)
+        assert "S1" in page and status in page
+        assert genome in flat and annotation in flat
+        assert "knownsites" in flat and "notused" in flat
+        assert result.run_id in flat  # the run that computed each step, not only the one that rendered
+    assert html.count(f"<code>{result.run_id}</code>") >= 7  # six steps and the report's own run
+    first = pdf_page_text(pdf, 0)
+    assert "S1" in first and status in first
+
+    png = pdf_page_png(pdf, 0)
+    (tmp_path / "report-page-1.png").write_bytes(png)
+    from PIL import Image, ImageStat
+
+    page = Image.open(io.BytesIO(png)).convert("L")
+    assert page.width > 800 and page.height > 1100  # A4 portrait at 1.5x
+    assert ImageStat.Stat(page).stddev[0] > 20, "page 1 is blank"
+    ink = sum(page.histogram()[:128]) / (page.width * page.height)
+    assert 0.01 < ink < 0.5, f"{ink:.3f} of page 1 is dark"
+
+
+@needs_realdata
+def test_a_gate_stopped_sample_gets_a_pdf_saying_fail(samples, tmp_path):
+    storage, result = samples["storage"], samples["STOP1"]
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not checks["validated_files_usable"].passed
+    html = storage.get_bytes(zones.sample_report_key("STOP1")).decode()
+    pdf = storage.get_bytes(zones.sample_report_pdf_key("STOP1"))
+    assert _badge(html) == "FAIL"
+    text = _pdf_text(pdf)
+    assert "STOP1" in text and "FAIL" in pdf_page_text(pdf, 0) and "validated_files_usable" in _compact(text)
+    (tmp_path / "stopped-page-1.png").write_bytes(pdf_page_png(pdf, 0))
+    metadata = _metadata(result, "validated_files")
+    results = {r.data["path"]: r.data for r in metadata["results"].records}
+    assert results["cut_R1.fastq"]["valid"] is False and results["cut_R1.fastq"]["line"] > 200
+
+
+@needs_realdata
+def test_without_weasyprint_the_html_is_still_written_with_a_warning(samples, monkeypatch, caplog):
+    """WeasyPrint that cannot load (here: not importable) leaves the HTML report and says what to install."""
+    import sys
+
+    from genoflow_dagster.assets.artifacts import write_sample_report
+
+    storage = samples["storage"]
+    before = storage.get_bytes(zones.sample_report_pdf_key("S1"))
+    monkeypatch.setitem(sys.modules, "weasyprint", None)  # `import weasyprint` raises ImportError
+    report = write_sample_report(storage, "S1", run_id="no-pdf-run", narrator=None)
+    assert report.pdf_uri is None and "pango" in report.pdf_problem.lower()
+    assert "no-pdf-run" in storage.get_bytes(zones.sample_report_key("S1")).decode()
+    assert hashlib.sha256(storage.get_bytes(zones.sample_report_pdf_key("S1"))).digest() == \
+        hashlib.sha256(before).digest()  # the earlier PDF is left as it was, never half-written
