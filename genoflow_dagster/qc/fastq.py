@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import io
 import math
 import mmap
 import operator
@@ -72,7 +73,7 @@ from collections import Counter
 from collections.abc import Callable
 from itertools import accumulate
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, Protocol
 
 from genoflow_dagster.progress import ProgressCallback
 from genoflow_dagster.qc import fastq_kernel as kernel
@@ -89,13 +90,16 @@ from genoflow_dagster.qc.fastq_kernel import (
     scan_qc,
 )
 
+if TYPE_CHECKING:
+    import numpy as np
+    from _typeshed import WriteableBuffer
+    from isal import isal_zlib
+
+_GzipReader: type[isal_zlib._GzipReader] | None
 try:
     from isal.isal_zlib import _GzipReader  # what isal's IGzipFile reads through, minus its Python layers
 except ImportError:  # pragma: no cover
     _GzipReader = None
-
-if TYPE_CHECKING:
-    import numpy as np
 
 # numpy is imported by the line parser only: the compiled path, counters (array.array) and the
 # summary below do without it, which saves its import (about 0.1 s) on every run.
@@ -161,11 +165,20 @@ class FastqFormatError(ValueError):
     """Raised when the stream is not 4-line FASTQ and cannot be parsed by the fallback either."""
 
 
+class _ByteSource(Protocol):
+    """What the scanners read FASTQ bytes from: the raw reader of a plain file (`_HashingReader`,
+    `_MappedReader`), or a gzip reader over it (isal's `_GzipReader` or `IGzipFile`, `gzip.GzipFile`)."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
+
+
 class _HashingReader:
     """A read-only file object that feeds every byte it returns into a SHA-256, so the
     checksum of the stored (possibly compressed) bytes comes out of the same pass."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: io.BufferedReader) -> None:
         self._raw = raw
         self.sha = hashlib.sha256()
         self.size = 0
@@ -176,7 +189,7 @@ class _HashingReader:
         self.size += len(data)
         return data
 
-    def readinto(self, b: Any) -> int:
+    def readinto(self, b: WriteableBuffer) -> int:
         n = self._raw.readinto(b) or 0  # straight into the caller's buffer: no intermediate bytes
         if n:
             with memoryview(b) as view:
@@ -207,7 +220,7 @@ class _MappedReader:
     buffer for plain FASTQ, which is scanned in place), each byte fed once, in order, to an
     optional SHA-256. Only one map is held at a time, so resident memory stays flat."""
 
-    def __init__(self, raw: BinaryIO, *, hashed: bool) -> None:
+    def __init__(self, raw: io.BufferedReader, *, hashed: bool) -> None:
         self._raw = raw
         self._fd = raw.fileno()
         self.total = os.fstat(self._fd).st_size
@@ -236,10 +249,12 @@ class _MappedReader:
     def release(self) -> None:
         if self._view is not None:
             self._view.release()
-            self._map.close()  # type: ignore[union-attr]
-            self._view = self._map = None
+            self._view = None
+        if self._map is not None:
+            self._map.close()
+            self._map = None
 
-    def readinto(self, b: Any) -> int:
+    def readinto(self, b: WriteableBuffer) -> int:
         if self.pos >= self.total:
             return 0
         view = self._view
@@ -278,7 +293,7 @@ class _MappedReader:
         self.release()
 
 
-def _open(path: str | Path, *, hashed: bool) -> tuple[_HashingReader | _MappedReader, BinaryIO, bool]:
+def _open(path: str | Path, *, hashed: bool) -> tuple[_HashingReader | _MappedReader, _ByteSource, bool]:
     """(the raw reader, which counts and hashes the stored bytes; the decompressed stream; gzip?)"""
     raw = open(path, "rb")  # noqa: SIM115 - closed by the caller through the reader
     try:
@@ -294,17 +309,19 @@ def _open(path: str | Path, *, hashed: bool) -> tuple[_HashingReader | _MappedRe
         raise
     gz = head == b"\x1f\x8b"
     if not gz:
-        return reader, reader, False  # type: ignore[return-value]
+        return reader, reader, False
     if _GzipReader is not None:
         try:
-            return reader, _GzipReader(reader, GZIP_READ_BYTES), True
+            # isal's stub asks for a BinaryIO; the reader needs read and readinto (and calls only readinto)
+            return reader, _GzipReader(reader, GZIP_READ_BYTES), True  # type: ignore[arg-type]
         except TypeError:  # pragma: no cover - a private isal API: its public wrapper is the fallback
             from isal import igzip
 
-            return reader, igzip.IGzipFile(fileobj=reader, mode="rb"), True  # type: ignore[arg-type]
+            return reader, igzip.IGzipFile(fileobj=reader, mode="rb"), True
     import gzip
 
-    return reader, gzip.GzipFile(fileobj=reader, mode="rb"), True  # type: ignore[arg-type]
+    # typeshed asks the file object for seek() too; reading forward, GzipFile never calls it
+    return reader, gzip.GzipFile(fileobj=reader, mode="rb"), True  # type: ignore[call-overload]
 
 
 class _Accumulator:
@@ -504,7 +521,7 @@ class _Accumulator:
         self.views()[2][row] += np.bincount(positions, minlength=self.npos)
 
 
-def _count_adapters(acc: _Accumulator, seq: np.ndarray, lengths: np.ndarray) -> None:
+def _count_adapters(acc: _Accumulator | _BasicAccumulator, seq: np.ndarray, lengths: np.ndarray) -> None:
     """First hit of each adapter per read, by C-speed substring search over the concatenated
     sequences (upper-cased, as FastQC reads them); a hit that runs across two reads is discarded
     and the search resumes in the read where it ended (so that read's own hits are not missed)."""
@@ -530,14 +547,13 @@ def _count_adapters(acc: _Accumulator, seq: np.ndarray, lengths: np.ndarray) -> 
         acc.add_adapter_hits(name, np.asarray(hits, dtype=np.int64))
 
 
-def _fallback(acc: _Accumulator, stream: BinaryIO, head: bytes, report: Callable[[], None] | None = None) -> None:
+def _fallback(acc: _Accumulator | _BasicAccumulator, stream: _ByteSource, head: bytes,
+              report: Callable[[], None] | None = None) -> None:
     """Line-oriented parser for multi-line FASTQ: sequence lines run until a '+' line, and
     quality lines until they are as long as the sequence (so '@' may start a quality line)."""
-    import io
-
     import numpy as np
 
-    lines = io.BufferedReader(_Chain(head, stream), buffer_size=BLOCK_BYTES)  # type: ignore[arg-type]
+    lines = io.BufferedReader(_Chain(head, stream), buffer_size=BLOCK_BYTES)
     seqs: list[bytes] = []
     quals: list[bytes] = []
 
@@ -595,32 +611,31 @@ def _fallback(acc: _Accumulator, stream: BinaryIO, head: bytes, report: Callable
     flush()
 
 
-class _Chain:
+class _Chain(io.RawIOBase):
     """A raw stream that returns `head` first, then the rest of `stream`."""
 
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+    def __init__(self, head: bytes, stream: _ByteSource) -> None:
+        super().__init__()
         self._head = head
         self._stream = stream
 
     def readable(self) -> bool:
         return True
 
-    @property
-    def closed(self) -> bool:
-        return False
-
-    def readinto(self, b: Any) -> int:
-        if self._head:
-            n = min(len(b), len(self._head))
-            b[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._stream.read(len(b))
-        b[: len(data)] = data
-        return len(data)
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        with memoryview(buffer) as b:
+            if self._head:
+                n = min(len(b), len(self._head))
+                b[:n] = self._head[:n]
+                self._head = self._head[n:]
+                return n
+            data = self._stream.read(len(b))
+            b[: len(data)] = data
+            return len(data)
 
 
-def _scan(acc: _Accumulator | _BasicAccumulator, stream: BinaryIO, report: Callable[[], None] | None = None) -> None:
+def _scan(acc: _Accumulator | _BasicAccumulator, stream: _ByteSource,
+          report: Callable[[], None] | None = None) -> None:
     """Feed `acc` blocks read into one reused buffer (no per-block copies).
 
     Each read fills the buffer after the previous block's incomplete record;
@@ -634,7 +649,7 @@ def _scan(acc: _Accumulator | _BasicAccumulator, stream: BinaryIO, report: Calla
         if filled == len(buffer):
             buffer.extend(bytes(len(buffer)))
         with memoryview(buffer) as view:
-            n = stream.readinto(view[filled:])  # type: ignore[attr-defined]
+            n = stream.readinto(view[filled:])
         if not n:
             break
         filled += n
@@ -642,7 +657,7 @@ def _scan(acc: _Accumulator | _BasicAccumulator, stream: BinaryIO, report: Calla
         if report is not None:
             report()
         if irregular and buffer[consumed:filled].strip():  # blank lines may still be the file's end
-            _fallback(acc, stream, bytes(buffer[consumed:filled]), report)  # type: ignore[arg-type]
+            _fallback(acc, stream, bytes(buffer[consumed:filled]), report)
             return
         buffer[: filled - consumed] = buffer[consumed:filled]
         filled -= consumed
@@ -667,9 +682,9 @@ def _scan_mapped(acc: _Accumulator | _BasicAccumulator, reader: _MappedReader,
             reader.pos = base + end
             reader.release()
             if irregular:
-                _fallback(acc, reader, rest, report)  # type: ignore[arg-type]
+                _fallback(acc, reader, rest, report)
             else:
-                _scan_tail(acc, rest, reader)  # type: ignore[arg-type]
+                _scan_tail(acc, rest, reader)
             return
         if base + consumed == pos:
             length *= 2  # a record longer than the map
@@ -677,7 +692,7 @@ def _scan_mapped(acc: _Accumulator | _BasicAccumulator, reader: _MappedReader,
     reader.release()
 
 
-def _scan_tail(acc: _Accumulator | _BasicAccumulator, data: bytes, stream: BinaryIO) -> None:
+def _scan_tail(acc: _Accumulator | _BasicAccumulator, data: bytes, stream: _ByteSource) -> None:
     """The bytes after the last whole record: nothing but blank lines, or a final record
     without its line break; anything else is the line parser's to judge."""
     if not data.strip():
@@ -691,7 +706,7 @@ def _scan_tail(acc: _Accumulator | _BasicAccumulator, data: bytes, stream: Binar
         raise FastqFormatError("truncated final record")
 
 
-def _scan_file(acc: _Accumulator | _BasicAccumulator, reader: _HashingReader | _MappedReader, stream: BinaryIO,
+def _scan_file(acc: _Accumulator | _BasicAccumulator, reader: _HashingReader | _MappedReader, stream: _ByteSource,
                gz: bool, progress: ProgressCallback | None = None) -> None:
     report = None
     if progress is not None:
@@ -877,7 +892,7 @@ def _finish(acc: _Accumulator, sha256: str, size_bytes: int) -> dict[str, Any]:
     quality_total = sum(count * p for count, p in zip(qual_hist, phred, strict=True))
 
     def pct(x: float) -> float:
-        return _round(100.0 * x / total_bases) if total_bases else 0.0  # type: ignore[return-value]
+        return round(100.0 * x / total_bases, 4) if total_bases else 0.0
 
     metrics: dict[str, Any] = {
         "total_reads": reads,
@@ -937,7 +952,7 @@ def _finish(acc: _Accumulator, sha256: str, size_bytes: int) -> dict[str, Any]:
     metrics["duplication_reads_examined"] = counted
     metrics["deduplicated_percent"] = deduplicated_percent(counts, counted, at_limit)
     metrics["duplication_percent"] = 100.0 - metrics["deduplicated_percent"]
-    over = []
+    over: list[dict[str, Any]] = []
     for s, count in frequent.items():
         percent = count / counted * 100
         if percent > OVERREPRESENTED_MIN_PERCENT:
@@ -957,8 +972,8 @@ def _finish(acc: _Accumulator, sha256: str, size_bytes: int) -> dict[str, Any]:
         groups = base_groups(width)
         positions = [str(a) if a == b else f"{a}-{b}" for a, b in groups]
         cap = acc.capacity
-        for row, name in enumerate(ADAPTERS):
-            hist = acc.adapter_hist[row * cap: row * cap + min(npos, width)].tolist()
+        for adapter_row, name in enumerate(ADAPTERS):
+            hist = acc.adapter_hist[adapter_row * cap: adapter_row * cap + min(npos, width)].tolist()
             cumulative = list(accumulate(hist + [0] * (width - len(hist))))
             values = []
             for start, end in groups:
@@ -1037,7 +1052,8 @@ def fastq_metrics(path: str | Path, *, quality_offset: int | None = 33,
         reader.close()
     if progress is not None:
         progress(reader.size, acc.reads)
-    return _finish(acc, reader.sha.hexdigest(), reader.size)  # type: ignore[union-attr]
+    assert reader.sha is not None  # opened with hashed=True
+    return _finish(acc, reader.sha.hexdigest(), reader.size)
 
 
 class _BasicAccumulator:
@@ -1096,7 +1112,7 @@ def fastq_basic_stats(path: str | Path, *, quality_offset: int = 33) -> dict[str
     phred = [k - quality_offset for k in range(_QDIM)]
 
     def pct(x: int) -> float:
-        return _round(100.0 * x / total) if total else 0.0  # type: ignore[return-value]
+        return round(100.0 * x / total, 4) if total else 0.0
 
     return {
         "total_reads": acc.reads,
