@@ -2,13 +2,11 @@
 
 `genoflow run --sample ID FILE...` lands the files under `landing/<ID>/`, adds
 the sample's partition and launches `sample_pipeline` for it as an ordinary run
-of the instance in DAGSTER_HOME: through the run queue when a `dagster-daemon`
-is running (`make dev`), from the code location `make dev` serves (`genoflow`),
-so the run shows in the UI's timeline like any other and re-executes from it;
-else in a `dagster job execute` process of its own. Such a run is in the
-instance (Runs, the asset partitions, checks) but names no code location:
-Dagster's Overview timeline leaves it out, and the UI's Re-execute warns that
-the job was loaded from a different code location (it still re-executes).
+of the instance in DAGSTER_HOME, from the code location `make dev` serves
+(`genoflow`): through the run queue when a `dagster-daemon` is running (`make
+dev`), else at once through the same instance with Dagster's default run
+coordinator (`direct_launch_home`). Either way the run shows in the UI's
+timeline like any other and re-executes from it.
 Either way the run carries the sample, the trigger and the fingerprint of its
 files (`genoflow/fingerprint`, the landing sensor's run key: the sensor does
 not run the same files again). The command follows the run step by step and
@@ -102,12 +100,52 @@ def launch_sample(instance: Any, storage: Any, sample_id: str, *, log_dir: Path,
         if done.returncode != 0:
             raise RuntimeError(f"dagster job launch failed (exit {done.returncode}); see {log_path}")
         return Launched(sample_id, run_id, True, fingerprint, request, log_path=log_path)
-    command = [dagster, "job", "execute", "-m", DEFINITIONS_MODULE, "-j", SAMPLE_PIPELINE_JOB,
+    # No daemon to take the run off the queue: launch it at once, still from the `genoflow` code location, through
+    # an instance that differs from DAGSTER_HOME's only in its run coordinator (`direct_launch_home`). The run is
+    # then an ordinary run of the instance (timeline, code location, re-execution from the UI); `dagster job
+    # launch` keeps its code server, and so this process, alive until the run has finished.
+    command = [dagster, "job", "launch", "-w", str(_workspace_file(log_dir)), "-j", SAMPLE_PIPELINE_JOB,
                "--tags", json.dumps(tags)]
+    env = {**os.environ, "DAGSTER_HOME": str(direct_launch_home(Path(instance.root_directory)))}
     log = open(log_path, "wb")  # noqa: SIM115 - the child writes it for as long as it runs
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     log.close()
     return Launched(sample_id, None, False, fingerprint, request, process=process, log_path=log_path)
+
+
+DIRECT_LAUNCH_FOLDER = ".genoflow-direct-launch"
+
+
+def direct_launch_home(home: Path) -> Path:
+    """A DAGSTER_HOME for launching runs at once when no daemon is running: the instance of `home` (its
+    dagster.yaml, with every storage pinned to `home` where that file leaves it to the default) with Dagster's
+    DefaultRunCoordinator in place of the run queue. Runs launched through it are stored in `home`'s instance,
+    from the same code location, exactly as queued ones; only the queue (and its concurrency limit) is skipped."""
+    import yaml
+
+    config_file = home / "dagster.yaml"
+    config: dict[str, Any] = (yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
+    config["run_coordinator"] = {"module": "dagster.core.run_coordinator", "class": "DefaultRunCoordinator"}
+    split_storage = any(key in config for key in ("run_storage", "event_log_storage", "schedule_storage"))
+    if "storage" not in config and not split_storage:
+        config["storage"] = {"sqlite": {"base_dir": str(home)}}
+    config.setdefault("local_artifact_storage", {"module": "dagster._core.storage.root",
+                                                 "class": "LocalArtifactStorage",
+                                                 "config": {"base_dir": str(home)}})
+    config.setdefault("compute_logs", {"module": "dagster._core.storage.local_compute_log_manager",
+                                       "class": "LocalComputeLogManager",
+                                       "config": {"base_dir": str(home / "storage")}})
+    folder = home / DIRECT_LAUNCH_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    text = ("# Written by genoflow (launch.direct_launch_home): the instance in the folder above, with runs\n"
+            "# launched at once instead of queued. Rewritten at every launch; edit ../dagster.yaml instead.\n"
+            + yaml.safe_dump(config, sort_keys=False))
+    target = folder / "dagster.yaml"
+    if not target.is_file() or target.read_text() != text:
+        partial = folder / f".dagster.yaml.{os.getpid()}"
+        partial.write_text(text)
+        os.replace(partial, target)
+    return folder
 
 
 def _workspace_file(folder: Path) -> Path:

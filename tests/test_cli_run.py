@@ -51,6 +51,9 @@ def test_genoflow_run_lands_runs_and_reports_a_real_sample(tmp_path, monkeypatch
     with dg.DagsterInstance.get() as instance:
         run = instance.get_run_by_id(result["run_id"])
         assert run.tags["dagster/partition"] == "ERR5069949" and run.tags["genoflow/trigger"] == "cli"
+        # launched (no daemon here) from the code location `make dev` serves, as a queued run would be: the UI's
+        # timeline lists it and re-executes it without a "different code location" warning
+        assert run.remote_job_origin is not None and run.remote_job_origin.location_name == "genoflow"
         context = dg.build_sensor_context(instance=instance,
                                           resources={"storage": LocalStorage(base_dir=str(tmp_path / "data"))})
         tick = landing_zone_upload_sensor(context)
