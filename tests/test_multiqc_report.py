@@ -216,3 +216,45 @@ def test_report_opens_with_the_verdict_table_first_and_the_tool_sections(cohort,
                              [f"mqc-module-section-{VERDICT_SECTION_ID}", "fastqc", "samtools", "bcftools"])
         assert tops[0] < min(tops[1:]), f"the verdict table comes first: {tops}"
         page.screenshot(path=str(tmp_path / "multiqc.png"))
+
+
+def _sn(text: str, prefix: str) -> dict[str, float]:
+    """The `SN` lines of samtools/bcftools stats text as {label: value} (comments after the value dropped)."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            parts = line.split("\t")
+            label, value = (parts[1], parts[2]) if prefix == "SN\t" else (parts[2], parts[3])
+            out[label.rstrip(":")] = float(value)
+    return out
+
+
+@pytest.mark.skipif(shutil.which("samtools") is None or shutil.which("bcftools") is None,
+                    reason="samtools and bcftools are needed")
+def test_rendered_tool_texts_equal_the_tools_own_output_on_the_stored_files(cohort, tmp_path):
+    """flagstat byte for byte, and every samtools stats / bcftools stats number we write, against the tools
+    run on the BAM and VCF the sample stored."""
+    storage, inputs, _, _ = cohort
+    bam = tmp_path / "sample.bam"
+    storage.get_file(f"processed/{PASSING}/aligned_reads/{PASSING}.bam", bam)
+    flagstat = subprocess.run(["samtools", "flagstat", str(bam)], check=True, capture_output=True, text=True).stdout
+    assert (inputs / PASSING / f"{PASSING}.flagstat").read_text() == flagstat
+
+    real = _sn(subprocess.run(["samtools", "stats", str(bam)], check=True, capture_output=True, text=True).stdout,
+               "SN\t")
+    ours = _sn((inputs / PASSING / f"{PASSING}.samtools_stats.txt").read_text(), "SN\t")
+    assert ours.keys() <= real.keys()
+    rounded = {"average quality", "insert size average", "insert size standard deviation", "average length"}
+    for label, value in ours.items():  # samtools prints these to 1 decimal (average length: integer part)
+        tolerance = 1.0 if label == "average length" else 0.05 if label in rounded else 1e-6 * abs(real[label])
+        assert value == pytest.approx(real[label], abs=tolerance), label
+
+    vcf = tmp_path / "sample.vcf.gz"
+    storage.get_file(f"processed/{PASSING}/variant_calls/{PASSING}.vcf.gz", vcf)
+    real_text = subprocess.run(["bcftools", "stats", str(vcf)], check=True, capture_output=True, text=True).stdout
+    ours_text = (inputs / PASSING / f"{PASSING}.bcftools_stats.txt").read_text()
+    assert _sn(ours_text, "SN\t0\t") == _sn(real_text, "SN\t0\t")
+    for section in ("TSTV\t", "IDD\t"):
+        real_rows = [line.split("\t")[2:4] for line in real_text.splitlines() if line.startswith(section)]
+        ours_rows = [line.split("\t")[2:4] for line in ours_text.splitlines() if line.startswith(section)]
+        assert ours_rows == real_rows, section

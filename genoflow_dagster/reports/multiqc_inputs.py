@@ -230,18 +230,19 @@ _FLAGSTAT_LINES = (  # (metrics key, flagstat label, percent-of key or None)
 
 
 def samtools_flagstat(metrics: JsonDict) -> str | None:
-    """`samtools flagstat` text from the stored alignment metrics (GenoFlow counts QC-passed reads only:
-    QC-failed reads are `qc_failed`, shown as the second number). None without a total."""
-    if metrics.get("total") is None:
+    """`samtools flagstat` text from the stored alignment metrics, or None.
+
+    GenoFlow's categories sum QC-passed and QC-failed reads (qc/alignment.py); flagstat prints the two apart.
+    With no QC-failed read the split is exact (every second column 0); with some it is unknown, so the
+    flagstat text is not written (samtools stats' summary still is)."""
+    if metrics.get("total") is None or metrics.get("qc_failed") is None or int(metrics["qc_failed"]) > 0:
         return None
-    failed = int(metrics.get("qc_failed") or 0)
     lines = []
     for key, label, percent_of in _FLAGSTAT_LINES:
         if metrics.get(key) is None:
             continue
         count = int(metrics[key])
-        passed = count - failed if key == "total" else count
-        text = f"{passed} + {0 if key != 'total' else failed} {label}"
+        text = f"{count} + 0 {label}"
         if percent_of:
             base = metrics.get(percent_of)
             text += f" ({100.0 * count / base:.2f}% : N/A)" if base else " (N/A : N/A)"
@@ -349,8 +350,9 @@ _VERDICT_HEADER = {
     "description": "Each sample's verdict from the gates GenoFlow stored (gate-stopped samples included): "
                    "the gate that stopped it and why.",
     "plot_type": "table",
+    # a table at any cohort size: MultiQC turns tables of more than max_table_rows (500) into violin plots
     "pconfig": {"id": f"{VERDICT_SECTION_ID}_table", "namespace": "GenoFlow", "col1_header": "Sample",
-                "sort_rows": False},
+                "sort_rows": False, "no_violin": True},
     "headers": {"Status": {"title": "Status"}, "Failing gate": {"title": "Failing gate"},
                 "Why": {"title": "Why"}},
 }
