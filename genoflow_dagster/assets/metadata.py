@@ -39,9 +39,15 @@ def _cell(value: Any, kind: str) -> str | int | float | bool | None:
     if kind == "string":
         return value if isinstance(value, str) else str(value)
     try:
-        return _CAST[kind](value)
+        cell = _CAST[kind](value)
     except (TypeError, ValueError):
         return None
+    return _readable(cell) if isinstance(cell, float) else cell
+
+
+def _readable(value: float) -> float:
+    """A measured float rounded for reading (79.64294312040853 -> 79.64; a small fraction keeps 4 digits)."""
+    return round(value, 2) if abs(value) >= 1 else round(value, 4)
 
 
 def table(rows: Iterable[Mapping[str, Any]], columns: Sequence[Column]) -> dg.TableMetadataValue:

@@ -52,7 +52,7 @@ def sample_report(context: dg.AssetExecutionContext, storage: Storage, ai: AIPro
             "narrative_input_tokens": count(narrative.input_tokens),
             "narrative_output_tokens": count(narrative.output_tokens),
             "narrative_cost (USD)": number(narrative.cost_usd, 6),
-            "narrative_latency (s)": number(narrative.latency_s),
+            "narrative_latency (s)": number(narrative.latency_s) if remote else None,
             "narrative_cached": narrative.cached if remote else None,
         })
     )
