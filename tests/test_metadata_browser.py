@@ -7,6 +7,7 @@ tables (not behind "[Show Markdown]"), read counts as whole numbers (not 2e+02),
 no empty narrative rows. Screenshots are left in the test's tmp_path.
 """
 
+import base64
 import json
 import os
 import re
@@ -145,6 +146,26 @@ def test_qc_metadata_shows_tables_and_whole_read_counts(ui, tmp_path):
     assert shown["bases >= Q30 (%)"] == f"{qc['headline']['q30_percent']:.2f}".rstrip("0").rstrip(".")
     assert not [f"{k}: {v}" for k, v in shown.items() if E_NOTATION.search(v)]
     assert all(value for value in shown.values()), "an empty metadata entry"
+
+
+def test_metadata_plots_are_drawn_large_enough_to_read(ui, tmp_path):
+    """The UI shows a Markdown image in a dialog about 360 px wide: each plot's text, scaled to the width the
+    image is shown at, must stay at 9 px or more (the plots drawn for the report page came out near 5 px)."""
+    url, _ = ui
+    with chromium_page(viewport={"width": 1600, "height": 1200}) as page:
+        _open_materialization(page, url, "qc_metrics")
+        _entry(page, "fastq_plots").get_by_text("[Show Markdown]").click()
+        images = page.get_by_role("dialog").locator("img")
+        images.first.wait_for(timeout=30_000)
+        page.screenshot(path=str(tmp_path / "fastq_plots.png"))
+        shown = [(img.get_attribute("src"), img.bounding_box()) for img in images.all()]
+    assert len(shown) == 3  # per-position quality, GC content, read lengths
+    for src, box in shown:
+        svg = base64.b64decode(src.split(",", 1)[1]).decode()
+        view_width = float(re.search(r'viewBox="0 0 ([0-9.]+) ', svg).group(1))
+        font = float(re.search(r'font-size="([0-9.]+)"', svg).group(1))
+        assert font * box["width"] / view_width >= 9, f"text {font * box['width'] / view_width:.1f} px"
+        assert 'class="axis"' in svg and svg.count('class="axis"') == 2  # both axes labelled
 
 
 def test_report_metadata_links_both_reports_and_has_no_empty_rows(ui, tmp_path):
