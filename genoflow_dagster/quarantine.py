@@ -1,15 +1,17 @@
-"""Quarantine review: which rejected files would today's validators accept?
+"""Quarantine: where rejected files go, and which of them today's validators would accept.
 
 A file is quarantined under `quarantine/<sample>/<sha256>/` beside its
-`reason.json` and is never moved or deleted. A file refused unread (over the
-size limit: it is never downloaded, hashed or copied) stays where it landed;
-its folder `quarantine/<sample>/unread-<id>/` holds only `reason.json`, which
-names the landing key, size and etag, so the operator still sees it here. When the validators or the size
-limit change, `review` re-validates every quarantined copy and reports what
-would now pass; the landing sensor's sibling, `quarantine_release_sensor`, asks
-for a new run of each such sample, and `validated_files` then admits the file
-(it re-validates the raw copy itself) and writes `release.json` beside the
-old `reason.json`, so the history of the decision stays in one folder.
+`reason.json` (`quarantine_file`, called by `validated_files`) and is never
+moved or deleted. A file refused unread (over the size limit: it is never
+downloaded, hashed or copied) stays where it landed; its folder
+`quarantine/<sample>/unread-<id>/` holds only `reason.json`, which names the
+landing key, size and etag, so the operator still sees it here. When the
+validators or the size limit change, `review` re-validates every quarantined
+copy and reports what would now pass; the landing sensor's sibling,
+`quarantine_release_sensor`, asks for a new run of each such sample, and
+`validated_files` then admits the file (it re-validates the raw copy itself)
+and writes `release.json` beside the old `reason.json`, so the history of the
+decision stays in one folder.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from genoflow_dagster import __version__, zones
 from genoflow_dagster.errors import StorageError
 from genoflow_dagster.formats.validate import DEFAULT_MAX_BYTES, validate_file
 from genoflow_dagster.resources.storage import Storage
+from genoflow_dagster.sample_record import RawFile, ValidatedFile, write_json
 
 REASON = "reason.json"
 RELEASE = "release.json"
@@ -44,6 +47,41 @@ class QuarantinedFile:
     @property
     def prefix(self) -> str:
         return zones.quarantine_prefix(self.sample_id, self.sha256)
+
+
+def quarantine_file(storage: Storage, sample_id: str, file: RawFile, row: ValidatedFile, run_id: str) -> str:
+    """Copy a rejected file into quarantine/<sample>/<sha256>/ beside its reason.json.
+
+    A file `raw_files` refused by type is already there (it never went to raw/). A file refused
+    unread (over the size limit) is not copied at all: its folder, keyed by landing key and etag,
+    holds only reason.json pointing at where it landed. Returns the file's key (the quarantined
+    copy, or the landing key of a file left in place).
+    """
+    copied = file.sha256 is not None
+    folder = file.sha256 if file.sha256 is not None else unread_folder_id(file.landing_key, file.etag)
+    prefix = zones.quarantine_prefix(sample_id, folder)
+    target = prefix + file.safe_name if copied else file.landing_key
+    if file.raw_key is not None and not storage.exists(target):
+        storage.copy(file.raw_key, target)
+    reason = {
+        "error_code": row.error_code,
+        "reason": row.reason,
+        "message": row.message,
+        "line": row.line,
+        "sha256": file.sha256,
+        "size_bytes": file.size_bytes,
+        "name": file.name,
+        "original_key": file.landing_key,
+        "etag": file.etag,
+        "raw_key": file.raw_key,
+        "copied": copied,
+        "quarantined_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "run_id": run_id,
+        "validation_mode": row.validation_mode,
+        "warnings": row.warnings,
+    }
+    write_json(storage, prefix + REASON, reason)
+    return target
 
 
 def list_quarantine(storage: Storage, sample_id: str | None = None) -> Iterator[QuarantinedFile]:

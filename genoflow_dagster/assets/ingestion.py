@@ -57,7 +57,7 @@ from genoflow_dagster.formats.validate import validate_fastq_pair, validate_file
 from genoflow_dagster.maintenance import Removed, clean_sample_leftovers, describe
 from genoflow_dagster.partitions import samples_partitions
 from genoflow_dagster.progress import Progress
-from genoflow_dagster.quarantine import record_release, too_large_message, unread_folder_id
+from genoflow_dagster.quarantine import quarantine_file, record_release, too_large_message, unread_folder_id
 from genoflow_dagster.resources.storage import ObjectInfo, Storage
 from genoflow_dagster.sample_record import (
     Inventory,
@@ -68,7 +68,6 @@ from genoflow_dagster.sample_record import (
     Validation,
     read_inventory,
     write_inventory,
-    write_json,
     write_validation,
 )
 
@@ -198,41 +197,6 @@ def _remove_leftovers_of_dead_runs(context: dg.AssetExecutionContext, storage: S
     return removed
 
 
-def quarantine(storage: Storage, sample_id: str, file: RawFile, row: ValidatedFile, run_id: str) -> str:
-    """Copy a rejected file into quarantine/<sample>/<sha256>/ beside its reason.json.
-
-    A file `raw_files` refused by type is already there (it never went to raw/). A file refused
-    unread (over the size limit) is not copied at all: its folder, keyed by landing key and etag,
-    holds only reason.json pointing at where it landed. Returns the file's key (the quarantined
-    copy, or the landing key of a file left in place).
-    """
-    copied = file.sha256 is not None
-    folder = file.sha256 if file.sha256 is not None else unread_folder_id(file.landing_key, file.etag)
-    prefix = zones.quarantine_prefix(sample_id, folder)
-    target = prefix + file.safe_name if copied else file.landing_key
-    if file.raw_key is not None and not storage.exists(target):
-        storage.copy(file.raw_key, target)
-    reason = {
-        "error_code": row.error_code,
-        "reason": row.reason,
-        "message": row.message,
-        "line": row.line,
-        "sha256": file.sha256,
-        "size_bytes": file.size_bytes,
-        "name": file.name,
-        "original_key": file.landing_key,
-        "etag": file.etag,
-        "raw_key": file.raw_key,
-        "copied": copied,
-        "quarantined_at": _now(),
-        "run_id": run_id,
-        "validation_mode": row.validation_mode,
-        "warnings": row.warnings,
-    }
-    write_json(storage, prefix + "reason.json", reason)
-    return target
-
-
 class ValidationConfig(dg.Config):
     strict: bool = False  # refuse files with warnings too (GENOFLOW_VALIDATION=strict does it for every run)
 
@@ -311,7 +275,7 @@ def _validate(context: dg.AssetExecutionContext, storage: Storage, sample_id: st
         row = validated_row(result, file, mode)
     run_id = context.run.run_id
     if not row.valid:
-        key = quarantine(storage, sample_id, file, row, run_id)
+        key = quarantine_file(storage, sample_id, file, row, run_id)
         where = f" at line {row.line}" if row.line else ""
         fate = "quarantined" if file.sha256 else f"left at {file.landing_key}, reason in quarantine"
         code = row.error_code if row.error_code == row.reason else f"{row.error_code}/{row.reason}"
