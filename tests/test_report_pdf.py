@@ -195,3 +195,16 @@ def test_without_weasyprint_the_html_is_still_written_with_a_warning(samples, mo
     assert "no-pdf-run" in storage.get_bytes(zones.sample_report_key("S1")).decode()
     assert hashlib.sha256(storage.get_bytes(zones.sample_report_pdf_key("S1"))).digest() == \
         hashlib.sha256(before).digest()  # the earlier PDF is left as it was, never half-written
+
+
+@needs_realdata
+def test_a_gate_lists_its_modules_outside_the_profile_as_a_table(samples):
+    """The QC gate's check result carries the modules behind its warning (ERR5069949's amplicon library warns
+    on base composition and GC, as FastQC does) as a table with their value and threshold."""
+    result = samples["S1"]
+    gate = next(e for e in result.get_asset_check_evaluations() if e.check_name == "qc_metrics_within_profile")
+    rows = [r.data for r in gate.metadata["modules"].records]
+    composition = next(r for r in rows if r["module"] == "per base sequence content"
+                       and r["file"] == "ERR5069949_R1.fastq.gz")
+    assert (composition["status"], composition["value"], composition["threshold"]) == ("warn", 25.0, "10")
+    assert {r["status"] for r in rows} == {"warn"}

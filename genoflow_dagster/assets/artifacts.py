@@ -21,6 +21,7 @@ import dagster as dg
 import pandas as pd
 
 from genoflow_dagster import settings, verdicts, zones
+from genoflow_dagster.assets.metadata import table
 from genoflow_dagster.formats.io import sha256_file_cached
 from genoflow_dagster.maintenance import RunState, scratch_folder_name
 from genoflow_dagster.references import added_reference_name
@@ -61,11 +62,26 @@ def gate_check_result(outcome: verdicts.GateOutcome) -> dg.AssetCheckResult:
     fields = outcome.check_fields()
     metadata = dict(fields["metadata"])
     metadata["problems"] = dg.MetadataValue.md(metadata["problems"])
+    if outcome.modules:  # the QC modules outside the profile, as a table the UI sorts
+        metadata["modules"] = table(
+            [{"file": m.file, "module": m.module, "status": m.status, "value": m.value,
+              "threshold": _threshold(m.threshold), "message": m.message} for m in outcome.modules],
+            [("file", "string"), ("module", "string"), ("status", "string"), ("value", "float"),
+             ("threshold", "string"), ("message", "string")])
     metadata["outcome"] = dg.MetadataValue.json(outcome.to_dict())  # the stored outcome, for the notifier
     return dg.AssetCheckResult(
         check_name=fields["check_name"], passed=fields["passed"], description=fields["description"],
         severity=dg.AssetCheckSeverity.ERROR if fields["severity"] == "ERROR" else dg.AssetCheckSeverity.WARN,
         metadata=metadata)
+
+
+def _threshold(bound: Any) -> str | None:
+    """A module's bound as it reads: 30, or 2.0-2.1 for a range."""
+    if bound is None:
+        return None
+    if isinstance(bound, list | tuple):
+        return "-".join(f"{b:g}" if isinstance(b, int | float) else str(b) for b in bound)
+    return f"{bound:g}" if isinstance(bound, int | float) else str(bound)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ refuses every remote address: rendering a report never touches the network.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -75,7 +76,21 @@ def html_to_pdf(html: str) -> bytes:
     Raises PdfUnavailable when WeasyPrint cannot be loaded (the message names what to install)."""
     weasyprint = _weasyprint()
     document = weasyprint.HTML(string=html, url_fetcher=_local_only_fetcher())
-    return document.write_pdf(stylesheets=[weasyprint.CSS(string=PRINT_CSS)])
+    quiet = _BrowserOnlyCss()
+    logger = logging.getLogger("weasyprint")
+    logger.addFilter(quiet)
+    try:
+        return document.write_pdf(stylesheets=[weasyprint.CSS(string=PRINT_CSS)])
+    finally:
+        logger.removeFilter(quiet)
+
+
+class _BrowserOnlyCss(logging.Filter):
+    """Drops WeasyPrint's notes on the page's browser-only CSS (`fill` of the SVG text classes): the report
+    is styled for browsers first, and a note per property in every run's log says nothing to a reader."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Ignored `")
 
 
 def pdf_page_count(pdf: bytes) -> int:
