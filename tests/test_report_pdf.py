@@ -208,3 +208,21 @@ def test_a_gate_lists_its_modules_outside_the_profile_as_a_table(samples):
                        and r["file"] == "ERR5069949_R1.fastq.gz")
     assert (composition["status"], composition["value"], composition["threshold"]) == ("warn", 25.0, "10")
     assert {r["status"] for r in rows} == {"warn"}
+
+
+@needs_realdata
+def test_a_reference_added_under_a_name_is_stored_with_that_name(tmp_path, monkeypatch):
+    """`genoflow reference add --name` then GENOFLOW_REFERENCE: the stored identity names the reference."""
+    from genoflow_dagster.assets.artifacts import reference_file
+    from genoflow_dagster.references import add_reference, chosen_reference
+
+    monkeypatch.setenv("GENOFLOW_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("GENOFLOW_REFERENCE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("GENOFLOW_REFERENCE_FASTA", raising=False)
+    add_reference(REALDATA / "MN908947.3.fasta", name="sars-cov-2", annotation=REALDATA / "MN908947.3.gff")
+    monkeypatch.setenv("GENOFLOW_REFERENCE", "sars-cov-2")
+    chosen = chosen_reference()
+    genome, annotation = reference_file(chosen.fasta), reference_file(chosen.annotation)
+    assert (genome.name, genome.sha256) == ("sars-cov-2", sha256sum(REALDATA / "MN908947.3.fasta"))
+    assert (annotation.name, annotation.sha256) == ("sars-cov-2", sha256sum(REALDATA / "MN908947.3.gff"))
+    assert reference_file(REALDATA / "MN908947.3.fasta").name is None  # a file configured by its path
