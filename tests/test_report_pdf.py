@@ -241,3 +241,20 @@ def test_a_reference_added_under_a_name_is_stored_with_that_name(tmp_path, monke
     assert (genome.name, genome.sha256) == ("sars-cov-2", sha256sum(REALDATA / "MN908947.3.fasta"))
     assert (annotation.name, annotation.sha256) == ("sars-cov-2", sha256sum(REALDATA / "MN908947.3.gff"))
     assert reference_file(REALDATA / "MN908947.3.fasta").name is None  # a file configured by its path
+
+
+@needs_realdata
+def test_a_report_rendered_later_names_the_runs_that_computed_each_step(samples):
+    """sample_report alone, in a new run: its provenance still names the run that computed each step."""
+    storage, lab, first = samples["storage"], samples["lab"], samples["S1"]
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(SAMPLES_PARTITION_NAME, ["S1"])
+    again = dg.materialize([sample_report], partition_key="S1", instance=instance,
+                           resources={"storage": storage, "ai": AIProvider(provider="offline")})
+    assert again.run_id != first.run_id
+    html = storage.get_bytes(zones.sample_report_key("S1")).decode()
+    steps = dict(re.findall(r"<tr><td>(\w+)</td><td><code>([0-9a-f-]{36})</code></td></tr>", html))
+    assert steps == {"raw_files": first.run_id, "validated_files": first.run_id, "qc_metrics": first.run_id,
+                     "aligned_reads": first.run_id, "variant_calls": first.run_id,
+                     "variant_results": first.run_id, "sample_report": again.run_id}
+    assert sha256sum(lab / "MN908947.3.fasta") in html  # the genome stays named, as aligned_reads stored it
