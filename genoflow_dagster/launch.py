@@ -12,18 +12,25 @@ files (`genoflow/fingerprint`, the landing sensor's run key: the sensor does
 not run the same files again). The command follows the run step by step and
 prints its verdict and the report's location.
 
+`genoflow demo` launches its runs through the same functions (`launch_job`,
+`launch_sample`), tagged `genoflow/trigger=demo`, with one `code_server` for its
+five launches.
+
 `genoflow status [ID]` prints each sample's last run, its gates and its report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,15 +60,29 @@ def daemon_running(instance: Any, now: float | None = None) -> bool:
     return any(now - beat.timestamp < DAEMON_FRESH_SECONDS for beat in beats.values())
 
 
+SAMPLE_TAG = "genoflow/sample"
+TRIGGER_TAG = "genoflow/trigger"
+
+
 @dataclass
 class Launched:
-    sample_id: str
+    job_name: str
     run_id: str | None
     queued: bool  # True: submitted to the run queue (a daemon starts it); False: executed by a child process
-    fingerprint: str
     request: str  # the run's `genoflow/request` tag, unique to this launch
+    tags: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
     log_path: Path | None = None
+
+    @property
+    def sample_id(self) -> str | None:
+        return self.tags.get(SAMPLE_TAG)
+
+    @property
+    def fingerprint(self) -> str | None:
+        from genoflow_dagster.sensors.landing import FINGERPRINT_TAG
+
+        return self.tags.get(FINGERPRINT_TAG)
 
 
 def files_fingerprint(storage: Any, sample_id: str) -> str:
@@ -72,8 +93,15 @@ def files_fingerprint(storage: Any, sample_id: str) -> str:
     return fingerprint(sample_id, {o.key: o.etag for o in storage.list(zones.landing_prefix(sample_id))})
 
 
-def launch_sample(instance: Any, storage: Any, sample_id: str, *, log_dir: Path, source: str = "cli") -> Launched:
-    """Add the partition and start the sample's pipeline run (queued, or in a process of its own)."""
+def launch_sample(instance: Any, storage: Any, sample_id: str, *, log_dir: Path, source: str = "cli",
+                  fingerprint: str | None = None, run_config: dict[str, Any] | None = None,
+                  workspace: Path | None = None) -> Launched:
+    """Add the partition and start the sample's pipeline run (queued, or in a process of its own).
+
+    The run is tagged with the sample, the trigger (`source`) and the fingerprint of its landed files:
+    `fingerprint` when the caller has it (the landing sensor's run key), else worked out from the files now
+    under landing/<sample>/.
+    """
     from genoflow_dagster.instance_health import free_slots_of_dead_runs, this_host_tags
     from genoflow_dagster.jobs import SAMPLE_PIPELINE_JOB
     from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
@@ -83,34 +111,44 @@ def launch_sample(instance: Any, storage: Any, sample_id: str, *, log_dir: Path,
         instance.add_dynamic_partitions(SAMPLES_PARTITION_NAME, [sample_id])
     for freed in free_slots_of_dead_runs(instance):
         _stderr(f"freed the pool slots of {freed.describe()}")
-    fingerprint = files_fingerprint(storage, sample_id)
+    tags = {"dagster/partition": sample_id, TRIGGER_TAG: source, SAMPLE_TAG: sample_id,
+            FINGERPRINT_TAG: fingerprint or files_fingerprint(storage, sample_id), **this_host_tags()}
+    return launch_job(instance, SAMPLE_PIPELINE_JOB, tags=tags, log_dir=log_dir, log_name=sample_id,
+                      run_config=run_config, workspace=workspace)
+
+
+def launch_job(instance: Any, job_name: str, *, tags: dict[str, str], log_dir: Path, log_name: str | None = None,
+               run_config: dict[str, Any] | None = None, workspace: Path | None = None) -> Launched:
+    """Launch a run of `job_name` from the `genoflow` code location as an ordinary run of the instance: queued
+    when a dagster-daemon is running, else at once in a `dagster job launch` process of its own (see
+    `direct_launch_home`). The run carries `tags` and a `genoflow/request` tag of its own, and `run_config`
+    when given. The child's output goes to `<log_dir>/<log_name>-<request>.log`. `workspace` is the one of a
+    running `code_server`; without it the launch loads the code location in a code server of its own."""
     request = uuid.uuid4().hex
-    tags = {"dagster/partition": sample_id, "genoflow/trigger": source, "genoflow/sample": sample_id,
-            FINGERPRINT_TAG: fingerprint, REQUEST_TAG: request, **this_host_tags()}
+    tags = {**tags, REQUEST_TAG: request}
     log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{sample_id}-{request[:8]}.log"
-    dagster = str(Path(sys.executable).with_name("dagster"))
-    queued = daemon_running(instance)
-    if queued:
+    log_path = log_dir / f"{log_name or job_name}-{request[:8]}.log"
+    workspace = workspace or _workspace_file(log_dir)
+    command = [_dagster(), "job", "launch", "-w", str(workspace), "-j", job_name, "--tags", json.dumps(tags)]
+    if run_config:
+        command += ["--config-json", json.dumps(run_config)]
+    if daemon_running(instance):
         run_id = str(uuid.uuid4())
-        command = [dagster, "job", "launch", "-w", str(_workspace_file(log_dir)), "-j", SAMPLE_PIPELINE_JOB,
-                   "--run-id", run_id, "--tags", json.dumps(tags)]
         with open(log_path, "wb") as log:
-            done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
+            done = subprocess.run([*command, "--run-id", run_id], stdout=log, stderr=subprocess.STDOUT, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"dagster job launch failed (exit {done.returncode}); see {log_path}")
-        return Launched(sample_id, run_id, True, fingerprint, request, log_path=log_path)
+        return Launched(job_name, run_id, True, request, tags, log_path=log_path)
     # No daemon to take the run off the queue: launch it at once, still from the `genoflow` code location, through
     # an instance that differs from DAGSTER_HOME's only in its run coordinator (`direct_launch_home`). The run is
     # then an ordinary run of the instance (timeline, code location, re-execution from the UI); `dagster job
-    # launch` keeps its code server, and so this process, alive until the run has finished.
-    command = [dagster, "job", "launch", "-w", str(_workspace_file(log_dir)), "-j", SAMPLE_PIPELINE_JOB,
-               "--tags", json.dumps(tags)]
+    # launch` keeps its code server, and so this process, alive until the run has finished (with a `code_server`
+    # it returns once the run has started in a worker of that server).
     env = {**os.environ, "DAGSTER_HOME": str(direct_launch_home(Path(instance.root_directory)))}
     log = open(log_path, "wb")  # noqa: SIM115 - the child writes it for as long as it runs
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     log.close()
-    return Launched(sample_id, None, False, fingerprint, request, process=process, log_path=log_path)
+    return Launched(job_name, None, False, request, tags, process=process, log_path=log_path)
 
 
 DIRECT_LAUNCH_FOLDER = ".genoflow-direct-launch"
@@ -148,6 +186,49 @@ def direct_launch_home(home: Path) -> Path:
     return folder
 
 
+def _dagster() -> str:
+    return str(Path(sys.executable).with_name("dagster"))
+
+
+@contextlib.contextmanager
+def code_server(log_dir: Path, *, timeout: float = 180.0) -> Iterator[Path]:
+    """A code server of the `genoflow` location for several launches (the demo's five runs); yields a workspace
+    file naming it, for `launch_job`. Each `dagster job launch` then connects to this server instead of loading
+    the definitions in a code server of its own, and returns as soon as its run has started: the runs execute
+    in worker processes of this server. The server is stopped when the block ends, so the block waits for
+    its runs to finish first. The server runs with this process's environment."""
+    folder = Path(tempfile.mkdtemp(prefix="genoflow-code-server-"))  # short: a socket path has ~100 bytes at most
+    socket_path = folder / "grpc.sock"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"code-server-{os.getpid()}.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - the server writes it for as long as it runs
+    server = subprocess.Popen([_dagster(), "api", "grpc", "-m", DEFINITIONS_MODULE, "--location-name", CODE_LOCATION,
+                               "--socket", str(socket_path)], stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    try:
+        deadline = time.monotonic() + timeout
+        while not socket_path.exists():  # the server binds its socket once the definitions have loaded
+            if server.poll() is not None:
+                raise RuntimeError(f"the code server stopped (exit {server.returncode}); see {log_path}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the code server did not start within {timeout:.0f} s; see {log_path}")
+            time.sleep(0.2)
+        workspace = folder / "workspace.yaml"
+        workspace.write_text(f"load_from:\n  - grpc_server:\n      socket: {socket_path}\n"
+                             f"      location_name: {CODE_LOCATION}\n")
+        yield workspace
+    finally:
+        # The runs it started have ended by now (or the caller is giving up on them); its graceful stop takes
+        # seconds for nothing to save, so it gets a moment and is then killed.
+        server.terminate()
+        try:
+            server.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _workspace_file(folder: Path) -> Path:
     """A workspace naming the code location as `make dev` does. `dagster job launch -m MODULE` would name it
     after the module, and the daemon would refuse the run: "Location genoflow_dagster.definitions does not
@@ -175,6 +256,11 @@ def run_id_of(instance: Any, launched: Launched, timeout: float = 120.0) -> str:
             launched.run_id = runs[0]
             return runs[0]
         if launched.process is not None and launched.process.poll() is not None:
+            # (a launch through a `code_server` ends once its run has started: look once more)
+            runs = instance.get_run_ids(dg.RunsFilter(tags={REQUEST_TAG: launched.request}), limit=1)
+            if runs:
+                launched.run_id = runs[0]
+                return runs[0]
             raise RuntimeError(f"the run process ended before creating its run; see {launched.log_path}")
         time.sleep(0.5)
     raise TimeoutError(f"the run was not created within {timeout:.0f} s; see {launched.log_path}")
@@ -190,48 +276,84 @@ class Followed:
 def follow(instance: Any, run_id: str, say: Callable[[str], None], *, timeout: float | None = None,
            poll_seconds: float = 1.0) -> Followed:
     """Print a line per step and per failed check as the run goes; return when the run has finished."""
-    import dagster as dg
+    return follow_runs(instance, {"": run_id}, say, timeout=timeout, poll_seconds=poll_seconds)[""]
 
-    wanted = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE,
-              dg.DagsterEventType.STEP_SKIPPED, dg.DagsterEventType.ASSET_CHECK_EVALUATION}
-    cursor = None
-    outcome = Followed(status="QUEUED")
+
+def follow_runs(instance: Any, runs: Mapping[str, str], say: Callable[[str], None], *, timeout: float | None = None,
+                poll_seconds: float = 1.0) -> dict[str, Followed]:
+    """`follow` for runs going at the same time: `runs` maps a label (a sample) to a run id, and each line is
+    prefixed with its run's label. Returns when every run has finished (or the timeout has passed), each
+    run's outcome under its label."""
+    followers = {label: _RunFollower(run_id, say, f"[{label}] " if label else "") for label, run_id in runs.items()}
     deadline = None if timeout is None else time.monotonic() + timeout
-    started: dict[str, float] = {}
     while True:
-        run = instance.get_run_by_id(run_id)
-        page = instance.get_records_for_run(run_id, cursor=cursor)
-        cursor = page.cursor
-        for record in page.records:
-            entry = record.event_log_entry
-            event = entry.dagster_event
-            if event is None or event.event_type not in wanted:
-                continue
-            step = event.step_key or ""
-            if event.event_type == dg.DagsterEventType.STEP_START:
-                started[step] = entry.timestamp
-                say(f"  {step}: started")
-            elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
-                say(f"  {step}: done in {entry.timestamp - started.get(step, entry.timestamp):.1f} s")
-                outcome.steps.append(step)
-            elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
-                say(f"  {step}: FAILED ({_first_line(event.event_specific_data)})")
-            elif event.event_type == dg.DagsterEventType.STEP_SKIPPED:
-                say(f"  {step}: skipped (an upstream gate stopped the sample)")
-            else:
-                evaluation = event.event_specific_data
-                if not evaluation.passed:
-                    outcome.failed_checks.append(evaluation.check_name)
-                    say(f"  gate {evaluation.check_name}: FAILED ({evaluation.severity.value})")
-        if page.has_more:
-            continue
-        if run is not None and run.is_finished:
-            outcome.status = run.status.value
-            return outcome
+        pending = [follower for follower in followers.values() if not follower.done]
+        for follower in pending:
+            follower.poll(instance)
+        if all(follower.done for follower in followers.values()):
+            break
         if deadline is not None and time.monotonic() > deadline:
-            outcome.status = run.status.value if run else "NOT_CREATED"
-            return outcome
+            for follower in followers.values():
+                if not follower.done:
+                    run = instance.get_run_by_id(follower.run_id)
+                    follower.outcome.status = run.status.value if run else "NOT_CREATED"
+            break
         time.sleep(poll_seconds)
+    return {label: follower.outcome for label, follower in followers.items()}
+
+
+class _RunFollower:
+    """Reads one run's new events at each `poll` and says the steps and failed checks among them."""
+
+    def __init__(self, run_id: str, say: Callable[[str], None], prefix: str = "") -> None:
+        self.run_id = run_id
+        self.say = say
+        self.prefix = prefix
+        self.cursor: str | None = None
+        self.started: dict[str, float] = {}
+        self.outcome = Followed(status="QUEUED")
+        self.done = False
+
+    def poll(self, instance: Any) -> None:
+        import dagster as dg
+
+        wanted = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS,
+                  dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.STEP_SKIPPED,
+                  dg.DagsterEventType.ASSET_CHECK_EVALUATION}
+        while True:
+            # The run is read before its events: once it is seen finished, every event it wrote is in the pages.
+            run = instance.get_run_by_id(self.run_id)
+            page = instance.get_records_for_run(self.run_id, cursor=self.cursor)
+            self.cursor = page.cursor
+            for record in page.records:
+                entry = record.event_log_entry
+                event = entry.dagster_event
+                if event is not None and event.event_type in wanted:
+                    self._say_event(dg, event, entry.timestamp)
+            if not page.has_more:
+                break
+        if run is not None and run.is_finished:
+            self.outcome.status = run.status.value
+            self.done = True
+
+    def _say_event(self, dg: Any, event: Any, timestamp: float) -> None:
+        say, prefix = self.say, self.prefix
+        step = event.step_key or ""
+        if event.event_type == dg.DagsterEventType.STEP_START:
+            self.started[step] = timestamp
+            say(f"  {prefix}{step}: started")
+        elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
+            say(f"  {prefix}{step}: done in {timestamp - self.started.get(step, timestamp):.1f} s")
+            self.outcome.steps.append(step)
+        elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
+            say(f"  {prefix}{step}: FAILED ({_first_line(event.event_specific_data)})")
+        elif event.event_type == dg.DagsterEventType.STEP_SKIPPED:
+            say(f"  {prefix}{step}: skipped (an upstream gate stopped the sample)")
+        else:
+            evaluation = event.event_specific_data
+            if not evaluation.passed:
+                self.outcome.failed_checks.append(evaluation.check_name)
+                say(f"  {prefix}gate {evaluation.check_name}: FAILED ({evaluation.severity.value})")
 
 
 def _first_line(data: Any) -> str:

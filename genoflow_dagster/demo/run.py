@@ -1,7 +1,10 @@
 """`genoflow demo`: make demo data, land it, let the landing sensor pick it up, run everything.
 
 Runs against the persistent instance in $DAGSTER_HOME (default ./.dagster_home),
-so `make dev` afterwards shows every materialization, check and partition.
+so `make dev` afterwards shows every materialization, check and partition. Its
+runs are launched the way `genoflow run` launches one (launch.py): ordinary runs
+of the instance from the `genoflow` code location, in the UI's timeline, tagged
+with the sample and `genoflow/trigger=demo`, re-executable from the UI.
 """
 
 from __future__ import annotations
@@ -11,6 +14,18 @@ import shutil
 import sys
 import time
 from pathlib import Path
+
+from genoflow_dagster.launch import (
+    TRIGGER_TAG,
+    Followed,
+    Launched,
+    code_server,
+    follow,
+    follow_runs,
+    launch_job,
+    launch_sample,
+    run_id_of,
+)
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
 
@@ -104,14 +119,11 @@ def run_demo(fresh: bool = False) -> int:
 
     import dagster as dg
 
-    from genoflow_dagster import settings, zones
-    from genoflow_dagster.definitions import build_definitions, storage_from_env
+    from genoflow_dagster import settings
+    from genoflow_dagster.definitions import storage_from_env
     from genoflow_dagster.demo.generate import generate_demo
     from genoflow_dagster.instance_health import free_slots_of_dead_runs, this_host_tags
-    from genoflow_dagster.jobs import COHORT_JOB, REFERENCE_JOB, SAMPLE_PIPELINE_JOB
-    from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
     from genoflow_dagster.references import DEMO_REFERENCE, add_reference, references_dir
-    from genoflow_dagster.sensors.landing import landing_zone_upload_sensor
 
     _say(f"DAGSTER_HOME={home}\nGENOFLOW_DATA_DIR={data}")
     _say("generating demo data ...")
@@ -134,53 +146,120 @@ def run_demo(fresh: bool = False) -> int:
     _say(f"GENOFLOW_CONTAMINANTS={','.join(contaminants) or '(none: contamination not screened)'}")
 
     storage = storage_from_env()
-    for sample_id, paths in demo.samples.items():
-        for path in paths:
-            storage.put_file(path, zones.landing_key(sample_id, path.name))
-            _say(f"landed {sample_id}/{path.name}")
-
-    defs = build_definitions()
     instance = dg.DagsterInstance.get()
-    # Runs here execute in this process, with no daemon watching: give back the pool slots of earlier
-    # runs that were killed (a crashed demo, a dead worker), or these runs would wait for them for ever.
+    # A crashed demo or a dead worker may still hold pool slots that these runs would wait for for ever.
     for freed in free_slots_of_dead_runs(instance):
         _say(f"freed the pool slots of {freed.describe()}")
-    host_tags = this_host_tags()
-    _say("materializing reference data ...")
+    log_dir = data / ".logs" / "runs"
     # The demo's reference goes into each run's config too, so a demo run re-executed from the UI (whose
     # code location has no GENOFLOW_REFERENCE=demo) still uses the demo's genome, and the run says which.
     pinned = {"resources": {"reference": {"config": settings.reference_paths()}}}
-    defs.resolve_job_def(REFERENCE_JOB).execute_in_process(instance=instance, tags=host_tags, run_config=pinned)
+    # Every run is launched as `genoflow run` launches one (launch.py): from the `genoflow` code location, queued
+    # when a dagster-daemon is running (`make dev`), else at once. So each shows in the UI's timeline and
+    # re-executes from it like any other run. One code server serves the five launches: each would otherwise
+    # load the definitions in a server of its own.
+    with code_server(log_dir) as workspace:
+        outcomes = _launch_and_follow(instance, storage, demo.samples, log_dir, workspace,
+                                      tags={TRIGGER_TAG: "demo", **this_host_tags()}, run_config=pinned)
+    if outcomes is None:
+        return 1
 
-    # One sensor evaluation, applied the way the daemon would: add partitions, launch runs.
-    requests: list[dg.RunRequest] = []
+    return print_summary(storage, demo, outcomes, time.monotonic() - started)
+
+
+def _launch_and_follow(instance, storage, samples: dict[str, list[Path]], log_dir: Path, workspace: Path, *,
+                       tags: dict[str, str], run_config: dict) -> dict[str, str] | None:
+    """The reference job, then the samples side by side, then the cohort job; each sample's outcome, or None
+    when the reference job failed (the samples cannot run without it)."""
+    from genoflow_dagster.jobs import COHORT_JOB, REFERENCE_JOB
+
+    _say(f"materializing reference data ... (run logs in {log_dir})")
+    reference = launch_job(instance, REFERENCE_JOB, tags=tags, run_config=run_config, log_dir=log_dir,
+                           log_name="reference", workspace=workspace)
+    reference_outcome = _run_to_the_end(instance, reference)
+    if reference_outcome.status != "SUCCESS":
+        _say(f"{REFERENCE_JOB}: run {reference_outcome.status}; the samples cannot run without their reference "
+             f"(log {reference.log_path})")
+        return None
+    launched = land_and_launch_samples(instance, storage, samples, log_dir, workspace, run_config)
+    followed = follow_runs(instance, {sample: run_id_of(instance, run) for sample, run in launched.items()}, _say)
+    for run in launched.values():
+        if run.process is not None:
+            run.process.wait()
+    _say("running the cohort job ...")
+    _run_to_the_end(instance, launch_job(instance, COHORT_JOB, tags=tags, log_dir=log_dir, log_name="cohort",
+                                         workspace=workspace))
+    return {sample: _outcome(outcome) for sample, outcome in followed.items()}
+
+
+def land_and_launch_samples(instance, storage, samples: dict[str, list[Path]], log_dir: Path,
+                            workspace: Path | None = None, run_config: dict | None = None) -> dict[str, Launched]:
+    """Land the demo's samples and launch their runs at once, to run side by side.
+
+    Which samples run is the landing sensor's decision: one evaluation, applied as the daemon would
+    (partitions added), a run launched for each request. Every run is created, with the sensor's run key as
+    its `genoflow/fingerprint` tag, right after its files landed, before this returns (the time is printed).
+    With `make dev` running, the landing sensor waits for a sample's files to stay unchanged for the settle
+    period (60 s) and then skips files a run already carries the fingerprint of, so it never starts a demo
+    sample a second time. Requests for other samples in the landing zone (a lab's own) are left to the
+    landing sensor: the demo's reference is for the demo's samples only.
+    """
+    import dagster as dg
+
+    from genoflow_dagster import zones
+    from genoflow_dagster.jobs import SAMPLE_PIPELINE_JOB
+    from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
+    from genoflow_dagster.sensors.landing import landing_zone_upload_sensor
+
+    for sample_id, paths in samples.items():
+        for path in paths:
+            storage.put_file(path, zones.landing_key(sample_id, path.name))
+            _say(f"landed {sample_id}/{path.name}")
+    landed_at = time.monotonic()
+    requested: dict[str, str] = {}  # sample -> the sensor's run key
     cursor = None
-    for _ in range(3):
+    for _ in range(3):  # a tick lists at most MAX_KEYS_PER_TICK keys: a crowded landing zone takes more than one
         context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"storage": storage})
         result = landing_zone_upload_sensor(context)
         assert isinstance(result, dg.SensorResult)  # the landing sensor returns one result per evaluation
         cursor = result.cursor
         for partitions_request in result.dynamic_partitions_requests or []:
             instance.add_dynamic_partitions(SAMPLES_PARTITION_NAME, list(partitions_request.partition_keys))
-        requests.extend(result.run_requests or [])
-        if requests and not result.run_requests:
+        for request in result.run_requests or []:
+            assert request.partition_key is not None and request.run_key is not None  # one run per sample
+            requested[request.partition_key] = request.run_key
+        if set(samples) <= set(requested) or not result.run_requests:
             break
-    _say(f"landing sensor requested {len(requests)} run(s)")
+    for other in sorted(set(requested) - set(samples)):
+        _say(f"{other}: not a demo sample, left to the landing sensor")
+    launched = {sample_id: launch_sample(instance, storage, sample_id, log_dir=log_dir, source="demo",
+                                         fingerprint=requested[sample_id], run_config=run_config,
+                                         workspace=workspace)
+                for sample_id in samples if sample_id in requested}
+    for sample_id, run in launched.items():
+        run_id = run_id_of(instance, run)
+        how = "queued: the dagster-daemon starts it" if run.queued else "started"
+        _say(f"{sample_id}: run {run_id} of {SAMPLE_PIPELINE_JOB} {how}, "
+             f"created {time.monotonic() - landed_at:.1f} s after its files landed")
+    _say(f"landing sensor requested {len(launched)} demo run(s)")
+    return launched
 
-    job = defs.resolve_job_def(SAMPLE_PIPELINE_JOB)
-    outcomes: dict[str, str] = {}
-    for request in requests:
-        partition = request.partition_key
-        assert partition is not None  # the landing sensor requests one run per sample partition
-        _say(f"running {SAMPLE_PIPELINE_JOB} for {partition} ...")
-        run = job.execute_in_process(
-            instance=instance, partition_key=partition, tags={**request.tags, **host_tags},
-            raise_on_error=False, run_config=pinned,
-        )
-        outcomes[partition] = "success" if run.success else _why_not(run)
-    defs.resolve_job_def(COHORT_JOB).execute_in_process(instance=instance, tags=host_tags, raise_on_error=False)
 
-    return print_summary(storage, demo, outcomes, time.monotonic() - started)
+def _run_to_the_end(instance, run: Launched) -> Followed:
+    """Follow a launched run until it has finished (its `dagster job launch` process ended when it started)."""
+    followed = follow(instance, run_id_of(instance, run), _say)
+    if run.process is not None:
+        run.process.wait()
+    return followed
+
+
+def _outcome(followed: Followed) -> str:
+    """'success', 'stopped by gate' when a blocking check failed, 'FAILED' when a step raised."""
+    from genoflow_dagster.verdicts import BLOCKING_GATES
+
+    if followed.status == "SUCCESS":
+        return "success"
+    return "stopped by gate" if any(check in BLOCKING_GATES for check in followed.failed_checks) else "FAILED"
 
 
 def _remove_copies_of_old_demos(folder: Path, demo) -> None:
@@ -198,14 +277,6 @@ def _remove_copies_of_old_demos(folder: Path, demo) -> None:
             for path in (copy, *(Path(f"{copy}{suffix}") for suffix in (".fai", ".tbi", ".csi"))):
                 path.unlink(missing_ok=True)
             _say(f"removed {copy}, a copy an earlier demo left where every sample would have used it")
-
-
-def _why_not(run) -> str:
-    """'stopped by gate' when a blocking check failed, 'failed' when a step raised."""
-    from genoflow_dagster.verdicts import BLOCKING_GATES
-
-    failed_checks = [e for e in run.get_asset_check_evaluations() if not e.passed]
-    return "stopped by gate" if any(e.check_name in BLOCKING_GATES for e in failed_checks) else "FAILED"
 
 
 def print_summary(storage, demo, outcomes: dict[str, str], seconds: float) -> int:
