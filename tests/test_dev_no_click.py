@@ -2,9 +2,10 @@
 
 `dagster dev` (what `make dev` runs: webserver, daemon and the `genoflow` code location) on a temp
 DAGSTER_HOME and data dir, with the lab's reference added (SARS-CoV-2 MN908947.3 and its GFF) and a 2 s
-settle period. While it starts, a sample is run the way `genoflow demo` runs its samples (the landing sensor
-evaluated in process, the run executed with its request's tags) and a paired sample (ERR5069949, the first
-100 read pairs) is copied into `landing/<sample>/`, and nothing else is done for it. The landing sensor,
+settle period. While it starts, a sample is run the way `genoflow demo` runs its samples (landed, the landing
+sensor evaluated in process, its run launched at once from the `genoflow` code location with the sensor's run
+key as fingerprint) and a paired sample (ERR5069949, the first 100 read pairs) is copied into
+`landing/<sample>/`, and nothing else is done for it. The landing sensor,
 running by default, must start that sample's run; the run must succeed and write the report. A third sample
 goes through `genoflow run`, queued and started by the daemon. Neither the demo's sample nor `genoflow run`'s
 is run again by the sensor, and the runs come from the code location the UI serves (timeline, re-execute).
@@ -31,11 +32,13 @@ import dagster as dg
 import pytest
 
 from genoflow_dagster import zones
-from genoflow_dagster.definitions import build_definitions, storage_from_env
+from genoflow_dagster.definitions import storage_from_env
+from genoflow_dagster.demo.run import land_and_launch_samples
 from genoflow_dagster.jobs import SAMPLE_PIPELINE_JOB
+from genoflow_dagster.launch import follow, run_id_of
 from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
 from genoflow_dagster.references import add_reference
-from genoflow_dagster.sensors.landing import FINGERPRINT_TAG, landing_zone_upload_sensor
+from genoflow_dagster.sensors.landing import FINGERPRINT_TAG
 from tests.test_readme import commands, named_blocks
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,7 +84,7 @@ def test_a_sample_dropped_into_landing_runs_under_make_dev_without_a_click(lab, 
         try:
             # What `make demo` leaves: a landed sample and its finished run (done here while the server starts:
             # the daemon's first tick comes after it).
-            earlier_run = _run_as_the_demo_does(instance, storage, EARLIER)
+            earlier_run = _run_as_the_demo_does(instance, storage, EARLIER, tmp_path / EARLIER)
             # The lab's only action, with `make dev` up: the README's mkdir and cp into data/landing/S2/, in the
             # folder whose data/ is GENOFLOW_DATA_DIR. The sensor's first tick sees the files, its next one (30 s
             # later) starts the run.
@@ -112,9 +115,10 @@ def test_a_sample_dropped_into_landing_runs_under_make_dev_without_a_click(lab, 
         assert (result["verdict"], result["run_status"]) == ("PASS", "SUCCESS")
         assert "queued" in cli.stderr and Path(result["report"]).is_file()
 
-        # Both runs come from the code location `make dev` serves: the UI's timeline shows them and
-        # Re-execute loads the same job.
-        for run_id in (finished.run_id, result["run_id"]):
+        # The runs come from the code location `make dev` serves (the demo's too): the UI's timeline shows them
+        # and Re-execute loads the same job.
+        assert instance.get_run_by_id(earlier_run).tags["genoflow/trigger"] == "demo"
+        for run_id in (finished.run_id, result["run_id"], earlier_run):
             origin = instance.get_run_by_id(run_id).remote_job_origin
             assert origin is not None and origin.location_name == "genoflow"
 
@@ -145,25 +149,27 @@ def _drop_as_the_readme_says(folder: Path) -> None:
     assert Path(os.environ["GENOFLOW_DATA_DIR"]) == folder / "data"
 
 
-def _run_as_the_demo_does(instance: dg.DagsterInstance, storage, sample: str) -> str:
-    """Land `sample` and run it the way `genoflow demo` does: the landing sensor evaluated in this process
-    (no settle wait), its partition added, the requested run executed in process with the request's tags."""
+def _run_as_the_demo_does(instance: dg.DagsterInstance, storage, sample: str, folder: Path) -> str:
+    """Land `sample` and run it the way `genoflow demo` does (`land_and_launch_samples`): the landing sensor
+    evaluated in this process (no settle wait, as in the demo's process), its partition added, the requested run
+    launched from the `genoflow` code location (queued if the daemon is up already, else at once)."""
+    folder.mkdir()
+    paths = []
     for name in READS:
-        storage.put_file(REALDATA / name, zones.landing_key(sample, name.replace("ERR5069949_test", sample)))
-    context = dg.build_sensor_context(instance=instance, resources={"storage": storage})
+        paths.append(folder / name.replace("ERR5069949_test", sample))
+        shutil.copyfile(REALDATA / name, paths[-1])
     previous = os.environ["GENOFLOW_LANDING_SETTLE_SECONDS"]
     os.environ["GENOFLOW_LANDING_SETTLE_SECONDS"] = "0"
     try:
-        result = landing_zone_upload_sensor(context)
+        [launched] = land_and_launch_samples(instance, storage, {sample: paths}, folder / "logs").values()
     finally:
         os.environ["GENOFLOW_LANDING_SETTLE_SECONDS"] = previous
-    for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(SAMPLES_PARTITION_NAME, list(request.partition_keys))
-    [request] = result.run_requests
-    job = build_definitions().resolve_job_def(SAMPLE_PIPELINE_JOB)
-    run = job.execute_in_process(instance=instance, partition_key=sample, tags=request.tags)
-    assert run.success
-    return run.run_id
+    run_id = run_id_of(instance, launched)
+    followed = follow(instance, run_id, print, timeout=RUN_TIMEOUT)
+    if launched.process is not None:
+        launched.process.wait(timeout=60)
+    assert followed.status == "SUCCESS", launched.log_path.read_text()[-3000:] if launched.log_path else ""
+    return run_id
 
 
 def _last_run(instance: dg.DagsterInstance, sample: str) -> dg.DagsterRun | None:
