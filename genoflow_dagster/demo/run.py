@@ -215,7 +215,7 @@ def land_and_launch_samples(instance, storage, samples: dict[str, list[Path]], l
         for path in paths:
             storage.put_file(path, zones.landing_key(sample_id, path.name))
             _say(f"landed {sample_id}/{path.name}")
-    landed_at = time.monotonic()
+    landed_at = time.time()
     requested: dict[str, str] = {}  # sample -> the sensor's run key
     cursor = None
     for _ in range(3):  # a tick lists at most MAX_KEYS_PER_TICK keys: a crowded landing zone takes more than one
@@ -237,10 +237,10 @@ def land_and_launch_samples(instance, storage, samples: dict[str, list[Path]], l
                                          workspace=workspace)
                 for sample_id in samples if sample_id in requested}
     for sample_id, run in launched.items():
-        run_id = run_id_of(instance, run)
+        record = instance.get_run_record_by_id(run_id_of(instance, run))
         how = "queued: the dagster-daemon starts it" if run.queued else "started"
-        _say(f"{sample_id}: run {run_id} of {SAMPLE_PIPELINE_JOB} {how}, "
-             f"created {time.monotonic() - landed_at:.1f} s after its files landed")
+        _say(f"{sample_id}: run {record.dagster_run.run_id} of {SAMPLE_PIPELINE_JOB} {how}, created "
+             f"{record.create_timestamp.timestamp() - landed_at:.1f} s after its files landed")
     _say(f"landing sensor requested {len(launched)} demo run(s)")
     return launched
 
