@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 
 from genoflow_dagster import settings
-from genoflow_dagster.assets import cohort, ingestion, qc, reference, reports, variants
+from genoflow_dagster.assets import cohort, ingestion, multiqc, qc, reference, reports, variants
 from genoflow_dagster.jobs import (
     cohort_job,
     daily_cohort_schedule,
@@ -85,7 +85,7 @@ def with_owners_and_storage_kind(assets: list[Any]) -> list[Any]:
 def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=with_owners_and_storage_kind(
-            list(dg.load_assets_from_modules([reference, ingestion, qc, variants, reports, cohort]))),
+            list(dg.load_assets_from_modules([reference, ingestion, qc, variants, reports, cohort, multiqc]))),
         jobs=[sample_pipeline_job, cohort_job, reference_data_job, maintenance_job, quarantine_review_job],
         schedules=[daily_cohort_schedule, weekly_reference_data_schedule, daily_maintenance_schedule],
         sensors=[

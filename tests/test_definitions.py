@@ -9,6 +9,7 @@ from genoflow_dagster.jobs import MAINTENANCE_JOB, SAMPLE_PIPELINE_JOB
 # A rename of any of these is a visible diff here: it breaks run history.
 EXPECTED_ASSET_KEYS = [
     "aligned_reads",
+    "cohort_multiqc_report",
     "cohort_qc_summary",
     "gene_annotation",
     "known_sites",
@@ -110,6 +111,7 @@ def test_the_maintenance_job_touches_no_asset():
 # GENOFLOW_OWNERS) and its code version (assets.metadata.code_version).
 EXPECTED_KINDS = {
     "aligned_reads": ["bam", "python"],
+    "cohort_multiqc_report": ["html", "multiqc"],
     "cohort_qc_summary": ["html", "parquet"],
     "gene_annotation": ["python"],
     "known_sites": ["python"],
