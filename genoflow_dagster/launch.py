@@ -357,9 +357,15 @@ class _RunFollower:
 
 
 def _first_line(data: Any) -> str:
+    """A step failure in words: a blocking gate's stop as such (its lines were printed with the gate), else
+    the first line of the error without the Python class name Dagster prefixes it with."""
     error = getattr(data, "error", None)
+    if getattr(error, "cls_name", None) == "DagsterAssetCheckFailedError":
+        return "stopped by the blocking gate above"
     message = getattr(error, "message", None) or str(data)
-    return message.strip().splitlines()[0][:200] if message else "no message"
+    first = message.strip().splitlines()[0][:200] if message else "no message"
+    head, colon, rest = first.partition(": ")
+    return rest if colon and "." in head and " " not in head else first
 
 
 def _stderr(message: str) -> None:
