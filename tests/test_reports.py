@@ -66,6 +66,21 @@ def test_cohort_report_lists_every_sample():
     assert "per base sequence quality: 10 &lt; 20" in html
 
 
+def test_cohort_page_reads_well_missing_text_empty_long_problems_folded_samples_linked():
+    """What a lab saw on the demo's page: literal `nan` where pandas had a missing string, a stopped sample's four
+    problems making its row ~730 px tall, no time it was made, no way to its reports."""
+    rows = [{"sample_id": "A", "status": "pass", "stopped_at": float("nan"), "failing": float("nan"),
+             "not_graded": float("nan"), "files": 2, "profile": "standard"},
+            {"sample_id": "B", "status": "fail", "stopped_at": "qc_metrics_within_profile",
+             "failing": "R1: quality 8 < 20; R1: mean quality 8 <= 20; R2: quality 8 < 20; R2: mean quality 8 <= 20",
+             "not_graded": float("nan"), "files": 2, "profile": "standard"}]
+    html = render_cohort_report(rows, generated_at="2026-12-03 19:55 UTC", multiqc_report="multiqc_report.html")
+    assert ">nan<" not in html.lower()  # no cell holds the text nan
+    assert "R1: quality 8 &lt; 20" in html and "<summary>3 more</summary>" in html
+    assert '<a href="../A/report.html">A</a>' in html and '<a href="../B/report.html">B</a>' in html
+    assert "generated 2026-12-03 19:55 UTC" in html and 'href="multiqc_report.html"' in html
+
+
 def test_histogram_of_nothing_is_empty():
     assert svg_histogram([]) == "" and svg_histogram([0, 0]) == ""
 

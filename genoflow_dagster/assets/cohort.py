@@ -5,6 +5,7 @@ values), so a sample stopped by a gate still appears, with the metric that stopp
 """
 
 
+import datetime as dt
 from typing import Any
 
 import dagster as dg
@@ -68,7 +69,9 @@ def cohort_qc_summary(context: dg.AssetExecutionContext, storage: Storage):
     stored = write_parquet(storage, zones.cohort_table_key("qc_summary.parquet"), frame)
     write_parquet(storage, zones.cohort_table_key("qc_verdict.parquet"), verdict_frame)
     page_key = zones.cohort_key("qc_summary.html")
-    storage.put_bytes(render_cohort_report(frame_rows(frame)).encode("utf-8"), page_key)
+    generated_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    page = render_cohort_report(frame_rows(frame), generated_at=generated_at, multiqc_report="multiqc_report.html")
+    storage.put_bytes(page.encode("utf-8"), page_key)
     yield dg.MaterializeResult(
         metadata={
             "samples": len(frame),

@@ -301,6 +301,7 @@ def print_summary(storage, demo, outcomes: dict[str, str], seconds: float) -> in
         if storage.exists(key):
             print(f"  {sample}: {storage.uri(key)}")
     print(f"  cohort:   {storage.uri(zones.cohort_key('qc_summary.html'))}")
+    print(f"  MultiQC:  {storage.uri(zones.cohort_key('multiqc_report.html'))}")
     quarantined = [info.key for info in storage.list(f"{zones.QUARANTINE}/") if info.key.endswith("reason.json")]
     if quarantined:
         print("\nQuarantined (with reason.json):")

@@ -42,6 +42,16 @@ def _fmt(value: Any, digits: int = 2) -> str:
 _ENV.filters["num"] = _fmt
 
 
+def _text(value: Any) -> str:
+    """A text cell: empty for a missing value (pandas hands a missing string over as NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+_ENV.filters["text"] = _text
+
+
 def _tick_step(labels: Sequence[Any], plot_width: float) -> int:
     """Label every n-th tick so that the labels (about 8 px a character, 12 px apart) do not overlap."""
     widest = max((len(str(label)) for label in labels), default=1) * 8 + 12
@@ -222,5 +232,11 @@ def render_sample_report(ctx: dict[str, Any]) -> str:
 
 
 def render_cohort_report(rows: list[dict[str, Any]], *, title: str = "GenoFlow cohort QC summary",
-                         generated_at: str | None = None) -> str:
-    return _ENV.get_template("cohort_report.html.j2").render(rows=rows, title=title, generated_at=generated_at)
+                         generated_at: str | None = None, multiqc_report: str | None = None) -> str:
+    """The cohort page: one row per sample, linked to its report (`../<sample>/report.html`, the reports zone's
+    layout), its problems folded after the first; `multiqc_report` links the MultiQC report beside it."""
+    for row in rows:
+        failing = _text(row.get("failing"))
+        row["failing_items"] = [item for item in failing.split("; ") if item] if failing else []
+    return _ENV.get_template("cohort_report.html.j2").render(rows=rows, title=title, generated_at=generated_at,
+                                                             multiqc_report=multiqc_report)
