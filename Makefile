@@ -5,7 +5,7 @@ PYTHON ?= python3
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export GENOFLOW_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install demo test dev dev-postgres bench bench-accuracy bench-pipeline bench-alignment lint conformance clean home
+.PHONY: install demo test dev portal dev-postgres bench bench-accuracy bench-pipeline bench-alignment lint conformance clean home
 
 $(VENV)/.installed: pyproject.toml setup.py genoflow_dagster/_fastq.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: install
 
 dev: install home
 	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
+
+# The upload portal's API on http://127.0.0.1:8000 (docs at /docs); make a token first: genoflow token add NAME --role admin
+portal: install home
+	$(VENV)/bin/genoflow portal --host 127.0.0.1 --port 8000
 
 # The production instance (README, "Production instance (PostgreSQL)"): deploy/postgres/dagster.yaml in
 # $(DAGSTER_HOME), never over another instance's dagster.yaml, then the UI and the daemon on it.

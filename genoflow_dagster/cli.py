@@ -355,6 +355,57 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(fresh=args.fresh)
 
 
+def cmd_portal(args: argparse.Namespace) -> int:
+    """Serve the upload portal's API with uvicorn (the instance is read for run status, opened on first use)."""
+    import functools
+
+    import uvicorn
+
+    from genoflow_dagster.launch import ensure_home
+    from genoflow_dagster.portal.app import PortalSettings, create_app, is_loopback
+    from genoflow_dagster.resources.storage import storage_from_settings
+
+    if args.no_auth and not is_loopback(args.host):
+        print(f"genoflow portal: --no-auth only on a loopback address (127.0.0.1), not {args.host}: anyone "
+              "who reaches it could upload", file=sys.stderr)
+        return EXIT_USAGE
+    ensure_home()
+
+    @functools.cache
+    def instance() -> Any:
+        import dagster as dg
+
+        return dg.DagsterInstance.get()
+
+    portal_settings = PortalSettings.from_environment(require_tokens=not args.no_auth)
+    app = create_app(storage_from_settings(), instance, portal_settings)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return EXIT_OK
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Portal API tokens: add (printed once, stored hashed), list, revoke; each change audited."""
+    from genoflow_dagster.portal.access import TokenStore
+    from genoflow_dagster.portal.app import PortalSettings
+    from genoflow_dagster.portal.uploads import UploadStore
+
+    tokens = TokenStore(UploadStore(PortalSettings.from_environment().state_dir))
+    if args.token_command == "add":
+        token_id, token = tokens.create(args.name, args.role, actor="cli")
+        print(f"token {token_id} for {args.name} ({args.role}); shown once, keep it secret:", file=sys.stderr)
+        print(token)
+        return EXIT_OK
+    if args.token_command == "revoke":
+        if not tokens.revoke(args.token_id, actor="cli"):
+            print(f"genoflow token revoke: no active token {args.token_id}", file=sys.stderr)
+            return EXIT_USAGE
+        return EXIT_OK
+    for row in tokens.listing():
+        state = "revoked" if row["revoked"] else "active"
+        print(f"{row['token_id']}  {row['role']:8s}  {state:7s}  {row['name']}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genoflow", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"genoflow {__version__}")
@@ -432,6 +483,24 @@ def build_parser() -> argparse.ArgumentParser:
     listing = reference_sub.add_parser("list", help="the added references; * marks the one in use")
     listing.add_argument("--json", action="store_true", help="one JSON object per reference")
     listing.set_defaults(func=cmd_reference_list)
+
+    portal = sub.add_parser("portal", help="serve the upload portal's REST API (uploads into the landing zone, "
+                            "upload history and status; OpenAPI docs at /docs)")
+    portal.add_argument("--host", default="127.0.0.1")
+    portal.add_argument("--port", type=int, default=8000)
+    portal.add_argument("--no-auth", action="store_true",
+                        help="no API tokens needed (only on a loopback address, for one person's machine)")
+    portal.set_defaults(func=cmd_portal)
+
+    token = sub.add_parser("token", help="the upload portal's API tokens (roles uploader, analyst, admin)")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    token_add = token_sub.add_parser("add", help="make a token and print it (once; only its hash is stored)")
+    token_add.add_argument("name", help="who or what uses it")
+    token_add.add_argument("--role", choices=["uploader", "analyst", "admin"], required=True)
+    token_sub.add_parser("list", help="the tokens (never the tokens themselves)")
+    token_revoke = token_sub.add_parser("revoke", help="revoke a token by its id")
+    token_revoke.add_argument("token_id")
+    token.set_defaults(func=cmd_token)
 
     demo = sub.add_parser("demo", help="generate demo data and run the whole pipeline on the embedded instance")
     demo.add_argument("--fresh", action="store_true", help="start from an empty data dir and instance")

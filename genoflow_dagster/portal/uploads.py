@@ -1,0 +1,335 @@
+"""Resumable uploads into the landing zone: the portal's state (SQLite) and chunk files, no web framework here.
+
+An upload is declared first (sample, file name, size, optional SHA-256), then its chunks arrive in any
+order and may be sent again (a re-sent chunk replaces the stored one), and `complete` streams the chunks
+in order through SHA-256 into `storage.open_write(landing/<sample>/<file>)`. That writer commits atomically
+(temp file + rename locally, a multipart upload completed on S3), so the landing sensor never sees a
+partial file: before `complete`, every byte sits under `<data dir>/.portal/chunks/`, never under landing/.
+
+State lives in `<data dir>/.portal/portal.sqlite3`: `uploads`, `chunks` (which chunk numbers are stored,
+what a client reads to resume after an interruption) and `audit`, append-only (triggers refuse UPDATE and
+DELETE). Each call opens its own connection, so the web server's worker threads never share one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sqlite3
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from genoflow_dagster import zones
+from genoflow_dagster.errors import StorageError
+from genoflow_dagster.formats.detect import COMPRESSIBLE, COMPRESSION_SUFFIXES, EXTENSIONS, format_from_name
+from genoflow_dagster.resources.storage import Storage
+
+# The codes of the portal's error body (DESIGN.md, "Upload portal and API").
+NO_FILE = "NO_FILE"
+EMPTY_FILENAME = "EMPTY_FILENAME"
+INVALID_FILE_TYPE = "INVALID_FILE_TYPE"
+FILE_TOO_LARGE = "FILE_TOO_LARGE"
+VALIDATION_ERROR = "VALIDATION_ERROR"
+STORAGE_ERROR = "STORAGE_ERROR"
+INTERNAL_ERROR = "INTERNAL_ERROR"
+ERROR_CODES = (NO_FILE, EMPTY_FILENAME, INVALID_FILE_TYPE, FILE_TOO_LARGE, VALIDATION_ERROR, STORAGE_ERROR,
+               INTERNAL_ERROR)
+
+RECEIVING = "receiving"  # declared; chunks arriving
+ASSEMBLING = "assembling"  # complete called; streaming into storage
+LANDED = "landed"  # the file is whole under landing/
+FAILED = "failed"  # complete refused it (checksum mismatch, storage failure): nothing landed
+
+COPY_BUFFER = 1024 * 1024
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+class UploadError(Exception):
+    """A refusal with one of `ERROR_CODES`, plain words, and the HTTP status the API answers with."""
+
+    def __init__(self, code: str, message: str, http_status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+
+
+@dataclass(frozen=True)
+class Upload:
+    upload_id: str
+    sample_id: str
+    file_name: str
+    landing_key: str
+    size: int
+    chunk_size: int
+    chunk_count: int
+    declared_sha256: str | None
+    sha256: str | None
+    state: str
+    error_code: str | None
+    error_message: str | None
+    created: float
+    completed: float | None
+    actor: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def supported_formats() -> dict[str, Any]:
+    """What the validators accept, from `formats.detect`'s own tables: each format's extensions, and which of
+    them may also be gzip/BGZF compressed (then any of `COMPRESSION_SUFFIXES` may follow)."""
+    formats: dict[str, dict[str, Any]] = {}
+    for extension, fmt in EXTENSIONS.items():
+        entry = formats.setdefault(fmt, {"format": fmt, "extensions": [], "compressed_extensions": []})
+        entry["extensions"].append(extension)
+        if fmt in COMPRESSIBLE:
+            entry["compressed_extensions"] += [extension + suffix for suffix in COMPRESSION_SUFFIXES]
+    return {"formats": [formats[name] for name in sorted(formats)],
+            "compression_suffixes": list(COMPRESSION_SUFFIXES)}
+
+
+def file_format(file_name: str) -> str:
+    """The format the validators will read `file_name` as, from its extension; INVALID_FILE_TYPE otherwise.
+
+    A compression suffix counts only on a format that may be compressed (`.fastq.gz` yes, `.bam.gz` no),
+    as `formats.validate` refuses the others."""
+    fmt, compressed = format_from_name(file_name)
+    if fmt is None:
+        raise UploadError(INVALID_FILE_TYPE, f"{file_name} does not end in an extension GenoFlow reads "
+                          "(for example .fastq.gz, .bam, .vcf.gz); see /supported_formats")
+    if compressed and fmt not in COMPRESSIBLE:
+        raise UploadError(INVALID_FILE_TYPE, f"{file_name}: {fmt.upper()} files are not accepted compressed "
+                          "as a whole; send the file itself")
+    return fmt
+
+
+def too_large(size: int, max_bytes: int) -> UploadError:
+    return UploadError(FILE_TOO_LARGE, f"the file is {size:,} bytes; the limit is {max_bytes:,}", 413)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS uploads (
+    upload_id TEXT PRIMARY KEY, sample_id TEXT NOT NULL, file_name TEXT NOT NULL, landing_key TEXT NOT NULL,
+    size INTEGER NOT NULL, chunk_size INTEGER NOT NULL, declared_sha256 TEXT, sha256 TEXT,
+    state TEXT NOT NULL, error_code TEXT, error_message TEXT, created REAL NOT NULL, completed REAL, actor TEXT
+);
+CREATE INDEX IF NOT EXISTS uploads_by_time ON uploads (created);
+CREATE TABLE IF NOT EXISTS chunks (
+    upload_id TEXT NOT NULL REFERENCES uploads (upload_id), number INTEGER NOT NULL, size INTEGER NOT NULL,
+    received REAL NOT NULL, PRIMARY KEY (upload_id, number)
+);
+CREATE TABLE IF NOT EXISTS audit (
+    audit_id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT, action TEXT NOT NULL,
+    upload_id TEXT, allowed INTEGER NOT NULL, detail TEXT
+);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit table is append-only'); END;
+"""
+
+
+class UploadStore:
+    """Uploads, their chunks and the audit trail under `state_dir` (`<data dir>/.portal`)."""
+
+    def __init__(self, state_dir: str | Path) -> None:
+        self.state_dir = Path(state_dir)
+        self.chunk_dir = self.state_dir / "chunks"
+        self.chunk_dir.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.state_dir / "portal.sqlite3"
+        with self.connect() as db:
+            db.executescript(_SCHEMA)
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection of its own in autocommit mode (closed on exit); one per call, never shared."""
+        with closing(sqlite3.connect(self.db_path, timeout=30, isolation_level=None)) as db:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            yield db
+
+    # ------------------------------------------------------------ audit
+
+    def audit(self, action: str, *, actor: str | None, upload_id: str | None = None, allowed: bool = True,
+              detail: str | None = None) -> None:
+        with self.connect() as db:
+            db.execute("INSERT INTO audit (at, actor, action, upload_id, allowed, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                       (time.time(), actor, action, upload_id, int(allowed), detail))
+
+    def audit_rows(self) -> list[dict[str, Any]]:
+        with self.connect() as db:
+            return [dict(row) for row in db.execute("SELECT * FROM audit ORDER BY audit_id")]
+
+    # ------------------------------------------------------------ uploads
+
+    def create(self, sample_id: str, file_name: str, size: int, *, chunk_size: int, max_bytes: int,
+               sha256: str | None = None, actor: str | None = None) -> Upload:
+        """Declare an upload; refused (UploadError) before any byte is sent when it cannot be accepted."""
+        if not file_name or not file_name.strip():
+            raise UploadError(EMPTY_FILENAME, "the file has no name")
+        try:
+            zones.validate_sample_id(sample_id)
+            key = zones.landing_key(sample_id, file_name)
+        except zones.UnsafeKeyError as exc:
+            raise UploadError(VALIDATION_ERROR, str(exc)) from exc
+        file_format(key.rsplit("/", 1)[-1])
+        if size > max_bytes:
+            raise too_large(size, max_bytes)
+        if size <= 0:
+            raise UploadError(VALIDATION_ERROR, "the file is empty (0 bytes): there is nothing to upload")
+        if sha256 is not None and not _SHA256_RE.match(sha256.lower()):
+            raise UploadError(VALIDATION_ERROR, "the SHA-256 must be 64 hexadecimal characters")
+        upload_id = uuid.uuid4().hex
+        with self.connect() as db:
+            db.execute("INSERT INTO uploads (upload_id, sample_id, file_name, landing_key, size, chunk_size, "
+                       "declared_sha256, state, created, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (upload_id, sample_id, key.rsplit("/", 1)[-1], key, size, chunk_size,
+                        sha256.lower() if sha256 else None, RECEIVING, time.time(), actor))
+        self.audit("upload_started", actor=actor, upload_id=upload_id, detail=f"{key} ({size:,} bytes)")
+        return self.get(upload_id)
+
+    def get(self, upload_id: str) -> Upload:
+        with self.connect() as db:
+            row = db.execute("SELECT * FROM uploads WHERE upload_id = ?", (upload_id,)).fetchone()
+        if row is None:
+            raise UploadError(VALIDATION_ERROR, f"there is no upload {upload_id}", 404)
+        return _upload(row)
+
+    def history(self, *, actor: str | None = None, limit: int = 100) -> list[Upload]:
+        """The latest uploads first; only `actor`'s when given."""
+        query = "SELECT * FROM uploads" + (" WHERE actor = ?" if actor is not None else "")
+        params: tuple[Any, ...] = (actor,) if actor is not None else ()
+        with self.connect() as db:
+            rows = db.execute(query + " ORDER BY created DESC, rowid DESC LIMIT ?", (*params, limit)).fetchall()
+        return [_upload(row) for row in rows]
+
+    def stored_chunks(self, upload_id: str) -> list[int]:
+        with self.connect() as db:
+            return [row[0] for row in db.execute("SELECT number FROM chunks WHERE upload_id = ? ORDER BY number",
+                                                 (upload_id,))]
+
+    def _chunk_path(self, upload_id: str, number: int) -> Path:
+        return self.chunk_dir / upload_id / f"{number:06d}"
+
+    def put_chunk(self, upload_id: str, number: int, data: Iterable[bytes]) -> int:
+        """Store chunk `number` (0-based) from a stream of byte blocks, replacing an earlier copy; returns its size.
+
+        Every chunk but the last is `chunk_size` bytes, the last the rest of the declared size: a chunk that
+        runs past its share is FILE_TOO_LARGE (more bytes than declared) and refused while it streams; one that
+        stops short is VALIDATION_ERROR. The chunk is written to a temporary file and renamed, so an interrupted
+        send leaves the earlier copy, or none."""
+        upload = self.get(upload_id)
+        if upload.state not in (RECEIVING, FAILED):  # a failed completion keeps its chunks: fix one, complete again
+            raise UploadError(VALIDATION_ERROR, f"upload {upload_id} is {upload.state}: it takes no more chunks", 409)
+        if not 0 <= number < upload.chunk_count:
+            raise UploadError(VALIDATION_ERROR, f"chunk {number} does not exist: this upload has chunks 0 to "
+                              f"{upload.chunk_count - 1}")
+        expected = min(upload.chunk_size, upload.size - number * upload.chunk_size)
+        folder = self.chunk_dir / upload_id
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{number:06d}.", suffix=".part", dir=folder)
+        received = 0
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                for block in data:
+                    received += len(block)
+                    if received > expected:
+                        raise UploadError(FILE_TOO_LARGE, f"chunk {number} is larger than {expected:,} bytes: "
+                                          f"more bytes arrived than the declared size of {upload.size:,}", 413)
+                    fh.write(block)
+            if received != expected:
+                raise UploadError(VALIDATION_ERROR, f"chunk {number} has {received:,} bytes; {expected:,} were "
+                                  "expected (was the sending interrupted? send it again)")
+            os.replace(tmp_name, self._chunk_path(upload_id, number))
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        with self.connect() as db:
+            db.execute("INSERT OR REPLACE INTO chunks (upload_id, number, size, received) VALUES (?, ?, ?, ?)",
+                       (upload_id, number, received, time.time()))
+            db.execute("UPDATE uploads SET state = ? WHERE upload_id = ? AND state = ?", (RECEIVING, upload_id, FAILED))
+        return received
+
+    def complete(self, upload_id: str, storage: Storage, *, actor: str | None = None) -> Upload:
+        """Stream the chunks in order through SHA-256 into the landing zone; the file appears whole or not at all.
+
+        Completing a landed upload again answers the same result. A declared SHA-256 that differs from the
+        bytes received is VALIDATION_ERROR and nothing lands (the chunks are kept: re-send the wrong ones).
+        """
+        upload = self.get(upload_id)
+        if upload.state == LANDED:
+            return upload
+        missing = sorted(set(range(upload.chunk_count)) - set(self.stored_chunks(upload_id)))
+        if missing:
+            shown = ", ".join(str(n) for n in missing[:20]) + (" ..." if len(missing) > 20 else "")
+            raise UploadError(VALIDATION_ERROR, f"{len(missing)} of {upload.chunk_count} chunks have not arrived "
+                              f"yet (chunks {shown}); send them, then complete the upload", 409)
+        with self.connect() as db:  # one assembler: the state moves on only for the caller that saw it receiving
+            claimed = db.execute("UPDATE uploads SET state = ? WHERE upload_id = ? AND state IN (?, ?)",
+                                 (ASSEMBLING, upload_id, RECEIVING, FAILED)).rowcount
+        if not claimed:
+            raise UploadError(VALIDATION_ERROR, f"upload {upload_id} is already being completed", 409)
+        digest = hashlib.sha256()
+        try:
+            with storage.open_write(upload.landing_key) as out:
+                for number in range(upload.chunk_count):
+                    with open(self._chunk_path(upload_id, number), "rb") as chunk:
+                        while block := chunk.read(COPY_BUFFER):
+                            digest.update(block)
+                            out.write(block)
+                if upload.declared_sha256 and digest.hexdigest() != upload.declared_sha256:
+                    raise UploadError(VALIDATION_ERROR, f"the file received has SHA-256 {digest.hexdigest()}, not "
+                                      f"the {upload.declared_sha256} declared: a chunk was damaged on the way; "
+                                      "nothing was stored", 422)
+        except UploadError as exc:
+            self._fail(upload_id, exc.code, exc.message, actor)
+            raise
+        except StorageError as exc:
+            self._fail(upload_id, STORAGE_ERROR, exc.message, actor)
+            raise UploadError(STORAGE_ERROR, f"the file could not be stored: {exc.message}", 503) from exc
+        except OSError as exc:  # local storage: a full disk, a folder in the way, no permission
+            self._fail(upload_id, STORAGE_ERROR, exc.strerror or "write failed", actor)
+            raise UploadError(STORAGE_ERROR, f"the file could not be stored in {upload.landing_key}: "
+                              f"{exc.strerror or 'the write failed'}", 503) from exc
+        except BaseException:
+            self._fail(upload_id, INTERNAL_ERROR, "the upload could not be completed", actor)
+            raise
+        with self.connect() as db:
+            db.execute("UPDATE uploads SET state = ?, sha256 = ?, completed = ?, error_code = NULL, "
+                       "error_message = NULL WHERE upload_id = ?", (LANDED, digest.hexdigest(), time.time(), upload_id))
+        self._remove_chunks(upload_id)
+        self.audit("upload_landed", actor=actor, upload_id=upload_id,
+                   detail=f"{upload.landing_key} sha256={digest.hexdigest()}")
+        return self.get(upload_id)
+
+    def _fail(self, upload_id: str, code: str, message: str, actor: str | None) -> None:
+        with self.connect() as db:
+            db.execute("UPDATE uploads SET state = ?, error_code = ?, error_message = ? WHERE upload_id = ?",
+                       (FAILED, code, message, upload_id))
+        self.audit("upload_failed", actor=actor, upload_id=upload_id, allowed=False, detail=f"{code}: {message}")
+
+    def _remove_chunks(self, upload_id: str) -> None:
+        folder = self.chunk_dir / upload_id
+        if folder.is_dir():
+            for path in folder.iterdir():
+                path.unlink(missing_ok=True)
+            folder.rmdir()
+
+
+def _upload(row: sqlite3.Row) -> Upload:
+    size, chunk_size = row["size"], row["chunk_size"]
+    return Upload(upload_id=row["upload_id"], sample_id=row["sample_id"], file_name=row["file_name"],
+                  landing_key=row["landing_key"], size=size, chunk_size=chunk_size,
+                  chunk_count=max(1, -(-size // chunk_size)), declared_sha256=row["declared_sha256"],
+                  sha256=row["sha256"], state=row["state"], error_code=row["error_code"],
+                  error_message=row["error_message"], created=row["created"], completed=row["completed"],
+                  actor=row["actor"])

@@ -1,0 +1,307 @@
+"""The upload portal's REST API over real storage (local folder, and moto's S3 server over HTTP).
+
+Data: /work/shared/realdata (FAK72834_barcode07.fastq: Oxford Nanopore SARS-CoV-2 reads from
+connor-lab/ncov2019-artic-nf; ERR5069949_test_{1,2}.fastq.gz: nf-core's NextSeq SARS-CoV-2 pairs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from fastapi.testclient import TestClient
+
+from genoflow_dagster import zones
+from genoflow_dagster.formats.detect import EXTENSIONS
+from genoflow_dagster.portal.access import TokenStore
+from genoflow_dagster.portal.app import PortalSettings, create_app
+from genoflow_dagster.portal.uploads import ERROR_CODES, UploadStore
+from genoflow_dagster.resources.storage import LocalStorage, S3Storage, Storage
+from genoflow_dagster.sample_record import write_validation
+from genoflow_dagster.verdicts import USABLE_INPUTS, GateOutcome
+from tests.records import sample_record
+
+REALDATA = Path(os.environ.get("GENOFLOW_REALDATA", "/work/shared/realdata"))
+NANOPORE = REALDATA / "FAK72834_barcode07.fastq"
+ILLUMINA_R1 = REALDATA / "ERR5069949_test_1.fastq.gz"
+ILLUMINA_R2 = REALDATA / "ERR5069949_test_2.fastq.gz"
+
+pytestmark = pytest.mark.skipif(not NANOPORE.is_file(), reason="needs /work/shared/realdata")
+
+
+def portal(storage: Storage, state_dir: Path, *, chunk_bytes: int = 256 * 1024, max_file_bytes: int = 5 * 1024**3,
+           require_tokens: bool = False, instance_getter=lambda: None) -> TestClient:
+    settings = PortalSettings(state_dir=state_dir, max_file_bytes=max_file_bytes, chunk_bytes=chunk_bytes,
+                              require_tokens=require_tokens)
+    return TestClient(create_app(storage, instance_getter, settings), raise_server_exceptions=False)
+
+
+def landing_objects(storage: Storage) -> list[str]:
+    """Everything under landing/, including what a listing skips (a local write's hidden temp files)."""
+    if isinstance(storage, LocalStorage):
+        root = Path(storage.base_dir) / zones.LANDING
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    return [o.key for o in storage.list(zones.landing_prefix())]
+
+
+def error_of(response) -> tuple[int, str]:
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    assert body["error"]["code"] in (*ERROR_CODES, "UNAUTHORIZED", "FORBIDDEN")
+    assert "Error(" not in body["error"]["message"] and "Traceback" not in body["error"]["message"]
+    return response.status_code, body["error"]["code"]
+
+
+def chunks_of(data: bytes, size: int) -> list[bytes]:
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+def test_supported_formats_are_the_validators_extensions(storage, tmp_path):
+    client = portal(storage, tmp_path / "state", max_file_bytes=123_456_789)
+    answer = client.get("/supported_formats").json()
+    listed = {ext: entry["format"] for entry in answer["formats"] for ext in entry["extensions"]}
+    assert listed == EXTENSIONS
+    compressed = {ext for entry in answer["formats"] for ext in entry["compressed_extensions"]}
+    assert ".fastq.gz" in compressed and ".vcf.gz" in compressed and ".bam.gz" not in compressed
+    assert answer["max_file_bytes"] == 123_456_789
+
+
+def test_chunked_upload_resumes_after_an_interruption_and_lands_whole(storage, tmp_path):
+    source = NANOPORE.read_bytes()
+    expected_sha = hashlib.sha256(source).hexdigest()
+    client = portal(storage, tmp_path / "state")
+    started = client.post("/uploads", json={"sample_id": "NANO1", "file_name": NANOPORE.name, "size": len(source),
+                                            "sha256": expected_sha})
+    assert started.status_code == 201, started.text
+    upload = started.json()
+    chunks = chunks_of(source, upload["chunk_size"])
+    assert upload["chunk_count"] == len(chunks) == 9
+
+    for number in range(5):
+        assert client.put(f"/uploads/{upload['upload_id']}/chunks/{number}", content=chunks[number]).status_code == 200
+    # The connection drops halfway through chunk 5: the server holds only part of it and refuses it.
+    cut = client.put(f"/uploads/{upload['upload_id']}/chunks/5", content=chunks[5][:1000])
+    assert error_of(cut) == (400, "VALIDATION_ERROR")
+    assert landing_objects(storage) == []
+
+    # The client resumes from what the server says it has, re-sending one chunk it was unsure of.
+    progress = client.get(f"/uploads/{upload['upload_id']}").json()
+    assert progress["chunks_stored"] == [0, 1, 2, 3, 4] and progress["chunks_missing"] == [5, 6, 7, 8]
+    assert client.put(f"/uploads/{upload['upload_id']}/chunks/4", content=chunks[4]).status_code == 200
+    for number in progress["chunks_missing"]:
+        assert client.put(f"/uploads/{upload['upload_id']}/chunks/{number}", content=chunks[number]).status_code == 200
+    assert landing_objects(storage) == []  # every chunk is in, but nothing lands before complete
+
+    done = client.post(f"/uploads/{upload['upload_id']}/complete")
+    assert done.status_code == 200, done.text
+    assert done.json()["sha256"] == expected_sha and done.json()["state"] == "landed"
+    key = zones.landing_key("NANO1", NANOPORE.name)
+    assert storage.get_bytes(key) == source
+    assert landing_objects(storage) in ([f"NANO1/{NANOPORE.name}"], [key])
+    assert not (tmp_path / "state" / "chunks" / upload["upload_id"]).exists()
+    # Completing again answers the same result.
+    assert client.post(f"/uploads/{upload['upload_id']}/complete").json()["sha256"] == expected_sha
+
+
+def test_two_interleaved_uploads_do_not_mix(storage, tmp_path):
+    client = portal(storage, tmp_path / "state", chunk_bytes=1024)
+    sources = {path.name: path.read_bytes() for path in (ILLUMINA_R1, ILLUMINA_R2)}
+    ids = {name: client.post("/uploads", json={"sample_id": "ERR5069949", "file_name": name,
+                                               "size": len(data)}).json()["upload_id"]
+           for name, data in sources.items()}
+    pieces = {name: chunks_of(data, 1024) for name, data in sources.items()}
+    for number in range(max(len(p) for p in pieces.values())):
+        for name in reversed(sorted(sources)):  # R2's chunk, then R1's, and so on
+            if number < len(pieces[name]):
+                response = client.put(f"/uploads/{ids[name]}/chunks/{number}", content=pieces[name][number])
+                assert response.status_code == 200, response.text
+    for name, data in sources.items():
+        done = client.post(f"/uploads/{ids[name]}/complete").json()
+        assert done["sha256"] == hashlib.sha256(data).hexdigest()
+        assert storage.get_bytes(zones.landing_key("ERR5069949", name)) == data
+    assert sources[ILLUMINA_R1.name] != sources[ILLUMINA_R2.name]
+
+
+def test_one_request_upload_lands_and_history_lists_it(storage, tmp_path):
+    client = portal(storage, tmp_path / "state")
+    data = ILLUMINA_R1.read_bytes()
+    answer = client.post("/upload", data={"sample_id": "ERR5069949"},
+                         files={"file": (ILLUMINA_R1.name, data, "application/gzip")})
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["sha256"] == hashlib.sha256(data).hexdigest()
+    assert storage.get_bytes(zones.landing_key("ERR5069949", ILLUMINA_R1.name)) == data
+    history = client.get("/upload_history").json()["uploads"]
+    assert [u["upload_id"] for u in history] == [answer.json()["upload_id"]]
+    status = client.get(f"/upload_status/{answer.json()['upload_id']}").json()
+    assert status["state"] == "queued" and status["run"] is None  # landed; no instance to read a run from
+
+
+def _raw_form(file_name: str) -> tuple[bytes, dict[str, str]]:
+    """A browser's form when no file was chosen: a file part whose filename is empty."""
+    body = (b'--B\r\nContent-Disposition: form-data; name="sample_id"\r\n\r\nS1\r\n'
+            b'--B\r\nContent-Disposition: form-data; name="file"; filename="' + file_name.encode() +
+            b'"\r\nContent-Type: application/octet-stream\r\n\r\n\r\n--B--\r\n')
+    return body, {"content-type": "multipart/form-data; boundary=B"}
+
+
+def test_each_error_code(storage, tmp_path):
+    client = portal(storage, tmp_path / "state", max_file_bytes=1_000_000, chunk_bytes=256 * 1024)
+    fastq = NANOPORE.read_bytes()
+
+    assert error_of(client.post("/upload", data={"sample_id": "S1"})) == (400, "NO_FILE")
+    body, headers = _raw_form("")
+    assert error_of(client.post("/upload", content=body, headers=headers)) == (400, "EMPTY_FILENAME")
+    assert error_of(client.post("/uploads", json={"sample_id": "S1", "file_name": " ", "size": 10})) == \
+        (400, "EMPTY_FILENAME")
+    for name in ("notes.docx", "reads.bam.gz", "README"):
+        declared = client.post("/uploads", json={"sample_id": "S1", "file_name": name, "size": 10})
+        assert error_of(declared) == (400, "INVALID_FILE_TYPE"), name
+    assert error_of(client.post("/upload", data={"sample_id": "S1"},
+                                files={"file": ("reads.exe", b"MZ", "application/octet-stream")})) == \
+        (400, "INVALID_FILE_TYPE")
+
+    # Too large by the declared size, by the bytes of a one-request upload, and by bytes beyond a chunk's share.
+    assert error_of(client.post("/uploads", json={"sample_id": "S1", "file_name": "a.fastq", "size": 1_000_001})) \
+        == (413, "FILE_TOO_LARGE")
+    assert error_of(client.post("/upload", data={"sample_id": "S1"},
+                                files={"file": (NANOPORE.name, fastq, "text/plain")})) == (413, "FILE_TOO_LARGE")
+    small = client.post("/uploads", json={"sample_id": "S1", "file_name": "a.fastq", "size": 300_000}).json()
+    assert client.put(f"/uploads/{small['upload_id']}/chunks/0", content=fastq[:262_144]).status_code == 200
+    assert error_of(client.put(f"/uploads/{small['upload_id']}/chunks/1", content=fastq[262_144:400_000])) == \
+        (413, "FILE_TOO_LARGE")
+
+    for bad in ({"sample_id": "../etc", "file_name": "a.fastq", "size": 10},
+                {"sample_id": "S1", "file_name": "a.fastq", "size": 0},
+                {"sample_id": "S1", "file_name": "a.fastq", "size": 10, "sha256": "abc"},
+                {"sample_id": "S1", "file_name": "a.fastq"}):
+        assert error_of(client.post("/uploads", json=bad))[1] == "VALIDATION_ERROR", bad
+    assert error_of(client.post(f"/uploads/{small['upload_id']}/complete")) == (409, "VALIDATION_ERROR")
+    assert error_of(client.put(f"/uploads/{small['upload_id']}/chunks/9", content=b"x")) == (400, "VALIDATION_ERROR")
+    assert error_of(client.get("/uploads/no-such-upload")) == (404, "VALIDATION_ERROR")
+
+    # A declared SHA-256 the bytes do not match: refused at complete, nothing lands.
+    part = fastq[:1000]
+    wrong = client.post("/uploads", json={"sample_id": "S1", "file_name": "b.fastq", "size": 1000,
+                                          "sha256": hashlib.sha256(b"other").hexdigest()}).json()
+    client.put(f"/uploads/{wrong['upload_id']}/chunks/0", content=part)
+    assert error_of(client.post(f"/uploads/{wrong['upload_id']}/complete")) == (422, "VALIDATION_ERROR")
+    assert landing_objects(storage) == []
+    assert client.get(f"/upload_status/{wrong['upload_id']}").json()["state"] == "failed"
+
+
+def test_storage_error_when_the_landing_zone_cannot_be_written(tmp_path, request):
+    failing: list[Storage] = []
+    zones_dir = tmp_path / "zones"
+    zones_dir.mkdir()
+    (zones_dir / "landing").write_text("a file where the landing folder should be")
+    failing.append(LocalStorage(base_dir=str(zones_dir)))
+    endpoint = request.getfixturevalue("s3_endpoint")
+    failing.append(S3Storage(bucket=f"missing-{uuid.uuid4().hex[:8]}", endpoint_url=endpoint, region_name="us-east-1",
+                             aws_access_key_id="testing", aws_secret_access_key="testing", max_attempts=1))
+    for number, storage in enumerate(failing):
+        client = portal(storage, tmp_path / f"state{number}")
+        upload = client.post("/uploads", json={"sample_id": "S1", "file_name": "r.fastq.gz",
+                                               "size": ILLUMINA_R1.stat().st_size}).json()
+        client.put(f"/uploads/{upload['upload_id']}/chunks/0", content=ILLUMINA_R1.read_bytes())
+        assert error_of(client.post(f"/uploads/{upload['upload_id']}/complete")) == (503, "STORAGE_ERROR")
+        # The chunks stay: once storage is back the same upload completes without sending them again.
+        assert client.get(f"/uploads/{upload['upload_id']}").json()["chunks_stored"] == [0]
+
+
+def test_internal_error_keeps_the_body_shape(tmp_path):
+    def broken_instance():
+        raise RuntimeError("instance database is locked")
+
+    storage = LocalStorage(base_dir=str(tmp_path / "zones"))
+    client = portal(storage, tmp_path / "state", instance_getter=broken_instance)
+    landed = client.post("/upload", data={"sample_id": "S1"},
+                         files={"file": (ILLUMINA_R1.name, ILLUMINA_R1.read_bytes())}).json()
+    answer = client.get(f"/upload_status/{landed['upload_id']}")
+    assert error_of(answer) == (500, "INTERNAL_ERROR")
+    assert "locked" not in answer.json()["error"]["message"]
+
+
+def test_status_reads_the_samples_run_and_stored_gates(storage, tmp_path):
+    instance = dg.DagsterInstance.ephemeral()
+    client = portal(storage, tmp_path / "state", instance_getter=lambda: instance)
+    earlier = dg.DagsterRun(job_name="sample_pipeline", run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.FAILURE,
+                            tags={"dagster/partition": "ERR5069949"})
+    instance.add_run(earlier)  # a run of the sample's earlier files: not this upload's
+    landed = client.post("/upload", data={"sample_id": "ERR5069949"},
+                         files={"file": (ILLUMINA_R1.name, ILLUMINA_R1.read_bytes())}).json()
+    status_url = f"/upload_status/{landed['upload_id']}"
+    assert client.get(status_url).json()["state"] == "queued"
+
+    run = dg.DagsterRun(job_name="sample_pipeline", run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.STARTED,
+                        tags={"dagster/partition": "ERR5069949", "genoflow/trigger": "sensor"})
+    instance.add_run(run)
+    status = client.get(status_url).json()
+    assert status["state"] == "processing" and status["run"]["run_id"] == run.run_id
+    assert status["run"]["trigger"] == "sensor" and status["gates"] == [] and status["report"] is None
+
+    gate = GateOutcome(gate=USABLE_INPUTS, status="fail", summary="no usable reads",
+                       problems=("ERR5069949_test_1.fastq.gz has no mate",))
+    validation = sample_record("ERR5069949", validation=(gate,)).validation
+    assert validation is not None
+    write_validation(storage, validation)
+    instance.handle_run_event(run.run_id, dg.DagsterEvent(event_type_value="PIPELINE_FAILURE",
+                                                          job_name="sample_pipeline", message="stopped"))
+    status = client.get(status_url).json()
+    assert status["state"] == "failed"
+    assert status["gates"] == [{"gate": USABLE_INPUTS, "status": "fail", "summary": "no usable reads",
+                                "problems": ["ERR5069949_test_1.fastq.gz has no mate"], "blocking": True}]
+
+
+def test_tokens_roles_and_audit(tmp_path):
+    storage = LocalStorage(base_dir=str(tmp_path / "zones"))
+    client = portal(storage, tmp_path / "state", require_tokens=True)
+    store = UploadStore(tmp_path / "state")
+    _, admin = TokenStore(store).create("lead", "admin", actor="test")
+
+    def auth(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    assert client.get("/supported_formats").status_code == 200  # public: the page checks files before sending
+    assert error_of(client.get("/upload_history")) == (401, "UNAUTHORIZED")
+    assert error_of(client.get("/upload_history", headers=auth("guessed"))) == (401, "UNAUTHORIZED")
+    tokens = {}
+    for name, role in (("alice", "uploader"), ("bob", "uploader"), ("carol", "analyst")):
+        made = client.post("/tokens", json={"name": name, "role": role}, headers=auth(admin))
+        assert made.status_code == 201, made.text
+        tokens[name] = made.json()["token"]
+    assert error_of(client.post("/tokens", json={"name": "x", "role": "root"}, headers=auth(admin)))[1] == \
+        "VALIDATION_ERROR"
+
+    audited = len(store.audit_rows())
+    assert error_of(client.post("/tokens", json={"name": "mallory", "role": "admin"}, headers=auth(tokens["alice"]))) \
+        == (403, "FORBIDDEN")
+    refusal = store.audit_rows()[audited]
+    assert refusal["action"] == "refused" and refusal["allowed"] == 0 and "POST /tokens" in refusal["detail"]
+
+    landed = client.post("/upload", data={"sample_id": "S1"}, headers=auth(tokens["alice"]),
+                         files={"file": (ILLUMINA_R1.name, ILLUMINA_R1.read_bytes())}).json()
+    assert error_of(client.get(f"/upload_status/{landed['upload_id']}", headers=auth(tokens["bob"]))) == \
+        (403, "FORBIDDEN")
+    assert client.get("/upload_history", headers=auth(tokens["bob"])).json()["uploads"] == []
+    assert client.get(f"/upload_status/{landed['upload_id']}", headers=auth(tokens["carol"])).status_code == 200
+    assert [u["upload_id"] for u in client.get("/upload_history", headers=auth(tokens["carol"])).json()["uploads"]] \
+        == [landed["upload_id"]]
+
+    # Only hashes at rest; a revoked token stops working; the audit table refuses edits.
+    database = (tmp_path / "state" / "portal.sqlite3").read_bytes() + b"".join(
+        p.read_bytes() for p in (tmp_path / "state").glob("portal.sqlite3-*"))
+    assert all(token.encode() not in database for token in (admin, *tokens.values()))
+    alice_id = next(t["token_id"] for t in client.get("/tokens", headers=auth(admin)).json()["tokens"]
+                    if t["name"] == "alice")
+    assert client.delete(f"/tokens/{alice_id}", headers=auth(admin)).status_code == 200
+    assert error_of(client.get("/upload_history", headers=auth(tokens["alice"]))) == (401, "UNAUTHORIZED")
+    actions = [row["action"] for row in store.audit_rows()]
+    assert actions.count("token_created") == 4 and "token_revoked" in actions and "upload_landed" in actions
+    with store.connect() as db, pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("DELETE FROM audit")
+
