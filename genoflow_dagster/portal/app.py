@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from genoflow_dagster import settings as genoflow_settings
 from genoflow_dagster.portal.access import ADMIN, ANALYST, ROLES, UPLOADER, Principal, TokenStore
@@ -198,7 +199,11 @@ def create_app(storage: Storage, instance_getter: InstanceGetter, settings: Port
         if declared is not None and declared.isdigit() and int(declared) > settings.chunk_bytes:
             raise UploadError("FILE_TOO_LARGE", f"a chunk is at most {settings.chunk_bytes:,} bytes; this one "
                               f"is {int(declared):,}", 413)
-        size = await run_in_threadpool(store.put_chunk, upload_id, number, _blocks(request.stream()))
+        try:
+            size = await run_in_threadpool(store.put_chunk, upload_id, number, _blocks(request.stream()))
+        except ClientDisconnect as exc:  # nothing of the chunk was kept; the client resumes with it
+            raise UploadError(VALIDATION_ERROR, f"the connection broke while chunk {number} was arriving; "
+                              "send it again") from exc
         return {"upload_id": upload_id, "chunk": number, "size": size}
 
     @app.get("/uploads/{upload_id}")
@@ -213,6 +218,12 @@ def create_app(storage: Storage, instance_getter: InstanceGetter, settings: Port
         owned_upload(upload_id, who, request)
         upload = store.complete(upload_id, storage, actor=actor(who))
         return {**upload.to_json(), "uri": storage.uri(upload.landing_key)}
+
+    @app.delete("/uploads/{upload_id}")
+    def cancel_upload(upload_id: str, request: Request, who: Caller) -> dict[str, Any]:
+        """Give up an upload before it lands: its chunks are removed."""
+        owned_upload(upload_id, who, request)
+        return store.cancel(upload_id, actor=actor(who)).to_json()
 
     @app.post("/upload", status_code=201)
     async def upload_in_one_request(request: Request, who: Caller) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from genoflow_dagster import zones
-from genoflow_dagster.portal.uploads import FAILED, LANDED, Upload
+from genoflow_dagster.portal.uploads import CANCELLED, FAILED, LANDED, Upload
 from genoflow_dagster.resources.storage import Storage
 
 SAMPLE_PIPELINE_JOB = "sample_pipeline"  # genoflow_dagster.jobs.SAMPLE_PIPELINE_JOB (that module imports Dagster)
@@ -46,12 +46,12 @@ def stored_gates(storage: Storage, sample_id: str) -> list[dict[str, Any]]:
 
 
 def upload_status(upload: Upload, storage: Storage, instance_getter: InstanceGetter) -> dict[str, Any]:
-    """The upload and, once landed, where its sample stands: `state` is uploading | queued | processing |
-    completed | failed. A landed file with no run since it landed is queued (the landing sensor launches
-    the run once the sample's files have settled)."""
+    """The upload and, once landed, where its sample stands: `state` is uploading | cancelled | queued |
+    processing | completed | failed. A landed file with no run since it landed is queued (the landing
+    sensor launches the run once the sample's files have settled)."""
     answer: dict[str, Any] = {"upload": upload.to_json(), "run": None, "gates": [], "report": None}
-    if upload.state == FAILED:
-        answer["state"] = "failed"
+    if upload.state in (FAILED, CANCELLED):
+        answer["state"] = "failed" if upload.state == FAILED else "cancelled"
         return answer
     if upload.state != LANDED:
         answer["state"] = "uploading"

@@ -46,6 +46,7 @@ RECEIVING = "receiving"  # declared; chunks arriving
 ASSEMBLING = "assembling"  # complete called; streaming into storage
 LANDED = "landed"  # the file is whole under landing/
 FAILED = "failed"  # complete refused it (checksum mismatch, storage failure): nothing landed
+CANCELLED = "cancelled"  # the sender gave it up: its chunks are removed, nothing landed
 
 COPY_BUFFER = 1024 * 1024
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -268,6 +269,8 @@ class UploadStore:
         upload = self.get(upload_id)
         if upload.state == LANDED:
             return upload
+        if upload.state == CANCELLED:
+            raise UploadError(VALIDATION_ERROR, f"upload {upload_id} was cancelled; start a new one", 409)
         missing = sorted(set(range(upload.chunk_count)) - set(self.stored_chunks(upload_id)))
         if missing:
             shown = ", ".join(str(n) for n in missing[:20]) + (" ..." if len(missing) > 20 else "")
@@ -310,6 +313,19 @@ class UploadStore:
         self.audit("upload_landed", actor=actor, upload_id=upload_id,
                    detail=f"{upload.landing_key} sha256={digest.hexdigest()}")
         return self.get(upload_id)
+
+    def cancel(self, upload_id: str, *, actor: str | None = None) -> Upload:
+        """Give up an upload that has not landed: its chunks are removed and it takes no more."""
+        with self.connect() as db:
+            changed = db.execute("UPDATE uploads SET state = ? WHERE upload_id = ? AND state IN (?, ?)",
+                                 (CANCELLED, upload_id, RECEIVING, FAILED)).rowcount
+        upload = self.get(upload_id)
+        if not changed and upload.state != CANCELLED:
+            raise UploadError(VALIDATION_ERROR, f"upload {upload_id} is {upload.state}: it cannot be cancelled", 409)
+        self._remove_chunks(upload_id)
+        if changed:
+            self.audit("upload_cancelled", actor=actor, upload_id=upload_id)
+        return upload
 
     def _fail(self, upload_id: str, code: str, message: str, actor: str | None) -> None:
         with self.connect() as db:
