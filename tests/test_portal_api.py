@@ -404,3 +404,20 @@ def test_a_cancelled_upload_keeps_no_chunk_and_takes_no_more(storage, tmp_path):
     assert error_of(client.post(f"/uploads/{upload['upload_id']}/complete")) == (409, "VALIDATION_ERROR")
     assert client.get(f"/upload_status/{upload['upload_id']}").json()["state"] == "cancelled"
     assert landing_objects(storage) == []
+
+
+def test_an_upload_whose_server_stopped_mid_complete_completes_after_a_restart(tmp_path):
+    storage = LocalStorage(base_dir=str(tmp_path / "zones"))
+    data = ILLUMINA_R1.read_bytes()
+    client = portal(storage, tmp_path / "state")
+    upload = client.post("/uploads", json={"sample_id": "S1", "file_name": ILLUMINA_R1.name, "size": len(data)}).json()
+    client.put(f"/uploads/{upload['upload_id']}/chunks/0", content=data)
+    store = UploadStore(tmp_path / "state")
+    with store.connect() as db:  # what a server killed while streaming the chunks into storage leaves
+        db.execute("UPDATE uploads SET state = 'assembling' WHERE upload_id = ?", (upload["upload_id"],))
+    assert error_of(client.post(f"/uploads/{upload['upload_id']}/complete")) == (409, "VALIDATION_ERROR")
+
+    restarted = portal(storage, tmp_path / "state")
+    done = restarted.post(f"/uploads/{upload['upload_id']}/complete").json()
+    assert done["sha256"] == hashlib.sha256(data).hexdigest()
+    assert storage.get_bytes(zones.landing_key("S1", ILLUMINA_R1.name)) == data

@@ -120,6 +120,7 @@ def create_app(storage: Storage, instance_getter: InstanceGetter, settings: Port
     """The portal's API over `storage` (files land in its landing zone) and the Dagster instance that
     `instance_getter()` returns (read for run status only; it may return None: no run status then)."""
     store = UploadStore(settings.state_dir)
+    store.release_interrupted_assemblies()  # one portal process per state dir (`genoflow portal`)
     tokens = TokenStore(store)
     app = FastAPI(title="GenoFlow upload portal", version="1",
                   description="Hand over sequencing files; follow them to the report.")

@@ -149,6 +149,19 @@ class UploadStore:
         with self.connect() as db:
             db.executescript(_SCHEMA)
 
+    def release_interrupted_assemblies(self) -> list[str]:
+        """Uploads left `assembling` by a server that stopped mid-complete, made completable again.
+
+        Their chunks are still stored and the storage writer left nothing behind (a write commits only
+        when it finishes), so completing them again is safe. Call it when the one portal process starts.
+        """
+        with self.connect() as db:
+            ids = [row[0] for row in db.execute("SELECT upload_id FROM uploads WHERE state = ?", (ASSEMBLING,))]
+            db.execute("UPDATE uploads SET state = ? WHERE state = ?", (RECEIVING, ASSEMBLING))
+        for upload_id in ids:
+            self.audit("upload_assembly_interrupted", actor=None, upload_id=upload_id)
+        return ids
+
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
         """A connection of its own in autocommit mode (closed on exit); one per call, never shared."""
