@@ -12,6 +12,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -421,3 +422,35 @@ def test_an_upload_whose_server_stopped_mid_complete_completes_after_a_restart(t
     done = restarted.post(f"/uploads/{upload['upload_id']}/complete").json()
     assert done["sha256"] == hashlib.sha256(data).hexdigest()
     assert storage.get_bytes(zones.landing_key("S1", ILLUMINA_R1.name)) == data
+
+
+def test_two_uploads_at_once_from_two_threads_do_not_mix_and_one_file_has_one_sender(storage, tmp_path):
+    settings = PortalSettings(state_dir=tmp_path / "state", max_file_bytes=10**9, chunk_bytes=1024,
+                              require_tokens=False)
+    app = create_app(storage, lambda: None, settings)
+    sources = {path.name: path.read_bytes() for path in (ILLUMINA_R1, ILLUMINA_R2)}
+    results: dict[str, str] = {}
+    barrier = threading.Barrier(2)
+
+    def send(name: str) -> None:
+        client = TestClient(app, raise_server_exceptions=False)
+        data = sources[name]
+        upload = client.post("/uploads", json={"sample_id": "PAIR", "file_name": name, "size": len(data)}).json()
+        barrier.wait()
+        for number, chunk in enumerate(chunks_of(data, 1024)):
+            assert client.put(f"/uploads/{upload['upload_id']}/chunks/{number}", content=chunk).status_code == 200
+        results[name] = client.post(f"/uploads/{upload['upload_id']}/complete").json()["sha256"]
+
+    threads = [threading.Thread(target=send, args=(name,)) for name in sources]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    for name, data in sources.items():
+        assert results[name] == hashlib.sha256(data).hexdigest()
+        assert storage.get_bytes(zones.landing_key("PAIR", name)) == data
+
+    client = TestClient(app, raise_server_exceptions=False)
+    first = client.post("/uploads", json={"sample_id": "PAIR", "file_name": "r3.fastq", "size": 10}).json()
+    second = client.post("/uploads", json={"sample_id": "PAIR", "file_name": "r3.fastq", "size": 10})
+    assert error_of(second) == (409, "VALIDATION_ERROR") and first["upload_id"] in second.json()["error"]["message"]

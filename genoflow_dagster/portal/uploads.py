@@ -204,10 +204,18 @@ class UploadStore:
             raise UploadError(VALIDATION_ERROR, "the SHA-256 must be 64 hexadecimal characters")
         upload_id = uuid.uuid4().hex
         with self.connect() as db:
+            db.execute("BEGIN IMMEDIATE")  # the check and the insert as one: two senders cannot both pass
+            busy = db.execute("SELECT upload_id FROM uploads WHERE landing_key = ? AND state IN (?, ?)",
+                              (key, RECEIVING, ASSEMBLING)).fetchone()
+            if busy is not None:
+                db.execute("ROLLBACK")
+                raise UploadError(VALIDATION_ERROR, f"{key.rsplit('/', 1)[-1]} of sample {sample_id} is already "
+                                  f"being uploaded (upload {busy[0]}): resume that one, or cancel it first", 409)
             db.execute("INSERT INTO uploads (upload_id, sample_id, file_name, landing_key, size, chunk_size, "
                        "declared_sha256, state, created, actor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (upload_id, sample_id, key.rsplit("/", 1)[-1], key, size, chunk_size,
                         sha256.lower() if sha256 else None, RECEIVING, time.time(), actor))
+            db.execute("COMMIT")
         self.audit("upload_started", actor=actor, upload_id=upload_id, detail=f"{key} ({size:,} bytes)")
         return self.get(upload_id)
 
