@@ -454,3 +454,9 @@ def test_two_uploads_at_once_from_two_threads_do_not_mix_and_one_file_has_one_se
     first = client.post("/uploads", json={"sample_id": "PAIR", "file_name": "r3.fastq", "size": 10}).json()
     second = client.post("/uploads", json={"sample_id": "PAIR", "file_name": "r3.fastq", "size": 10})
     assert error_of(second) == (409, "VALIDATION_ERROR") and first["upload_id"] in second.json()["error"]["message"]
+
+
+def test_the_portal_imports_without_dagster():
+    """Dagster is imported only to read a run's status, on the first status request."""
+    code = "import sys, genoflow_dagster.portal.app; sys.exit('dagster' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

@@ -12,7 +12,7 @@ import ipaddress
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio.from_thread
 from fastapi import Depends, FastAPI, Request
@@ -40,13 +40,15 @@ from genoflow_dagster.portal.uploads import (
     supported_formats,
     too_large,
 )
-from genoflow_dagster.resources.storage import Storage
 
 UNAUTHORIZED = "UNAUTHORIZED"
 FORBIDDEN = "FORBIDDEN"
 DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024  # S3's multipart parts are 5 MiB at least; a browser sends 8 MiB easily
 FORM_OVERHEAD_BYTES = 64 * 1024  # a multipart form's boundaries and fields around the file itself
 PORTAL_DIR = ".portal"
+
+if TYPE_CHECKING:
+    from genoflow_dagster.resources.storage import Storage
 
 
 @dataclass(frozen=True)

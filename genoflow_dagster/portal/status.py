@@ -8,11 +8,10 @@ The gate outcomes are the ones each stage stored (`sample_record.read_sample`), 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genoflow_dagster import zones
 from genoflow_dagster.portal.uploads import CANCELLED, FAILED, LANDED, Upload
-from genoflow_dagster.resources.storage import Storage
 
 SAMPLE_PIPELINE_JOB = "sample_pipeline"  # genoflow_dagster.jobs.SAMPLE_PIPELINE_JOB (that module imports Dagster)
 
@@ -21,6 +20,9 @@ _RUN_STATE = {"QUEUED": "queued", "NOT_STARTED": "queued", "STARTING": "processi
               "CANCELING": "processing", "SUCCESS": "completed", "FAILURE": "failed", "CANCELED": "failed"}
 
 InstanceGetter = Callable[[], Any]
+
+if TYPE_CHECKING:
+    from genoflow_dagster.resources.storage import Storage
 
 
 def latest_sample_run(instance: Any, sample_id: str) -> dict[str, Any] | None:

@@ -24,12 +24,11 @@ from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genoflow_dagster import zones
 from genoflow_dagster.errors import StorageError
 from genoflow_dagster.formats.detect import COMPRESSIBLE, COMPRESSION_SUFFIXES, EXTENSIONS, format_from_name
-from genoflow_dagster.resources.storage import Storage
 
 # The codes of the portal's error body (DESIGN.md, "Upload portal and API").
 NO_FILE = "NO_FILE"
@@ -50,6 +49,9 @@ CANCELLED = "cancelled"  # the sender gave it up: its chunks are removed, nothin
 
 COPY_BUFFER = 1024 * 1024
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+if TYPE_CHECKING:
+    from genoflow_dagster.resources.storage import Storage
 
 
 class UploadError(Exception):
