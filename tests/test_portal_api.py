@@ -460,3 +460,20 @@ def test_the_portal_imports_without_dagster():
     """Dagster is imported only to read a run's status, on the first status request."""
     code = "import sys, genoflow_dagster.portal.app; sys.exit('dagster' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_an_abandoned_upload_expires_and_its_chunks_are_removed(tmp_path):
+    storage = LocalStorage(base_dir=str(tmp_path / "zones"))
+    client = portal(storage, tmp_path / "state", chunk_bytes=4096)
+    data = ILLUMINA_R1.read_bytes()
+    stale = client.post("/uploads", json={"sample_id": "S1", "file_name": "old.fastq.gz", "size": len(data)}).json()
+    client.put(f"/uploads/{stale['upload_id']}/chunks/0", content=data[:4096])
+    fresh = client.post("/uploads", json={"sample_id": "S1", "file_name": "new.fastq.gz", "size": len(data)}).json()
+    store = UploadStore(tmp_path / "state")
+    with store.connect() as db:  # the stale one last heard from eight days ago
+        db.execute("UPDATE uploads SET created = created - 8 * 86400 WHERE upload_id = ?", (stale["upload_id"],))
+        db.execute("UPDATE chunks SET received = received - 8 * 86400 WHERE upload_id = ?", (stale["upload_id"],))
+    assert store.expire_abandoned(7 * 86400) == [stale["upload_id"]]
+    assert store.get(stale["upload_id"]).state == "cancelled" and store.get(fresh["upload_id"]).state == "receiving"
+    assert not (tmp_path / "state" / "chunks" / stale["upload_id"]).exists()
+    assert store.audit_rows()[-1]["action"] == "upload_expired"

@@ -43,6 +43,7 @@ from genoflow_dagster.portal.uploads import (
 
 UNAUTHORIZED = "UNAUTHORIZED"
 FORBIDDEN = "FORBIDDEN"
+DEFAULT_ABANDONED_AFTER_SECONDS = 7 * 86400  # a week without a chunk: the sender has given up
 DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024  # S3's multipart parts are 5 MiB at least; a browser sends 8 MiB easily
 FORM_OVERHEAD_BYTES = 64 * 1024  # a multipart form's boundaries and fields around the file itself
 PORTAL_DIR = ".portal"
@@ -53,13 +54,15 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class PortalSettings:
-    """Where the portal keeps its state, the size limit, the chunk size it asks clients for, and whether
-    requests need a token (only a portal listening on loopback may go without)."""
+    """Where the portal keeps its state, the size limit, the chunk size it asks clients for, whether
+    requests need a token (only a portal listening on loopback may go without), and after how long
+    without a chunk an unfinished upload is given up (checked when the portal starts)."""
 
     state_dir: Path
     max_file_bytes: int
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     require_tokens: bool = True
+    abandoned_after_seconds: float = DEFAULT_ABANDONED_AFTER_SECONDS
 
     @classmethod
     def from_environment(cls, *, require_tokens: bool = True) -> PortalSettings:
@@ -123,6 +126,7 @@ def create_app(storage: Storage, instance_getter: InstanceGetter, settings: Port
     `instance_getter()` returns (read for run status only; it may return None: no run status then)."""
     store = UploadStore(settings.state_dir)
     store.release_interrupted_assemblies()  # one portal process per state dir (`genoflow portal`)
+    store.expire_abandoned(settings.abandoned_after_seconds)
     tokens = TokenStore(store)
     app = FastAPI(title="GenoFlow upload portal", version="1",
                   description="Hand over sequencing files; follow them to the report.")

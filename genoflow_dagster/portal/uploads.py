@@ -350,6 +350,23 @@ class UploadStore:
             self.audit("upload_cancelled", actor=actor, upload_id=upload_id)
         return upload
 
+    def expire_abandoned(self, older_than_seconds: float, *, now: float | None = None) -> list[str]:
+        """Cancel the uploads nobody has sent to for `older_than_seconds` (their chunks hold disk space);
+        returns their ids. The last activity is the latest chunk received, or the declaration."""
+        cutoff = (time.time() if now is None else now) - older_than_seconds
+        with self.connect() as db:
+            ids = [row[0] for row in db.execute(
+                "SELECT u.upload_id FROM uploads u LEFT JOIN chunks c ON c.upload_id = u.upload_id "
+                "WHERE u.state IN (?, ?) GROUP BY u.upload_id HAVING MAX(u.created, COALESCE(MAX(c.received), 0)) < ?",
+                (RECEIVING, FAILED, cutoff))]
+            for upload_id in ids:
+                db.execute("UPDATE uploads SET state = ? WHERE upload_id = ?", (CANCELLED, upload_id))
+        for upload_id in ids:
+            self._remove_chunks(upload_id)
+            self.audit("upload_expired", actor=None, upload_id=upload_id,
+                       detail=f"nothing sent for {older_than_seconds / 86400:g} days")
+        return ids
+
     def _fail(self, upload_id: str, code: str, message: str, actor: str | None) -> None:
         with self.connect() as db:
             db.execute("UPDATE uploads SET state = ?, error_code = ?, error_message = ? WHERE upload_id = ?",
