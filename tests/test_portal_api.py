@@ -176,6 +176,9 @@ def test_each_error_code(storage, tmp_path):
         == (413, "FILE_TOO_LARGE")
     assert error_of(client.post("/upload", data={"sample_id": "S1"},
                                 files={"file": (NANOPORE.name, fastq, "text/plain")})) == (413, "FILE_TOO_LARGE")
+    unsized = client.post("/upload", content=iter([b"--B--\r\n"]),
+                          headers={"content-type": "multipart/form-data; boundary=B"})  # sent chunked: no length
+    assert error_of(unsized) == (411, "VALIDATION_ERROR")
     small = client.post("/uploads", json={"sample_id": "S1", "file_name": "a.fastq", "size": 300_000}).json()
     assert client.put(f"/uploads/{small['upload_id']}/chunks/0", content=fastq[:262_144]).status_code == 200
     assert error_of(client.put(f"/uploads/{small['upload_id']}/chunks/1", content=fastq[262_144:400_000])) == \

@@ -237,8 +237,10 @@ def create_app(storage: Storage, instance_getter: InstanceGetter, settings: Port
         """A small file in one multipart form (fields `sample_id` and `file`); lands at once."""
         require(who, UPLOADER, request)
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and (
-                int(declared) > settings.max_file_bytes + FORM_OVERHEAD_BYTES):
+        if declared is None or not declared.isdigit():  # without it the form would be read whole before any check
+            raise UploadError(VALIDATION_ERROR, "the request must say its length (Content-Length); for a file "
+                              "sent in pieces use POST /uploads", 411)
+        if int(declared) > settings.max_file_bytes + FORM_OVERHEAD_BYTES:
             raise too_large(int(declared) - FORM_OVERHEAD_BYTES, settings.max_file_bytes)
         async with request.form(max_files=1) as form:
             sent = form.get("file")
