@@ -60,6 +60,8 @@ COMMANDS = {
     ".venv/bin/dagster job execute -m genoflow_dagster.definitions -j cohort": _WALKTHROUGH,
 }
 
+_PORTAL_SERVER = "tests/test_portal_api.py::test_genoflow_portal_serves_over_http_and_survives_a_dropped_connection"
+
 # Each `genoflow` subcommand of the README's command synopsis -> a test that runs it through the CLI.
 SUBCOMMANDS = {
     "genoflow validate": "tests/test_cli.py::test_validate_exit_codes",
@@ -72,6 +74,8 @@ SUBCOMMANDS = {
     "genoflow doctor": "tests/test_doctor.py::test_a_misspelt_annotation_path_is_an_error_naming_the_file",
     "genoflow quarantine": "tests/test_quarantine.py::test_cli_lists_quarantine_and_exits_1_when_a_release_is_due",
     "genoflow demo": "tests/test_pipeline_e2e.py::test_demo_exits_zero_and_writes_reports",
+    "genoflow portal": _PORTAL_SERVER,
+    "genoflow token": _PORTAL_SERVER,
 }
 
 KNOWN_LANGUAGES = {"sh", "python", "text", "csv"}
