@@ -5,17 +5,27 @@ browser downloads are never used. Without Playwright or without that Chromium th
 is missing.
 
 Use the ``page`` fixture (import it into the test module: ``from tests.browser import page``) or, outside
-pytest fixtures, ``with chromium_page() as page: ...``.
+pytest fixtures, ``with chromium_page() as page: ...``. ``dagster_webserver`` serves an instance to look at.
 """
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import _free_port
+
+REPO = Path(__file__).resolve().parents[1]
+WEBSERVER = Path(sys.executable).with_name("dagster-webserver")
+SERVER_START_SECONDS = 180
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1600, "height": 1000}
 
@@ -66,3 +76,53 @@ def page():
     """A Playwright page on headless Chromium for one test."""
     with chromium_page() as browser_page:
         yield browser_page
+
+
+def skip_welcome_dialog(page) -> None:
+    """A fresh browser profile gets Dagster's 'Join the community' dialog over the page, whenever the UI
+    decides to show it: skip it each time it gets in the way."""
+    page.add_locator_handler(page.get_by_text("Join the Dagster community"),
+                             lambda: page.get_by_role("button", name="Skip").click())
+
+
+@contextmanager
+def dagster_webserver(env: dict[str, str], folder: Path) -> Iterator[str]:
+    """dagster-webserver on a free loopback port over the instance `env` names (the repository's workspace),
+    its log in `folder`; yields its base URL once it answers, and stops it with its code server on exit."""
+    port = _free_port()
+    log = folder / "webserver.log"
+    process = subprocess.Popen([str(WEBSERVER), "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")],
+                               cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_until_serving(url, process, log)
+        yield url
+    finally:
+        _stop(process)
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"dagster-webserver exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/server_info", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    pytest.fail(f"dagster-webserver did not answer within {SERVER_START_SECONDS} s:\n{log.read_text()[-3000:]}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Stop the webserver and its code server: the whole process group it leads."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)

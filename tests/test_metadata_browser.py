@@ -27,9 +27,7 @@ from genoflow_dagster.resources.ai import AIProvider
 from genoflow_dagster.resources.compute import Compute
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import LocalStorage
-from tests.browser import chromium_page, requires_browser
-from tests.conftest import _free_port
-from tests.test_ui_checks_browser import _start_webserver, _stop, _wait_until_serving
+from tests.browser import chromium_page, dagster_webserver, requires_browser, skip_welcome_dialog
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 pytestmark = [pytest.mark.integration, pytest.mark.slow, requires_browser,
@@ -78,26 +76,14 @@ def ui(tmp_path_factory):
                                                       annotation_path=str(lab / "MN908947.3.gff"))})
             assert result.success
     qc = json.loads(storage.get_bytes(zones.qc_summary_key(SAMPLE)))
-    port = _free_port()
-    log = root / "webserver.log"
-    process = _start_webserver(env, port, log)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_until_serving(url, process, log)
+    with dagster_webserver(env, root) as url:
         yield url, qc
-    finally:
-        _stop(process)
 
 
 def _open_materialization(page, url: str, asset: str) -> None:
     """The asset's Events tab with the sample's latest materialization, the community dialog dismissed."""
+    skip_welcome_dialog(page)
     page.goto(f"{url}/assets/{asset}?view=events&partition={SAMPLE}")
-    skip = page.get_by_role("button", name="Skip")
-    try:
-        skip.wait_for(timeout=10_000)
-        skip.click()
-    except Exception:  # the UI did not show its dialog this time
-        pass
     page.get_by_text("Metadata", exact=True).first.wait_for(timeout=60_000)
 
 

@@ -8,11 +8,7 @@ result for the whole asset.
 """
 
 import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import dagster as dg
@@ -26,15 +22,11 @@ from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
 from genoflow_dagster.resources.compute import Compute
 from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import LocalStorage
-from tests.browser import chromium_page, requires_browser
-from tests.conftest import _free_port
+from tests.browser import chromium_page, dagster_webserver, requires_browser, skip_welcome_dialog
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, requires_browser]
 
-REPO = Path(__file__).resolve().parents[1]
-WEBSERVER = Path(sys.executable).with_name("dagster-webserver")
 GATE = "qc_metrics_within_profile"
-SERVER_START_SECONDS = 180
 
 
 def _materialize_two_samples(root: Path) -> dict[str, bool]:
@@ -59,37 +51,6 @@ def _materialize_two_samples(root: Path) -> dict[str, bool]:
     return outcomes
 
 
-def _start_webserver(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([str(WEBSERVER), "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")],
-                            cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _wait_until_serving(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"dagster-webserver exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/server_info", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    pytest.fail(f"dagster-webserver did not answer within {SERVER_START_SECONDS} s:\n{log.read_text()[-3000:]}")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """Stop the webserver and its code server: the whole process group it leads."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
     """The webserver's base URL over an instance holding SAMPLE_A's and SAMPLE_B's QC gate results."""
@@ -109,22 +70,8 @@ def ui(tmp_path_factory):
         outcomes = _materialize_two_samples(root)
     assert outcomes == {SAMPLE_A: True, SAMPLE_B: False}, "the two samples are one pass and one stop"
 
-    port = _free_port()
-    log = root / "webserver.log"
-    process = _start_webserver(env, port, log)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_until_serving(url, process, log)
+    with dagster_webserver(env, root) as url:
         yield url
-    finally:
-        _stop(process)
-
-
-def _skip_welcome_dialog(page) -> None:
-    """A fresh browser profile gets Dagster's 'Join the community' dialog over the page, whenever the UI
-    decides to show it: skip it each time it gets in the way."""
-    page.add_locator_handler(page.get_by_text("Join the Dagster community"),
-                             lambda: page.get_by_role("button", name="Skip").click())
 
 
 def _wait_for_text(page, text: str, timeout_seconds: float = 30) -> None:
@@ -140,7 +87,7 @@ def test_check_pages_show_each_samples_own_gate_result(ui, tmp_path):
     """Execution history lists one result per sample partition; the Partitions tab counts one failed and one
     passed, and each sample's detail shows its own result (screenshots in tmp_path)."""
     with chromium_page() as page:
-        _skip_welcome_dialog(page)
+        skip_welcome_dialog(page)
         page.goto(f"{ui}/assets/qc_metrics?view=checks&checkDetail={GATE}")
 
         page.get_by_text("Execution history", exact=True).click()
