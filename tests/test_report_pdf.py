@@ -14,7 +14,6 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,39 +22,19 @@ import dagster as dg
 import pytest
 
 from genoflow_dagster import zones
-from genoflow_dagster.assets.ingestion import raw_files, validated_files
-from genoflow_dagster.assets.qc import qc_metrics
 from genoflow_dagster.assets.reports import sample_report
-from genoflow_dagster.assets.variants import aligned_reads, variant_calls, variant_results
 from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
 from genoflow_dagster.reports.pdf import pdf_page_count, pdf_page_png, pdf_page_text
 from genoflow_dagster.resources.ai import AIProvider
-from genoflow_dagster.resources.compute import Compute
-from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import LocalStorage
 from genoflow_dagster.sample_record import AlignmentManifest, VariantResults, read_sample
+from tests.real_samples import REALDATA, copy_reference, land_err5069949, materialize_sample, needs_realdata
 
 pytestmark = pytest.mark.slow
-
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
-needs_realdata = pytest.mark.skipif(not REALDATA.is_dir(), reason="../shared/realdata not present")
-ASSETS = [raw_files, validated_files, qc_metrics, aligned_reads, variant_calls, variant_results, sample_report]
-
 
 def sha256sum(path: Path) -> str:
     """The checksum as coreutils' sha256sum prints it (the tool a lab checks a file with)."""
     return subprocess.run(["sha256sum", str(path)], capture_output=True, text=True, check=True).stdout.split()[0]
-
-
-def _materialize(storage: LocalStorage, lab: Path, sample_id: str) -> dg.ExecuteInProcessResult:
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(SAMPLES_PARTITION_NAME, [sample_id])
-    return dg.materialize(
-        ASSETS, partition_key=sample_id, instance=instance, raise_on_error=False,
-        run_config={"ops": {"qc_metrics": {"config": {"profile": "amplicon"}}}},
-        resources={"storage": storage, "compute": Compute(mode="in_process"), "ai": AIProvider(provider="offline"),
-                   "reference": ReferenceData(fasta_path=str(lab / "MN908947.3.fasta"),
-                                              annotation_path=str(lab / "MN908947.3.gff"))})
 
 
 @pytest.fixture(scope="module")
@@ -65,19 +44,14 @@ def samples(tmp_path_factory):
         mp.setenv("GENOFLOW_DATA_DIR", str(root / "data"))
         mp.setenv("GENOFLOW_REFERENCE_CACHE", str(root / "reference-cache"))
         mp.delenv("GENOFLOW_QC_PROFILE", raising=False)
-        lab = root / "lab"
-        lab.mkdir()
-        for name in ("MN908947.3.fasta", "MN908947.3.gff"):
-            shutil.copyfile(REALDATA / name, lab / name)
+        lab = copy_reference(root / "lab")
         storage = LocalStorage(base_dir=str(root / "zones"))
-        for mate in (1, 2):
-            storage.put_file(REALDATA / f"ERR5069949_test_{mate}.fastq.gz",
-                             zones.landing_key("S1", f"ERR5069949_R{mate}.fastq.gz"))
+        land_err5069949(storage, "S1")
         with gzip.open(REALDATA / "ERR5069949_test_1.fastq.gz", "rt") as fh:
             lines = fh.readlines()[:202]  # 50 of its 100 records and the first two lines of the 51st
         storage.put_bytes("".join(lines).encode(), zones.landing_key("STOP1", "cut_R1.fastq"))
-        passed = _materialize(storage, lab, "S1")
-        stopped = _materialize(storage, lab, "STOP1")
+        passed = materialize_sample(storage, lab, "S1")
+        stopped = materialize_sample(storage, lab, "STOP1")
         yield {"storage": storage, "lab": lab, "S1": passed, "STOP1": stopped}
 
 

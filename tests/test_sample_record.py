@@ -7,22 +7,11 @@ plus a file GenoFlow does not read (refused by type before the raw copy) and one
 """
 
 import json
-import shutil
-from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from genoflow_dagster import verdicts, zones
-from genoflow_dagster.assets.ingestion import raw_files, validated_files
-from genoflow_dagster.assets.qc import qc_metrics
-from genoflow_dagster.assets.reports import sample_report
-from genoflow_dagster.assets.variants import aligned_reads, variant_calls, variant_results
-from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
 from genoflow_dagster.reports.cohort_tables import summary_row, verdict_rows
-from genoflow_dagster.resources.ai import AIProvider
-from genoflow_dagster.resources.compute import Compute
-from genoflow_dagster.resources.reference import ReferenceData
 from genoflow_dagster.resources.storage import LocalStorage
 from genoflow_dagster.sample_record import (
     AlignmentManifest,
@@ -34,11 +23,9 @@ from genoflow_dagster.sample_record import (
     read_sample,
     write_validation,
 )
+from tests.real_samples import REALDATA, copy_reference, land_err5069949, materialize_sample, needs_realdata
 
 pytestmark = pytest.mark.slow
-
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
-needs_realdata = pytest.mark.skipif(not REALDATA.is_dir(), reason="../shared/realdata not present")
 
 PROFILE = "amplicon"  # a SARS-CoV-2 amplicon run
 RECORDS = {
@@ -59,26 +46,12 @@ def real_sample(tmp_path_factory):
         mp.setenv("GENOFLOW_REFERENCE_CACHE", str(root / "reference-cache"))
         mp.setenv("GENOFLOW_MAX_FILE_BYTES", "1000000")
         mp.delenv("GENOFLOW_QC_PROFILE", raising=False)
-        lab = root / "lab"
-        lab.mkdir()
-        for name in ("MN908947.3.fasta", "MN908947.3.gff"):
-            shutil.copyfile(REALDATA / name, lab / name)
+        lab = copy_reference(root / "lab")
         storage = LocalStorage(base_dir=str(root / "zones"))
-        for mate in (1, 2):
-            storage.put_file(REALDATA / f"ERR5069949_test_{mate}.fastq.gz",
-                             zones.landing_key("S1", f"ERR5069949_R{mate}.fastq.gz"))
+        land_err5069949(storage, "S1")
         storage.put_bytes(bytes(range(256)) * 4, zones.landing_key("S1", "scan.bin"))  # not a format we read
         storage.put_file(REALDATA / "FAK72834_barcode07.fastq", zones.landing_key("S1", "nanopore.fastq"))  # 2 MB
-        instance = dg.DagsterInstance.ephemeral()
-        instance.add_dynamic_partitions(SAMPLES_PARTITION_NAME, ["S1"])
-        result = dg.materialize(
-            [raw_files, validated_files, qc_metrics, aligned_reads, variant_calls, variant_results, sample_report],
-            partition_key="S1", instance=instance, raise_on_error=False,
-            run_config={"ops": {"qc_metrics": {"config": {"profile": PROFILE}}}},
-            resources={"storage": storage, "compute": Compute(mode="in_process"),
-                       "ai": AIProvider(provider="offline"),
-                       "reference": ReferenceData(fasta_path=str(lab / "MN908947.3.fasta"),
-                                                  annotation_path=str(lab / "MN908947.3.gff"))})
+        result = materialize_sample(storage, lab, "S1", PROFILE)
         yield storage, result
 
 
