@@ -235,8 +235,7 @@ def render_cohort_report(rows: list[dict[str, Any]], *, title: str = "GenoFlow c
                          generated_at: str | None = None, multiqc_report: str | None = None) -> str:
     """The cohort page: one row per sample, linked to its report (`../<sample>/report.html`, the reports zone's
     layout), its problems folded after the first; `multiqc_report` links the MultiQC report beside it."""
-    for row in rows:
-        failing = _text(row.get("failing"))
-        row["failing_items"] = [item for item in failing.split("; ") if item] if failing else []
-    return _ENV.get_template("cohort_report.html.j2").render(rows=rows, title=title, generated_at=generated_at,
+    shown = [{**row, "failing_items": [item for item in _text(row.get("failing")).split("; ") if item]}
+             for row in rows]
+    return _ENV.get_template("cohort_report.html.j2").render(rows=shown, title=title, generated_at=generated_at,
                                                              multiqc_report=multiqc_report)
