@@ -26,6 +26,7 @@ from starlette.requests import ClientDisconnect
 
 from genoflow_dagster import settings as genoflow_settings
 from genoflow_dagster.portal.access import ADMIN, ANALYST, ROLES, UPLOADER, Principal, TokenStore
+from genoflow_dagster.portal.page import add_page
 from genoflow_dagster.portal.status import InstanceGetter, upload_status
 from genoflow_dagster.portal.uploads import (
     EMPTY_FILENAME,
@@ -133,6 +134,7 @@ def create_app(storage: Storage, instance_getter: InstanceGetter, settings: Port
     app.state.store = store
     app.state.tokens = tokens
     app.state.settings = settings
+    add_page(app)
 
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, exc: UploadError) -> JSONResponse:
@@ -183,6 +185,11 @@ def create_app(storage: Storage, instance_getter: InstanceGetter, settings: Port
         return upload
 
     # ------------------------------------------------------------ endpoints
+
+    @app.get("/me")
+    def me(who: Caller) -> dict[str, Any]:
+        """Who the token belongs to and its role; the page asks first, to know whether to ask for a token."""
+        return {"name": who.name, "role": who.role, "tokens_required": settings.require_tokens}
 
     @app.get("/supported_formats")
     def get_supported_formats() -> dict[str, Any]:
