@@ -51,8 +51,9 @@ requires_browser = pytest.mark.skipif(skip_reason() is not None, reason=skip_rea
 
 
 @contextmanager
-def chromium_page(viewport: dict[str, int] | None = None) -> Iterator["object"]:
-    """A fresh Playwright page in headless Chromium, closed (with the browser) on exit.
+def chromium_browser() -> Iterator["object"]:
+    """Headless Chromium (a Playwright Browser), closed on exit; each `new_context()` is a separate person
+    (own cookies and storage). Playwright's sync API allows one of these at a time per thread.
 
     ``--no-sandbox`` because the tests run as root in containers, where Chromium's sandbox cannot start.
     """
@@ -65,10 +66,16 @@ def chromium_page(viewport: dict[str, int] | None = None) -> Iterator["object"]:
         browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True,
                                              args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
         try:
-            context = browser.new_context(viewport=viewport or VIEWPORT)
-            yield context.new_page()
+            yield browser
         finally:
             browser.close()
+
+
+@contextmanager
+def chromium_page(viewport: dict[str, int] | None = None) -> Iterator["object"]:
+    """A fresh Playwright page in headless Chromium, closed (with the browser) on exit."""
+    with chromium_browser() as browser:
+        yield browser.new_context(viewport=viewport or VIEWPORT).new_page()
 
 
 @pytest.fixture
