@@ -6,6 +6,7 @@ connor-lab/ncov2019-artic-nf; ERR5069949_test_{1,2}.fastq.gz: nf-core's NextSeq 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import socket
@@ -257,7 +258,7 @@ def test_status_reads_the_samples_run_and_stored_gates(storage, tmp_path):
                        problems=("ERR5069949_test_1.fastq.gz has no mate",))
     validation = sample_record("ERR5069949", validation=(gate,)).validation
     assert validation is not None
-    write_validation(storage, validation)
+    write_validation(storage, dataclasses.replace(validation, run_id=run.run_id))  # the run's own record
     instance.handle_run_event(run.run_id, dg.DagsterEvent(event_type_value="PIPELINE_FAILURE",
                                                           job_name="sample_pipeline", message="stopped"))
     status = client.get(status_url).json()
