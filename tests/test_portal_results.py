@@ -102,6 +102,9 @@ def test_me_names_the_caller_and_whether_tokens_are_required(tmp_path):
     assert error_of(client.get("/me", headers=auth("guessed"))) == (401, "UNAUTHORIZED")
     assert client.get("/me", headers=auth(token)).json() == {"name": "bench 3", "role": "uploader",
                                                              "tokens_required": True}
+    unlimited = portal(storage, tmp_path / "state", require_tokens=True, rate_per_minute=0)
+    assert unlimited.get("/me", headers=auth(token)).json()["name"] == "bench 3"  # looked up without the limiter
+    assert error_of(unlimited.get("/me")) == (401, "UNAUTHORIZED")
 
 
 # ---------------------------------------------------------------- results and links
@@ -198,6 +201,11 @@ def test_a_local_link_expires_cannot_be_changed_and_outlives_a_restart_only_with
     assert error_of(client.get(f"/download/{other}")) == (403, "FORBIDDEN")  # signed under another key
     assert error_of(client.get(f"/download/{payload}.{mac[:-2]}AA")) == (403, "FORBIDDEN")
     assert error_of(client.get("/download/not-a-token")) == (403, "FORBIDDEN")
+    client.app.state.refusals.flush()
+    refused = [r for r in UploadStore(tmp_path / "state").audit_rows() if r["allowed"] == 0]
+    assert [r["action"] for r in refused] == ["refused", "refused_repeatedly"]  # five refusals, two rows
+    assert refused[0]["detail"] == "GET /download: LINK_EXPIRED link (from testclient)"
+    assert refused[1]["detail"].startswith("4 more refused requests from testclient")
 
     # An object removed after its link was made: 404 in words.
     pdf_link = files["report_pdf"]["url"]

@@ -380,10 +380,15 @@ def create_app(storage: Storage, instance_getter: InstanceGetter, settings: Port
     @app.get("/download/{token}", name="download", response_class=StreamingResponse,
              responses={200: {"content": {"application/octet-stream": {}, "text/html": {}}},
                         403: {"description": "the link was changed"}, 410: {"description": "the link expired"}})
-    def download(token: str) -> StreamingResponse:
+    def download(token: str, request: Request) -> StreamingResponse:
         """The file a time-limited link points to (local storage; the link is its own authorisation).
         The report HTML opens in the browser; the rest are saved as files."""
-        served = links.open(token)
+        try:
+            served = links.open(token)
+        except UploadError as exc:  # a changed or expired link: audited like a request without a token
+            if exc.code in (FORBIDDEN, LINK_EXPIRED):
+                refusals.refused(client_address(request.scope), f"GET /download: {exc.code} link")
+            raise
         headers = {"Content-Length": str(served.size), "Content-Disposition": content_disposition(served.key),
                    "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"}
         if served.inline:  # the report opens in a sandbox: no script in it could reach the portal's origin
