@@ -26,8 +26,8 @@ from fastapi.testclient import TestClient
 from genoflow_dagster import zones
 from genoflow_dagster.formats.detect import EXTENSIONS
 from genoflow_dagster.portal.access import TokenStore
-from genoflow_dagster.portal.app import PortalSettings, create_app
-from genoflow_dagster.portal.uploads import ERROR_CODES, UploadStore
+from genoflow_dagster.portal.app import API_ERROR_CODES, PortalSettings, create_app
+from genoflow_dagster.portal.uploads import UploadStore
 from genoflow_dagster.resources.storage import LocalStorage, S3Storage, Storage
 from genoflow_dagster.sample_record import write_validation
 from genoflow_dagster.verdicts import USABLE_INPUTS, GateOutcome
@@ -59,7 +59,7 @@ def landing_objects(storage: Storage) -> list[str]:
 def error_of(response) -> tuple[int, str]:
     body = response.json()
     assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
-    assert body["error"]["code"] in (*ERROR_CODES, "UNAUTHORIZED", "FORBIDDEN")
+    assert body["error"]["code"] in API_ERROR_CODES  # uploads.ERROR_CODES and the access, limit and link codes
     assert "Error(" not in body["error"]["message"] and "Traceback" not in body["error"]["message"]
     return response.status_code, body["error"]["code"]
 

@@ -379,3 +379,20 @@ def test_docs_list_every_endpoint_with_a_summary(tmp_path):
         assert op.get("summary") and op.get("description"), where
     assert client.get("/docs").status_code == 200
 
+
+
+def test_the_settings_come_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("GENOFLOW_DATA_DIR", str(tmp_path))
+    for variable in ("GENOFLOW_PORTAL_SECRET", "GENOFLOW_PORTAL_LINK_SECONDS", "GENOFLOW_PORTAL_RATE_PER_MINUTE"):
+        monkeypatch.delenv(variable, raising=False)
+    defaults = PortalSettings.from_environment()
+    assert (defaults.link_seconds, defaults.link_secret, defaults.rate_per_minute) == (3600, None, 6000)
+    monkeypatch.setenv("GENOFLOW_PORTAL_SECRET", SECRET)
+    monkeypatch.setenv("GENOFLOW_PORTAL_LINK_SECONDS", "600")
+    monkeypatch.setenv("GENOFLOW_PORTAL_RATE_PER_MINUTE", "0")
+    chosen = PortalSettings.from_environment()
+    assert (chosen.link_seconds, chosen.link_secret, chosen.rate_per_minute) == (600, SECRET, 0)
+    assert SECRET not in repr(chosen)
+    monkeypatch.setenv("GENOFLOW_PORTAL_LINK_SECONDS", "0")
+    with pytest.raises(ValueError, match="GENOFLOW_PORTAL_LINK_SECONDS must be a whole number of at least 1"):
+        PortalSettings.from_environment()
