@@ -396,3 +396,60 @@ def test_the_settings_come_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("GENOFLOW_PORTAL_LINK_SECONDS", "0")
     with pytest.raises(ValueError, match="GENOFLOW_PORTAL_LINK_SECONDS must be a whole number of at least 1"):
         PortalSettings.from_environment()
+
+
+@pytest.mark.slow
+def test_a_real_sample_uploaded_through_the_portal_and_run_gives_its_results(tmp_path, monkeypatch):
+    """ERR5069949's pair sent by an uploader, every per-sample asset materialized on the portal's instance: the
+    uploader's status shows the run's stored gates and opens the report; its results are the pipeline's real
+    report HTML and PDF, BAM with its index and VCF with its index, byte for byte."""
+    from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
+    from genoflow_dagster.resources.ai import AIProvider
+    from genoflow_dagster.resources.compute import Compute
+    from genoflow_dagster.resources.reference import ReferenceData
+    from tests.real_samples import SAMPLE_ASSETS, copy_reference
+
+    monkeypatch.setenv("GENOFLOW_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("GENOFLOW_REFERENCE_CACHE", str(tmp_path / "reference-cache"))
+    monkeypatch.delenv("GENOFLOW_QC_PROFILE", raising=False)
+    storage = LocalStorage(base_dir=str(tmp_path / "zones"))
+    instance = dg.DagsterInstance.ephemeral()
+    client = portal(storage, tmp_path / "state", require_tokens=True, instance_getter=lambda: instance)
+    _, alice = TokenStore(UploadStore(tmp_path / "state")).create("alice", "uploader", actor="test")
+    uploads = []
+    for mate in (1, 2):
+        path = REALDATA / f"ERR5069949_test_{mate}.fastq.gz"
+        answer = client.post("/upload", data={"sample_id": "S1"}, headers=auth(alice),
+                             files={"file": (path.name, path.read_bytes())})
+        assert answer.status_code == 201, answer.text
+        uploads.append(answer.json())
+
+    lab = copy_reference(tmp_path / "lab")
+    instance.add_dynamic_partitions(SAMPLES_PARTITION_NAME, ["S1"])
+    materialized = dg.materialize(
+        SAMPLE_ASSETS, partition_key="S1", instance=instance, raise_on_error=False,
+        run_config={"ops": {"qc_metrics": {"config": {"profile": "amplicon"}}}},
+        resources={"storage": storage, "compute": Compute(mode="in_process"), "ai": AIProvider(provider="offline"),
+                   "reference": ReferenceData(fasta_path=str(lab / "MN908947.3.fasta"),
+                                              annotation_path=str(lab / "MN908947.3.gff"))})
+    assert materialized.success
+    # The sensor's run of the sample (what the status follows); the stages above ran in a run made after landing.
+    run = dg.DagsterRun(job_name="sample_pipeline", run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.SUCCESS,
+                        tags={"dagster/partition": "S1"})
+    instance.add_run(run)
+
+    status = client.get(f"/upload_status/{uploads[1]['upload_id']}", headers=auth(alice)).json()
+    assert status["state"] == "completed" and status["gates_note"] is None
+    assert {g["gate"] for g in status["gates"]} >= {USABLE_INPUTS} and len(status["gates"]) >= 3
+    report = client.get(status["report_url"])
+    assert report.status_code == 200 and report.content == storage.get_bytes(zones.sample_report_key("S1"))
+    assert report.headers["content-security-policy"] == "sandbox"
+
+    files = client.get("/results/S1", headers=auth(alice)).json()["files"]
+    assert [f["kind"] for f in files] == ["report_html", "report_pdf", "bam", "bam_index", "vcf", "vcf_index"]
+    for entry in files:
+        served = client.get(entry["url"])
+        assert served.status_code == 200 and len(served.content) == entry["size"]
+    assert files[3]["name"] == "S1.bam.bai" and files[5]["name"] in ("S1.vcf.gz.tbi", "S1.vcf.gz.csi")
+    bam = next(f for f in files if f["kind"] == "bam")
+    assert client.get(bam["url"]).content == storage.get_bytes(zones.aligned_bam_key("S1"))
