@@ -116,6 +116,7 @@ def test_results_list_what_exists_with_links_that_serve_the_bytes(storage, tmp_p
     alice_id, alice = tokens.create("alice", "uploader", actor="test")
     _, bob = tokens.create("bob", "uploader", actor="test")
     _, carol = tokens.create("carol", "analyst", actor="test")
+    _, admin = tokens.create("lead", "admin", actor="test")
     land(client, "S1", alice)
     land(client, "S2", bob)
     contents = store_results(storage, "S1")
@@ -160,6 +161,13 @@ def test_results_list_what_exists_with_links_that_serve_the_bytes(storage, tmp_p
     assert error_of(client.get("/results/..", headers=auth(carol)))[0] in (400, 404)
     assert error_of(client.get("/results/bad%7Cid", headers=auth(carol))) == (400, "VALIDATION_ERROR")
 
+    if not isinstance(storage, S3Storage):  # a local link dies with the token it was made for
+        alice_link = client.get("/results/S1", headers=auth(alice)).json()["files"][0]["url"]
+        assert client.get(alice_link).status_code == 200
+        assert client.delete(f"/tokens/{alice_id}", headers=auth(admin)).status_code == 200
+        answer = client.get(alice_link)
+        assert error_of(answer) == (403, "FORBIDDEN") and "revoked" in answer.json()["error"]["message"]
+
     # Every link handed out is audited; locally every download too, as the token the link was made for.
     rows = store.audit_rows()
     handed = [r for r in rows if r["action"] == "download_links"]
@@ -168,7 +176,7 @@ def test_results_list_what_exists_with_links_that_serve_the_bytes(storage, tmp_p
     if isinstance(storage, S3Storage):
         assert downloads == []  # the browser fetched them from S3 itself
     else:
-        assert [r["actor"] for r in downloads] == [alice_id] * 6
+        assert [r["actor"] for r in downloads] == [alice_id] * 7
         assert {r["detail"].split(" ")[0] for r in downloads} == set(contents)
 
 

@@ -85,6 +85,12 @@ class TokenStore:
                              (_digest(token),)).fetchone()
         return None if row is None else Principal(row["token_id"], row["name"], row["role"])
 
+    def active(self, token_id: str) -> bool:
+        """Whether the token `token_id` exists and is not revoked."""
+        with self._store.connect() as db:
+            return db.execute("SELECT 1 FROM tokens WHERE token_id = ? AND revoked IS NULL",
+                              (token_id,)).fetchone() is not None
+
     def listing(self) -> list[dict[str, object]]:
         with self._store.connect() as db:
             return [dict(row) for row in db.execute("SELECT token_id, name, role, created, revoked FROM tokens "

@@ -186,7 +186,8 @@ def create_app(storage: Storage, instance_getter: InstanceGetter, settings: Port
     tokens = TokenStore(store)
     refusals = RefusalLog(store)
     secret, configured = link_secret(settings.link_secret)
-    links = DownloadLinks(storage, store, LinkSigner(secret), settings.link_seconds)
+    links = DownloadLinks(storage, store, LinkSigner(secret), settings.link_seconds,
+                          actor_active=tokens.active if settings.require_tokens else None)
     if not configured and not links.presigned:
         log.warning("GENOFLOW_PORTAL_SECRET is not set: download links are signed with a random key made now, "
                     "and stop working when the portal restarts")

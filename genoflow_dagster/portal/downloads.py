@@ -5,7 +5,8 @@ storage's own client (its endpoint and credentials), valid for the link lifetime
 link is `/download/<token>`, served by the portal: the token is the storage key, the expiry and the
 token id the link was made for, signed with HMAC-SHA256 under `GENOFLOW_PORTAL_SECRET` (or, unset, a
 random key made when the portal starts: such links stop working at a restart). A token whose signature
-does not match is refused (FORBIDDEN, 403); an expired one is LINK_EXPIRED (410).
+does not match is refused (FORBIDDEN, 403), as is one made for a token revoked since; an expired one is
+LINK_EXPIRED (410). (A presigned S3 URL cannot be taken back: it works until it expires.)
 
 Every link handed out is written to the audit table (`download_links`), and every download the portal
 serves (`download`), as the token the link was made for. A presigned S3 download never reaches the
@@ -212,7 +213,8 @@ class DownloadLinks:
     """Links to a storage's objects, valid for `lifetime_seconds`, and the serving of local ones."""
 
     def __init__(self, storage: Storage, store: UploadStore, signer: LinkSigner, lifetime_seconds: int,
-                 *, clock: Callable[[], float] = time.time) -> None:
+                 *, actor_active: Callable[[str], bool] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         if lifetime_seconds <= 0:
             raise ValueError("a download link must live at least one second")
         self.storage = storage
@@ -220,6 +222,7 @@ class DownloadLinks:
         self._store = store
         self._signer = signer
         self._presign = _presigner(storage)
+        self._actor_active = actor_active
         self._clock = clock
 
     @property
@@ -253,6 +256,8 @@ class DownloadLinks:
     def open(self, token: str) -> Download:
         """The object a `/download/<token>` link points to, opened for streaming; the download is audited."""
         link = self._signer.verify(token, now=self._clock())
+        if self._actor_active is not None and not self._actor_active(link.actor):
+            raise UploadError(FORBIDDEN, "this download link was made for a token that has since been revoked", 403)
         stack = contextlib.ExitStack()
         try:
             size = self.storage.stat(link.key).size
