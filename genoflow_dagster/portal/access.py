@@ -4,8 +4,9 @@ A token is 32 random bytes (URL-safe base64) shown once when it is made; only it
 A salted slow hash protects guessable passwords; a 256-bit random token cannot be guessed, so a plain
 SHA-256 is enough and lets a request be checked with one indexed lookup.
 
-Roles are ordered: `uploader` (upload, its own history and status), `analyst` (every sample's history
-and status, and uploading), `admin` (tokens, and everything else).
+Roles are ordered: `uploader` (upload, its own history and status, and the results of the samples it
+sent a file to), `analyst` (every sample's history, status and results, and uploading), `admin` (tokens,
+and everything else).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from genoflow_dagster.portal.uploads import UploadStore
+from genoflow_dagster.portal.uploads import LANDED, UploadStore
 
 UPLOADER = "uploader"
 ANALYST = "analyst"
@@ -84,7 +85,22 @@ class TokenStore:
                              (_digest(token),)).fetchone()
         return None if row is None else Principal(row["token_id"], row["name"], row["role"])
 
+    def active(self, token_id: str) -> bool:
+        """Whether the token `token_id` exists and is not revoked."""
+        with self._store.connect() as db:
+            return db.execute("SELECT 1 FROM tokens WHERE token_id = ? AND revoked IS NULL",
+                              (token_id,)).fetchone() is not None
+
     def listing(self) -> list[dict[str, object]]:
         with self._store.connect() as db:
             return [dict(row) for row in db.execute("SELECT token_id, name, role, created, revoked FROM tokens "
                                                     "ORDER BY created")]
+
+
+def may_see_sample(store: UploadStore, who: Principal, actor: str, sample_id: str) -> bool:
+    """An analyst or admin sees every sample; an uploader the samples it landed a file in (as `actor`)."""
+    if who.may(ANALYST):
+        return True
+    with store.connect() as db:
+        return db.execute("SELECT 1 FROM uploads WHERE sample_id = ? AND actor = ? AND state = ? LIMIT 1",
+                          (sample_id, actor, LANDED)).fetchone() is not None

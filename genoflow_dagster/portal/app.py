@@ -2,22 +2,26 @@
 
 `create_app(storage, instance_getter, settings)` builds the app; `genoflow portal` serves it with uvicorn.
 Every error answers one shape, `{"error": {"code": ..., "message": ...}}`, with a code from
-`uploads.ERROR_CODES` (plus UNAUTHORIZED and FORBIDDEN for tokens) and a message in plain words.
-The upload logic is in `uploads.py`; this module only maps HTTP onto it.
+`API_ERROR_CODES` (`uploads.ERROR_CODES`, plus UNAUTHORIZED and FORBIDDEN for tokens, RATE_LIMITED and
+LINK_EXPIRED) and a message in plain words. The logic is in `uploads.py` (uploads), `access.py` (tokens),
+`downloads.py` (results and links), `limits.py` (rate limits) and `status.py` (runs); this module only maps
+HTTP onto it.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
+import os
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio.from_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -25,11 +29,30 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from genoflow_dagster import settings as genoflow_settings
-from genoflow_dagster.portal.access import ADMIN, ANALYST, ROLES, UPLOADER, Principal, TokenStore
+from genoflow_dagster import zones
+from genoflow_dagster.portal.access import ADMIN, ANALYST, ROLES, UPLOADER, Principal, TokenStore, may_see_sample
+from genoflow_dagster.portal.downloads import (
+    DEFAULT_LINK_SECONDS,
+    LINK_EXPIRED,
+    DownloadLinks,
+    LinkSigner,
+    content_disposition,
+    link_secret,
+)
+from genoflow_dagster.portal.limits import (
+    DEFAULT_RATE_PER_MINUTE,
+    RATE_LIMITED,
+    RateLimiter,
+    RateLimitMiddleware,
+    RefusalLog,
+    client_address,
+    on_stop,
+)
 from genoflow_dagster.portal.page import add_page
 from genoflow_dagster.portal.status import InstanceGetter, upload_status
 from genoflow_dagster.portal.uploads import (
     EMPTY_FILENAME,
+    ERROR_CODES,
     INTERNAL_ERROR,
     NO_FILE,
     STORAGE_ERROR,
@@ -44,10 +67,13 @@ from genoflow_dagster.portal.uploads import (
 
 UNAUTHORIZED = "UNAUTHORIZED"
 FORBIDDEN = "FORBIDDEN"
+API_ERROR_CODES = (*ERROR_CODES, UNAUTHORIZED, FORBIDDEN, RATE_LIMITED, LINK_EXPIRED)
 DEFAULT_ABANDONED_AFTER_SECONDS = 7 * 86400  # a week without a chunk: the sender has given up
 DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024  # S3's multipart parts are 5 MiB at least; a browser sends 8 MiB easily
 FORM_OVERHEAD_BYTES = 64 * 1024  # a multipart form's boundaries and fields around the file itself
 PORTAL_DIR = ".portal"
+_CALLER = "genoflow_caller"  # where the rate limiter leaves the token it looked up (request.state)
+log = logging.getLogger("genoflow.portal")
 
 if TYPE_CHECKING:
     from genoflow_dagster.resources.storage import Storage
@@ -56,20 +82,39 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class PortalSettings:
     """Where the portal keeps its state, the size limit, the chunk size it asks clients for, whether
-    requests need a token (only a portal listening on loopback may go without), and after how long
-    without a chunk an unfinished upload is given up (checked when the portal starts)."""
+    requests need a token (only a portal listening on loopback may go without), after how long
+    without a chunk an unfinished upload is given up (checked when the portal starts), how long a
+    download link lives, the key local download links are signed with (None: a random one per process),
+    and how many requests a token (or an address without one) may make a minute (0: no limit)."""
 
     state_dir: Path
     max_file_bytes: int
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     require_tokens: bool = True
     abandoned_after_seconds: float = DEFAULT_ABANDONED_AFTER_SECONDS
+    link_seconds: int = DEFAULT_LINK_SECONDS
+    link_secret: str | None = field(default=None, repr=False)
+    rate_per_minute: int = DEFAULT_RATE_PER_MINUTE
 
     @classmethod
     def from_environment(cls, *, require_tokens: bool = True) -> PortalSettings:
-        """`<GENOFLOW_DATA_DIR>/.portal` and GENOFLOW_MAX_FILE_BYTES, as the rest of GenoFlow reads them."""
+        """`<GENOFLOW_DATA_DIR>/.portal` and GENOFLOW_MAX_FILE_BYTES, as the rest of GenoFlow reads them, and
+        GENOFLOW_PORTAL_SECRET, GENOFLOW_PORTAL_LINK_SECONDS and GENOFLOW_PORTAL_RATE_PER_MINUTE."""
         return cls(state_dir=genoflow_settings.data_dir() / PORTAL_DIR,
-                   max_file_bytes=genoflow_settings.max_file_bytes(), require_tokens=require_tokens)
+                   max_file_bytes=genoflow_settings.max_file_bytes(), require_tokens=require_tokens,
+                   link_seconds=_whole_number("GENOFLOW_PORTAL_LINK_SECONDS", DEFAULT_LINK_SECONDS, minimum=1),
+                   link_secret=os.environ.get("GENOFLOW_PORTAL_SECRET") or None,
+                   rate_per_minute=_whole_number("GENOFLOW_PORTAL_RATE_PER_MINUTE", DEFAULT_RATE_PER_MINUTE,
+                                                 minimum=0))
+
+
+def _whole_number(variable: str, default: int, *, minimum: int) -> int:
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < minimum:
+        raise ValueError(f"{variable} must be a whole number of at least {minimum}, not {raw!r}")
+    return int(raw)
 
 
 class UploadRequest(BaseModel):
@@ -102,19 +147,30 @@ def _plain_validation_message(exc: RequestValidationError) -> str:
     return "the request is not valid: " + "; ".join(parts)
 
 
+LOCAL_ADMIN = Principal(None, "local", ADMIN)  # who calls a portal started with --no-auth (loopback only)
+
+
+def _bearer_token(authorization: str) -> str | None:
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
 def principal(request: Request) -> Principal:
-    """The caller, from its bearer token; 401 (and an audit row) without a valid one."""
+    """The caller, from its bearer token; 401 without a valid one (audited, at most twice a minute per
+    client address: `limits.RefusalLog`)."""
     settings: PortalSettings = request.app.state.settings
     if not settings.require_tokens:
-        return Principal(None, "local", ADMIN)
+        return LOCAL_ADMIN
     header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    tokens: TokenStore = request.app.state.tokens
-    found = tokens.principal(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+    state = request.scope.setdefault("state", {})
+    if _CALLER in state:  # the rate limiter looked it up already
+        found = state[_CALLER]
+    else:
+        token = _bearer_token(header)
+        found = request.app.state.tokens.principal(token) if token else None
     if found is None:
-        request.app.state.store.audit("refused", actor=None, allowed=False,
-                                      detail=f"{request.method} {request.url.path}: "
-                                             f"{'unknown token' if header else 'no token'}")
+        request.app.state.refusals.refused(client_address(request.scope), f"{request.method} {request.url.path}: "
+                                           f"{'unknown token' if header else 'no token'}")
         raise AccessRefused(UNAUTHORIZED, "this needs a valid API token (Authorization: Bearer <token>)", 401)
     return found
 
@@ -129,12 +185,34 @@ def create_app(storage: Storage, instance_getter: InstanceGetter, settings: Port
     store.release_interrupted_assemblies()  # one portal process per state dir (`genoflow portal`)
     store.expire_abandoned(settings.abandoned_after_seconds)
     tokens = TokenStore(store)
-    app = FastAPI(title="GenoFlow upload portal", version="1",
-                  description="Hand over sequencing files; follow them to the report.")
+    refusals = RefusalLog(store)
+    secret, configured = link_secret(settings.link_secret)
+    links = DownloadLinks(storage, store, LinkSigner(secret), settings.link_seconds,
+                          actor_active=tokens.active if settings.require_tokens else None)
+    if not configured and not links.presigned:
+        log.warning("GENOFLOW_PORTAL_SECRET is not set: download links are signed with a random key made now, "
+                    "and stop working when the portal restarts")
+    app = FastAPI(title="GenoFlow upload portal", version="1", lifespan=on_stop(refusals.flush),
+                  description="Hand over sequencing files; follow them to the report and download its results.")
     app.state.store = store
     app.state.tokens = tokens
     app.state.settings = settings
     add_page(app)
+    app.state.refusals = refusals
+    app.state.links = links
+
+    def rate_key(scope: Any) -> str:
+        """The rate limit's key: the token's id, or the client address without a valid token."""
+        if settings.require_tokens:
+            headers = dict(scope.get("headers") or ())
+            token = _bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
+            found = tokens.principal(token) if token else None
+            scope.setdefault("state", {})[_CALLER] = found
+            if found is not None:
+                return f"token {found.token_id}"
+        return f"address {client_address(scope)}"
+
+    app.add_middleware(RateLimitMiddleware, limiter=RateLimiter(settings.rate_per_minute), identify=rate_key)
 
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, exc: UploadError) -> JSONResponse:
@@ -274,8 +352,10 @@ def create_app(storage: Storage, instance_getter: InstanceGetter, settings: Port
     def get_upload_status(upload_id: str, request: Request, who: Caller) -> dict[str, Any]:
         """The upload and, once landed, its sample's run: state, gate outcomes with their problems, report."""
         upload = owned_upload(upload_id, who, request)
+        base_path = request.scope.get("root_path", "")
         try:
-            return upload_status(upload, storage, instance_getter)
+            return upload_status(upload, storage, instance_getter,
+                                 lambda key: links.link(key, actor=actor(who), base_path=base_path))
         except Exception as exc:
             from genoflow_dagster.errors import StorageError
 
@@ -283,6 +363,40 @@ def create_app(storage: Storage, instance_getter: InstanceGetter, settings: Port
                 raise UploadError(STORAGE_ERROR, f"the sample's results could not be read: {exc.message}",
                                   503) from exc
             raise
+
+    @app.get("/results/{sample_id}")
+    def get_results(sample_id: str, request: Request, who: Caller) -> dict[str, Any]:
+        """The sample's report (HTML, PDF), BAM and VCF (with indexes) that exist, each with a time-limited
+        download link (presigned on S3). Analysts and admins see any sample, an uploader those it sent to."""
+        require(who, UPLOADER, request)
+        try:
+            zones.validate_sample_id(sample_id)
+        except zones.UnsafeKeyError as exc:
+            raise UploadError(VALIDATION_ERROR, str(exc)) from exc
+        if not may_see_sample(store, who, actor(who), sample_id):
+            store.audit("refused", actor=actor(who), allowed=False,
+                        detail=f"{request.method} {request.url.path}: no upload of this token in sample {sample_id}")
+            raise AccessRefused(FORBIDDEN, f"an uploader sees only the results of samples it sent files to; "
+                                f"this token sent none to {sample_id}", 403)
+        return links.results(sample_id, actor=actor(who), base_path=request.scope.get("root_path", ""))
+
+    @app.get("/download/{token}", name="download", response_class=StreamingResponse,
+             responses={200: {"content": {"application/octet-stream": {}, "text/html": {}}},
+                        403: {"description": "the link was changed"}, 410: {"description": "the link expired"}})
+    def download(token: str, request: Request) -> StreamingResponse:
+        """The file a time-limited link points to (local storage; the link is its own authorisation).
+        The report HTML opens in the browser; the rest are saved as files."""
+        try:
+            served = links.open(token)
+        except UploadError as exc:  # a changed or expired link: audited like a request without a token
+            if exc.code in (FORBIDDEN, LINK_EXPIRED):
+                refusals.refused(client_address(request.scope), f"GET /download: {exc.code} link")
+            raise
+        headers = {"Content-Length": str(served.size), "Content-Disposition": content_disposition(served.key),
+                   "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"}
+        if served.inline:  # the report opens in a sandbox: no script in it could reach the portal's origin
+            headers["Content-Security-Policy"] = "sandbox"
+        return StreamingResponse(served.blocks, media_type=served.media_type, headers=headers)
 
     @app.post("/tokens", status_code=201)
     def create_token(body: TokenRequest, request: Request, who: Caller) -> dict[str, Any]:
@@ -298,11 +412,13 @@ def create_app(storage: Storage, instance_getter: InstanceGetter, settings: Port
 
     @app.get("/tokens")
     def list_tokens(request: Request, who: Caller) -> dict[str, Any]:
+        """Every token (admin only): id, name, role, when made and revoked; never the token itself."""
         require(who, ADMIN, request)
         return {"tokens": tokens.listing()}
 
     @app.delete("/tokens/{token_id}")
     def revoke_token(token_id: str, request: Request, who: Caller) -> dict[str, Any]:
+        """Revoke a token (admin only): it stops working at once."""
         require(who, ADMIN, request)
         if not tokens.revoke(token_id, actor=actor(who)):
             raise UploadError(VALIDATION_ERROR, f"there is no active token {token_id}", 404)
