@@ -377,9 +377,15 @@ def cmd_portal(args: argparse.Namespace) -> int:
 
         return dg.DagsterInstance.get()
 
-    portal_settings = PortalSettings.from_environment(require_tokens=not args.no_auth)
+    try:
+        portal_settings = PortalSettings.from_environment(require_tokens=not args.no_auth)
+    except ValueError as exc:
+        print(f"genoflow portal: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     app = create_app(storage_from_settings(), instance, portal_settings)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    # proxy_headers off: the client address is the connection's own, which is what the portal's trusted-proxy
+    # check (single sign-on) and the per-address rate limit must see; a client's X-Forwarded-For is not believed.
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", proxy_headers=False)
     return EXIT_OK
 
 

@@ -93,7 +93,7 @@ def fetch(client: TestClient, url: str) -> httpx.Response:
 def test_me_names_the_caller_and_whether_tokens_are_required(tmp_path):
     storage = LocalStorage(base_dir=str(tmp_path / "zones"))
     assert portal(storage, tmp_path / "open").get("/me").json() == \
-        {"name": "local", "role": "admin", "tokens_required": False}
+        {"name": "local", "role": "admin", "tokens_required": False, "via": "local"}
 
     client = portal(storage, tmp_path / "state", require_tokens=True)
     _, token = TokenStore(UploadStore(tmp_path / "state")).create("bench 3", "uploader", actor="test")
@@ -101,7 +101,7 @@ def test_me_names_the_caller_and_whether_tokens_are_required(tmp_path):
     assert client.get("/me").headers["www-authenticate"] == "Bearer"
     assert error_of(client.get("/me", headers=auth("guessed"))) == (401, "UNAUTHORIZED")
     assert client.get("/me", headers=auth(token)).json() == {"name": "bench 3", "role": "uploader",
-                                                             "tokens_required": True}
+                                                             "tokens_required": True, "via": "token"}
     unlimited = portal(storage, tmp_path / "state", require_tokens=True, rate_per_minute=0)
     assert unlimited.get("/me", headers=auth(token)).json()["name"] == "bench 3"  # looked up without the limiter
     assert error_of(unlimited.get("/me")) == (401, "UNAUTHORIZED")

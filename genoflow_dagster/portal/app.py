@@ -39,6 +39,7 @@ from genoflow_dagster.portal.downloads import (
     content_disposition,
     link_secret,
 )
+from genoflow_dagster.portal.identity import PROXY_ACTOR_PREFIX, ProxyIdentity, ProxyIdentityError
 from genoflow_dagster.portal.limits import (
     DEFAULT_RATE_PER_MINUTE,
     RATE_LIMITED,
@@ -95,17 +96,20 @@ class PortalSettings:
     link_seconds: int = DEFAULT_LINK_SECONDS
     link_secret: str | None = field(default=None, repr=False)
     rate_per_minute: int = DEFAULT_RATE_PER_MINUTE
+    proxy_identity: ProxyIdentity | None = None  # single sign-on through a trusted reverse proxy (identity.py)
 
     @classmethod
     def from_environment(cls, *, require_tokens: bool = True) -> PortalSettings:
         """`<GENOFLOW_DATA_DIR>/.portal` and GENOFLOW_MAX_FILE_BYTES, as the rest of GenoFlow reads them, and
-        GENOFLOW_PORTAL_SECRET, GENOFLOW_PORTAL_LINK_SECONDS and GENOFLOW_PORTAL_RATE_PER_MINUTE."""
+        GENOFLOW_PORTAL_SECRET, GENOFLOW_PORTAL_LINK_SECONDS and GENOFLOW_PORTAL_RATE_PER_MINUTE, and the
+        single sign-on settings of `identity.ProxyIdentity`."""
         return cls(state_dir=genoflow_settings.data_dir() / PORTAL_DIR,
                    max_file_bytes=genoflow_settings.max_file_bytes(), require_tokens=require_tokens,
                    link_seconds=_whole_number("GENOFLOW_PORTAL_LINK_SECONDS", DEFAULT_LINK_SECONDS, minimum=1),
                    link_secret=os.environ.get("GENOFLOW_PORTAL_SECRET") or None,
                    rate_per_minute=_whole_number("GENOFLOW_PORTAL_RATE_PER_MINUTE", DEFAULT_RATE_PER_MINUTE,
-                                                 minimum=0))
+                                                 minimum=0),
+                   proxy_identity=ProxyIdentity.from_environment())
 
 
 def _whole_number(variable: str, default: int, *, minimum: int) -> int:
@@ -155,20 +159,42 @@ def _bearer_token(authorization: str) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def identify(scope: Any, settings: PortalSettings, tokens: TokenStore) -> Principal | None:
+    """Who sent the request in `scope`: the person a trusted proxy signed in, else the holder of its bearer
+    token; None for neither. Raises AccessRefused (403) for a signed-in person without a role here.
+    Looked up once per request (by the rate limiter first) and kept in the request's state."""
+    state = scope.setdefault("state", {})
+    if _CALLER in state:
+        found: Principal | None = state[_CALLER]
+        return found
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers") or ()}
+    found = None
+    if settings.proxy_identity is not None:
+        try:
+            found = settings.proxy_identity.principal(client_address(scope), headers)
+        except ProxyIdentityError as exc:
+            raise AccessRefused(FORBIDDEN, str(exc), 403) from exc
+    if found is None:
+        token = _bearer_token(headers.get("authorization", ""))
+        found = tokens.principal(token) if token else None
+    state[_CALLER] = found
+    return found
+
+
 def principal(request: Request) -> Principal:
-    """The caller, from its bearer token; 401 without a valid one (audited, at most twice a minute per
+    """The caller (`identify`); 401 without a valid token or sign-in (audited, at most twice a minute per
     client address: `limits.RefusalLog`)."""
     settings: PortalSettings = request.app.state.settings
     if not settings.require_tokens:
         return LOCAL_ADMIN
-    header = request.headers.get("authorization", "")
-    state = request.scope.setdefault("state", {})
-    if _CALLER in state:  # the rate limiter looked it up already
-        found = state[_CALLER]
-    else:
-        token = _bearer_token(header)
-        found = request.app.state.tokens.principal(token) if token else None
+    try:
+        found = identify(request.scope, settings, request.app.state.tokens)
+    except AccessRefused:
+        request.app.state.refusals.refused(client_address(request.scope), f"{request.method} {request.url.path}: "
+                                           "signed in, but in no group with a role")
+        raise
     if found is None:
+        header = request.headers.get("authorization", "")
         request.app.state.refusals.refused(client_address(request.scope), f"{request.method} {request.url.path}: "
                                            f"{'unknown token' if header else 'no token'}")
         raise AccessRefused(UNAUTHORIZED, "this needs a valid API token (Authorization: Bearer <token>)", 401)
@@ -204,12 +230,12 @@ def create_app(storage: Storage, instance_getter: InstanceGetter, settings: Port
     def rate_key(scope: Any) -> str:
         """The rate limit's key: the token's id, or the client address without a valid token."""
         if settings.require_tokens:
-            headers = dict(scope.get("headers") or ())
-            token = _bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
-            found = tokens.principal(token) if token else None
-            scope.setdefault("state", {})[_CALLER] = found
+            try:
+                found = identify(scope, settings, tokens)
+            except AccessRefused:
+                found = None  # refused in words by the endpoint; limited by address meanwhile
             if found is not None:
-                return f"token {found.token_id}"
+                return f"caller {found.token_id}"
         return f"address {client_address(scope)}"
 
     app.add_middleware(RateLimitMiddleware, limiter=RateLimiter(settings.rate_per_minute), identify=rate_key)
@@ -266,8 +292,11 @@ def create_app(storage: Storage, instance_getter: InstanceGetter, settings: Port
 
     @app.get("/me")
     def me(who: Caller) -> dict[str, Any]:
-        """Who the token belongs to and its role; the page asks first, to know whether to ask for a token."""
-        return {"name": who.name, "role": who.role, "tokens_required": settings.require_tokens}
+        """Who is calling and with which role, and how they were recognised (`via`: token, sso through the
+        trusted proxy, or local without tokens); the page asks first, to know whether to ask for a token."""
+        sso = (who.token_id or "").startswith(PROXY_ACTOR_PREFIX)
+        via = "local" if who is LOCAL_ADMIN else "sso" if sso else "token"
+        return {"name": who.name, "role": who.role, "tokens_required": settings.require_tokens, "via": via}
 
     @app.get("/supported_formats")
     def get_supported_formats() -> dict[str, Any]:
