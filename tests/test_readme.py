@@ -37,6 +37,7 @@ README_REALDATA = "../shared/realdata/"  # as the README names it, from the repo
 
 _SELF = "tests/test_readme.py"
 _DEV = "tests/test_dev_no_click.py::test_a_sample_dropped_into_landing_runs_under_make_dev_without_a_click"
+_PAGE_PEOPLE = "tests/test_portal_page.py::test_two_people_uploading_at_once_on_s3_get_their_own_files_and_history"
 _WALKTHROUGH = f"{_SELF}::test_the_lab_walkthrough_runs_for_real_and_the_analyst_reads_its_tables"
 
 # Every README command outside the lab walkthrough -> the test that runs it (file::function).
@@ -58,6 +59,9 @@ COMMANDS = {
     ".venv/bin/dagster sensor stop landing_zone_upload_sensor":
         f"{_SELF}::test_the_automation_commands_turn_sensors_and_schedules_on_and_off",
     ".venv/bin/dagster job execute -m genoflow_dagster.definitions -j cohort": _WALKTHROUGH,
+    # The page tests start the Makefile's `portal` recipe and make their tokens with `genoflow token add`.
+    '.venv/bin/genoflow token add "Front desk" --role uploader': _PAGE_PEOPLE,
+    "make portal": _PAGE_PEOPLE,
 }
 
 _PORTAL_SERVER = "tests/test_portal_api.py::test_genoflow_portal_serves_over_http_and_survives_a_dropped_connection"

@@ -39,8 +39,16 @@ def latest_sample_run(instance: Any, sample_id: str) -> dict[str, Any] | None:
         return None
     record = records[0]
     run = record.dagster_run
+    step = current_step(instance, run.run_id) if run.status == dg.DagsterRunStatus.STARTED else None
     return {"run_id": run.run_id, "status": run.status.value, "created": record.create_timestamp.timestamp(),
-            "trigger": run.tags.get("genoflow/trigger")}
+            "trigger": run.tags.get("genoflow/trigger"), "step": step}
+
+
+def current_step(instance: Any, run_id: str) -> str | None:
+    """The step the run is at (the latest started one not finished: an asset name such as `qc_metrics`), or
+    None between steps."""
+    running = [s for s in instance.get_run_step_stats(run_id) if s.start_time is not None and s.end_time is None]
+    return max(running, key=lambda s: s.start_time).step_key if running else None
 
 
 def _run_created(instance: Any, run_id: str) -> float | None:

@@ -484,7 +484,7 @@
     if (upload.sha256) parts.push(element("p", { className: "checksum" }, `SHA-256 ${upload.sha256}`));
     if (!status) return parts;
     if (status.run) {
-      const step = status.step ? ` · now: ${status.step}` : "";
+      const step = status.run.step ? ` · now at: ${status.run.step.replaceAll("_", " ")}` : "";
       parts.push(element("p", {}, `Run ${status.run.run_id.slice(0, 8)}${step}`));
     } else if (status.state === "queued") {
       parts.push(element("p", {}, "Waiting for the pipeline to start (it starts once the sample's files have "
@@ -612,7 +612,7 @@
     $("sign-in").hidden = true;
     const who = $("who");
     who.replaceChildren(`Signed in as ${me.name} (${me.role}).`);
-    if (me.tokens_required) {
+    if (me.via === "token") {
       const out = element("button", { type: "button", className: "secondary" }, "Sign out");
       out.addEventListener("click", signOut);
       who.append(" ", out);
