@@ -213,14 +213,21 @@ def test_storage_error_when_the_landing_zone_cannot_be_written(tmp_path, request
     endpoint = request.getfixturevalue("s3_endpoint")
     failing.append(S3Storage(bucket=f"missing-{uuid.uuid4().hex[:8]}", endpoint_url=endpoint, region_name="us-east-1",
                              aws_access_key_id="testing", aws_secret_access_key="testing", max_attempts=1))
-    for number, storage in enumerate(failing):
-        client = portal(storage, tmp_path / f"state{number}")
-        upload = client.post("/uploads", json={"sample_id": "S1", "file_name": "r.fastq.gz",
-                                               "size": ILLUMINA_R1.stat().st_size}).json()
-        client.put(f"/uploads/{upload['upload_id']}/chunks/0", content=ILLUMINA_R1.read_bytes())
-        assert error_of(client.post(f"/uploads/{upload['upload_id']}/complete")) == (503, "STORAGE_ERROR")
-        # The chunks stay: once storage is back the same upload completes without sending them again.
-        assert client.get(f"/uploads/{upload['upload_id']}").json()["chunks_stored"] == [0]
+    declaration = {"sample_id": "S1", "file_name": "r.fastq.gz", "size": ILLUMINA_R1.stat().st_size}
+    # Local: the write fails at complete; the chunks stay, so once storage is back the same upload completes
+    # without sending them again.
+    client = portal(failing[0], tmp_path / "state0")
+    upload = client.post("/uploads", json=declaration).json()
+    client.put(f"/uploads/{upload['upload_id']}/chunks/0", content=ILLUMINA_R1.read_bytes())
+    assert error_of(client.post(f"/uploads/{upload['upload_id']}/complete")) == (503, "STORAGE_ERROR")
+    assert client.get(f"/uploads/{upload['upload_id']}").json()["chunks_stored"] == [0]
+    # S3: the multipart upload is begun when the upload is declared, so a missing bucket is said before a
+    # byte is sent, and nothing is left waiting for chunks.
+    client = portal(failing[1], tmp_path / "state1")
+    assert error_of(client.post("/uploads", json=declaration)) == (503, "STORAGE_ERROR")
+    assert [u["state"] for u in client.get("/upload_history").json()["uploads"]] == ["cancelled"]
+    assert error_of(client.post("/upload", data={"sample_id": "S1"},
+                                files={"file": ("r.fastq.gz", ILLUMINA_R1.read_bytes())})) == (503, "STORAGE_ERROR")
 
 
 def test_internal_error_keeps_the_body_shape(tmp_path):
@@ -481,3 +488,66 @@ def test_an_abandoned_upload_expires_and_its_chunks_are_removed(tmp_path):
     assert store.get(stale["upload_id"]).state == "cancelled" and store.get(fresh["upload_id"]).state == "receiving"
     assert not (tmp_path / "state" / "chunks" / stale["upload_id"]).exists()
     assert store.audit_rows()[-1]["action"] == "upload_expired"
+
+
+def test_on_s3_each_chunk_is_sent_on_as_a_part_and_complete_joins_them(s3_endpoint, tmp_path):
+    """S3 multipart as the issue asks: parts go to S3 as chunks arrive (8 MiB, above S3's 5 MiB minimum, which
+    moto enforces), nothing is visible under landing/ before complete, complete checks the SHA-256 and joins."""
+    from tests.conftest import make_s3_storage
+
+    storage = make_s3_storage(s3_endpoint)
+    s3 = storage._s3()
+    chunk = 8 * 1024 * 1024
+    data = os.urandom(2 * chunk + 1024 * 1024)
+    client = portal(storage, tmp_path / "state", chunk_bytes=chunk)
+    declared = {"sample_id": "S3PARTS", "file_name": "big_R1.fastq.gz", "size": len(data),
+                "sha256": hashlib.sha256(data).hexdigest()}
+    upload = client.post("/uploads", json=declared).json()
+    upload_id = upload["upload_id"]
+    pieces = chunks_of(data, chunk)
+    client.put(f"/uploads/{upload_id}/chunks/1", content=os.urandom(chunk))  # damaged on the way...
+    for number in (2, 0):
+        assert client.put(f"/uploads/{upload_id}/chunks/{number}", content=pieces[number]).status_code == 200
+
+    [pending] = s3.list_multipart_uploads(Bucket=storage.bucket)["Uploads"]
+    assert pending["Key"] == "landing/S3PARTS/big_R1.fastq.gz"
+    parts = s3.list_parts(Bucket=storage.bucket, Key=pending["Key"], UploadId=pending["UploadId"])["Parts"]
+    assert [(p["PartNumber"], p["Size"]) for p in parts] == [(1, chunk), (2, chunk), (3, 1024 * 1024)]
+    assert landing_objects(storage) == []
+
+    # ...so the SHA-256 differs from the declared one: nothing lands, the multipart upload stays open.
+    assert error_of(client.post(f"/uploads/{upload_id}/complete")) == (422, "VALIDATION_ERROR")
+    assert landing_objects(storage) == []
+    assert client.put(f"/uploads/{upload_id}/chunks/1", content=pieces[1]).status_code == 200  # replaces part 2
+    landed = client.post(f"/uploads/{upload_id}/complete").json()
+    assert landed["state"] == "landed" and landed["sha256"] == declared["sha256"]
+    with storage.open_read("landing/S3PARTS/big_R1.fastq.gz") as fh:
+        assert fh.read() == data
+    assert s3.list_multipart_uploads(Bucket=storage.bucket).get("Uploads", []) == []
+    assert not (tmp_path / "state" / "chunks" / upload_id).exists()
+
+
+def test_on_s3_a_cancelled_upload_drops_its_parts_and_a_join_whose_answer_was_lost_counts(s3_endpoint, tmp_path):
+    from tests.conftest import make_s3_storage
+
+    storage = make_s3_storage(s3_endpoint)
+    s3 = storage._s3()
+    chunk = 8 * 1024 * 1024
+    client = portal(storage, tmp_path / "state", chunk_bytes=chunk)
+    data = os.urandom(chunk + 10)
+    gone = client.post("/uploads", json={"sample_id": "S3X", "file_name": "a_R1.fastq.gz", "size": len(data)}).json()
+    client.put(f"/uploads/{gone['upload_id']}/chunks/0", content=data[:chunk])
+    assert client.delete(f"/uploads/{gone['upload_id']}").json()["state"] == "cancelled"
+    assert s3.list_multipart_uploads(Bucket=storage.bucket).get("Uploads", []) == []
+
+    # The portal stopped after S3 joined the parts but before it recorded the upload as landed: completing it
+    # again finds the object whole and records it.
+    kept = client.post("/uploads", json={"sample_id": "S3X", "file_name": "b_R1.fastq.gz", "size": len(data)}).json()
+    for number, piece in enumerate(chunks_of(data, chunk)):
+        client.put(f"/uploads/{kept['upload_id']}/chunks/{number}", content=piece)
+    [pending] = s3.list_multipart_uploads(Bucket=storage.bucket)["Uploads"]
+    parts = s3.list_parts(Bucket=storage.bucket, Key=pending["Key"], UploadId=pending["UploadId"])["Parts"]
+    storage.join_parts("landing/S3X/b_R1.fastq.gz", pending["UploadId"],
+                       [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts])
+    landed = client.post(f"/uploads/{kept['upload_id']}/complete").json()
+    assert landed["state"] == "landed" and landed["sha256"] == hashlib.sha256(data).hexdigest()

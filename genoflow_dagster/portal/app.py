@@ -207,7 +207,7 @@ Caller = Annotated[Principal, Depends(principal)]
 def create_app(storage: Storage, instance_getter: InstanceGetter, settings: PortalSettings) -> FastAPI:
     """The portal's API over `storage` (files land in its landing zone) and the Dagster instance that
     `instance_getter()` returns (read for run status only; it may return None: no run status then)."""
-    store = UploadStore(settings.state_dir)
+    store = UploadStore(settings.state_dir, storage)
     store.release_interrupted_assemblies()  # one portal process per state dir (`genoflow portal`)
     store.expire_abandoned(settings.abandoned_after_seconds)
     tokens = TokenStore(store)

@@ -514,6 +514,38 @@ class S3Storage(Storage):
             raise
         return self.stat(dst_key)
 
+    # Parts sent one by one as they arrive (the upload portal): the object appears only when they are joined.
+
+    def start_parts(self, key: str) -> str:
+        """Begin a multipart upload of `key`; its id. Nothing is visible under `key` until `join_parts`."""
+        answer = self._call("create_multipart_upload", f"starting the upload of {key}", Bucket=self.bucket,
+                            Key=self._key(key), ChecksumAlgorithm="CRC32")
+        return str(answer["UploadId"])
+
+    def put_part(self, key: str, parts_id: str, number: int, path: Path) -> dict[str, str]:
+        """Send the local file `path` as part `number` (1-based; sending a number again replaces that part, S3
+        checks its CRC32); what `join_parts` needs of it. Every part but the last must be 5 MiB or more."""
+        with open(path, "rb") as body:
+            answer = self._call("upload_part", f"sending part {number} of {key}", Bucket=self.bucket,
+                                Key=self._key(key), UploadId=parts_id, PartNumber=number, Body=body,
+                                ChecksumAlgorithm="CRC32")
+        part = {"ETag": str(answer["ETag"])}
+        if answer.get("ChecksumCRC32"):
+            part["ChecksumCRC32"] = str(answer["ChecksumCRC32"])
+        return part
+
+    def join_parts(self, key: str, parts_id: str, parts: builtins.list[dict[str, Any]]) -> ObjectInfo:
+        """Join the parts (`PartNumber` plus what `put_part` answered, in order) into `key`, atomically; the
+        object's info. When S3 no longer knows the upload (joined already, or abandoned) the StorageError has
+        reason `S3_ERROR` and names `NoSuchUpload`."""
+        self._call("complete_multipart_upload", f"joining the parts of {key}", Bucket=self.bucket,
+                   Key=self._key(key), UploadId=parts_id, MultipartUpload={"Parts": parts})
+        return self.stat(key)
+
+    def abandon_parts(self, key: str, parts_id: str) -> None:
+        """Drop a multipart upload and its parts (best effort; `sweep_incomplete_writes` catches the rest)."""
+        self._abort_upload(self._key(key), parts_id, f"the upload of {key}")
+
     def _abort_upload(self, full_key: str, upload_id: str, action: str) -> None:
         """Best effort: when S3 cannot be reached the upload stays until `sweep_incomplete_writes`."""
         with contextlib.suppress(StorageError):
