@@ -48,8 +48,11 @@ RUN_ID_SEPARATOR = "."  # <run_id>.<step>-<random>: Dagster run ids (UUIDs) hold
 SCRATCH_GRACE_SECONDS = 3600.0
 # A `.part` file or multipart upload idle this long is no write in progress (writers stream continuously).
 INCOMPLETE_WRITE_GRACE_SECONDS = 3600.0
-# Uploads into landing/ may be resumed (the portal's resumable uploads): give them two days.
-LANDING_UPLOAD_GRACE_SECONDS = 2 * 24 * 3600.0
+# Uploads into landing/ may be resumed: the portal keeps an S3 multipart upload open while its sender may come
+# back, and gives an upload up after a week without a chunk (portal.app.DEFAULT_ABANDONED_AFTER_SECONDS). The
+# sweep counts from when the upload began, so it waits longer. (Were it swept anyway, the portal re-sends the
+# parts from the pieces on its disk.)
+LANDING_UPLOAD_GRACE_SECONDS = 8 * 24 * 3600.0
 
 # Zones swept by the maintenance job, each with the age an incomplete write must reach first.
 ZONE_SWEEPS: tuple[tuple[str, float], ...] = (

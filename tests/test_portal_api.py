@@ -551,3 +551,33 @@ def test_on_s3_a_cancelled_upload_drops_its_parts_and_a_join_whose_answer_was_lo
                        [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts])
     landed = client.post(f"/uploads/{kept['upload_id']}/complete").json()
     assert landed["state"] == "landed" and landed["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_on_s3_an_upload_whose_parts_storage_dropped_is_sent_again_from_the_portals_pieces(s3_endpoint, tmp_path):
+    """The multipart upload is aborted behind the portal's back (a sweep, an administrator): the next chunk and
+    the join start a new one and send the stored pieces again; the sender notices nothing."""
+    from tests.conftest import make_s3_storage
+
+    storage = make_s3_storage(s3_endpoint)
+    s3 = storage._s3()
+    chunk = 8 * 1024 * 1024
+    data = os.urandom(2 * chunk + 5)
+    pieces = chunks_of(data, chunk)
+    client = portal(storage, tmp_path / "state", chunk_bytes=chunk)
+    upload = client.post("/uploads", json={"sample_id": "S3D", "file_name": "d_R1.fastq.gz", "size": len(data)}).json()
+
+    def drop_the_multipart_upload() -> None:
+        [pending] = s3.list_multipart_uploads(Bucket=storage.bucket)["Uploads"]
+        s3.abort_multipart_upload(Bucket=storage.bucket, Key=pending["Key"], UploadId=pending["UploadId"])
+
+    client.put(f"/uploads/{upload['upload_id']}/chunks/0", content=pieces[0])
+    drop_the_multipart_upload()
+    assert client.put(f"/uploads/{upload['upload_id']}/chunks/1", content=pieces[1]).status_code == 200
+    client.put(f"/uploads/{upload['upload_id']}/chunks/2", content=pieces[2])
+    drop_the_multipart_upload()
+    landed = client.post(f"/uploads/{upload['upload_id']}/complete").json()
+    assert landed["state"] == "landed", landed
+    with storage.open_read("landing/S3D/d_R1.fastq.gz") as fh:
+        assert fh.read() == data
+    resent = [row for row in UploadStore(tmp_path / "state").audit_rows() if row["action"] == "upload_parts_resent"]
+    assert len(resent) == 2

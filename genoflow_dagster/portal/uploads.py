@@ -71,6 +71,8 @@ class PartsTarget(Protocol):
 
     def join_parts(self, key: str, parts_id: str, parts: list[dict[str, Any]]) -> Any: ...
 
+    def parts_pending(self, key: str, parts_id: str) -> bool: ...
+
     def abandon_parts(self, key: str, parts_id: str) -> None: ...
 
 
@@ -322,8 +324,7 @@ class UploadStore:
         parts_id = self._parts_id(upload_id)
         if parts_id is not None and self._parts_target is not None:
             try:  # the chunk counts as stored only once S3 has it: a failure here is re-sent by the client
-                part = json.dumps(self._parts_target.put_part(upload.landing_key, parts_id, number + 1,
-                                                              self._chunk_path(upload_id, number)))
+                part = json.dumps(self._put_part(upload, parts_id, number))
             except StorageError as exc:
                 raise UploadError(STORAGE_ERROR, f"chunk {number} could not be passed on to storage: "
                                   f"{exc.message}; send it again", 503) from exc
@@ -398,26 +399,66 @@ class UploadStore:
                               f"the {upload.declared_sha256} declared: a chunk was damaged on the way; "
                               "nothing was stored", 422)
 
-    def _join_parts(self, upload: Upload, parts_id: str) -> None:
-        """Make the S3 object appear from its parts. If S3 no longer knows the upload, an earlier join went
-        through (the portal stopped before recording it) when the object is there with the declared size."""
+    def _put_part(self, upload: Upload, parts_id: str, number: int) -> dict[str, str]:
+        """Send stored chunk `number` as its part. If S3 no longer knows the multipart upload (swept as
+        abandoned, or aborted by hand), a new one is begun and every stored chunk is sent again from disk."""
         assert self._parts_target is not None
+        try:
+            return self._parts_target.put_part(upload.landing_key, parts_id, number + 1,
+                                               self._chunk_path(upload.upload_id, number))
+        except StorageError:
+            if self._parts_target.parts_pending(upload.landing_key, parts_id):
+                raise
+        self._restart_parts(upload)
+        return self._put_part(upload, str(self._parts_id(upload.upload_id)), number)
+
+    def _restart_parts(self, upload: Upload) -> None:
+        assert self._parts_target is not None
+        parts_id = self._parts_target.start_parts(upload.landing_key)
+        with self.connect() as db:
+            db.execute("UPDATE uploads SET parts_id = ? WHERE upload_id = ?", (parts_id, upload.upload_id))
+            stored = [row[0] for row in db.execute("SELECT number FROM chunks WHERE upload_id = ?",
+                                                   (upload.upload_id,))]
+        for number in stored:
+            part = self._parts_target.put_part(upload.landing_key, parts_id, number + 1,
+                                               self._chunk_path(upload.upload_id, number))
+            with self.connect() as db:
+                db.execute("UPDATE chunks SET part = ? WHERE upload_id = ? AND number = ?",
+                           (json.dumps(part), upload.upload_id, number))
+        self.audit("upload_parts_resent", actor=None, upload_id=upload.upload_id,
+                   detail=f"storage had dropped the unfinished upload; {len(stored)} stored chunk(s) sent again")
+
+    def _join_parts(self, upload: Upload, parts_id: str) -> None:
+        """Make the S3 object appear from its parts. If S3 no longer knows the upload, either an earlier join
+        went through (the portal stopped before recording it: the object is there with the declared size) or
+        the upload was dropped (its parts are sent again from the pieces on disk, then joined)."""
+        assert self._parts_target is not None
+        try:
+            self._parts_target.join_parts(upload.landing_key, parts_id, self._parts(upload))
+            return
+        except StorageError:
+            if self._parts_target.parts_pending(upload.landing_key, parts_id):
+                raise
+        if self._landed_whole(upload):
+            return  # joined before
+        self._restart_parts(upload)
+        self._parts_target.join_parts(upload.landing_key, str(self._parts_id(upload.upload_id)), self._parts(upload))
+
+    def _parts(self, upload: Upload) -> list[dict[str, Any]]:
         with self.connect() as db:
             rows = db.execute("SELECT number, part FROM chunks WHERE upload_id = ? ORDER BY number",
                               (upload.upload_id,)).fetchall()
-        parts = [{"PartNumber": row["number"] + 1, **json.loads(row["part"] or "{}")} for row in rows]
-        try:
-            self._parts_target.join_parts(upload.landing_key, parts_id, parts)
-        except StorageError as exc:
-            if "NoSuchUpload" not in exc.message or not self._landed_whole(upload):
-                raise
+        return [{"PartNumber": row["number"] + 1, **json.loads(row["part"] or "{}")} for row in rows]
 
     def _landed_whole(self, upload: Upload) -> bool:
+        """Whether the landing key holds an object of the upload's size written since it was declared (an
+        earlier file of the same name is older)."""
         stat = getattr(self._parts_target, "stat", None)
         try:
-            return stat is not None and stat(upload.landing_key).size == upload.size
+            found = stat(upload.landing_key) if stat is not None else None
         except StorageError:
             return False
+        return found is not None and found.size == upload.size and found.last_modified >= int(upload.created)
 
     def _parts_id(self, upload_id: str) -> str | None:
         with self.connect() as db:

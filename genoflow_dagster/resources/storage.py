@@ -536,11 +536,21 @@ class S3Storage(Storage):
 
     def join_parts(self, key: str, parts_id: str, parts: builtins.list[dict[str, Any]]) -> ObjectInfo:
         """Join the parts (`PartNumber` plus what `put_part` answered, in order) into `key`, atomically; the
-        object's info. When S3 no longer knows the upload (joined already, or abandoned) the StorageError has
-        reason `S3_ERROR` and names `NoSuchUpload`."""
+        object's info. `parts_pending` tells, after a failure, whether S3 still holds the upload."""
         self._call("complete_multipart_upload", f"joining the parts of {key}", Bucket=self.bucket,
                    Key=self._key(key), UploadId=parts_id, MultipartUpload={"Parts": parts})
         return self.stat(key)
+
+    def parts_pending(self, key: str, parts_id: str) -> bool:
+        """Whether S3 still holds the unfinished multipart upload `parts_id` (False once joined or abandoned)."""
+        try:
+            self._call("list_parts", f"checking the upload of {key}", Bucket=self.bucket, Key=self._key(key),
+                       UploadId=parts_id, MaxParts=1)
+        except StorageError as exc:
+            if "NoSuchUpload" in exc.message:
+                return False
+            raise
+        return True
 
     def abandon_parts(self, key: str, parts_id: str) -> None:
         """Drop a multipart upload and its parts (best effort; `sweep_incomplete_writes` catches the rest)."""
