@@ -262,8 +262,7 @@
     throw last;
   }
 
-  async function startOrResume(item, sample) {
-    const file = item.file;
+  async function startOrResume(sample, file) {
     const key = RESUME_PREFIX + [sample, file.name, file.size, file.lastModified].join("|");
     const known = localStorage.getItem(key);
     if (known) {
@@ -302,7 +301,7 @@
     const file = item.file;
     item.remove.hidden = true;
     item.say("Starting…");
-    const { upload, key } = await startOrResume(item, sample);
+    const { upload, key } = await startOrResume(sample, file);
     const chunkSize = (n) => Math.min(upload.chunk_size, file.size - n * upload.chunk_size);
     let stored = upload.chunks_stored.reduce((sum, n) => sum + chunkSize(n), 0);
     const inFlight = new Map();
@@ -521,18 +520,22 @@
     if (!poll) return null;
     const status = await api(`upload_status/${upload.upload_id}`);
     if (FINAL.has(status.state)) {
-      if (status.state === "completed" || status.report_url) {
-        if (!results.has(upload.sample_id)) {
-          try {
-            results.set(upload.sample_id, await api(`results/${encodeURIComponent(upload.sample_id)}`));
-          } catch (_) { /* no results for this token: the report link in the status is enough */ }
-        }
-      }
       finalStatus.set(upload.upload_id, status);
       const previous = rows.get(upload.upload_id);
       if (previous && previous.state !== status.state) announce(`Sample ${upload.sample_id}: ${status.state}`);
     }
     return status;
+  }
+
+  // The sample's result links, fetched again a little before they expire (a page may stay open all day).
+  async function refreshResults(sample) {
+    const known = results.get(sample);
+    if (known && Date.now() / 1000 < known.refreshAt) return;
+    try {
+      const answer = await api(`results/${encodeURIComponent(sample)}`);
+      answer.refreshAt = Date.now() / 1000 + Math.max(30, (answer.expires_in || 0) - 120);
+      results.set(sample, answer);
+    } catch (_) { /* not this token's sample: the report link in the status is enough */ }
   }
 
   async function refreshHistory() {
@@ -546,6 +549,9 @@
         if (poll) polled += 1;
         return statusOf(upload, poll).catch(() => null);
       }));
+      const finished = new Set(uploads.filter((upload, index) => statuses[index]
+        && (statuses[index].state === "completed" || statuses[index].results_available)).map((u) => u.sample_id));
+      await Promise.all([...finished].map(refreshResults));
       uploads.forEach((upload, index) => {
         const status = statuses[index];
         const shown = JSON.stringify([upload, status, results.get(upload.sample_id) || null]);
