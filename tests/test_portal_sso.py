@@ -20,7 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from genoflow_dagster import zones
 from genoflow_dagster.portal.identity import ProxyIdentity
+from genoflow_dagster.resources.storage import LocalStorage
 from tests.browser import chromium_browser, skip_reason
 from tests.conftest import _free_port
 
@@ -71,6 +73,16 @@ def test_the_proxy_says_who_signed_in_and_groups_give_roles(tmp_path):
                                  json={"sample_id": "S1", "file_name": "S1_R1.fastq.gz", "size": 10})
             assert upload.status_code == 201, upload.text
             assert upload.json()["actor"] == "sso:tom@lab.example"
+            upload_id, tom = upload.json()["upload_id"], signed_in("tom@lab.example", "lab")
+            client.put(f"uploads/{upload_id}/chunks/0", content=b"0123456789", headers=tom)
+            assert client.post(f"uploads/{upload_id}/complete", headers=tom).json()["state"] == "landed"
+            # The sample's results: links for the person who uploaded to it, which work without signing in.
+            storage = LocalStorage(base_dir=env["GENOFLOW_DATA_DIR"])
+            with storage.open_write(zones.sample_report_key("S1")) as report:
+                report.write(b"<html><title>S1 report</title></html>")
+            [result] = client.get("results/S1", headers=signed_in("tom@lab.example", "lab")).json()["files"]
+            fetched = httpx.get(url.rstrip("/") + result["url"])
+            assert fetched.status_code == 200 and b"S1 report" in fetched.content
             # Each person sees their own uploads; an analyst sees all of them.
             assert client.get("upload_history", headers=signed_in("eve@lab.example", "lab")).json()["uploads"] == []
             everyone = client.get("upload_history", headers=signed_in("ana@lab.example", "bioinformatics"))

@@ -213,8 +213,14 @@ def create_app(storage: Storage, instance_getter: InstanceGetter, settings: Port
     tokens = TokenStore(store)
     refusals = RefusalLog(store)
     secret, configured = link_secret(settings.link_secret)
+
+    def link_maker_active(actor: str) -> bool:
+        """Whether whoever a download link was made for may still use it: a token not revoked since, or a person
+        signed in through the proxy (who the proxy lets in is its business; the link expires on its own)."""
+        return actor.startswith(PROXY_ACTOR_PREFIX) or tokens.active(actor)
+
     links = DownloadLinks(storage, store, LinkSigner(secret), settings.link_seconds,
-                          actor_active=tokens.active if settings.require_tokens else None)
+                          actor_active=link_maker_active if settings.require_tokens else None)
     if not configured and not links.presigned:
         log.warning("GENOFLOW_PORTAL_SECRET is not set: download links are signed with a random key made now, "
                     "and stop working when the portal restarts")
