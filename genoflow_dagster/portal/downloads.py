@@ -1,7 +1,7 @@
 """A sample's results (report HTML and PDF, BAM, VCF and their indexes) and time-limited links to them.
 
-On S3 a link is a presigned GET URL: the browser fetches the object from S3 itself, signed with the
-storage's own client (its endpoint and credentials), valid for the link lifetime. On local storage a
+On S3 a link is a presigned GET URL (`S3Storage.presigned_url`): the browser fetches the object from S3
+itself, valid for the link lifetime. On local storage a
 link is `/download/<token>`, served by the portal: the token is the storage key, the expiry and the
 token id the link was made for, signed with HMAC-SHA256 under `GENOFLOW_PORTAL_SECRET` (or, unset, a
 random key made when the portal starts: such links stop working at a restart). A token whose signature
@@ -163,36 +163,14 @@ def link_secret(configured: str | None) -> tuple[bytes, bool]:
 # ---------------------------------------------------------------- links and downloads
 
 def _presigner(storage: Storage) -> Callable[[str, int], str] | None:
-    """A function making presigned GET URLs (Signature V4) when `storage` is S3, else None.
-
-    The URLs are signed with a client of the storage's own endpoint, region and credentials (a field
-    naming an environment variable is read from it, as the storage does), made once on first use."""
-    bucket = getattr(storage, "bucket", None)
-    full_key = getattr(storage, "_key", None)
-    if not bucket or not callable(full_key):
+    """A function making presigned GET URLs when `storage` can (S3: `S3Storage.presigned_url`), else None."""
+    presigned_url = getattr(storage, "presigned_url", None)
+    if not callable(presigned_url):
         return None
-    clients: list[Any] = []
-
-    def client() -> Any:
-        if not clients:
-            import boto3
-            from botocore.config import Config
-
-            def resolved(value: Any) -> Any:  # a dg.EnvVar outside a run (resources/storage.py `_resolved`)
-                return value.get_value() if hasattr(value, "get_value") else value
-
-            clients.append(boto3.client(
-                "s3", endpoint_url=getattr(storage, "endpoint_url", None),
-                region_name=getattr(storage, "region_name", None) or "us-east-1",
-                aws_access_key_id=resolved(getattr(storage, "aws_access_key_id", None)),
-                aws_secret_access_key=resolved(getattr(storage, "aws_secret_access_key", None)),
-                config=Config(signature_version="s3v4", s3={"addressing_style": "path"})))
-        return clients[0]
 
     def presign(key: str, seconds: int) -> str:
-        params = {"Bucket": bucket, "Key": full_key(key), "ResponseContentType": media_type(key),
-                  "ResponseContentDisposition": content_disposition(key)}
-        return str(client().generate_presigned_url("get_object", Params=params, ExpiresIn=seconds))
+        return str(presigned_url(key, seconds, content_type=media_type(key),
+                                 content_disposition=content_disposition(key)))
 
     return presign
 
