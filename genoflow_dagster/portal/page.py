@@ -1,8 +1,7 @@
 """The upload page itself: one HTML file, its script and its style sheet, served beside the API.
 
 The page is plain HTML, CSS and JavaScript (no build step, nothing fetched from elsewhere) and talks only to
-the portal's API through relative URLs, so it works unchanged behind a reverse proxy that serves the portal
-under a path prefix (the prefix must end in `/`).
+the portal's API, through relative URLs. Its Content-Security-Policy allows nothing but the portal itself.
 """
 
 from __future__ import annotations
