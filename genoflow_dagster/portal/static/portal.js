@@ -1,7 +1,6 @@
 // The upload portal's page: choose or drop files, send them in resumable chunks, follow each sample to its report.
 //
-// Everything goes through the portal's own API (relative URLs, so the page also works under a reverse proxy's
-// path prefix): GET me, supported_formats, upload_history, upload_status/<id>, results/<sample>; POST uploads,
+// Everything goes through the portal's own API (relative URLs): GET me, supported_formats, upload_history, upload_status/<id>, results/<sample>; POST uploads,
 // PUT uploads/<id>/chunks/<n>, POST uploads/<id>/complete. The checks made here (extension, size, empty name)
 // answer with the server's own codes; the server checks again, and only its answer decides.
 //
