@@ -5,14 +5,17 @@ its own process, objects in its memory) and, for the portal runs, a fresh `genof
 its own process, storage pointed at that bucket through GENOFLOW_STORAGE=s3 and GENOFLOW_S3_*, or at a local
 folder for the local row). The portal's VmRSS is read from /proc/<pid>/status every 0.2 s; VmHWM at the end.
 
-Clients: one thread per file, as the browser page would send: POST /uploads (with the file's SHA-256), the
-8 MiB chunks with `--in-flight` PUTs at a time (httpx, one connection pool per file), then POST .../complete.
+Clients: one thread per file, sending as a browser page would (the portal has no page yet; the chunks in flight
+per file are this benchmark's choice): POST /uploads (with the file's SHA-256), the 8 MiB chunks with
+`--in-flight` PUTs at a time (httpx, one connection pool per file), then POST .../complete.
 Each upload's time is split into the chunk phase (declaration to the last chunk acknowledged: the bytes go to
 the portal's staging folder) and the complete call (the portal reads the chunks back through SHA-256 and writes
 them to storage). The baseline sends the same files straight to the same kind of moto server with boto3's
 s3transfer, the engine of `aws s3 cp`: one TransferManager for all files (`aws s3 cp --recursive`), with the
 CLI's defaults of 8 MiB threshold and parts and 10 threads. Every landed object is then read back and its
-size and SHA-256 compared with the file's (outside the timed window).
+size and SHA-256 compared with the file's (outside the timed window). Memory: besides the main size, the
+same 20 uploads at a tenth of the bytes, 5 uploads at the full size and at four times it, and `--rounds`
+rounds of the main load through one long-lived portal process (each round replaces the objects of the last).
 
 The files are random bytes (content does not matter: the portal checks only the name), written once,
 in `<name>.fastq.gz` names. Runs are interleaved portal / baseline and repeated; tables show medians.
@@ -26,7 +29,9 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
+import dataclasses
 import hashlib
+import json
 import os
 import random
 import resource
@@ -128,24 +133,34 @@ def cpu_seconds(pid: int) -> float:
 
 
 class RssSampler:
-    """VmRSS of a process every `SAMPLE_EVERY` seconds on a thread, as (seconds since start, MB); and the
-    bytes under `disk` (the benchmark's temp dir) every fifth sample, whose peak is kept."""
+    """VmRSS of a process every `SAMPLE_EVERY` seconds on a thread, as (seconds since start, MB); the CPU
+    seconds of the processes in `cpu_pids` at the same moments; and the bytes under `disk` (the benchmark's
+    temp dir) every fifth sample, whose peak is kept."""
 
-    def __init__(self, pid: int, disk: Path) -> None:
+    def __init__(self, pid: int, disk: Path, cpu_pids: dict[str, int]) -> None:
         self.pid = pid
         self.disk = disk
+        self.cpu_pids = cpu_pids
         self.disk_peak = 0
         self.samples: list[tuple[float, float]] = []
+        self.cpu: list[tuple[float, dict[str, float]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._t0 = time.perf_counter()
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.samples.append((time.perf_counter() - self._t0, proc_status_kb(self.pid, "VmRSS") / 1024))
+            now = time.perf_counter() - self._t0
+            self.samples.append((now, proc_status_kb(self.pid, "VmRSS") / 1024))
+            self.cpu.append((now, {name: cpu_seconds(pid) for name, pid in self.cpu_pids.items()}))
             if len(self.samples) % 5 == 1:
                 self.disk_peak = max(self.disk_peak, tree_bytes(self.disk))
             self._stop.wait(SAMPLE_EVERY)
+
+    def cpu_until(self, name: str, moment: float) -> float:
+        """CPU seconds of process `name` from the first sample to the last sample at or before `moment`."""
+        before = [cpu[name] for t, cpu in self.cpu if t <= moment] or [self.cpu[0][1][name]]
+        return before[-1] - self.cpu[0][1][name]
 
     def __enter__(self) -> RssSampler:
         self._t0 = time.perf_counter()
@@ -260,6 +275,8 @@ class Run:
     chunk_phase_s: list[float] = field(default_factory=list)  # portal only: to the last chunk acknowledged
     complete_s: list[float] = field(default_factory=list)  # portal only: the complete call
     last_chunk_s: float = 0.0  # portal only: run start to the last chunk of any file acknowledged
+    portal_cpu_chunk_phase_s: float = 0.0  # portal only: CPU until then (sampled every 0.2 s)
+    moto_cpu_chunk_phase_s: float = 0.0
     rss_idle_mb: float = 0.0  # portal started, nothing sent
     rss_start_mb: float = 0.0  # after one small warm-up upload (boto3 and the S3 client loaded)
     rss_peak_mb: float = 0.0  # highest 0.2 s sample during the run
@@ -310,57 +327,75 @@ def portal_upload(base: str, test_file: TestFile, sample_id: str, in_flight: int
     return {"started": started, "chunks_done": chunks_done, "done": done, "answer": completed.json()}
 
 
-def run_portal(work: Path, files: list[TestFile], *, storage: str, in_flight: int) -> Run:
+def run_portal(work: Path, files: list[TestFile], *, storage: str, in_flight: int, rounds: int = 1) -> list[Run]:
+    """One fresh portal (and moto); `rounds` times all files at once through it, one Run per round.
+
+    Later rounds send the same files to the same keys again (a new upload replaces the landed object), so the
+    portal's memory can be followed over more bytes than the disk and moto hold at once."""
     moto = MotoServer(work / "moto.log") if storage == "s3" else None
     portal = Portal(work, moto)
-    run = Run(f"portal ({'S3' if storage == 's3' else 'local'})", len(files), files[0].size)
+    runs = []
     try:
         pid = portal.process.pid
         time.sleep(1.0)
-        run.rss_idle_mb = proc_status_kb(pid, "VmRSS") / 1024
+        idle_mb = proc_status_kb(pid, "VmRSS") / 1024
         with tempfile.TemporaryDirectory(dir=work) as warm:  # first use loads boto3 and builds the S3 client
             warm_file = make_files(Path(warm), 1, 1024, seed=0)[0]
             portal_upload(portal.base, warm_file, "WARMUP", 1)
         time.sleep(0.5)
-        run.rss_start_mb = proc_status_kb(pid, "VmRSS") / 1024
-        run.load_before = os.getloadavg()[0]
-        cpu_before = {"portal": cpu_seconds(pid), "moto": cpu_seconds(moto.process.pid) if moto else 0.0}
-        client_before, machine_before = time.process_time(), machine_busy_seconds()
-        with RssSampler(pid, work) as sampler:
-            started = time.perf_counter()
-            with concurrent.futures.ThreadPoolExecutor(len(files)) as pool:
-                results = list(pool.map(lambda i: portal_upload(portal.base, files[i], f"LOAD{i:02d}", in_flight),
-                                        range(len(files))))
-            run.wall_s = time.perf_counter() - started
-            run.client_cpu_s = time.process_time() - client_before
-            run.portal_cpu_s = cpu_seconds(pid) - cpu_before["portal"]
-            run.moto_cpu_s = cpu_seconds(moto.process.pid) - cpu_before["moto"] if moto else 0.0
-            run.others_cpu_s = machine_busy_seconds() - machine_before - run.client_cpu_s - run.portal_cpu_s \
-                - run.moto_cpu_s
-            time.sleep(1.0)  # the portal after the run
-        run.disk_peak_mb = sampler.disk_peak / MB
-        run.rss_series = sampler.samples
-        run.rss_peak_mb = max(mb for _, mb in sampler.samples)
-        run.rss_end_mb = proc_status_kb(pid, "VmRSS") / 1024
-        run.hwm_mb = proc_status_kb(pid, "VmHWM") / 1024
-        run.last_chunk_s = max(result["chunks_done"] for result in results) - started
-        for result in results:
-            run.upload_s.append(result["done"] - result["started"])
-            run.chunk_phase_s.append(result["chunks_done"] - result["started"])
-            run.complete_s.append(result["done"] - result["chunks_done"])
-        for i, (result, test_file) in enumerate(zip(results, files, strict=True)):
-            if result["answer"]["sha256"] != test_file.sha256 or result["answer"]["size"] != test_file.size:
-                raise RuntimeError(f"upload {i}: the portal answered a different size or SHA-256")
-        key = "landing/LOAD{:02d}/{}"
-        if moto is not None:
-            run.verified = verify_s3(moto, [(key.format(i, f.path.name), f) for i, f in enumerate(files)])
-        else:
-            run.verified = verify_local(portal.data, [(key.format(i, f.path.name), f) for i, f in enumerate(files)])
+        for round_number in range(1, rounds + 1):
+            kind = f"portal ({'S3' if storage == 's3' else 'local'})"
+            run = Run(kind if rounds == 1 else f"{kind}, round {round_number}", len(files), files[0].size)
+            run.rss_idle_mb = idle_mb
+            run.rss_start_mb = proc_status_kb(pid, "VmRSS") / 1024
+            run.load_before = os.getloadavg()[0]
+            run_round(run, portal, moto, work, files, in_flight)
+            runs.append(run)
     finally:
         portal.stop()
         if moto is not None:
             moto.stop()
-    return run
+    return runs
+
+
+def run_round(run: Run, portal: Portal, moto: MotoServer | None, work: Path, files: list[TestFile],
+              in_flight: int) -> None:
+    """All files at once through the portal, measured into `run`; then every landed file is read back."""
+    pid = portal.process.pid
+    cpu_before = {"portal": cpu_seconds(pid), "moto": cpu_seconds(moto.process.pid) if moto else 0.0}
+    client_before, machine_before = time.process_time(), machine_busy_seconds()
+    with RssSampler(pid, work, {"portal": pid, **({"moto": moto.process.pid} if moto else {})}) as sampler:
+        started = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(len(files)) as pool:
+            results = list(pool.map(lambda i: portal_upload(portal.base, files[i], f"LOAD{i:02d}", in_flight),
+                                    range(len(files))))
+        run.wall_s = time.perf_counter() - started
+        run.client_cpu_s = time.process_time() - client_before
+        run.portal_cpu_s = cpu_seconds(pid) - cpu_before["portal"]
+        run.moto_cpu_s = cpu_seconds(moto.process.pid) - cpu_before["moto"] if moto else 0.0
+        run.others_cpu_s = machine_busy_seconds() - machine_before - run.client_cpu_s - run.portal_cpu_s \
+            - run.moto_cpu_s
+        time.sleep(1.0)  # the portal after the run
+    run.disk_peak_mb = sampler.disk_peak / MB
+    run.rss_series = sampler.samples
+    run.rss_peak_mb = max(mb for _, mb in sampler.samples)
+    run.rss_end_mb = proc_status_kb(pid, "VmRSS") / 1024
+    run.hwm_mb = proc_status_kb(pid, "VmHWM") / 1024
+    run.last_chunk_s = max(result["chunks_done"] for result in results) - started
+    run.portal_cpu_chunk_phase_s = sampler.cpu_until("portal", run.last_chunk_s)
+    run.moto_cpu_chunk_phase_s = sampler.cpu_until("moto", run.last_chunk_s) if moto else 0.0
+    for result in results:
+        run.upload_s.append(result["done"] - result["started"])
+        run.chunk_phase_s.append(result["chunks_done"] - result["started"])
+        run.complete_s.append(result["done"] - result["chunks_done"])
+    for i, (result, test_file) in enumerate(zip(results, files, strict=True)):
+        if result["answer"]["sha256"] != test_file.sha256 or result["answer"]["size"] != test_file.size:
+            raise RuntimeError(f"upload {i}: the portal answered a different size or SHA-256")
+    key = "landing/LOAD{:02d}/{}"
+    if moto is not None:
+        run.verified = verify_s3(moto, [(key.format(i, f.path.name), f) for i, f in enumerate(files)])
+    else:
+        run.verified = verify_local(portal.data, [(key.format(i, f.path.name), f) for i, f in enumerate(files)])
 
 
 class _Done(BaseSubscriber):
@@ -444,7 +479,7 @@ def describe(run: Run) -> str:
     if run.disk_peak_mb:
         text += f"; temp dir peak {run.disk_peak_mb / 1000:.1f} GB"
     return text + (f", moto {run.moto_cpu_s:.0f} s, client {run.client_cpu_s:.0f} s, other jobs "
-                   f"{run.others_cpu_s:.0f} s (load {run.load_before:.1f} at start); {run.verified} verified")
+                   f"{max(0.0, run.others_cpu_s):.0f} s (load {run.load_before:.1f} at start); {run.verified} verified")
 
 
 def rss_timeline(run: Run, points: int = 11) -> str:
@@ -483,7 +518,7 @@ def table(runs: list[Run]) -> list[str]:
         else:
             row += "- | - | - | - / "
         row += (f"{med([r.moto_cpu_s for r in group_runs]):.0f} / {med([r.client_cpu_s for r in group_runs]):.0f} / "
-                f"{med([r.others_cpu_s for r in group_runs]):.0f} |")
+                f"{max(0.0, med([r.others_cpu_s for r in group_runs])):.0f} |")
         lines.append(row)
     return lines
 
@@ -496,11 +531,97 @@ def where_time_goes(portal_runs: list[Run], baseline_runs: list[Run]) -> str:
     gb = portal_runs[0].total_mb / 1000
     portal_cpu = med([(r.portal_cpu_s + r.moto_cpu_s + r.client_cpu_s) / gb for r in portal_runs])
     base_cpu = med([(r.moto_cpu_s + r.client_cpu_s) / gb for r in baseline_runs])
+    tail = [r.wall_s - r.last_chunk_s for r in portal_runs]
+    moto_chunk = med([r.moto_cpu_chunk_phase_s / r.last_chunk_s for r in portal_runs])
+    moto_tail = med([(r.moto_cpu_s - r.moto_cpu_chunk_phase_s) / t for r, t in zip(portal_runs, tail, strict=True)])
+    portal_chunk = med([r.portal_cpu_chunk_phase_s / r.last_chunk_s for r in portal_runs])
+    portal_tail = med([(r.portal_cpu_s - r.portal_cpu_chunk_phase_s) / t
+                       for r, t in zip(portal_runs, tail, strict=True)])
+    moto_base = med([r.moto_cpu_s / r.wall_s for r in baseline_runs])
     return (f"Where the portal's time goes (medians): the last chunk of any file was acknowledged {last_chunk:.1f} s "
             f"into a {wall:.1f} s run, so {wall - last_chunk:.1f} s ({(wall - last_chunk) / wall:.0%}) is the tail "
             f"of complete calls alone; summed over the files, the complete call is {complete_share:.0%} of the "
             f"upload time. CPU per GB sent, all processes on the machine: {portal_cpu:.1f} s through the portal "
-            f"(portal + moto + clients), {base_cpu:.1f} s for s3transfer (moto + client).")
+            f"(portal + moto + clients), {base_cpu:.1f} s for s3transfer (moto + client). CPU in use, in cores "
+            f"(moto is one Python process, so about 1.0 is all it can use): until the last chunk, portal "
+            f"{portal_chunk:.2f} and moto {moto_chunk:.2f}; in the tail of complete calls, portal {portal_tail:.2f} "
+            f"and moto {moto_tail:.2f}; moto during s3transfer's runs {moto_base:.2f}.")
+
+
+def _runs(runs: list[Run], kind: str, files: int, mb: int) -> list[Run]:
+    return [r for r in runs if r.kind == kind and r.files == files and r.file_bytes == mb * MB]
+
+
+def memory_reading(runs: list[Run], args: argparse.Namespace) -> str:
+    """The portal's peak RSS against the bytes sent and against the uploads in flight, from the runs."""
+    quarter = max(1, args.files // 4)
+
+    def peak(kind: str, files: int, mb: int) -> float:
+        return max((r.rss_peak_mb for r in _runs(runs, kind, files, mb)), default=float("nan"))
+
+    full, tenth = peak("portal (S3)", args.files, args.mb), peak("portal (S3)", args.files, max(1, args.mb // 10))
+    small, large = peak("portal (S3)", quarter, args.mb), peak("portal (S3)", quarter, 4 * args.mb)
+    start = med([r.rss_start_mb for r in runs if r.kind == "portal (S3)"])
+    rounds = [r for r in runs if r.kind.startswith("portal (S3), round")]
+    text = (f"Memory (portal RSS, highest peak of the repeats): {args.files} uploads at once peak at {tenth:.0f} MB "
+            f"with {args.mb // 10} MB files ({args.files * (args.mb // 10) / 1000:.1f} GB sent) and {full:.0f} MB "
+            f"with {args.mb} MB files ({args.files * args.mb / 1000:.1f} GB); {quarter} uploads at once peak at "
+            f"{small:.0f} MB with {args.mb} MB files and {large:.0f} MB with {4 * args.mb} MB files. The peak does "
+            f"not follow the bytes sent; it follows the uploads being completed at once, about "
+            f"{(full - start) / args.files:.0f} MB each above the {start:.0f} MB at rest "
+            f"({(small - start) / quarter:.0f} MB each with {quarter}).")
+    if rounds:
+        text += (f" Through one portal process, {len(rounds)} rounds of {args.files} x {args.mb} MB "
+                 f"({len(rounds) * args.files * args.mb / 1000:.0f} GB in all): RSS at each round's start "
+                 + ", ".join(f"{r.rss_start_mb:.0f}" for r in rounds) + " MB, peaks "
+                 + ", ".join(f"{r.rss_peak_mb:.0f}" for r in rounds) + " MB, after each round "
+                 + ", ".join(f"{r.rss_end_mb:.0f}" for r in rounds) + " MB.")
+    return text
+
+
+def design_reading(runs: list[Run], args: argparse.Namespace) -> str:
+    """What the numbers say about staging chunks on disk and streaming them to S3 on complete."""
+    quarter = max(1, args.files // 4)
+    complete_small = med([med(r.complete_s) for r in _runs(runs, "portal (S3)", quarter, args.mb)])
+    complete_large = med([med(r.complete_s) for r in _runs(runs, "portal (S3)", quarter, 4 * args.mb)])
+    per_gb = complete_large / (4 * args.mb / 1000)
+    main_runs = _runs(runs, "portal (S3)", args.files, args.mb)
+    portal_cpu, moto_cpu = med([r.portal_cpu_s for r in main_runs]), med([r.moto_cpu_s for r in main_runs])
+    client_cpu, wall = med([r.client_cpu_s for r in main_runs]), med([r.wall_s for r in main_runs])
+    base_runs = _runs(runs, "s3transfer", args.files, args.mb)
+    moto_tail = med([(r.moto_cpu_s - r.moto_cpu_chunk_phase_s) / (r.wall_s - r.last_chunk_s) for r in main_runs])
+    moto_base = med([r.moto_cpu_s / r.wall_s for r in base_runs])
+    portal_chunk = med([r.portal_cpu_chunk_phase_s / r.last_chunk_s for r in main_runs])
+    bottleneck = ""
+    if moto_tail >= 0.8 and moto_base >= 0.8:
+        bottleneck = (f"On loopback moto is the bottleneck of both paths: one Python process, busy {moto_tail:.2f} "
+                      f"of a core in the complete tail and {moto_base:.2f} under s3transfer. The portal's S3 writes "
+                      "start only with the complete calls, so its chunk phase comes on top of moto's work instead of "
+                      "beside it; that, more than the disk, is the gap to s3transfer here. ")
+    local = _runs(runs, "portal (local)", args.files, args.mb)
+    local_text = ""
+    if local:
+        local_text = (f"With local storage the same load runs at {med([r.mb_per_s for r in local]):.0f} MB/s and "
+                      f"the complete call takes {med([med(r.complete_s) for r in local]):.1f} s (a local copy). ")
+    return ("Reading. The portal moves every byte twice: the chunk phase writes the chunks to its staging folder, "
+            "then the complete call reads them back through SHA-256 and sends them to S3 one 8 MiB part after "
+            "the other, inside the client's one POST .../complete. The chunk phase is short; the complete call "
+            "is most of an upload and grows with the file: with "
+            f"{quarter} uploads at once it took {complete_small:.1f} s for {args.mb} MB files and "
+            f"{complete_large:.1f} s for {4 * args.mb} MB ones, about {per_gb:.0f} s per GB, so a 5 GB file would "
+            f"hold its complete request open for about {per_gb * 5:.0f} s on this machine"
+            + (" (longer than the 60 s nginx's proxy_read_timeout allows by default). " if per_gb * 5 > 60 else ". ")
+            + local_text
+            + f"CPU ({args.files} x {args.mb} MB through the portal, medians): portal {portal_cpu:.0f} s, moto "
+            f"{moto_cpu:.0f} s, clients {client_cpu:.0f} s in {wall:.0f} s. " + bottleneck
+            + "Sending each chunk on as an S3 multipart part when it arrives (UploadPart per chunk, "
+            "CompleteMultipartUpload on complete) would remove the second pass and the staging disk (today up to "
+            "the sum of the unfinished uploads: 20 x 5 GB is 100 GB), overlap the S3 writes with the receiving, "
+            "and make complete one short request whatever the size; it would not make the portal faster than "
+            "s3transfer, since the bytes still cross one more Python process (already at "
+            f"{portal_chunk:.2f} of a core while only receiving chunks). The whole-file SHA-256 then needs "
+            "another home: hashing chunks in order as they arrive (out-of-order ones wait), or reading the object "
+            "back once. Not measured here: this is the reading of the split above, not a prototype.")
 
 
 def main() -> int:
@@ -509,20 +630,31 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=20)
     parser.add_argument("--mb", type=int, default=100, help="size of each file in MB (10^6 bytes)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds through one long-lived portal process")
     parser.add_argument("--in-flight", type=int, default=3, help="chunks in flight per file")
     parser.add_argument("--no-write", action="store_true", help="print, do not update RESULTS.md")
+    parser.add_argument("--save-runs", type=Path, help="also keep the measurements as JSON in this file")
+    parser.add_argument("--render", type=Path, help="measure nothing: report the runs saved by --save-runs")
     args = parser.parse_args()
+    if args.render:
+        saved = json.loads(args.render.read_text())
+        for name in ("files", "mb", "repeats", "rounds", "in_flight"):
+            setattr(args, name, saved["args"][name])
+        runs = [Run(**{**r, "rss_series": [tuple(x) for x in r["rss_series"]]}) for r in saved["runs"]]
+        report(runs, args, saved["began"], tuple(saved["load_before"]), tuple(saved["load_after"]))
+        return 0
     if args.small:
-        args.files, args.mb, args.repeats, args.no_write = 4, 20, 1, True
+        args.files, args.mb, args.repeats, args.rounds, args.no_write = 4, 20, 1, 2, True
     load_before = os.getloadavg()
     began = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     runs: list[Run] = []
     with tempfile.TemporaryDirectory(prefix="portal-load-") as tmp:
         work = Path(tmp)
 
-        def note(run: Run) -> None:
-            runs.append(run)
-            print(describe(run), flush=True)
+        def note(*done: Run) -> None:
+            for run in done:
+                runs.append(run)
+                print(describe(run), flush=True)
 
         # Flatness first: the same number of concurrent uploads with a tenth of the bytes; and a quarter of the
         # uploads at the full size and at four times it (the same concurrency, four times the bytes). Each set's
@@ -533,19 +665,31 @@ def main() -> int:
         for count, mb in flat_sets:
             files = make_files(work / f"files-{count}x{mb}", count, mb * MB, seed=count * 1000 + mb)
             for _ in range(args.repeats):
-                note(run_portal(work, files, storage="s3", in_flight=args.in_flight))
+                note(*run_portal(work, files, storage="s3", in_flight=args.in_flight))
                 note(run_baseline(work, files))
             shutil.rmtree(work / f"files-{count}x{mb}")
         started = time.perf_counter()
         files = make_files(work / "files", args.files, args.mb * MB, seed=1)
         print(f"{args.files} files of {args.mb} MB written in {time.perf_counter() - started:.1f} s", flush=True)
         for _ in range(args.repeats):
-            note(run_portal(work, files, storage="s3", in_flight=args.in_flight))
+            note(*run_portal(work, files, storage="s3", in_flight=args.in_flight))
             note(run_baseline(work, files))
-        note(run_portal(work, files, storage="local", in_flight=args.in_flight))
-        if not args.small:
-            note(run_portal(work, files, storage="local", in_flight=args.in_flight))
+            note(*run_portal(work, files, storage="local", in_flight=args.in_flight))
+        # One portal process for several rounds: does its memory creep as the bytes sent add up?
+        note(*run_portal(work, files, storage="s3", in_flight=args.in_flight, rounds=args.rounds))
     load_after = os.getloadavg()
+    if args.save_runs:
+        args.save_runs.write_text(json.dumps({
+            "args": {name: getattr(args, name) for name in ("files", "mb", "repeats", "rounds", "in_flight")},
+            "began": began, "load_before": load_before, "load_after": load_after,
+            "runs": [dataclasses.asdict(run) for run in runs]}))
+    report(runs, args, began, load_before, load_after)
+    return 0
+
+
+def report(runs: list[Run], args: argparse.Namespace, began: str, load_before: tuple[float, ...],
+           load_after: tuple[float, ...]) -> None:
+    """Print the tables and readings; write the RESULTS.md section unless --no-write."""
     lines = table(runs)
     print("\n".join(lines))
     main_portal = [r for r in runs if r.kind == "portal (S3)" and r.file_bytes == args.mb * MB
@@ -555,15 +699,15 @@ def main() -> int:
     print(f"portal / s3transfer throughput: {ratio:.2f}; load average before {load_before[0]:.2f}, "
           f"after {load_after[0]:.2f}")
     print("RSS over the first full portal run (s: MB): " + rss_timeline(main_portal[0]))
-    reading = where_time_goes(main_portal, main_base)
+    reading = where_time_goes(main_portal, main_base) + "\n\n" + memory_reading(runs, args) + "\n\n" \
+        + design_reading(runs, args)
     print(reading)
     if not args.no_write:
         write_results(runs, args, ratio, began, load_before, load_after, reading)
-    return 0
 
 
 def write_results(runs: list[Run], args: argparse.Namespace, ratio: float, began: str,
-                  load_before: tuple[float, float, float], load_after: tuple[float, float, float],
+                  load_before: tuple[float, ...], load_after: tuple[float, ...],
                   reading: str) -> None:
     lines = [SECTION, "",
              f"`benchmarks/portal_load.py` (`make bench-portal`; {began}, 2 cores, "
@@ -576,7 +720,18 @@ def write_results(runs: list[Run], args: argparse.Namespace, ratio: float, began
              *table(runs), "",
              f"Throughput, portal / s3transfer ({args.files} x {args.mb} MB, medians): **{ratio:.2f}**.", "",
              reading, ""]
-    lines.append("Each run: " + "; ".join(describe(r) for r in runs) + ".")
+    lines += ["Each run, in the order run (CPU seconds during the run; \"other jobs\" is what the rest of the "
+              "machine used meanwhile):", "",
+              "| # | setup | wall s | MB/s | per upload s, median | complete s, median | portal RSS MB: start / peak / "
+              "end | CPU s: portal / moto / client / other jobs | load at start |",
+              "|---:|---|---:|---:|---:|---:|---|---|---:|"]
+    for number, run in enumerate(runs, start=1):
+        portal = run.kind.startswith("portal")
+        lines.append(f"| {number} | {run.kind}, {run.files} x {run.file_bytes / MB:.0f} MB | {run.wall_s:.1f} | "
+                     f"{run.mb_per_s:.0f} | {med(run.upload_s):.1f} | {f'{med(run.complete_s):.1f}' if portal else '-'}"
+                     f" | {f'{run.rss_start_mb:.0f} / {run.rss_peak_mb:.0f} / {run.rss_end_mb:.0f}' if portal else '-'}"
+                     f" | {f'{run.portal_cpu_s:.0f}' if portal else '-'} / {run.moto_cpu_s:.0f} / "
+                     f"{run.client_cpu_s:.0f} / {max(0.0, run.others_cpu_s):.0f} | {run.load_before:.1f} |")
     first = next(r for r in runs if r.kind == "portal (S3)" and r.files == args.files and r.file_bytes == args.mb * MB)
     lines += ["", f"Portal RSS over its first {args.files} x {args.mb} MB run on S3 (seconds: MB): "
               f"{rss_timeline(first)}.", ""]
