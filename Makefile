@@ -5,7 +5,7 @@ PYTHON ?= python3
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export GENOFLOW_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install demo test dev portal dev-postgres bench bench-accuracy bench-pipeline bench-alignment lint conformance clean home
+.PHONY: install demo test dev portal dev-postgres bench bench-accuracy bench-pipeline bench-alignment bench-portal lint conformance clean home
 
 $(VENV)/.installed: pyproject.toml setup.py genoflow_dagster/_fastq.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ bench-pipeline: install
 
 bench-alignment: install
 	$(PY) benchmarks/alignment_identity.py --same-version
+
+# The upload portal under load (issue 15): 20 concurrent 100 MB uploads against s3transfer, both to moto on
+# loopback; writes RESULTS.md. ARGS=--small for a quick smoke that only prints.
+bench-portal: install
+	$(PY) benchmarks/portal_load.py $(ARGS)
 
 conformance: install
 	$(PY) benchmarks/conformance.py
