@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -39,6 +38,7 @@ from genoflow_dagster.launch import follow, run_id_of
 from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
 from genoflow_dagster.references import add_reference
 from genoflow_dagster.sensors.landing import FINGERPRINT_TAG
+from tests.makefile import recipe_command
 from tests.test_readme import commands, named_blocks
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,11 +130,7 @@ def test_a_sample_dropped_into_landing_runs_under_make_dev_without_a_click(lab, 
 
 def make_dev_command(port: int) -> list[str]:
     """The command the Makefile's `dev` target runs (after install and seeding DAGSTER_HOME), on `port`."""
-    recipe = re.search(r"^dev:.*\n((?:\t.*\n)+)", (REPO / "Makefile").read_text(), re.M)[1]
-    [line] = [line.strip() for line in recipe.splitlines() if "/bin/dagster dev " in line]
-    words = line.replace("$(VENV)/bin/", f"{BIN}/").split()
-    assert words[-2:] == ["-p", "3000"], line
-    return [*words[:-1], str(port)]
+    return recipe_command("dev", "dagster dev", "-p", "3000", port)
 
 
 def _drop_as_the_readme_says(folder: Path) -> None:

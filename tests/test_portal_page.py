@@ -30,6 +30,7 @@ import pytest
 from genoflow_dagster.jobs import SAMPLE_PIPELINE_JOB
 from tests.browser import VIEWPORT, chromium_browser, chromium_page, requires_browser
 from tests.conftest import _free_port, make_s3_storage
+from tests.makefile import recipe_command
 
 REPO = Path(__file__).resolve().parents[1]
 REALDATA = REPO.parent / "shared" / "realdata"
@@ -90,11 +91,7 @@ def running(command: list[str], env: dict[str, str], log: Path, ready_url: str |
 
 def make_portal_command(port: int) -> list[str]:
     """The command the Makefile's `portal` target runs (the README's `make portal`), on `port`."""
-    recipe = re.search(r"^portal:.*\n((?:\t.*\n)+)", (REPO / "Makefile").read_text(), re.M)[1]
-    [line] = [line.strip() for line in recipe.splitlines() if "/bin/genoflow portal " in line]
-    words = line.replace("$(VENV)/bin/", f"{BIN}/").split()
-    assert words[-2:] == ["--port", "8000"], line
-    return [*words[:-1], str(port)]
+    return recipe_command("portal", "genoflow portal", "--port", "8000", port)
 
 
 @contextmanager
