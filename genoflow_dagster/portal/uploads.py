@@ -24,6 +24,7 @@ import os
 import re
 import sqlite3
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -178,6 +179,7 @@ class UploadStore:
         self.chunk_dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.state_dir / "portal.sqlite3"
         self._parts_target: PartsTarget | None = storage if isinstance(storage, PartsTarget) else None
+        self._restart_lock = threading.Lock()
         with self.connect() as db:
             db.executescript(_SCHEMA)
             for table, column, kind in _ADDED_COLUMNS:
@@ -409,8 +411,12 @@ class UploadStore:
         except StorageError:
             if self._parts_target.parts_pending(upload.landing_key, parts_id):
                 raise
-        self._restart_parts(upload)
-        return self._put_part(upload, str(self._parts_id(upload.upload_id)), number)
+        with self._restart_lock:  # chunks in flight together fail together: one of them begins the new upload
+            if self._parts_id(upload.upload_id) == parts_id:
+                self._restart_parts(upload)
+            current = str(self._parts_id(upload.upload_id))
+        return self._parts_target.put_part(upload.landing_key, current, number + 1,
+                                           self._chunk_path(upload.upload_id, number))
 
     def _restart_parts(self, upload: Upload) -> None:
         assert self._parts_target is not None
@@ -441,7 +447,8 @@ class UploadStore:
                 raise
         if self._landed_whole(upload):
             return  # joined before
-        self._restart_parts(upload)
+        with self._restart_lock:
+            self._restart_parts(upload)
         self._parts_target.join_parts(upload.landing_key, str(self._parts_id(upload.upload_id)), self._parts(upload))
 
     def _parts(self, upload: Upload) -> list[dict[str, Any]]:
