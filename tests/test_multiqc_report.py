@@ -258,3 +258,25 @@ def test_rendered_tool_texts_equal_the_tools_own_output_on_the_stored_files(coho
         real_rows = [line.split("\t")[2:4] for line in real_text.splitlines() if line.startswith(section)]
         ours_rows = [line.split("\t")[2:4] for line in ours_text.splitlines() if line.startswith(section)]
         assert ours_rows == real_rows, section
+
+
+def test_each_sample_run_keeps_its_multiqc_inputs_and_a_rerun_drops_what_it_no_longer_has(cohort):
+    """`genoflow run` wrote each sample's MultiQC inputs with its report (no cohort job ran in this module):
+    the same files the renderer makes from the stored JSON. A file an earlier run left there (a re-run that
+    stops earlier has no calls) is removed when the sample's inputs are written again."""
+    from genoflow_dagster.assets.artifacts import multiqc_inputs_prefix, write_multiqc_inputs
+
+    storage, inputs, _, _ = cohort
+    for sample in (PASSING, STOPPED):
+        kept = {obj.key.rsplit("/", 1)[-1]: storage.get_bytes(obj.key)
+                for obj in storage.list(multiqc_inputs_prefix(sample))}
+        rendered = {p.name: p.read_bytes() for p in (inputs / sample).iterdir()}
+        assert kept == rendered, sample
+
+    stale = multiqc_inputs_prefix(STOPPED) + f"{STOPPED}.bcftools_stats.txt"
+    storage.put_bytes(b"# from an earlier run of this sample\n", stale)
+    keys = write_multiqc_inputs(storage, STOPPED)
+    assert not storage.exists(stale) and stale not in keys
+    assert sorted(obj.key for obj in storage.list(multiqc_inputs_prefix(STOPPED))) == sorted(keys)
+    with pytest.raises(Exception, match="never deleted"):
+        storage.delete_derived(f"raw/{STOPPED}/anything")

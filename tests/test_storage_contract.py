@@ -96,3 +96,15 @@ def test_local_storage_does_not_follow_symlinks(tmp_path):
     with pytest.raises(StorageError) as info:
         storage.get_bytes("landing/S1/link.fq")
     assert info.value.reason == "SYMLINK_REFUSED"
+
+
+def test_delete_derived_removes_only_files_under_processed(storage):
+    storage.put_bytes(b"old input", "processed/S1/multiqc/S1.bcftools_stats.txt")
+    storage.put_bytes(b"an upload", "landing/S1/S1_R1.fastq.gz")
+    assert storage.delete_derived("processed/S1/multiqc/S1.bcftools_stats.txt") is True
+    assert not storage.exists("processed/S1/multiqc/S1.bcftools_stats.txt")
+    assert storage.delete_derived("processed/S1/multiqc/S1.bcftools_stats.txt") is False
+    for key in ("landing/S1/S1_R1.fastq.gz", "raw/S1/x", "quarantine/S1/x", "reports/S1/report.html"):
+        with pytest.raises(StorageError, match="never deleted"):
+            storage.delete_derived(key)
+    assert storage.get_bytes("landing/S1/S1_R1.fastq.gz") == b"an upload"

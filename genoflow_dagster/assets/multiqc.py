@@ -1,9 +1,11 @@
 """The cohort QC report as a MultiQC report (reports/multiqc_inputs.py renders; this asset reads, calls, writes).
 
 Each sample's stored metrics are written in the formats MultiQC parses (FastQC's fastqc_data.txt, samtools
-flagstat/stats, bcftools stats, custom content for GenoFlow's verdict table), kept under
-`processed/<sample>/multiqc/` so a lab can point its own MultiQC at `processed/`, and rendered into
-`reports/cohort/multiqc_report.html` with MultiQC's parsed data beside it.
+flagstat/stats, bcftools stats, custom content for GenoFlow's verdict table) under `processed/<sample>/multiqc/`
+when its report is written (`artifacts.write_multiqc_inputs`), so a lab can point its own MultiQC at
+`processed/`. This asset fetches them and renders `reports/cohort/multiqc_report.html` with MultiQC's parsed
+data beside it. A sample without stored inputs (still running, or reported before they were kept) is rendered
+from its stored JSON here, for this report only.
 """
 
 import shutil
@@ -13,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from genoflow_dagster import settings, zones
+from genoflow_dagster.assets.artifacts import multiqc_inputs_prefix
 from genoflow_dagster.assets.metadata import code_version
 from genoflow_dagster.assets.transient import retry_storage_outages
 from genoflow_dagster.partitions import SAMPLES_PARTITION_NAME
@@ -31,25 +34,33 @@ MULTIQC_DATA_NAME = "multiqc_data.zip"
     code_version=code_version(),
     description="The cohort QC report as a MultiQC report: GenoFlow's verdict table first (every sample, "
     "gate-stopped ones included: status, failing gate, why), General Statistics, then FastQC, Samtools and "
-    "Bcftools sections rendered from each sample's stored metrics. Each sample's MultiQC inputs are kept "
-    "under processed/<sample>/multiqc/, so any MultiQC pointed at processed/ reads them too.",
+    "Bcftools sections from each sample's MultiQC inputs, which its report writes under "
+    "processed/<sample>/multiqc/ (so any MultiQC pointed at processed/ reads them too).",
 )
 @retry_storage_outages
 def cohort_multiqc_report(context: dg.AssetExecutionContext, storage: Storage) -> dg.MaterializeResult:
     samples: list[str] = []
     with tempfile.TemporaryDirectory(dir=settings.work_dir(), prefix="multiqc-") as tmp:
         inputs = Path(tmp) / "inputs"
+        rendered_here = 0
         for sample_id in sorted(context.instance.get_dynamic_partitions(SAMPLES_PARTITION_NAME)):
-            artifacts = read_sample_artifacts(storage, sample_id)
-            if artifacts.validation is None and artifacts.qc is None:
-                continue  # landed, not validated yet: nothing to show
-            for path in write_sample_inputs(artifacts, inputs):
-                storage.put_file(path, zones.processed_key(sample_id, "multiqc", path.name))
+            stored = list(storage.list(multiqc_inputs_prefix(sample_id)))
+            if stored:
+                (inputs / sample_id).mkdir(parents=True)
+                for obj in stored:
+                    storage.get_file(obj.key, inputs / sample_id / obj.key.rsplit("/", 1)[-1])
+            else:
+                artifacts = read_sample_artifacts(storage, sample_id)
+                if artifacts.validation is None and artifacts.qc is None:
+                    continue  # landed, not validated yet: nothing to show
+                write_sample_inputs(artifacts, inputs)
+                rendered_here += 1
             samples.append(sample_id)
         if not samples:
             context.log.warning("no sample has been validated yet: no MultiQC report written")
             return dg.MaterializeResult(metadata={"samples": dg.MetadataValue.int(0)})
-        context.log.info(f"MultiQC over {len(samples)} samples")
+        context.log.info(f"MultiQC over {len(samples)} samples ({rendered_here} without stored inputs, rendered "
+                         "from their JSON for this report)")
         report = build_multiqc_report(inputs, Path(tmp) / "out", title="GenoFlow cohort QC")
         seconds = float((report.parent / "multiqc_build_seconds.txt").read_text())
         data_zip = shutil.make_archive(str(Path(tmp) / "multiqc_data"), "zip", report.parent / "multiqc_data")

@@ -82,6 +82,11 @@ class Storage(dg.ConfigurableResource):
     def copy(self, src_key: str, dst_key: str) -> ObjectInfo:  # type: ignore[override]  # (not pydantic's copy)
         raise NotImplementedError
 
+    def delete_derived(self, key: str) -> bool:
+        """Remove a file a stage derived and now rewrites without it (under `processed/` only: uploads, raw
+        copies, quarantine and reports are never deleted this way); whether it was there."""
+        raise NotImplementedError
+
     def sweep_incomplete_writes(self, prefix: str, older_than_seconds: float, *,
                                 now: float | None = None) -> builtins.list[str]:
         """Remove what interrupted writes left under `prefix` more than `older_than_seconds` before `now`.
@@ -194,6 +199,14 @@ class LocalStorage(Storage):
     def exists(self, key: str) -> bool:
         path = self._path(key)
         return path.is_file() and not path.is_symlink()
+
+    def delete_derived(self, key: str) -> bool:
+        path = self._path(_derived(key))
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     def stat(self, key: str) -> ObjectInfo:
         path = self._path(key)
@@ -515,6 +528,12 @@ class S3Storage(Storage):
             raise
         return self.stat(dst_key)
 
+    def delete_derived(self, key: str) -> bool:
+        existed = self.exists(_derived(key))
+        if existed:
+            self._call("delete_object", f"removing {key}", Bucket=self.bucket, Key=self._key(key))
+        return existed
+
     def presigned_url(self, key: str, seconds: int, *, content_type: str | None = None,
                       content_disposition: str | None = None) -> str:
         """A GET URL for `key` that works for `seconds` without credentials (Signature V4), answering with the
@@ -658,6 +677,13 @@ def _cache_path(key: str) -> Path | None:
     if raw is None:
         return None
     return settings.work_dir() / RAW_COPY_CACHE / raw[0] / raw[1]
+
+
+def _derived(key: str) -> str:
+    """`key`, if it is a derived file (under `processed/`); anything else may not be deleted."""
+    if not key.startswith(f"{zones.PROCESSED}/"):
+        raise StorageError("INVALID_KEY", f"{key} is not a derived file under {zones.PROCESSED}/: it is never deleted")
+    return key
 
 
 def _resolved(value: str | None) -> str | None:
