@@ -247,7 +247,7 @@ def test_long_steps_report_progress_at_a_steady_cadence(data_dir, tmp_path, monk
         assert f"{step}: done, 12 MB" in text, step  # the closing line of each
         during = [line for line in lines if line.startswith(f"{step}: ") and "done" not in line]
         assert during and all(" of 12 MB (" in line or line.endswith("so far") for line in during), (step, during)
-        assert any("MB/s, ETA" in line for line in during), (step, during)
+        assert any("B/s, ETA" in line for line in during), (step, during)  # MB/s, or GB/s on a fast disk
 
 
 def test_the_demo_removes_the_copies_earlier_demos_left_in_the_data_dirs_defaults(tmp_path):
