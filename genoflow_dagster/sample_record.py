@@ -629,8 +629,9 @@ class SampleRecord:
                                          results.summary if results else None)
 
 
-def read_sample(storage: Storage, sample_id: str) -> SampleRecord:
-    """Read back everything stored for a sample so far (a stage that has not run is None)."""
+def read_sample(storage: Storage, sample_id: str, *, variants: bool = True) -> SampleRecord:
+    """Read back everything stored for a sample so far (a stage that has not run is None); the variants table
+    (the largest artifact) only when `variants`."""
 
     def maybe(key: str) -> Any:
         return read_json(storage, key) if storage.exists(key) else None
@@ -651,5 +652,5 @@ def read_sample(storage: Storage, sample_id: str) -> SampleRecord:
         aligned=record(AlignmentManifest, zones.aligned_manifest_key(sample_id)),
         calls=record(CallSetManifest, zones.calls_manifest_key(sample_id)),
         variant_results=record(VariantResults, zones.variants_summary_key(sample_id)),
-        variants=read_parquet(storage, table) if storage.exists(table) else None,
+        variants=read_parquet(storage, table) if variants and storage.exists(table) else None,
     )

@@ -26,7 +26,7 @@ from genoflow_dagster.formats.io import sha256_file_cached
 from genoflow_dagster.maintenance import RunState, scratch_folder_name
 from genoflow_dagster.references import added_reference_name
 from genoflow_dagster.reports.context import narrative_inputs, report_context
-from genoflow_dagster.reports.multiqc_inputs import read_sample_artifacts, write_sample_inputs
+from genoflow_dagster.reports.multiqc_inputs import SampleArtifacts, read_sample_artifacts, write_sample_inputs
 from genoflow_dagster.reports.pdf import PdfUnavailable, html_to_pdf
 from genoflow_dagster.reports.render import render_sample_report
 from genoflow_dagster.resources.ai import AIProvider, Narrative
@@ -34,6 +34,7 @@ from genoflow_dagster.resources.storage import Storage
 from genoflow_dagster.sample_record import (
     NOT_USED,
     ReferenceFile,
+    SampleRecord,
     read_json,
     read_parquet,
     read_sample,
@@ -114,7 +115,7 @@ def write_sample_report(storage: Storage, sample_id: str, *, run_id: str,
     key = zones.sample_report_key(sample_id)
     obj = storage.put_bytes(html.encode("utf-8"), key)
     written = WrittenReport(storage.uri(key), obj.size, ctx["sample_status"], narrative)
-    write_multiqc_inputs(storage, sample_id)
+    write_multiqc_inputs(storage, sample_id, sample)
     try:
         pdf = html_to_pdf(html)
     except PdfUnavailable as exc:
@@ -129,16 +130,19 @@ def multiqc_inputs_prefix(sample_id: str) -> str:
     return f"{zones.PROCESSED}/{zones.validate_sample_id(sample_id)}/{MULTIQC_STAGE}/"
 
 
-def write_multiqc_inputs(storage: Storage, sample_id: str) -> list[str]:
+def write_multiqc_inputs(storage: Storage, sample_id: str, record: SampleRecord | None = None) -> list[str]:
     """Render the sample's MultiQC inputs from what its stages stored (FastQC, samtools and bcftools texts,
     GenoFlow's verdict row) and keep them under `processed/<sample>/multiqc/`, removing what an earlier run left
     there and this one did not write (a re-run stopped earlier has no calls). Written with the sample's report,
-    once per run, so the cohort's MultiQC only reads them and a lab's own MultiQC finds them; their keys."""
+    once per run, so the cohort's MultiQC only reads them and a lab's own MultiQC finds them; their keys.
+    `record`: the sample's record when the caller has read it already."""
     prefix = multiqc_inputs_prefix(sample_id)
     earlier = {obj.key for obj in storage.list(prefix)}
     with tempfile.TemporaryDirectory(dir=settings.work_dir(), prefix="multiqc-") as tmp:
         keys = []
-        for path in write_sample_inputs(read_sample_artifacts(storage, sample_id), Path(tmp)):
+        artifacts = (SampleArtifacts.from_record(record) if record is not None
+                     else read_sample_artifacts(storage, sample_id))
+        for path in write_sample_inputs(artifacts, Path(tmp)):
             keys.append(zones.processed_key(sample_id, MULTIQC_STAGE, path.name))
             storage.put_file(path, keys[-1])
     for stale in sorted(earlier - set(keys)):

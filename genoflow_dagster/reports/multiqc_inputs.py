@@ -33,9 +33,13 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from genoflow_dagster import verdicts, zones
+from genoflow_dagster.sample_record import SampleRecord, read_sample
+
+if TYPE_CHECKING:
+    from genoflow_dagster.resources.storage import Storage
 
 JsonDict = dict[str, Any]
 
@@ -65,12 +69,6 @@ FASTQC_MODULES = {
 _ENCODINGS = {33: "Sanger / Illumina 1.9"}
 
 
-class ReadableStorage(Protocol):
-    def exists(self, key: str) -> bool: ...
-
-    def get_bytes(self, key: str) -> bytes: ...
-
-
 @dataclass(frozen=True)
 class SampleArtifacts:
     """What one sample stored, as the stages wrote it (None / empty for a stage that has not run)."""
@@ -83,33 +81,27 @@ class SampleArtifacts:
     calls: JsonDict | None = None
     variant_results: JsonDict | None = None
 
+    @classmethod
+    def from_record(cls, record: SampleRecord) -> SampleArtifacts:
+        """The stored JSON of each stage, from the sample's record (each record writes back its JSON as read)."""
+        def stored(stage: Any) -> JsonDict | None:
+            return None if stage is None else stage.to_json()
+
+        return cls(sample_id=record.sample_id, validation=stored(record.validation), qc=stored(record.qc),
+                   file_metrics={f.entry.name: f.metrics for f in record.file_metrics if f.metrics},
+                   aligned=stored(record.aligned), calls=stored(record.calls),
+                   variant_results=stored(record.variant_results))
+
     def verdict(self) -> verdicts.SampleVerdict:
         """The sample's verdict over the gate outcomes its stages stored (never re-graded here)."""
         return verdicts.sample_verdict(
             verdicts.stored_outcomes(self.validation, self.qc, self.aligned, self.variant_results))
 
 
-def read_sample_artifacts(storage: ReadableStorage, sample_id: str) -> SampleArtifacts:
-    """Read back a sample's stored JSON artifacts (per-file FASTQ metrics through the keys qc.json names)."""
-
-    def maybe(key: str | None) -> Any:
-        return json.loads(storage.get_bytes(key)) if key and storage.exists(key) else None
-
-    qc = maybe(zones.qc_summary_key(sample_id))
-    metrics = {}
-    for entry in (qc or {}).get("files") or []:
-        stored = maybe(entry.get("metrics_key"))
-        if stored is not None:
-            metrics[entry["name"]] = stored
-    return SampleArtifacts(
-        sample_id=sample_id,
-        validation=maybe(zones.validation_key(sample_id)),
-        qc=qc,
-        file_metrics=metrics,
-        aligned=maybe(zones.aligned_manifest_key(sample_id)),
-        calls=maybe(zones.calls_manifest_key(sample_id)),
-        variant_results=maybe(zones.variants_summary_key(sample_id)),
-    )
+def read_sample_artifacts(storage: Storage, sample_id: str) -> SampleArtifacts:
+    """A sample's stored JSON artifacts (per-file FASTQ metrics through the keys qc.json names), read by
+    `sample_record.read_sample` (without the variants table, which MultiQC does not show)."""
+    return SampleArtifacts.from_record(read_sample(storage, sample_id, variants=False))
 
 
 # ---------------------------------------------------------------- number formatting
